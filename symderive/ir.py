@@ -1,0 +1,239 @@
+"""Index-level expressions on SymPy: tensor reads, guarded sums, Iverson guards.
+
+Everything symderive knows about an array expression is a :class:`Tensor`: a symbolic
+shape, a validity condition on the sizes, and a function from an index tuple to a
+scalar SymPy expression. Scalars are ordinary SymPy expressions built from
+
+* tensor reads ``x[i, j]`` (``sympy.Indexed``; a 0-d tensor is a real ``Symbol``),
+  which read as zero outside the tensor's shape,
+* :class:`GSum` -- a sum over integer ranges whose empty ranges sum to zero,
+* :class:`Iverson` -- ``[cond]``, 1 where a condition on integers holds, else 0,
+* ``KroneckerDelta`` and ordinary functions (``exp``, ``log``, ``Piecewise`` ...).
+
+Sizes are positive integer symbols (:func:`size_symbol`), index variables integer
+symbols (:func:`index_symbol`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+Expr = sp.Expr
+Shape = tuple[sp.Expr, ...]
+
+
+def size_symbol(name: str) -> sp.Symbol:
+    """The positive integer symbol of a size.
+
+    >>> size_symbol("H").is_positive
+    True
+    """
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def index_symbol(name: str) -> sp.Symbol:
+    """The integer symbol of an index variable.
+
+    >>> index_symbol("i").is_integer
+    True
+    """
+    return sp.Symbol(name, integer=True)
+
+
+def scalar_symbol(name: str) -> sp.Symbol:
+    """The real symbol that stands for a 0-d tensor.
+
+    >>> scalar_symbol("b").is_real
+    True
+    """
+    return sp.Symbol(name, real=True)
+
+
+class Iverson(sp.Function):
+    """``[cond]``: 1 where the integer condition holds, else 0.
+
+    >>> i = index_symbol("i")
+    >>> Iverson(i < 3).subs(i, 1)
+    1
+    """
+
+    is_integer = True
+    is_nonnegative = True
+
+    @classmethod
+    def eval(cls, cond):
+        if cond is sp.true or cond == sp.true:
+            return sp.S.One
+        if cond is sp.false or cond == sp.false:
+            return sp.S.Zero
+        return None
+
+    def _latex(self, printer):
+        return r"\left[%s\right]" % printer._print(self.args[0])
+
+    def _eval_is_zero(self):
+        return None
+
+
+class GSum(sp.Sum):
+    """A sum over inclusive integer ranges; a range with ``hi < lo`` is empty (0).
+
+    Unlike SymPy's ``Sum`` there is no Karr convention: reversed limits are empty.
+
+    >>> i, n = index_symbol("i"), size_symbol("n")
+    >>> GSum(i, (i, 0, 2)).doit()
+    3
+    >>> GSum(i, (i, 3, 1)).doit()
+    0
+    """
+
+    def doit(self, **hints):
+        body = self.function
+        if hints.get("deep", True):
+            body = body.doit(**hints)
+        if not all(sp.sympify(b).is_Integer for _, lo, hi in self.limits for b in (lo, hi)):
+            return self.func(body, *self.limits)
+        total = body
+        for var, lo, hi in self.limits:
+            terms = [total.xreplace({var: sp.Integer(v)}) for v in range(int(lo), int(hi) + 1)]
+            total = sp.Add(*terms)
+        return total
+
+
+def gsum(body: Expr, *limits) -> Expr:
+    """A :class:`GSum`, or ``body`` itself when there are no limits.
+
+    >>> gsum(sp.Integer(1))
+    1
+    """
+    if not limits:
+        return body
+    if body == 0:
+        return sp.S.Zero
+    return GSum(body, *limits)
+
+
+def in_range(idx: Sequence[Expr], shape: Shape) -> sp.Boolean:
+    """The condition that an index tuple lies inside a shape.
+
+    >>> i, n = index_symbol("i"), size_symbol("n")
+    >>> in_range((i,), (n,))
+    (i >= 0) & (i < n)
+    """
+    conds = []
+    for i, n in zip(idx, shape, strict=True):
+        conds.append(sp.Ge(i, 0))
+        conds.append(sp.Lt(i, n))
+    return sp.And(*conds)
+
+
+def read(name: str, idx: Sequence[Expr]) -> Expr:
+    """A read of the named input tensor (a real symbol when ``idx`` is empty).
+
+    >>> read("x", (index_symbol("i"),))
+    x[i]
+    """
+    if not idx:
+        return scalar_symbol(name)
+    return sp.IndexedBase(name)[tuple(idx)]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor-valued expression.
+
+    ``element(idx)`` is the scalar value at an index tuple inside ``shape``;
+    ``zero_outside`` says that it already evaluates to 0 outside (so no guard is
+    needed); ``valid`` is the condition on the sizes under which the expression is
+    defined at all (NumPy would raise elsewhere, e.g. ``w @ g`` with ``m != n``).
+
+    >>> n = size_symbol("n")
+    >>> x = leaf("x", (n,))
+    >>> x.at((index_symbol("i"),))
+    x[i]
+    """
+
+    shape: Shape
+    element: Callable[[tuple], Expr] = field(compare=False)
+    zero_outside: bool = False
+    valid: sp.Boolean = sp.true
+    latex: str = ""
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def at(self, idx: Sequence[Expr]) -> Expr:
+        """The element at ``idx``, zero when ``idx`` lies outside the shape."""
+        idx = tuple(sp.sympify(i) for i in idx)
+        if len(idx) != len(self.shape):
+            raise ValueError(f"index of length {len(idx)} for a tensor of rank {len(self.shape)}")
+        value = self.element(idx)
+        if self.zero_outside or not idx:
+            return value
+        guard = in_range(idx, self.shape)
+        if guard == sp.true:
+            return value
+        return Iverson(guard) * value
+
+
+def leaf(name: str, shape: Shape, latex: str = "") -> Tensor:
+    """The tensor of a layer input (reads outside its shape are zero).
+
+    >>> leaf("w", (size_symbol("k"),)).shape
+    (k,)
+    """
+    shape = tuple(sp.sympify(s) for s in shape)
+    return Tensor(shape=shape, element=lambda idx: read(name, idx), zero_outside=True, latex=latex or name)
+
+
+def from_scalar(value: Expr, latex: str = "") -> Tensor:
+    """A 0-d tensor holding a scalar expression.
+
+    >>> from_scalar(sp.Integer(2)).at(())
+    2
+    """
+    value = sp.sympify(value)
+    return Tensor(shape=(), element=lambda idx: value, zero_outside=True, latex=latex or sp.latex(value))
+
+
+def fresh_indices(prefix: str, count: int, avoid: set | None = None) -> tuple[sp.Symbol, ...]:
+    """``count`` index symbols named ``prefix0, prefix1, ...`` not in ``avoid``.
+
+    >>> fresh_indices("i", 2)
+    (i0, i1)
+    """
+    avoid = {str(s) for s in (avoid or ())}
+    out = []
+    for k in itertools.count():
+        name = f"{prefix}{k}"
+        if name not in avoid:
+            out.append(index_symbol(name))
+            if len(out) == count:
+                return tuple(out)
+    raise AssertionError("unreachable")
+
+
+def dummy_index(hint: str = "k") -> sp.Dummy:
+    """A fresh summation variable that cannot clash with any other symbol.
+
+    >>> dummy_index("m").is_integer
+    True
+    """
+    return sp.Dummy(hint, integer=True)
+
+
+def size_sum(expr: Tensor, idx_hint: str = "k") -> Expr:
+    """The sum of all elements of a tensor, as a scalar.
+
+    >>> n = size_symbol("n")
+    >>> size_sum(leaf("x", (n,))).func.__name__
+    'GSum'
+    """
+    idx = tuple(dummy_index(idx_hint) for _ in expr.shape)
+    limits = [(i, 0, n - 1) for i, n in zip(idx, expr.shape)]
+    return gsum(expr.element(idx), *limits)

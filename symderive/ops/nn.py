@@ -1,0 +1,1 @@
+"""Operators: nn (to be filled)."""

@@ -1,0 +1,1 @@
+"""Operators: reduce (to be filled)."""

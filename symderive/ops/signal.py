@@ -1,0 +1,1 @@
+"""Operators: signal (to be filled)."""

@@ -1,0 +1,1 @@
+"""Operators: special (to be filled)."""

@@ -1,0 +1,179 @@
+"""Closed forms as operator trees, and the three walks over them.
+
+The claim parser turns text into a :class:`Node` tree; the operator table gives each
+node its meaning. One tree serves three readers:
+
+* :func:`build` -- the index-level :class:`~symderive.ir.Tensor` (prover, concrete checks),
+* :func:`to_numpy` -- a NumPy expression (code generation),
+* :func:`to_latex` -- LaTeX (reports).
+
+Operators receive their bound arguments as keyword arguments named after their
+:class:`~symderive.ops.Param` s: tensor arguments as ``Tensor`` / code / LaTeX, options
+as plain values (ints, SymPy integer expressions, strings, tuples, None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .ir import Tensor, from_scalar
+from .ops import OPERATORS
+
+
+@dataclass(frozen=True)
+class Node:
+    """Base class of closed-form tree nodes."""
+
+
+@dataclass(frozen=True)
+class Ref(Node):
+    """A name: a layer input, ``g``, the layer's output, or a size used as a value.
+
+    >>> Ref("x").name
+    'x'
+    """
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Num(Node):
+    """A numeric constant (a SymPy number, or a SymPy expression over sizes).
+
+    >>> Num(sp.Integer(2)).value
+    2
+    """
+
+    value: sp.Expr
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    """An operator applied to bound arguments: ``(("in1", Ref("x")), ("mode", "full"))``.
+
+    Tensor arguments are Nodes (a tuple of Nodes for a ``tensors`` parameter); options
+    are plain values.
+
+    >>> Call("exp", (("x", Ref("s")),)).op
+    'exp'
+    """
+
+    op: str
+    args: tuple[tuple[str, object], ...]
+
+    def arg(self, name: str):
+        """The bound value of one parameter."""
+        return dict(self.args)[name]
+
+
+@dataclass(frozen=True)
+class Element(Node):
+    """A tree indexed by index expressions (``softmax(s)[k]``): a 0-d value.
+
+    >>> Element(Ref("x"), (sp.Symbol("k", integer=True),)).index
+    (k,)
+    """
+
+    node: Node
+    index: tuple[sp.Expr, ...]
+
+
+@dataclass(frozen=True)
+class Scalar(Node):
+    """An index-form scalar (a SymPy expression with reads and sums) used as a 0-d value."""
+
+    expr: sp.Expr
+    latex: str = ""
+
+
+def _map_args(call: Call, fn) -> dict:
+    op = OPERATORS[call.op]
+    kinds = {p.name: p.kind for p in op.params}
+    out = {}
+    for name, value in call.args:
+        if kinds.get(name) == "tensor" and value is not None:
+            out[name] = fn(value)
+        elif kinds.get(name) == "tensors":
+            out[name] = tuple(fn(v) for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def build(node: Node, scope: Mapping[str, Tensor]) -> Tensor:
+    """The index-level tensor of a tree; ``scope`` maps names to tensors.
+
+    >>> from .ir import leaf, size_symbol
+    >>> t = build(Call("exp", (("x", Ref("s")),)), {"s": leaf("s", (size_symbol("n"),))})
+    >>> t.shape
+    (n,)
+    """
+    if isinstance(node, Ref):
+        return scope[node.name]
+    if isinstance(node, Num):
+        return from_scalar(node.value)
+    if isinstance(node, Scalar):
+        return from_scalar(node.expr, latex=node.latex)
+    if isinstance(node, Element):
+        inner = build(node.node, scope)
+        value = inner.at(node.index)
+        return Tensor(shape=(), element=lambda idx: value, zero_outside=True, valid=inner.valid)
+    if isinstance(node, Call):
+        return OPERATORS[node.op].definition(**_map_args(node, lambda n: build(n, scope)))
+    raise TypeError(f"not a tree node: {node!r}")
+
+
+def to_numpy(node: Node, names: Mapping[str, str] | None = None) -> str:
+    """A NumPy expression computing a tree (``np`` and registered helpers in scope).
+
+    >>> to_numpy(Call("exp", (("x", Ref("s")),)))
+    'np.exp(s)'
+    """
+    names = names or {}
+    if isinstance(node, Ref):
+        return names.get(node.name, node.name)
+    if isinstance(node, Num):
+        return _numpy_number(node.value)
+    if isinstance(node, Element):
+        inner = to_numpy(node.node, names)
+        return f"({inner})[{', '.join(sp.pycode(i) for i in node.index)}]"
+    if isinstance(node, Scalar):
+        raise NotImplementedError("index-form scalars are lowered by codegen")
+    if isinstance(node, Call):
+        return OPERATORS[node.op].to_numpy(**_map_args(node, lambda n: to_numpy(n, names)))
+    raise TypeError(f"not a tree node: {node!r}")
+
+
+def _numpy_number(value) -> str:
+    value = sp.sympify(value)
+    if value.is_Integer:
+        return str(int(value))
+    if value.is_Rational:
+        return f"({int(value.p)} / {int(value.q)})"
+    if value.is_Float:
+        return repr(float(value))
+    return sp.pycode(value).replace("math.", "np.")
+
+
+def to_latex(node: Node, names: Mapping[str, str] | None = None) -> str:
+    """LaTeX for a tree, in the operator table's notation.
+
+    >>> to_latex(Call("exp", (("x", Ref("s")),)))
+    '\\\\exp\\\\left(s\\\\right)'
+    """
+    names = names or {}
+    if isinstance(node, Ref):
+        return names.get(node.name, sp.latex(sp.Symbol(node.name)))
+    if isinstance(node, Num):
+        return sp.latex(node.value)
+    if isinstance(node, Element):
+        inner = to_latex(node.node, names)
+        return r"\left(%s\right)_{%s}" % (inner, ", ".join(sp.latex(i) for i in node.index))
+    if isinstance(node, Scalar):
+        return node.latex or sp.latex(node.expr)
+    if isinstance(node, Call):
+        return OPERATORS[node.op].to_latex(**_map_args(node, lambda n: to_latex(n, names)))
+    raise TypeError(f"not a tree node: {node!r}")
