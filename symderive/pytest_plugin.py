@@ -1,0 +1,1 @@
+"""pytest plugin: layer files' claims as test items (being written)."""
