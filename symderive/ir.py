@@ -139,7 +139,7 @@ def read(name: str, idx: Sequence[Expr]) -> Expr:
     """
     if not idx:
         return scalar_symbol(name)
-    return sp.IndexedBase(name)[tuple(idx)]
+    return sp.IndexedBase(name, real=True)[tuple(idx)]
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@ The shared pieces here (:func:`broadcast_shapes`, :func:`broadcast_index`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import sympy as sp
 
-from ..ir import Shape, Tensor
+from ..errors import InputError
+from ..ir import Iverson, Shape, Tensor
 
 
 def broadcast_pair(a: sp.Expr, b: sp.Expr) -> tuple[sp.Expr, sp.Boolean]:
@@ -81,12 +83,16 @@ def elementwise_tensor(fn: Callable[..., sp.Expr], *args: Tensor, zero_preservin
     >>> n = sp.Symbol("n", integer=True, positive=True)
     >>> i = sp.Symbol("i", integer=True)
     >>> elementwise_tensor(sp.exp, leaf("x", (n,))).at((i,))
-    exp(x[i])*Iverson((i >= 0) & (i < n))
+    exp(x[i])
     """
     shape, valid = broadcast_shapes(*(a.shape for a in args))
 
+    def operand(a, idx):
+        # inside the output's shape an operand of the same shape is in range: no guard
+        return a.element(idx) if a.shape == shape else a.at(broadcast_index(idx, a.shape, shape))
+
     def element(idx):
-        return fn(*(a.at(broadcast_index(idx, a.shape, shape)) for a in args))
+        return fn(*(operand(a, idx) for a in args))
 
     same_shapes = all(a.shape == shape for a in args)
     zero_outside = zero_preserving and same_shapes and all(a.zero_outside for a in args)
@@ -101,7 +107,15 @@ def _unary_shape(x):
     return tuple(x), sp.true
 
 
-def unary(name: str, fn: Callable[[sp.Expr], sp.Expr], numpy: str, latex: str, zero_preserving: bool, family: str = "numpy") -> Operator:
+def unary(
+    name: str,
+    fn: Callable[[sp.Expr], sp.Expr],
+    numpy: str,
+    latex: str,
+    zero_preserving: bool,
+    family: str = "numpy",
+    by_name: bool = True,
+) -> Operator:
     """Register an elementwise function of one array (``exp``, ``tanh`` ...).
 
     ``numpy`` is the NumPy function's dotted name, ``latex`` a format with ``{x}``.
@@ -118,8 +132,283 @@ def unary(name: str, fn: Callable[[sp.Expr], sp.Expr], numpy: str, latex: str, z
             to_numpy=lambda x: f"{numpy}({x})",
             to_latex=lambda x: latex.format(x=x),
             algebra="elementwise",
+            by_name=by_name,
         )
     )
 
 
 unary("exp", sp.exp, "np.exp", r"\exp\left({x}\right)", zero_preserving=False)
+
+
+# -- shared helpers of the NumPy families -----------------------------------------------
+def option_code(value) -> str:
+    """NumPy source for an option value (an int, a size expression, a tuple, None ...).
+
+    >>> option_code((0, -1)), option_code(sp.Symbol("n") - 1), option_code(None)
+    ('(0, -1)', 'n - 1', 'None')
+    """
+    if isinstance(value, tuple | list):
+        inner = ", ".join(option_code(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, sp.Basic):
+        if value.is_Integer:
+            return str(int(value))
+        return sp.pycode(value)
+    return repr(value)
+
+
+def option_latex(value) -> str:
+    """LaTeX for an option value.
+
+    >>> option_latex((0, 1))
+    '\\\\left(0, 1\\\\right)'
+    """
+    if isinstance(value, tuple | list):
+        return r"\left(%s\right)" % ", ".join(option_latex(v) for v in value)
+    if isinstance(value, str):
+        return r"\text{%s}" % value
+    return sp.latex(sp.sympify(value))
+
+
+def paren(latex: str) -> str:
+    """``latex`` wrapped in parentheses unless it is a single symbol or already bracketed.
+
+    >>> paren("x"), paren("a + b")
+    ('x', '\\\\left(a + b\\\\right)')
+    """
+    if re.fullmatch(r"[A-Za-z0-9]|\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?", latex):
+        return latex
+    return r"\left(%s\right)" % latex
+
+
+def constant_int(value, op: str, param: str) -> int:
+    """An option that must be a constant integer (an axis, a diagonal offset).
+
+    >>> constant_int(sp.Integer(-1), "sum", "axis")
+    -1
+    """
+    value = sp.sympify(value)
+    if not value.is_Integer:
+        raise InputError(f"{op}: {param}={value} must be a constant integer")
+    return int(value)
+
+
+def normalize_axes(axis, ndim: int, op: str, param: str = "axis") -> tuple[int, ...]:
+    """NumPy's axis argument as a sorted tuple of non-negative axes (None means all).
+
+    >>> normalize_axes(-1, 3, "sum"), normalize_axes(None, 2, "sum"), normalize_axes((0, -1), 3, "sum")
+    ((2,), (0, 1), (0, 2))
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple | list) else (axis,)
+    out = [normalize_axis(a, ndim, op, param) for a in items]
+    if len(set(out)) != len(out):
+        raise InputError(f"{op}: repeated axis in {param}={axis}")
+    return tuple(sorted(out))
+
+
+def normalize_axis(axis, ndim: int, op: str, param: str = "axis") -> int:
+    """One NumPy axis as a non-negative int, or InputError when out of bounds.
+
+    >>> normalize_axis(-1, 2, "flip")
+    1
+    """
+    a = constant_int(axis, op, param)
+    if not -ndim <= a < ndim:
+        raise InputError(f"{op}: {param}={a} is out of bounds for an array of dimension {ndim}")
+    return a % ndim if ndim else a
+
+
+# -- binary and unary operators ---------------------------------------------------------
+def _binary_shape(x1, x2):
+    return broadcast_shapes(x1, x2)
+
+
+def binary(name: str, fn: Callable, numpy: str, latex: str, zero_preserving: bool, by_name: bool = True) -> Operator:
+    """Register an elementwise function of two broadcast arrays (params ``x1``, ``x2``).
+
+    ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}``.
+
+    >>> OPERATORS["add"].params[0].name
+    'x1'
+    """
+    return register(
+        Operator(
+            name=name,
+            family="numpy",
+            params=(Param("x1", "tensor", required=True), Param("x2", "tensor", required=True)),
+            definition=lambda x1, x2: elementwise_tensor(fn, x1, x2, zero_preserving=zero_preserving),
+            shape_rule=_binary_shape,
+            to_numpy=lambda x1, x2: numpy.format(x1=x1, x2=x2),
+            to_latex=lambda x1, x2: latex.format(x1=paren(x1), x2=paren(x2)),
+            algebra="elementwise",
+            by_name=by_name,
+        )
+    )
+
+
+def iverson_of(relation: Callable[[sp.Expr, sp.Expr], sp.Boolean]) -> Callable[[sp.Expr, sp.Expr], sp.Expr]:
+    """The 0/1 value of a comparison, as NumPy's boolean array read as numbers.
+
+    >>> iverson_of(sp.Lt)(sp.Integer(1), sp.Integer(2))
+    1
+    """
+    return lambda a, b: Iverson(relation(a, b))
+
+
+def abs_kinked(x):
+    """``|x|`` with derivative 0 at 0, as PyTorch's ``abs``.
+
+    >>> sp.diff(abs_kinked(sp.Symbol("x", real=True)), sp.Symbol("x", real=True)).subs(sp.Symbol("x", real=True), 0)
+    0
+    """
+    return sp.Piecewise((x, x > 0), (-x, x < 0), (sp.S.Zero, True))
+
+
+def sign_of(x):
+    """``sign(x)``: 1, -1 or 0.
+
+    >>> sign_of(sp.Integer(-3))
+    -1
+    """
+    return sp.Piecewise((sp.S.One, x > 0), (sp.S.NegativeOne, x < 0), (sp.S.Zero, True))
+
+
+def maximum_of(a, b):
+    """``max(a, b)``, splitting the derivative evenly at a tie (as ``torch.maximum``).
+
+    >>> maximum_of(sp.Integer(1), sp.Integer(2))
+    2
+    """
+    return sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, True))
+
+
+def minimum_of(a, b):
+    """``min(a, b)``, splitting the derivative evenly at a tie (as ``torch.minimum``).
+
+    >>> minimum_of(sp.Integer(1), sp.Integer(2))
+    1
+    """
+    return sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, True))
+
+
+def clip_of(a, a_min, a_max):
+    """NumPy's ``clip`` of one element; the derivative passes at the bounds (``torch.clamp``).
+
+    ``a_min > a_max`` gives ``a_max`` everywhere, as ``np.minimum(np.maximum(a, a_min), a_max)``.
+
+    >>> clip_of(sp.Integer(5), sp.Integer(0), sp.Integer(1))
+    1
+    """
+    branches = []
+    if a_min is not None and a_max is not None:
+        branches.append((a_max, a_min > a_max))
+    if a_min is not None:
+        branches.append((a_min, a < a_min))
+    if a_max is not None:
+        branches.append((a_max, a > a_max))
+    return sp.Piecewise(*branches, (a, True))
+
+
+def where_of(condition, x, y):
+    """``x`` where ``condition`` is nonzero, else ``y``.
+
+    >>> where_of(sp.Integer(0), sp.Integer(1), sp.Integer(2))
+    2
+    """
+    return sp.Piecewise((x, sp.Ne(condition, 0)), (y, True))
+
+
+binary("add", sp.Add, "({x1} + {x2})", "{x1} + {x2}", zero_preserving=True, by_name=False)
+binary("subtract", lambda a, b: a - b, "({x1} - {x2})", "{x1} - {x2}", zero_preserving=True, by_name=False)
+binary("multiply", sp.Mul, "({x1} * {x2})", r"{x1} \odot {x2}", zero_preserving=True, by_name=False)
+binary("divide", lambda a, b: a / b, "({x1} / {x2})", r"{x1} \oslash {x2}", zero_preserving=False, by_name=False)
+binary("power", sp.Pow, "({x1} ** {x2})", "{x1}^{{{x2}}}", zero_preserving=False, by_name=False)
+binary("less", iverson_of(sp.Lt), "({x1} < {x2})", r"\left[{x1} < {x2}\right]", zero_preserving=True, by_name=False)
+binary("less_equal", iverson_of(sp.Le), "({x1} <= {x2})", r"\left[{x1} \le {x2}\right]", False, by_name=False)
+binary("greater", iverson_of(sp.Gt), "({x1} > {x2})", r"\left[{x1} > {x2}\right]", zero_preserving=True, by_name=False)
+binary("greater_equal", iverson_of(sp.Ge), "({x1} >= {x2})", r"\left[{x1} \ge {x2}\right]", False, by_name=False)
+binary("equal", iverson_of(sp.Eq), "({x1} == {x2})", r"\left[{x1} = {x2}\right]", zero_preserving=False, by_name=False)
+binary("not_equal", iverson_of(sp.Ne), "({x1} != {x2})", r"\left[{x1} \ne {x2}\right]", True, by_name=False)
+binary("maximum", maximum_of, "np.maximum({x1}, {x2})", r"\max\left({x1}, {x2}\right)", zero_preserving=True)
+binary("minimum", minimum_of, "np.minimum({x1}, {x2})", r"\min\left({x1}, {x2}\right)", zero_preserving=True)
+
+unary("negative", lambda x: -x, "np.negative", r"-{x}", zero_preserving=True, by_name=False)
+unary("positive", lambda x: x, "np.positive", r"+{x}", zero_preserving=True, by_name=False)
+unary("log", sp.log, "np.log", r"\log\left({x}\right)", zero_preserving=False)
+unary("sqrt", sp.sqrt, "np.sqrt", r"\sqrt{{{x}}}", zero_preserving=True)
+unary("square", lambda x: x**2, "np.square", r"{x}^{{2}}", zero_preserving=True)
+unary("tanh", sp.tanh, "np.tanh", r"\tanh\left({x}\right)", zero_preserving=True)
+unary("sinh", sp.sinh, "np.sinh", r"\sinh\left({x}\right)", zero_preserving=True)
+unary("cosh", sp.cosh, "np.cosh", r"\cosh\left({x}\right)", zero_preserving=False)
+unary("sin", sp.sin, "np.sin", r"\sin\left({x}\right)", zero_preserving=True)
+unary("cos", sp.cos, "np.cos", r"\cos\left({x}\right)", zero_preserving=False)
+unary("log1p", lambda x: sp.log(1 + x), "np.log1p", r"\log\left(1 + {x}\right)", zero_preserving=True)
+unary("expm1", lambda x: sp.exp(x) - 1, "np.expm1", r"\left(e^{{{x}}} - 1\right)", zero_preserving=True)
+unary("abs", abs_kinked, "np.abs", r"\left|{x}\right|", zero_preserving=True)
+unary("sign", sign_of, "np.sign", r"\operatorname{{sign}}\left({x}\right)", zero_preserving=True)
+
+
+def _where_shape(condition, x, y):
+    return broadcast_shapes(condition, x, y)
+
+
+register(
+    Operator(
+        name="where",
+        family="numpy",
+        params=(Param("condition", "tensor", required=True), Param("x", "tensor"), Param("y", "tensor")),
+        definition=lambda condition, x=None, y=None: elementwise_tensor(
+            where_of, condition, *_both("where", x, y), zero_preserving=True
+        ),
+        shape_rule=_where_shape,
+        to_numpy=lambda condition, x=None, y=None: f"np.where({condition}, {x}, {y})",
+        to_latex=lambda condition, x=None, y=None: r"\begin{cases} %s & %s \ne 0 \\ %s & \text{otherwise} \end{cases}"
+        % (x, condition, y),
+        algebra="elementwise",
+    )
+)
+
+
+def _both(op: str, x, y):
+    if x is None or y is None:
+        raise InputError(f"{op}: give both x and y (the one-argument form returns indices)")
+    return x, y
+
+
+def _clip_definition(a, a_min=None, a_max=None):
+    if a_min is None and a_max is None:
+        raise InputError("clip: one of a_min and a_max must be given")
+    bounds = [t for t in (a_min, a_max) if t is not None]
+
+    def fn(v, *rest):
+        lo = rest[0] if a_min is not None else None
+        hi = rest[-1] if a_max is not None else None
+        return clip_of(v, lo, hi)
+
+    return elementwise_tensor(fn, a, *bounds)
+
+
+def _clip_shape(a, a_min=None, a_max=None):
+    return broadcast_shapes(a, *(s for s in (a_min, a_max) if s is not None))
+
+
+def _clip_latex(a, a_min=None, a_max=None):
+    lo = a_min if a_min is not None else r"-\infty"
+    hi = a_max if a_max is not None else r"\infty"
+    return r"\operatorname{clip}\left(%s, %s, %s\right)" % (a, lo, hi)
+
+
+register(
+    Operator(
+        name="clip",
+        family="numpy",
+        params=(Param("a", "tensor", required=True), Param("a_min", "tensor"), Param("a_max", "tensor")),
+        definition=_clip_definition,
+        shape_rule=_clip_shape,
+        to_numpy=lambda a, a_min=None, a_max=None: f"np.clip({a}, {a_min}, {a_max})",
+        to_latex=_clip_latex,
+        algebra="elementwise",
+    )
+)
