@@ -1,1 +1,312 @@
-"""Operators: signal (to be filled)."""
+"""Operators of ``scipy.signal``: ``correlate``, ``convolve``, ``correlate2d``, ``convolve2d``.
+
+Every mode is a window onto the *full* correlation
+
+    full[k] = sum_l in1[l + k - (n2 - 1)] * in2[l],    0 <= k <= n1 + n2 - 2,
+
+(a convolution is the correlation with ``in2`` flipped): ``out[k] = full[k + start]``
+with ``start = 0`` ("full"), ``floor((n2 - 1) / 2)`` ("same"; ``correlate2d`` uses
+``floor(n2 / 2)``) or ``min(n1, n2) - 1`` ("valid", where SciPy swaps the inputs when
+``in2`` is the larger one). With symbolic sizes the "valid" minimum is a ``Piecewise``
+on which operand is at least as large in every dimension.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import sympy as sp
+
+from ..errors import InputError
+from ..ir import Shape, Tensor, dummy_index, gsum
+from . import Operator, Param, numpy_helper, refuse, register
+
+MODES = ("full", "valid", "same")
+METHODS = ("auto", "direct", "fft")
+
+#: how "same" picks its window: scipy.signal.correlate/convolve/convolve2d centre on
+#: floor((n2 - 1) / 2), correlate2d (SciPy's 2-D C code, unflipped) on floor(n2 / 2)
+SAME_CENTRE = {"correlate": "signal", "convolve": "signal", "correlate2d": "2d", "convolve2d": "signal"}
+
+
+# -- sizes and windows -------------------------------------------------------------------
+def first_at_least_second(shape1: Shape, shape2: Shape) -> sp.Boolean:
+    """The condition that ``shape1`` is at least ``shape2`` in every dimension.
+
+    >>> n, k = sp.symbols("n k", integer=True, positive=True)
+    >>> first_at_least_second((n,), (k,))
+    n >= k
+    """
+    return sp.And(*(sp.Ge(a, b) for a, b in zip(shape1, shape2, strict=True)))
+
+
+def _check_mode(op: str, mode) -> str:
+    if mode not in MODES:
+        raise InputError(f"{op}: mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
+    return mode
+
+
+def _check_ranks(op: str, shape1: Shape, shape2: Shape, rank: int | None) -> None:
+    if len(shape1) != len(shape2):
+        raise InputError(
+            f"{op}: in1 and in2 must have the same number of dimensions, got {len(shape1)} and {len(shape2)}"
+        )
+    if rank is not None and len(shape1) != rank:
+        raise InputError(f"{op}: in1 and in2 must be {rank}-D arrays, got {len(shape1)}-D")
+
+
+def same_start(n2: sp.Expr, centre: str) -> sp.Expr:
+    """Where the "same" window starts inside the full output along one dimension.
+
+    >>> k = sp.Symbol("k", integer=True, positive=True)
+    >>> same_start(k, "signal"), same_start(k, "2d")
+    (floor(k/2 - 1/2), floor(k/2))
+    """
+    return sp.floor((n2 - 1) / sp.Integer(2)) if centre == "signal" else sp.floor(n2 / sp.Integer(2))
+
+
+def window_shape(shape1: Shape, shape2: Shape, mode: str) -> tuple[Shape, sp.Boolean]:
+    """The output shape of a mode and the condition under which SciPy accepts it.
+
+    >>> n, k = sp.symbols("n k", integer=True, positive=True)
+    >>> window_shape((n,), (k,), "full")
+    ((k + n - 1,), True)
+    """
+    if mode == "full":
+        return tuple(a + b - 1 for a, b in zip(shape1, shape2, strict=True)), sp.true
+    if mode == "same":
+        return tuple(shape1), sp.true
+    first_larger = first_at_least_second(shape1, shape2)
+    second_larger = first_at_least_second(shape2, shape1)
+    shape = []
+    for a, b in zip(shape1, shape2, strict=True):
+        if first_larger == sp.true or sp.Ge(a, b) == sp.true:
+            shape.append(a - b + 1)
+        elif second_larger == sp.true:
+            shape.append(b - a + 1)
+        else:
+            shape.append(sp.Piecewise((a - b + 1, first_larger), (b - a + 1, True)))
+    return tuple(shape), sp.Or(first_larger, second_larger)
+
+
+def _window_starts(shape1: Shape, shape2: Shape, mode: str, centre: str, first_larger: bool) -> tuple:
+    if mode == "full":
+        return tuple(sp.S.Zero for _ in shape1)
+    if mode == "same":
+        return tuple(same_start(b, centre) for b in shape2)
+    return tuple((b if first_larger else a) - 1 for a, b in zip(shape1, shape2, strict=True))
+
+
+def full_correlation_element(in1: Tensor, in2: Tensor, k: tuple, flip: bool) -> sp.Expr:
+    """``full[k]`` of the correlation of ``in1`` with ``in2`` (with ``in2`` flipped: convolution).
+
+    >>> from ..ir import leaf, size_symbol, index_symbol
+    >>> n, m, i = size_symbol("n"), size_symbol("m"), index_symbol("i")
+    >>> full_correlation_element(leaf("x", (n,)), leaf("w", (m,)), (i,), flip=True).func.__name__
+    'GSum'
+    """
+    ls = tuple(dummy_index("l") for _ in in2.shape)
+    reads1 = tuple(ki + li - (n2 - 1) for ki, li, n2 in zip(k, ls, in2.shape, strict=True))
+    reads2 = tuple((n2 - 1 - li) if flip else li for li, n2 in zip(ls, in2.shape, strict=True))
+    limits = [(li, 0, n2 - 1) for li, n2 in zip(ls, in2.shape, strict=True)]
+    return gsum(in1.at(reads1) * in2.at(reads2), *limits)
+
+
+def signal_tensor(op: str, in1: Tensor, in2: Tensor, mode: str, flip: bool, rank: int | None = None) -> Tensor:
+    """The index definition of one of the four SciPy operators.
+
+    >>> from ..ir import leaf, size_symbol
+    >>> n, m = size_symbol("n"), size_symbol("m")
+    >>> signal_tensor("correlate", leaf("x", (n,)), leaf("w", (m,)), "full", flip=False).shape
+    (m + n - 1,)
+    """
+    mode = _check_mode(op, mode)
+    _check_ranks(op, in1.shape, in2.shape, rank)
+    valid = sp.And(in1.valid, in2.valid)
+    if not in1.shape:
+        return Tensor(shape=(), element=lambda idx: in1.at(()) * in2.at(()), zero_outside=True, valid=valid)
+    shape, ok = window_shape(in1.shape, in2.shape, mode)
+    centre = SAME_CENTRE[op]
+
+    def at_start(idx, first_larger):
+        starts = _window_starts(in1.shape, in2.shape, mode, centre, first_larger)
+        return full_correlation_element(in1, in2, tuple(i + s for i, s in zip(idx, starts, strict=True)), flip)
+
+    def element(idx):
+        if mode != "valid":
+            return at_start(idx, True)
+        first_larger = first_at_least_second(in1.shape, in2.shape)
+        if first_larger == sp.true:
+            return at_start(idx, True)
+        if first_at_least_second(in2.shape, in1.shape) == sp.true:
+            return at_start(idx, False)
+        return sp.Piecewise((at_start(idx, True), first_larger), (at_start(idx, False), True))
+
+    return Tensor(shape=shape, element=element, zero_outside=False, valid=sp.And(valid, ok))
+
+
+# -- NumPy lowering (helpers emitted verbatim: only ``np`` in scope) ------------------------
+def _sd_fast_len(n):
+    """The smallest 5-smooth integer >= n (a fast FFT length)."""
+    best = 1
+    while best < n:
+        best *= 2
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _sd_correlate_window(a, b, starts, shape):
+    """out[k] = full[k + starts] of the correlation of a with b (zero outside a and b)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    n1, n2, out_shape = a.shape, b.shape, tuple(int(s) for s in shape)
+    out_size = int(np.prod(out_shape))
+    full = tuple(x + y - 1 for x, y in zip(n1, n2, strict=True))
+    fft_cost = 8.0 * np.prod([_sd_fast_len(f) for f in full]) * max(np.log2(max(np.prod(full), 2)), 1.0)
+    if min(a.size, b.size) * out_size > fft_cost:
+        lens = [_sd_fast_len(f) for f in full]
+        axes = list(range(a.ndim))
+        spec = np.fft.rfftn(a, lens, axes) * np.fft.rfftn(np.flip(b), lens, axes)
+        whole = np.fft.irfftn(spec, lens, axes)
+        return np.ascontiguousarray(whole[tuple(slice(s, s + o) for s, o in zip(starts, out_shape, strict=True))])
+    # out[k] = sum_l a[l + k + off] b[l], off = starts - (n2 - 1); loop over the smaller operand
+    offs = [s - (y - 1) for s, y in zip(starts, n2, strict=True)]
+    if b.size > a.size:
+        # with j = n1 - 1 - (l + k + off): out[k] = sum_j flip(a)[j] * flip(b)[j + k + off + n2 - n1]
+        offs = [o + y - x for o, x, y in zip(offs, n1, n2, strict=True)]
+        a, b = np.flip(b), np.flip(a)
+        n2 = b.shape
+    lo = [max(0, -o) for o in offs]
+    hi = [max(0, (y - 1) + o + s - x) for y, o, s, x in zip(n2, offs, out_shape, a.shape, strict=True)]
+    padded = np.pad(a, list(zip(lo, hi, strict=True)))
+    out = np.zeros(out_shape)
+    tmp = np.empty(out_shape)
+    for pos in np.ndindex(*n2):
+        sl = tuple(slice(p + o + q, p + o + q + s) for p, o, q, s in zip(pos, offs, lo, out_shape, strict=True))
+        np.multiply(padded[sl], b[pos], out=tmp)
+        out += tmp
+    return out
+
+
+def _sd_signal(in1, in2, mode, flip, centre):
+    """scipy.signal's correlate/convolve (flip=True), in any mode; centre 'signal' or '2d'."""
+    in1 = np.asarray(in1, dtype=np.float64)
+    in2 = np.asarray(in2, dtype=np.float64)
+    if in1.ndim != in2.ndim:
+        raise ValueError("in1 and in2 should have the same dimensionality")
+    if in1.ndim == 0:
+        return in1 * in2
+    kernel = np.flip(in2) if flip else in2
+    n1, n2 = in1.shape, in2.shape
+    if mode == "full":
+        return _sd_correlate_window(in1, kernel, [0] * in1.ndim, [x + y - 1 for x, y in zip(n1, n2, strict=True)])
+    if mode == "same":
+        starts = [(y - 1) // 2 if centre == "signal" else y // 2 for y in n2]
+        return _sd_correlate_window(in1, kernel, starts, n1)
+    if all(x >= y for x, y in zip(n1, n2, strict=True)):
+        return _sd_correlate_window(in1, kernel, [y - 1 for y in n2], [x - y + 1 for x, y in zip(n1, n2, strict=True)])
+    if all(y >= x for x, y in zip(n1, n2, strict=True)):
+        return _sd_correlate_window(in1, kernel, [x - 1 for x in n1], [y - x + 1 for x, y in zip(n1, n2, strict=True)])
+    raise ValueError("For 'valid' mode, one must be at least as large as the other in every dimension")
+
+
+HELPERS = tuple(
+    numpy_helper(fn.__name__, inspect.getsource(fn)) for fn in (_sd_fast_len, _sd_correlate_window, _sd_signal)
+)
+
+
+# -- the table --------------------------------------------------------------------------
+def _check_boundary(op: str, boundary, fillvalue) -> None:
+    if boundary != "fill":
+        raise InputError(f"{op}: only boundary='fill' is supported, not {boundary!r}")
+    if fillvalue != 0:
+        raise InputError(f"{op}: only fillvalue=0 is supported, not {fillvalue!r}")
+
+
+def _latex(symbol: str, mode: str, in1: str, in2: str) -> str:
+    return rf"\left({in1} \mathbin{{{symbol}_{{\mathrm{{{mode}}}}}}} {in2}\right)"
+
+
+def _register_nd(name: str, flip: bool) -> Operator:
+    symbol = r"\ast" if flip else r"\star"
+
+    def definition(in1, in2, mode="full", method="auto"):
+        _check_method(name, method)
+        return signal_tensor(name, in1, in2, mode, flip)
+
+    def shape_rule(in1, in2, mode="full", method="auto"):
+        _check_ranks(name, in1, in2, None)
+        return window_shape(tuple(in1), tuple(in2), _check_mode(name, mode))
+
+    def to_numpy(in1, in2, mode="full", method="auto"):
+        return f"_sd_signal({in1}, {in2}, {_check_mode(name, mode)!r}, {flip}, {SAME_CENTRE[name]!r})"
+
+    def to_latex(in1, in2, mode="full", method="auto"):
+        return _latex(symbol, mode, in1, in2)
+
+    params = (
+        Param("in1", "tensor", required=True),
+        Param("in2", "tensor", required=True),
+        Param("mode", "str", default="full", choices=MODES),
+        Param("method", "str", default="auto", choices=METHODS),
+    )
+    return register(
+        Operator(name, "scipy.signal", params, definition, shape_rule, to_numpy, to_latex, HELPERS, algebra="bilinear")
+    )
+
+
+def _check_method(op: str, method) -> None:
+    if method not in METHODS:
+        raise InputError(f"{op}: method must be one of {', '.join(map(repr, METHODS))}, not {method!r}")
+
+
+def _register_2d(name: str, flip: bool) -> Operator:
+    symbol = r"\ast" if flip else r"\star"
+
+    def definition(in1, in2, mode="full", boundary="fill", fillvalue=0):
+        _check_boundary(name, boundary, fillvalue)
+        return signal_tensor(name, in1, in2, mode, flip, rank=2)
+
+    def shape_rule(in1, in2, mode="full", boundary="fill", fillvalue=0):
+        _check_boundary(name, boundary, fillvalue)
+        _check_ranks(name, in1, in2, 2)
+        return window_shape(tuple(in1), tuple(in2), _check_mode(name, mode))
+
+    def to_numpy(in1, in2, mode="full", boundary="fill", fillvalue=0):
+        _check_boundary(name, boundary, fillvalue)
+        return f"_sd_signal({in1}, {in2}, {_check_mode(name, mode)!r}, {flip}, {SAME_CENTRE[name]!r})"
+
+    def to_latex(in1, in2, mode="full", boundary="fill", fillvalue=0):
+        return _latex(symbol, mode, in1, in2)
+
+    params = (
+        Param("in1", "tensor", required=True),
+        Param("in2", "tensor", required=True),
+        Param("mode", "str", default="full", choices=MODES),
+        Param("boundary", "str", default="fill", choices=("fill", "wrap", "symm")),
+        Param("fillvalue", "number", default=0),
+    )
+    return register(
+        Operator(name, "scipy.signal", params, definition, shape_rule, to_numpy, to_latex, HELPERS, algebra="bilinear")
+    )
+
+
+_register_nd("correlate", flip=False)
+_register_nd("convolve", flip=True)
+_register_2d("correlate2d", flip=False)
+_register_2d("convolve2d", flip=True)
+
+refuse("np.convolve", "NumPy's 1-D convolve has other modes and defaults; use scipy.signal's convolve")
+refuse("numpy.convolve", "NumPy's 1-D convolve has other modes and defaults; use scipy.signal's convolve")
+refuse("np.correlate", "NumPy's 1-D correlate has other modes and defaults; use scipy.signal's correlate")
+refuse("numpy.correlate", "NumPy's 1-D correlate has other modes and defaults; use scipy.signal's correlate")

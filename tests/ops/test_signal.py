@@ -1,0 +1,209 @@
+"""scipy.signal operators: index definitions, shape rules and NumPy lowerings against SciPy."""
+
+import numpy as np
+import pytest
+import scipy.signal
+import sympy as sp
+
+from symderive.concrete import Evaluator, evaluate
+from symderive.errors import InputError
+from symderive.ir import leaf, size_symbol
+from symderive.ops import NUMPY_HELPERS, OPERATORS, REFUSED_SPELLINGS
+
+LIBRARY = {
+    "correlate": scipy.signal.correlate,
+    "convolve": scipy.signal.convolve,
+    "correlate2d": scipy.signal.correlate2d,
+    "convolve2d": scipy.signal.convolve2d,
+}
+
+# (operator, in1 shape, in2 shape, mode)
+CASES = [
+    ("correlate", (7, 5), (3, 4), "full"),
+    ("correlate", (7, 5), (3, 4), "valid"),
+    ("correlate", (7, 5), (4, 2), "same"),
+    ("correlate", (6,), (4,), "same"),
+    ("correlate", (3, 4), (5, 6), "valid"),  # in2 larger: SciPy swaps, result reversed
+    ("correlate", (3, 4), (5, 6), "same"),
+    ("correlate", (4, 3), (4, 3), "valid"),  # kernel as large as the input
+    ("correlate", (1, 5), (1, 2), "full"),
+    ("correlate", (2, 3, 4), (2, 2, 3), "valid"),
+    ("correlate", (1,), (1,), "same"),
+    ("convolve", (7, 5), (3, 4), "full"),
+    ("convolve", (7, 5), (3, 4), "valid"),
+    ("convolve", (6, 5), (4, 2), "same"),
+    ("convolve", (2, 3), (5, 4), "valid"),
+    ("convolve", (5,), (8,), "full"),
+    ("convolve", (3, 4), (3, 4), "same"),
+    ("correlate2d", (7, 5), (3, 4), "full"),
+    ("correlate2d", (6, 5), (4, 2), "same"),  # even kernel: centred unlike correlate
+    ("correlate2d", (5, 6), (3, 3), "same"),
+    ("correlate2d", (3, 4), (5, 6), "valid"),
+    ("correlate2d", (1, 4), (1, 4), "valid"),
+    ("convolve2d", (6, 5), (4, 2), "same"),
+    ("convolve2d", (7, 5), (3, 4), "valid"),
+    ("convolve2d", (2, 3), (4, 5), "valid"),
+    ("convolve2d", (4, 1), (2, 1), "full"),
+]
+
+
+def case_id(case):
+    op, s1, s2, mode = case
+    return f"{op}-{'x'.join(map(str, s1))}-{'x'.join(map(str, s2))}-{mode}"
+
+
+def symbolic_operands(s1, s2):
+    """Leaves with symbolic sizes a0.., b0.., and the sizes dict binding them."""
+    a = tuple(size_symbol(f"a{k}") for k in range(len(s1)))
+    b = tuple(size_symbol(f"b{k}") for k in range(len(s2)))
+    sizes = {**dict(zip(a, s1, strict=True)), **dict(zip(b, s2, strict=True))}
+    return leaf("x", a), leaf("w", b), sizes
+
+
+def random_pair(s1, s2, seed):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(s1), rng.standard_normal(s2)
+
+
+def helper_namespace():
+    ns = {"np": np}
+    for source in NUMPY_HELPERS.values():
+        exec(compile(source, "<symderive helper>", "exec"), ns)  # our own helper sources
+    return ns
+
+
+def run_lowering(op, mode, x, w):
+    code = OPERATORS[op].to_numpy(in1="x", in2="w", mode=mode)
+    ns = helper_namespace()
+    ns.update(x=x, w=w)
+    return eval(compile(code, "<lowering>", "eval"), ns)  # our own emitted code
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_definition_matches_scipy(case):
+    op, s1, s2, mode = case
+    x_leaf, w_leaf, sizes = symbolic_operands(s1, s2)
+    x, w = random_pair(s1, s2, seed=len(case_id(case)))
+    got = evaluate(OPERATORS[op].definition(in1=x_leaf, in2=w_leaf, mode=mode), sizes, {"x": x, "w": w})
+    np.testing.assert_allclose(got, LIBRARY[op](x, w, mode), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_shape_rule_matches_scipy(case):
+    op, s1, s2, mode = case
+    x_leaf, w_leaf, sizes = symbolic_operands(s1, s2)
+    shape, valid = OPERATORS[op].shape_rule(in1=x_leaf.shape, in2=w_leaf.shape, mode=mode)
+    ev = Evaluator(sizes, {})
+    assert ev.truth(valid)
+    x, w = random_pair(s1, s2, seed=0)
+    assert tuple(int(ev.value(d)) for d in shape) == LIBRARY[op](x, w, mode).shape
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_lowering_matches_scipy(case):
+    op, s1, s2, mode = case
+    x, w = random_pair(s1, s2, seed=3)
+    np.testing.assert_allclose(run_lowering(op, mode, x, w), LIBRARY[op](x, w, mode), rtol=1e-10, atol=1e-12)
+
+
+LARGE = [
+    ("correlate", (64, 48), (3, 5), "same"),
+    ("convolve", (96, 80), (40, 33), "full"),  # large kernel: the FFT path
+    ("correlate2d", (70, 64), (31, 40), "same"),
+    ("correlate", (30, 40), (70, 60), "valid"),
+]
+
+
+@pytest.mark.parametrize("case", LARGE, ids=case_id)
+def test_lowering_matches_scipy_large(case):
+    op, s1, s2, mode = case
+    x, w = random_pair(s1, s2, seed=5)
+    np.testing.assert_allclose(run_lowering(op, mode, x, w), LIBRARY[op](x, w, mode), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "op, s1, s2",
+    [
+        ("correlate", (5, 3), (3, 5)),
+        ("convolve", (2, 6), (4, 2)),
+        ("correlate2d", (5, 3), (4, 4)),
+        ("convolve2d", (1, 3), (2, 2)),
+    ],
+)
+def test_valid_is_false_where_scipy_raises(op, s1, s2):
+    x_leaf, w_leaf, sizes = symbolic_operands(s1, s2)
+    x, w = random_pair(s1, s2, seed=0)
+    with pytest.raises(ValueError):
+        LIBRARY[op](x, w, "valid")
+    _, valid = OPERATORS[op].shape_rule(in1=x_leaf.shape, in2=w_leaf.shape, mode="valid")
+    assert not Evaluator(sizes, {}).truth(valid)
+    assert not Evaluator(sizes, {}).truth(OPERATORS[op].definition(in1=x_leaf, in2=w_leaf, mode="valid").valid)
+    # the other modes stay defined at the same sizes
+    assert Evaluator(sizes, {}).truth(OPERATORS[op].shape_rule(in1=x_leaf.shape, in2=w_leaf.shape, mode="full")[1])
+
+
+def test_valid_shape_is_piecewise_on_which_operand_is_larger():
+    n, k = size_symbol("n"), size_symbol("k")
+    shape, valid = OPERATORS["correlate"].shape_rule(in1=(n,), in2=(k,), mode="valid")
+    assert isinstance(shape[0], sp.Piecewise)
+    assert valid == sp.Or(sp.Ge(n, k), sp.Ge(k, n))
+
+
+def test_valid_shape_is_plain_when_sizes_decide():
+    n = size_symbol("n")
+    shape, valid = OPERATORS["convolve"].shape_rule(in1=(n + 2,), in2=(n,), mode="valid")
+    assert shape == (sp.Integer(3),) and valid == sp.true
+
+
+def test_same_centre_of_correlate2d_differs_for_even_kernels():
+    x_leaf, w_leaf, sizes = symbolic_operands((5, 5), (2, 2))
+    x, w = random_pair((5, 5), (2, 2), seed=9)
+    nd = evaluate(OPERATORS["correlate"].definition(in1=x_leaf, in2=w_leaf, mode="same"), sizes, {"x": x, "w": w})
+    twod = evaluate(OPERATORS["correlate2d"].definition(in1=x_leaf, in2=w_leaf, mode="same"), sizes, {"x": x, "w": w})
+    assert not np.allclose(nd, twod)
+
+
+def test_scalar_operands_multiply():
+    x, w = leaf("x", ()), leaf("w", ())
+    got = evaluate(OPERATORS["convolve"].definition(in1=x, in2=w), {}, {"x": np.array(2.0), "w": np.array(-3.0)})
+    assert got == scipy.signal.convolve(np.array(2.0), np.array(-3.0))
+
+
+@pytest.mark.parametrize(
+    "op, kwargs, word",
+    [
+        ("correlate2d", {"boundary": "wrap"}, "boundary"),
+        ("convolve2d", {"fillvalue": 1}, "fillvalue"),
+        ("correlate", {"mode": "circular"}, "mode"),
+        ("convolve", {"method": "fast"}, "method"),
+    ],
+)
+def test_unsupported_options_are_input_errors(op, kwargs, word):
+    x_leaf, w_leaf, _ = symbolic_operands((3, 3), (2, 2))
+    with pytest.raises(InputError, match=word):
+        OPERATORS[op].definition(in1=x_leaf, in2=w_leaf, **kwargs)
+
+
+@pytest.mark.parametrize("op", ["correlate", "correlate2d"])
+def test_rank_mismatch_is_an_input_error(op):
+    x_leaf, w_leaf, _ = symbolic_operands((3, 3), (2,))
+    with pytest.raises(InputError, match="dimensions"):
+        OPERATORS[op].definition(in1=x_leaf, in2=w_leaf)
+
+
+def test_correlate2d_needs_2d_arrays():
+    x_leaf, w_leaf, _ = symbolic_operands((3,), (2,))
+    with pytest.raises(InputError, match="2-D"):
+        OPERATORS["correlate2d"].definition(in1=x_leaf, in2=w_leaf)
+
+
+def test_numpy_spellings_are_refused():
+    assert "np.convolve" in REFUSED_SPELLINGS and "np.correlate" in REFUSED_SPELLINGS
+
+
+def test_latex_names_the_mode():
+    assert (
+        OPERATORS["convolve"].to_latex(in1="x", in2="w", mode="full")
+        == r"\left(x \mathbin{\ast_{\mathrm{full}}} w\right)"
+    )
+    assert r"\star_{\mathrm{valid}}" in OPERATORS["correlate2d"].to_latex(in1="x", in2="w", mode="valid")
