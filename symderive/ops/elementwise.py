@@ -82,7 +82,7 @@ def elementwise_tensor(fn: Callable[..., sp.Expr], *args: Tensor, zero_preservin
     >>> from ..ir import leaf
     >>> n = sp.Symbol("n", integer=True, positive=True)
     >>> i = sp.Symbol("i", integer=True)
-    >>> elementwise_tensor(sp.exp, leaf("x", (n,))).at((i,))
+    >>> elementwise_tensor(sp.exp, leaf("x", (n,))).element((i,))
     exp(x[i])
     """
     shape, valid = broadcast_shapes(*(a.shape for a in args))
@@ -96,7 +96,9 @@ def elementwise_tensor(fn: Callable[..., sp.Expr], *args: Tensor, zero_preservin
 
     same_shapes = all(a.shape == shape for a in args)
     zero_outside = zero_preserving and same_shapes and all(a.zero_outside for a in args)
-    return Tensor(shape=shape, element=element, zero_outside=zero_outside, valid=sp.And(valid, *(a.valid for a in args)))
+    return Tensor(
+        shape=shape, element=element, zero_outside=zero_outside, valid=sp.And(valid, *(a.valid for a in args))
+    )
 
 
 # -- the table ------------------------------------------------------------------------
@@ -164,9 +166,9 @@ def option_latex(value) -> str:
     '\\\\left(0, 1\\\\right)'
     """
     if isinstance(value, tuple | list):
-        return r"\left(%s\right)" % ", ".join(option_latex(v) for v in value)
+        return r"\left({}\right)".format(", ".join(option_latex(v) for v in value))
     if isinstance(value, str):
-        return r"\text{%s}" % value
+        return rf"\text{{{value}}}"
     return sp.latex(sp.sympify(value))
 
 
@@ -178,7 +180,7 @@ def paren(latex: str) -> str:
     """
     if re.fullmatch(r"[A-Za-z0-9]|\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?", latex):
         return latex
-    return r"\left(%s\right)" % latex
+    return rf"\left({latex}\right)"
 
 
 def constant_int(value, op: str, param: str) -> int:
@@ -230,6 +232,7 @@ def binary(name: str, fn: Callable, numpy: str, latex: str, zero_preserving: boo
 
     ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}``.
 
+    >>> from . import OPERATORS
     >>> OPERATORS["add"].params[0].name
     'x1'
     """
@@ -364,8 +367,9 @@ register(
         ),
         shape_rule=_where_shape,
         to_numpy=lambda condition, x=None, y=None: f"np.where({condition}, {x}, {y})",
-        to_latex=lambda condition, x=None, y=None: r"\begin{cases} %s & %s \ne 0 \\ %s & \text{otherwise} \end{cases}"
-        % (x, condition, y),
+        to_latex=lambda condition, x=None, y=None: (
+            rf"\begin{{cases}} {x} & {condition} \ne 0 \\ {y} & \text{{otherwise}} \end{{cases}}"
+        ),
         algebra="elementwise",
     )
 )
@@ -397,7 +401,7 @@ def _clip_shape(a, a_min=None, a_max=None):
 def _clip_latex(a, a_min=None, a_max=None):
     lo = a_min if a_min is not None else r"-\infty"
     hi = a_max if a_max is not None else r"\infty"
-    return r"\operatorname{clip}\left(%s, %s, %s\right)" % (a, lo, hi)
+    return rf"\operatorname{{clip}}\left({a}, {lo}, {hi}\right)"
 
 
 register(
