@@ -192,6 +192,29 @@ class Evaluator:
         a, b = (self._rational(x) for x in e.args)
         return a % b
 
+    def _eval_ReduceMax(self, e):
+        return self._pick_limits(e.function, list(e.limits), e.pick)
+
+    _eval_ReduceMin = _eval_ReduceMax
+
+    def _pick_limits(self, body, limits, pick):
+        # max/min of body over every point of the (non-empty) ranges
+        ranges = [(var, _as_int(self.value(lo)), _as_int(self.value(hi))) for var, lo, hi in limits]
+        saved = {var: self.env.get(var) for var, _, _ in ranges}
+        values = []
+        for point in itertools.product(*(range(lo, hi + 1) for _, lo, hi in ranges)):
+            for (var, _, _), v in zip(ranges, point, strict=True):
+                self.env[var] = v
+            values.append(self.value(body))
+        for var, old in saved.items():
+            if old is None:
+                self.env.pop(var, None)
+            else:
+                self.env[var] = old
+        if not values:
+            raise EvaluationError("max/min over an empty range")
+        return pick(values)
+
     def _eval_Max(self, e):
         return max(self.value(a) for a in e.args)
 

@@ -1,1 +1,183 @@
-"""Operators: special (to be filled)."""
+"""``scipy.special``'s normalisers: ``softmax``, ``log_softmax``, ``logsumexp``, ``expit``.
+
+Index definitions are the plain mathematical forms (``exp(x_k) / sum_j exp(x_j)``), which
+the prover can rewrite; the NumPy lowerings subtract the maximum first (numerically
+stable), through the registered helpers below. ``axis=None`` normalises over all
+elements, as SciPy does. ``sigmoid`` is the bare name of ``expit``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import sympy as sp
+
+from ..errors import InputError
+from ..ir import Tensor, gsum
+from . import Operator, Param, numpy_helper, register
+from .elementwise import elementwise_tensor, normalize_axes, option_code, option_latex
+from .reduce import Reduction, _bool, reduced_shape
+
+
+def _softmax(x, axis=None):
+    x = np.asarray(x, dtype=float)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x, axis=None):
+    x = np.asarray(x, dtype=float)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _logsumexp(a, axis=None, keepdims=False):
+    a = np.asarray(a, dtype=float)
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    if keepdims:
+        return out
+    return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
+
+
+def _expit(x):
+    x = np.asarray(x, dtype=float)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+for _fn in (_softmax, _log_softmax, _logsumexp, _expit):
+    numpy_helper(_fn.__name__, inspect.getsource(_fn))
+
+
+def exp_total(x: Tensor, red: Reduction, idx) -> sp.Expr:
+    """``sum_j exp(x_j)`` over the reduced axes at input index ``idx`` (for the kept axes).
+
+    >>> from ..ir import leaf, size_symbol, index_symbol
+    >>> x = leaf("x", (size_symbol("n"),))
+    >>> exp_total(x, Reduction(x.shape, (0,), False), ()).func.__name__
+    'GSum'
+    """
+    full, limits = red.full(idx)
+    return gsum(sp.exp(x.element(full)), *limits)
+
+
+def _kept(idx, axes, keepdims=False):
+    # the output index of the reduction for an input index: drop (or zero) reduced axes
+    return tuple(sp.S.Zero if d in axes else i for d, i in enumerate(idx) if keepdims or d not in axes)
+
+
+def _normaliser(name, value, latex):
+    def definition(x, axis=None):
+        axes = normalize_axes(axis, x.ndim, name)
+        red = Reduction(x.shape, axes, False)
+        return Tensor(
+            shape=x.shape,
+            element=lambda idx: value(x.element(idx), exp_total(x, red, _kept(idx, axes))),
+            valid=x.valid,
+        )
+
+    def shape_rule(x, axis=None):
+        normalize_axes(axis, len(x), name)
+        return tuple(x), sp.true
+
+    register(
+        Operator(
+            name=name,
+            family="scipy.special",
+            params=(Param("x", "tensor", required=True), Param("axis", "axis")),
+            definition=definition,
+            shape_rule=shape_rule,
+            to_numpy=lambda x, axis=None: f"_{name}({x}, axis={option_code(axis)})",
+            to_latex=lambda x, axis=None: r"{}{}\left({}\right)".format(
+                latex, "" if axis is None else f"_{{{option_latex(axis)}}}", x
+            ),
+            numpy_helpers=(f"_{name}",),
+        )
+    )
+
+
+_normaliser("softmax", lambda v, total: sp.exp(v) / total, r"\mathrm{softmax}")
+_normaliser("log_softmax", lambda v, total: v - sp.log(total), r"\log\mathrm{softmax}")
+
+
+def _logsumexp_checked(a, b, return_sign, keepdims):
+    if b is not None:
+        raise InputError("logsumexp: the b= argument is not supported")
+    if _bool(return_sign, "logsumexp", "return_sign"):
+        raise InputError("logsumexp: return_sign=True is not supported")
+    return _bool(keepdims, "logsumexp", "keepdims")
+
+
+def logsumexp_tensor(a: Tensor, axis=None, b=None, keepdims=False, return_sign=False) -> Tensor:
+    """``scipy.special.logsumexp(a, axis, keepdims=keepdims)`` as ``log(sum exp(a))``.
+
+    >>> from ..ir import leaf, size_symbol
+    >>> logsumexp_tensor(leaf("s", (size_symbol("n"),))).shape
+    ()
+    """
+    keepdims = _logsumexp_checked(a, b, return_sign, keepdims)
+    axes = normalize_axes(axis, a.ndim, "logsumexp")
+    red = Reduction(a.shape, axes, keepdims)
+    return Tensor(
+        shape=reduced_shape(a.shape, axes, keepdims),
+        element=lambda idx: sp.log(exp_total(a, red, idx)),
+        valid=a.valid,
+    )
+
+
+def _logsumexp_shape(a, axis=None, b=None, keepdims=False, return_sign=False):
+    keepdims = _logsumexp_checked(a, b, return_sign, keepdims)
+    return reduced_shape(a, normalize_axes(axis, len(a), "logsumexp"), keepdims), sp.true
+
+
+register(
+    Operator(
+        name="logsumexp",
+        family="scipy.special",
+        params=(
+            Param("a", "tensor", required=True),
+            Param("axis", "axis"),
+            Param("b", "tensor"),
+            Param("keepdims", "bool", default=False),
+            Param("return_sign", "bool", default=False),
+        ),
+        definition=logsumexp_tensor,
+        shape_rule=_logsumexp_shape,
+        to_numpy=lambda a, axis=None, b=None, keepdims=False, return_sign=False: (
+            f"_logsumexp({a}, axis={option_code(axis)}, keepdims={bool(keepdims)})"
+        ),
+        to_latex=lambda a, axis=None, b=None, keepdims=False, return_sign=False: (
+            r"\log\sum{}\exp\left({}\right)".format("" if axis is None else f"_{{{option_latex(axis)}}}", a)
+        ),
+        numpy_helpers=("_logsumexp",),
+    )
+)
+
+
+def expit_of(x):
+    """The logistic function ``1 / (1 + exp(-x))``.
+
+    >>> expit_of(sp.Integer(0))
+    1/2
+    """
+    return 1 / (1 + sp.exp(-x))
+
+
+for _name, _family in (("expit", "scipy.special"), ("sigmoid", "sympy")):
+    register(
+        Operator(
+            name=_name,
+            family=_family,
+            params=(Param("x", "tensor", required=True),),
+            definition=lambda x: elementwise_tensor(expit_of, x),
+            shape_rule=lambda x: (tuple(x), sp.true),
+            to_numpy=lambda x: f"_expit({x})",
+            to_latex=lambda x: rf"\sigma\left({x}\right)",
+            numpy_helpers=("_expit",),
+            algebra="elementwise",
+        )
+    )
