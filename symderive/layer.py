@@ -7,11 +7,16 @@ files in ``symderive/layers/`` and load exactly like a user's file.
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sympy as sp
 
-from .ir import Tensor, leaf
+from .errors import InputError
+from .ir import Tensor, fresh_indices, leaf
+from .ops import OPERATORS
 from .tree import Node
 
 
@@ -106,3 +111,382 @@ class Layer:
         conds = [sp.Ge(s, 1) for s in self.sizes]
         conds += [a.cond for a in self.assumptions if a.kind == "size"]
         return conds
+
+
+# -- loading ---------------------------------------------------------------------------
+LAYERS_DIR = Path(__file__).parent / "layers"
+_TOP_KEYS = ("name", "description", "assume", "constants", "inputs", "output", "claims")
+_CLAIM_KEYS = ("wrt", "claim", "assume", "expect")
+_EXPECTS = ("proved", "refuted", "unknown")
+
+
+def builtin_layer_names() -> list[str]:
+    """The names of the built-in layers.
+
+    >>> "conv2d" in builtin_layer_names()
+    True
+    """
+    return sorted(p.stem for p in LAYERS_DIR.glob("*.toml"))
+
+
+def load_layer(name_or_path: str | Path) -> Layer:
+    """A built-in layer by name, or a layer file (an argument with ``/`` or ending in ``.toml``).
+
+    >>> load_layer("linear").inputs["w"]
+    (m, n)
+    """
+    text = str(name_or_path)
+    if "/" in text or text.endswith(".toml") or isinstance(name_or_path, Path):
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(f"no layer file {text}")
+    else:
+        path = LAYERS_DIR / f"{text}.toml"
+        if not path.is_file():
+            raise InputError(f"unknown layer {text!r} (built-in layers: {', '.join(builtin_layer_names())})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read layer file: {exc}", where=str(path)) from None
+    return layer_from_dict(data, source=str(path))
+
+
+def _rewhere(exc: InputError, where: str) -> InputError:
+    """The same error, located in a layer file's key (keeping the column if any)."""
+    column = exc.where.split(", ", 1)[1] if ", column" in exc.where else ""
+    return InputError(exc.message, where=f"{where}, {column}" if column else where)
+
+
+def _expect(value, kind, where: str):
+    if not isinstance(value, kind):
+        names = {str: "a string", list: "a list", dict: "a table"}
+        raise InputError(f"must be {names.get(kind, kind.__name__)}, got {type(value).__name__}", where=where)
+    return value
+
+
+def _strings(value, where: str) -> list[str]:
+    _expect(value, list, where)
+    for k, v in enumerate(value):
+        _expect(v, str, f"{where}[{k}]")
+    return list(value)
+
+
+def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
+    """Validate a parsed layer file into a :class:`Layer` (every error names ``source`` and the key).
+
+    >>> layer_from_dict({"name": "id", "inputs": {"x": ["n"]}, "output": {"y": "2 * x"}}).forward.shape
+    (n,)
+    """
+    from .language import RESERVED, parse_size_expr
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise InputError(f"unknown key {key!r} (allowed: {', '.join(_TOP_KEYS)})", where=f"{source}: {key}")
+    for key in ("name", "inputs", "output"):
+        if key not in data:
+            raise InputError(f"missing key {key!r}", where=source)
+    name = _expect(data["name"], str, f"{source}: name")
+    description = _expect(data.get("description", ""), str, f"{source}: description")
+    inputs_raw = _expect(data["inputs"], dict, f"{source}: inputs")
+    if not inputs_raw:
+        raise InputError("a layer needs at least one input", where=f"{source}: inputs")
+    sizes: dict[str, sp.Symbol] = {}
+    inputs: dict[str, tuple] = {}
+    for tname, shape in inputs_raw.items():
+        where = f"{source}: inputs.{tname}"
+        _check_tensor_name(tname, where, RESERVED)
+        _expect(shape, list, where)
+        dims = []
+        for k, d in enumerate(shape):
+            if isinstance(d, bool) or not isinstance(d, str | int):
+                raise InputError("a dimension is a size expression string or an integer", where=f"{where}[{k}]")
+            try:
+                e, _ = parse_size_expr(str(d), sizes, where=f"{where}[{k}]", new_sizes=True)
+            except InputError as exc:
+                raise _rewhere(exc, f"{where}[{k}]") from None
+            for s in e.free_symbols:
+                sizes.setdefault(str(s), s)
+            dims.append(e)
+        inputs[tname] = tuple(dims)
+    for s in sizes:
+        if s in inputs:
+            raise InputError(f"{s!r} is both a size and a tensor", where=f"{source}: inputs.{s}")
+    constants = tuple(_strings(data.get("constants", []), f"{source}: constants"))
+    for c in constants:
+        if c not in inputs:
+            raise InputError(f"constant {c!r} is not an input", where=f"{source}: constants")
+    out = _load_output(data["output"], inputs, sizes, source, RESERVED)
+    assumptions = []
+    for k, text in enumerate(_strings(data.get("assume", []), f"{source}: assume")):
+        assumptions.append(_load_assumption(text, inputs, sizes, f"{source}: assume[{k}]"))
+    layer = Layer(
+        name=name,
+        description=description,
+        sizes=tuple(sizes.values()),
+        inputs=inputs,
+        output=out["name"],
+        forward=out["forward"],
+        assumptions=tuple(assumptions),
+        constants=constants,
+        forward_tree=out["tree"],
+        forward_index=out["index_body"],
+        output_indices=out["indices"],
+        source=source,
+        forward_text=out["text"],
+    )
+    if layer.is_loss and layer.forward.ndim != 0:
+        raise InputError(
+            f"a loss output L must be a scalar, got shape {layer.forward.shape}", where=f"{source}: output.L"
+        )
+    claims = _load_claims(data.get("claims", []), layer, source)
+    return dataclasses.replace(layer, claims=claims)
+
+
+def _check_tensor_name(name: str, where: str, reserved) -> None:
+    if not name.isidentifier() or name.startswith("_"):
+        raise InputError(f"{name!r} is not a valid tensor name", where=where)
+    if name in reserved:
+        raise InputError(f"{name!r} is reserved", where=where)
+    if name in OPERATORS:
+        raise InputError(f"{name!r} is the name of a function", where=where)
+
+
+def _load_assumption(text: str, inputs, sizes, where: str) -> Assumption:
+    from .language import parse_assumption
+
+    try:
+        return parse_assumption(text, inputs, sizes, where=where)
+    except InputError as exc:
+        raise _rewhere(exc, where) from None
+
+
+def _load_output(table, inputs, sizes, source: str, reserved) -> dict:
+    """The output entry: its name, forward tensor, tree or index definition, text."""
+    from .language import parse_size_expr
+
+    _expect(table, dict, f"{source}: output")
+    entries = [k for k in table if k != "shape"]
+    if len(entries) != 1:
+        raise InputError(f"[output] needs exactly one tensor entry, got {entries}", where=f"{source}: output")
+    name = entries[0]
+    where = f"{source}: output.{name}"
+    _check_tensor_name(name, where, reserved)
+    if name in inputs or name in sizes:
+        raise InputError(f"output {name!r} is also an input or a size", where=where)
+    text = _expect(table[name], str, where)
+    shape = None
+    if "shape" in table:
+        shape_where = f"{source}: output.shape"
+        raw = _expect(table["shape"], list, shape_where)
+        shape = []
+        for k, d in enumerate(raw):
+            try:
+                e, _ = parse_size_expr(str(d), sizes, where=f"{shape_where}[{k}]", new_sizes=True)
+            except InputError as exc:
+                raise _rewhere(exc, f"{shape_where}[{k}]") from None
+            for s in e.free_symbols:
+                sizes.setdefault(str(s), s)
+            shape.append(e)
+        shape = tuple(shape)
+    try:
+        if _is_index_form(text, name):
+            return _index_output(text, name, inputs, sizes, shape, where)
+        return _closed_output(text, name, inputs, sizes, shape, where, source)
+    except InputError as exc:
+        if exc.where.startswith(source):
+            raise
+        raise _rewhere(exc, where) from None
+
+
+def _is_index_form(text: str, name: str) -> bool:
+    import ast
+
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return text.strip().startswith(name)
+    except (ValueError, RecursionError, MemoryError):
+        return False
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+        left = node.left.value if isinstance(node.left, ast.Subscript) else node.left
+        return isinstance(left, ast.Name) and left.id == name
+    return False
+
+
+def _closed_output(text, name, inputs, sizes, shape, where, source) -> dict:
+    from .language import parse_tree
+    from .tree import build
+
+    tree = parse_tree(text, inputs, sizes, where=where)
+    forward = build(tree, {n: leaf(n, s) for n, s in inputs.items()})
+    if shape is not None and not _same_shape(forward.shape, shape):
+        raise InputError(
+            f"output shape {list(shape)} is inconsistent with {text!r}, of shape {list(forward.shape)}",
+            where=f"{source}: output.shape",
+        )
+    return {"name": name, "forward": forward, "tree": tree, "index_body": None, "indices": (), "text": text}
+
+
+def _same_shape(a, b) -> bool:
+    return len(a) == len(b) and all(sp.simplify(sp.sympify(x) - sp.sympify(y)) == 0 for x, y in zip(a, b, strict=False))
+
+
+def _index_output(text, name, inputs, sizes, shape, where) -> dict:
+    from .language import parse_index_definition
+
+    defn = parse_index_definition(text, inputs, sizes, name, where=where)
+    if shape is None:
+        shape = _valid_region(defn, sizes, where)
+    elif len(shape) != len(defn.index):
+        raise InputError(
+            f"shape has {len(shape)} dimensions but {name} has {len(defn.index)} indices",
+            where=f"{where.rsplit('.', 1)[0]}.shape",
+        )
+    free, body = defn.index, defn.body
+
+    def element(idx):
+        return body.xreplace(dict(zip(free, idx, strict=False)))
+
+    forward = Tensor(shape=tuple(shape), element=element, valid=defn.valid, latex=sp.latex(body))
+    return {"name": name, "forward": forward, "tree": None, "index_body": body, "indices": free, "text": text}
+
+
+def _valid_region(defn, sizes, where: str) -> tuple:
+    """The output shape where every read is in range for every value of the bounded summation indices."""
+    ask = "; give the output's shape explicitly (shape = [...])"
+    size_syms = set(sizes.values())
+    shape = []
+    for i in defn.index:
+        lowers, uppers = [], []
+        for r in defn.reads:
+            for e, n in zip(r.idx, r.shape, strict=False):
+                if not e.has(i):
+                    continue
+                e = sp.expand(e)
+                if e.has(sp.floor, sp.Mod) or e.coeff(i) != 1:
+                    raise InputError(f"cannot infer the extent of index {i} from the read index {e}{ask}", where=where)
+                rest = e - i
+                lo_rest, hi_rest = rest, rest
+                for s in rest.free_symbols - size_syms:
+                    if s not in defn.sum_bounds or defn.sum_bounds[s][2]:
+                        raise InputError(
+                            f"cannot infer the extent of index {i} from the read index {e}{ask}", where=where
+                        )
+                    s_lo, s_hi, _ = defn.sum_bounds[s]
+                    if (s_lo.free_symbols | s_hi.free_symbols) - size_syms:
+                        raise InputError(f"cannot infer the extent of index {i}{ask}", where=where)
+                    c = rest.coeff(s)
+                    lo_rest = lo_rest.subs(s, s_lo if c > 0 else s_hi)
+                    hi_rest = hi_rest.subs(s, s_hi if c > 0 else s_lo)
+                lowers.append(-lo_rest)
+                uppers.append(n - 1 - hi_rest)
+        if not lowers:
+            raise InputError(f"no tensor read uses index {i}{ask}", where=where)
+        lo = sp.simplify(sp.Max(*lowers))
+        if lo != 0:
+            raise InputError(f"the valid range of index {i} starts at {lo}, not 0{ask}", where=where)
+        shape.append(sp.simplify(sp.Min(*uppers) + 1))
+    return tuple(shape)
+
+
+def _load_claims(raw, layer: Layer, source: str) -> tuple[KnownClaim, ...]:
+    from .language import parse_claim
+
+    _expect(raw, list, f"{source}: claims")
+    claims = []
+    for k, entry in enumerate(raw):
+        where = f"{source}: claims[{k}]"
+        _expect(entry, dict, where)
+        for key in entry:
+            if key not in _CLAIM_KEYS:
+                raise InputError(f"unknown key {key!r} (allowed: {', '.join(_CLAIM_KEYS)})", where=f"{where}.{key}")
+        for key in ("wrt", "claim"):
+            if key not in entry:
+                raise InputError(f"missing key {key!r}", where=where)
+        wrt = _expect(entry["wrt"], str, f"{where}.wrt")
+        if wrt not in layer.inputs:
+            raise InputError(f"{wrt!r} is not an input of the layer ({', '.join(layer.inputs)})", where=f"{where}.wrt")
+        if wrt in layer.constants:
+            raise InputError(f"{wrt!r} is a constant, not differentiated", where=f"{where}.wrt")
+        text = _expect(entry["claim"], str, f"{where}.claim")
+        assume = tuple(_strings(entry.get("assume", []), f"{where}.assume"))
+        for j, a in enumerate(assume):
+            _load_assumption(a, layer.inputs, {str(s): s for s in layer.sizes}, f"{where}.assume[{j}]")
+        expect = _expect(entry.get("expect", "proved"), str, f"{where}.expect")
+        if expect not in _EXPECTS:
+            raise InputError(f"expect must be one of {', '.join(_EXPECTS)}, got {expect!r}", where=f"{where}.expect")
+        try:
+            parse_claim(text, layer, wrt)
+        except InputError as exc:
+            raise _rewhere(exc, f"{where}.claim") from None
+        claims.append(KnownClaim(wrt=wrt, claim=text, assume=assume, expect=expect))
+    return tuple(claims)
+
+
+# -- showing ---------------------------------------------------------------------------
+def _readable(expr: sp.Expr, facts=()) -> sp.Expr:
+    """For display: summation dummies as plain distinct symbols, conditions the assumptions give as true."""
+    taken = {s.name for s in expr.free_symbols if not isinstance(s, sp.Dummy)}
+    names = {}
+    for d in sorted(expr.atoms(sp.Dummy), key=lambda d: d.dummy_index):
+        name = d.name
+        k = 0
+        while name in taken:
+            k += 1
+            name = f"{d.name}{k}"
+        taken.add(name)
+        names[d] = sp.Symbol(name, integer=True)
+    out = expr.xreplace(names)
+    true = {}
+    for f in facts:
+        if isinstance(f, sp.Rel):
+            true[f] = sp.true
+            true[f.reversed] = sp.true
+    return out.xreplace(true) if true else out
+
+
+def describe_layer(layer: Layer) -> str:
+    """What ``symderive show LAYER`` prints: tensors, sizes, assumptions, forward, claims.
+
+    >>> print(describe_layer(load_layer("linear")).splitlines()[0])
+    layer linear
+    """
+    lines = [f"layer {layer.name}"]
+    if layer.description:
+        lines.append(f"  {layer.description}")
+    lines.append("inputs:")
+    for n, shape in layer.inputs.items():
+        note = "  (constant)" if n in layer.constants else ""
+        lines.append(f"  {n} [{', '.join(sp.sstr(d) for d in shape)}]{note}")
+    lines.append(f"sizes: {', '.join(str(s) for s in layer.sizes) or '(none)'} (each >= 1)")
+    if layer.assumptions:
+        lines.append("assumptions:")
+        lines.extend(f"  {a.text}" for a in layer.assumptions)
+    if layer.constants:
+        lines.append(f"constants: {', '.join(layer.constants)}")
+    facts = layer.size_assumptions()
+    out_shape = ", ".join(sp.sstr(_readable(d, facts)) for d in layer.forward.shape)
+    kind = "loss" if layer.is_loss else "output"
+    lines.append(f"{kind}: {layer.output} [{out_shape}]")
+    if layer.forward_tree is not None:
+        lines.append(f"  {layer.output} = {layer.forward_text}")
+    idx = fresh_indices("i", layer.forward.ndim)
+    element = _readable(layer.forward.element(idx), facts)
+    left = f"{layer.output}[{', '.join(map(str, idx))}]" if idx else layer.output
+    lines.append(f"  {left} = {sp.sstr(element)}")
+    if idx:
+        ranges = ", ".join(
+            f"0 <= {i} <= {sp.sstr(_readable(d - 1, facts))}" for i, d in zip(idx, layer.forward.shape, strict=False)
+        )
+        lines.append(f"  for {ranges}")
+    if not layer.is_loss:
+        lines.append(f"  loss: sum(g * {layer.output}), g [{out_shape}] the upstream gradient")
+    if layer.claims:
+        lines.append("known claims:")
+        for c in layer.claims:
+            extra = f"  assuming {', '.join(c.assume)}" if c.assume else ""
+            expect = f"  (expected {c.expect})" if c.expect != "proved" else ""
+            lines.append(f"  d{c.wrt}: {c.claim}{extra}{expect}")
+    return "\n".join(lines)
