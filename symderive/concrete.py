@@ -237,6 +237,9 @@ class Evaluator:
             return all(self.truth(a) for a in c.args)
         if isinstance(c, sp.Or):
             return any(self.truth(a) for a in c.args)
+        if isinstance(c, sp.ITE):
+            cond, then, other = c.args
+            return self.truth(then) if self.truth(cond) else self.truth(other)
         if isinstance(c, sp.Not):
             return not self.truth(c.args[0])
         if isinstance(c, sp.Rel):
