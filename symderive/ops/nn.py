@@ -1,1 +1,662 @@
-"""Operators: nn (to be filled)."""
+"""Operators of ``torch.nn.functional`` (NCHW): convolutions, transposed convolutions,
+``avg_pool2d`` and ``relu``.
+
+Inputs are batched ``[N, C, *spatial]`` or unbatched ``[C, *spatial]``, as PyTorch
+accepts them. Strides, dilations, paddings and ``groups`` are concrete integers (a
+layer's constants); sizes stay symbolic. Groups are unrolled over their constant count,
+so every read index stays affine in the summation variables: output channel ``co``
+belongs to group ``g`` where ``g * C_out/groups <= co < (g + 1) * C_out/groups``.
+A strided transposed convolution reads ``x[floor((i + p - m*d) / s)]`` under the guard
+``(i + p - m*d) % s == 0`` -- never a rational index.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import sympy as sp
+
+from ..errors import InputError
+from ..ir import Iverson, Tensor, dummy_index, gsum
+from . import Operator, Param, numpy_helper, register
+from .elementwise import elementwise_tensor
+
+
+# -- options -----------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool) or isinstance(v, sp.Integer)
+
+
+def concrete_ints(op: str, name: str, value, n: int, minimum: int) -> tuple[int, ...]:
+    """An int-or-tuple option expanded to ``n`` concrete Python ints, each ``>= minimum``.
+
+    >>> concrete_ints("conv2d", "stride", 2, 2, 1)
+    (2, 2)
+    """
+    values = tuple(value) if isinstance(value, tuple | list) else (value,) * n
+    if len(values) != n:
+        raise InputError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    for v in values:
+        if isinstance(v, sp.Basic) and not v.is_Integer:
+            raise InputError(f"{op}: symbolic {name} {v} is not supported; {name} must be a constant integer")
+        if not _is_int(v):
+            raise InputError(f"{op}: {name} must be an integer, got {v!r}")
+        if int(v) < minimum:
+            raise InputError(f"{op}: {name} must be at least {minimum}, got {int(v)}")
+    return tuple(int(v) for v in values)
+
+
+def size_ints(op: str, name: str, value, n: int) -> tuple[sp.Expr, ...]:
+    """An int-or-tuple option whose entries may be integer expressions over sizes.
+
+    >>> h = sp.Symbol("H", integer=True, positive=True)
+    >>> size_ints("conv_transpose2d", "output_padding", (sp.Mod(h, 2), 0), 2)
+    (Mod(H, 2), 0)
+    """
+    values = tuple(value) if isinstance(value, tuple | list) else (value,) * n
+    if len(values) != n:
+        raise InputError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer | sp.Basic):
+            raise InputError(f"{op}: {name} must be an integer expression, got {v!r}")
+        v = sp.sympify(int(v) if isinstance(v, int | np.integer) else v)
+        if v.is_integer is False:
+            raise InputError(f"{op}: {name} must be an integer expression, got {v}")
+        out.append(v)
+    return tuple(out)
+
+
+def concrete_groups(op: str, groups) -> int:
+    """The number of groups, a concrete positive int.
+
+    >>> concrete_groups("conv2d", 2)
+    2
+    """
+    return concrete_ints(op, "groups", groups, 1, 1)[0]
+
+
+def split_input(op: str, shape: tuple, nspatial: int) -> tuple[bool, tuple, sp.Expr, tuple]:
+    """``(batched, batch dims, channels, spatial sizes)`` of an NCHW-style input shape.
+
+    >>> split_input("conv1d", (3, 5), 1)
+    (False, (), 3, (5,))
+    """
+    if len(shape) == nspatial + 2:
+        return True, (shape[0],), shape[1], tuple(shape[2:])
+    if len(shape) == nspatial + 1:
+        return False, (), shape[0], tuple(shape[1:])
+    raise InputError(
+        f"{op}: expected a {nspatial + 1}-D (unbatched) or {nspatial + 2}-D (batched) input, got {len(shape)}-D"
+    )
+
+
+def _check_weight(op: str, shape: tuple, nspatial: int) -> None:
+    if len(shape) != nspatial + 2:
+        raise InputError(f"{op}: expected a {nspatial + 2}-D weight, got {len(shape)}-D")
+
+
+def _check_bias(op: str, shape) -> None:
+    if shape is not None and len(shape) != 1:
+        raise InputError(f"{op}: bias must be 1-D, got {len(shape)}-D")
+
+
+def group_member(co: sp.Expr, g: int, per_group: sp.Expr) -> sp.Expr:
+    """``[g * per_group <= co < (g + 1) * per_group]``: channel ``co`` is in group ``g``.
+
+    >>> c = sp.Symbol("c", integer=True)
+    >>> group_member(c, 0, sp.Integer(4))
+    Iverson((c >= 0) & (c < 4))
+    """
+    return Iverson(sp.And(sp.Ge(co, g * per_group), sp.Lt(co, (g + 1) * per_group)))
+
+
+# -- convolution -------------------------------------------------------------------------
+def conv_padding(op: str, padding, stride, dilation, kernel) -> tuple[sp.Expr, ...]:
+    """The left padding of each spatial dimension (torch's ``"same"`` pads the extra one right).
+
+    >>> k = sp.Symbol("k", integer=True, positive=True)
+    >>> conv_padding("conv1d", "same", (1,), (1,), (k,))
+    (floor(k/2 - 1/2),)
+    """
+    n = len(kernel)
+    if padding == "valid":
+        return (sp.S.Zero,) * n
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise InputError(f"{op}: padding='same' is not supported for strided convolutions")
+        return tuple(sp.floor(d * (k - 1) / sp.Integer(2)) for d, k in zip(dilation, kernel, strict=True))
+    if isinstance(padding, str):
+        raise InputError(f"{op}: padding must be 'valid', 'same', an int or a tuple of ints, not {padding!r}")
+    return tuple(sp.Integer(p) for p in concrete_ints(op, "padding", padding, n, 0))
+
+
+def conv_shape(op, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, nspatial=2):
+    """The output shape of ``conv1d``/``conv2d`` and the condition under which torch accepts it.
+
+    >>> h, k = sp.symbols("H k", integer=True, positive=True)
+    >>> conv_shape("conv1d", (1, 1, h), (1, 1, k), nspatial=1)
+    ((1, 1, H - k + 1), H >= k)
+    """
+    batched, lead, channels, spatial = split_input(op, tuple(input), nspatial)
+    _check_weight(op, tuple(weight), nspatial)
+    _check_bias(op, bias)
+    stride = concrete_ints(op, "stride", stride, nspatial, 1)
+    dilation = concrete_ints(op, "dilation", dilation, nspatial, 1)
+    groups = concrete_groups(op, groups)
+    c_out, c_per_group, *kernel = weight
+    lo = conv_padding(op, padding, stride, dilation, kernel)
+    conds = [sp.Eq(channels, groups * c_per_group)]
+    if groups > 1:
+        conds.append(sp.Eq(sp.Mod(c_out, groups), 0))
+    if bias is not None:
+        conds.append(sp.Eq(bias[0], c_out))
+    outs = []
+    for n, k, s, d, p in zip(spatial, kernel, stride, dilation, lo, strict=True):
+        if padding == "same":
+            outs.append(n)
+            continue
+        outs.append(sp.floor((n + 2 * p - d * (k - 1) - 1) / sp.Integer(s)) + 1)
+        conds.append(sp.Ge(n + 2 * p, d * (k - 1) + 1))
+    return (*lead, c_out, *outs), sp.And(*conds)
+
+
+def conv_tensor(op, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, nspatial=2) -> Tensor:
+    """The index definition of ``conv1d``/``conv2d`` (cross-correlation, as torch).
+
+    >>> from ..ir import leaf
+    >>> h, k = sp.symbols("H k", integer=True, positive=True)
+    >>> conv_tensor("conv1d", leaf("x", (1, h)), leaf("w", (1, 1, k)), nspatial=1).shape
+    (1, H - k + 1)
+    """
+    shape, valid = conv_shape(
+        op, input.shape, weight.shape, None if bias is None else bias.shape, stride, padding, dilation, groups, nspatial
+    )
+    batched = len(input.shape) == nspatial + 2
+    stride = concrete_ints(op, "stride", stride, nspatial, 1)
+    dilation = concrete_ints(op, "dilation", dilation, nspatial, 1)
+    groups = concrete_groups(op, groups)
+    c_out, c_per_group, *kernel = weight.shape
+    lo = conv_padding(op, padding, stride, dilation, kernel)
+    out_per_group = c_out * sp.Rational(1, groups)
+
+    def element(idx):
+        lead, co, outs = idx[: int(batched)], idx[int(batched)], idx[int(batched) + 1 :]
+        ci = dummy_index("c")
+        ms = tuple(dummy_index("m") for _ in kernel)
+        spatial = tuple(o * s - p + m * d for o, s, p, m, d in zip(outs, stride, lo, ms, dilation, strict=True))
+        limits = [(ci, 0, c_per_group - 1)] + [(m, 0, k - 1) for m, k in zip(ms, kernel, strict=True)]
+        total = sp.S.Zero
+        for g in range(groups):
+            body = input.at((*lead, g * c_per_group + ci, *spatial)) * weight.at((co, ci, *ms))
+            guard = group_member(co, g, out_per_group) if groups > 1 else sp.S.One
+            total += guard * gsum(body, *limits)
+        if bias is not None:
+            total += bias.at((co,))
+        return total
+
+    valid = sp.And(valid, input.valid, weight.valid, sp.true if bias is None else bias.valid)
+    return Tensor(shape=shape, element=element, zero_outside=False, valid=valid)
+
+
+# -- transposed convolution ----------------------------------------------------------------
+def conv_transpose_shape(
+    op, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, nspatial=2
+):
+    """The output shape of ``conv_transpose1d``/``2d`` and the condition under which torch accepts it.
+
+    >>> h, k = sp.symbols("H k", integer=True, positive=True)
+    >>> conv_transpose_shape("conv_transpose1d", (1, h), (1, 1, k), nspatial=1)[0]
+    (1, H + k - 1)
+    """
+    batched, lead, channels, spatial = split_input(op, tuple(input), nspatial)
+    _check_weight(op, tuple(weight), nspatial)
+    _check_bias(op, bias)
+    stride = concrete_ints(op, "stride", stride, nspatial, 1)
+    dilation = concrete_ints(op, "dilation", dilation, nspatial, 1)
+    if isinstance(padding, str):
+        raise InputError(f"{op}: padding must be an int or a tuple of ints, not {padding!r}")
+    pads = concrete_ints(op, "padding", padding, nspatial, 0)
+    extra = size_ints(op, "output_padding", output_padding, nspatial)
+    groups = concrete_groups(op, groups)
+    c_in, out_per_group, *kernel = weight
+    c_out = groups * out_per_group
+    conds = [sp.Eq(channels, c_in)]
+    if groups > 1:
+        conds.append(sp.Eq(sp.Mod(c_in, groups), 0))
+    if bias is not None:
+        conds.append(sp.Eq(bias[0], c_out))
+    outs = []
+    for n, k, s, d, p, e in zip(spatial, kernel, stride, dilation, pads, extra, strict=True):
+        size = (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+        outs.append(size)
+        conds += [sp.Ge(size, 1), sp.Ge(e, 0), sp.Or(sp.Lt(e, s), sp.Lt(e, d))]
+    return (*lead, c_out, *outs), sp.And(*conds)
+
+
+def transposed_read(i: sp.Expr, p: int, m: sp.Expr, d: int, s: int) -> tuple[sp.Expr, sp.Expr]:
+    """The input position that output ``i`` reads through kernel tap ``m``, and its guard.
+
+    >>> i, m = sp.symbols("i m", integer=True)
+    >>> transposed_read(i, 1, m, 1, 2)
+    (floor(i/2 - m/2 + 1/2), Iverson(Eq(Mod(i - m + 1, 2), 0)))
+    """
+    offset = i + p - m * d
+    if s == 1:
+        return offset, sp.S.One
+    return sp.floor(offset / sp.Integer(s)), Iverson(sp.Eq(sp.Mod(offset, s), 0))
+
+
+def conv_transpose_tensor(
+    op, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, nspatial=2
+) -> Tensor:
+    """The index definition of ``conv_transpose1d``/``2d`` (the adjoint of ``conv``).
+
+    >>> from ..ir import leaf
+    >>> h, k = sp.symbols("H k", integer=True, positive=True)
+    >>> conv_transpose_tensor("conv_transpose1d", leaf("x", (1, h)), leaf("w", (1, 1, k)), nspatial=1).shape
+    (1, H + k - 1)
+    """
+    bias_shape = None if bias is None else bias.shape
+    shape, valid = conv_transpose_shape(
+        op, input.shape, weight.shape, bias_shape, stride, padding, output_padding, groups, dilation, nspatial
+    )
+    batched = len(input.shape) == nspatial + 2
+    stride = concrete_ints(op, "stride", stride, nspatial, 1)
+    dilation = concrete_ints(op, "dilation", dilation, nspatial, 1)
+    pads = concrete_ints(op, "padding", padding, nspatial, 0)
+    groups = concrete_groups(op, groups)
+    c_in, out_per_group, *kernel = weight.shape
+    in_per_group = c_in * sp.Rational(1, groups)
+
+    def element(idx):
+        lead, co, outs = idx[: int(batched)], idx[int(batched)], idx[int(batched) + 1 :]
+        ci = dummy_index("c")
+        ms = tuple(dummy_index("m") for _ in kernel)
+        reads = [transposed_read(o, p, m, d, s) for o, p, m, d, s in zip(outs, pads, ms, dilation, stride, strict=True)]
+        guard = sp.Mul(*(r[1] for r in reads))
+        spatial = tuple(r[0] for r in reads)
+        limits = [(ci, 0, in_per_group - 1)] + [(m, 0, k - 1) for m, k in zip(ms, kernel, strict=True)]
+        total = sp.S.Zero
+        for g in range(groups):
+            channel = g * in_per_group + ci
+            body = guard * input.at((*lead, channel, *spatial)) * weight.at((channel, co - g * out_per_group, *ms))
+            member = group_member(co, g, out_per_group) if groups > 1 else sp.S.One
+            total += member * gsum(body, *limits)
+        if bias is not None:
+            total += bias.at((co,))
+        return total
+
+    valid = sp.And(valid, input.valid, weight.valid, sp.true if bias is None else bias.valid)
+    return Tensor(shape=shape, element=element, zero_outside=False, valid=valid)
+
+
+# -- average pooling -------------------------------------------------------------------------
+def _pool_options(op, kernel_size, stride, padding, ceil_mode, divisor_override):
+    kernel = concrete_ints(op, "kernel_size", kernel_size, 2, 1)
+    stride = kernel if stride is None or stride == () else concrete_ints(op, "stride", stride, 2, 1)
+    pads = concrete_ints(op, "padding", padding, 2, 0)
+    if ceil_mode:
+        raise InputError(f"{op}: ceil_mode=True is not supported")
+    if any(2 * p > k for p, k in zip(pads, kernel, strict=True)):
+        raise InputError(f"{op}: padding {pads} must be at most half of kernel_size {kernel}")
+    if divisor_override is not None:
+        concrete_ints(op, "divisor_override", divisor_override, 1, 1)
+    return kernel, stride, pads
+
+
+def avg_pool2d_shape(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
+    """The output shape of ``avg_pool2d`` and the condition under which torch accepts it.
+
+    >>> h, w = sp.symbols("H W", integer=True, positive=True)
+    >>> avg_pool2d_shape((3, h, w), 2)[0]
+    (3, floor(H/2), floor(W/2))
+    """
+    op = "avg_pool2d"
+    _, lead, channels, spatial = split_input(op, tuple(input), 2)
+    kernel, stride, pads = _pool_options(op, kernel_size, stride, padding, ceil_mode, divisor_override)
+    outs, conds = [], []
+    for n, k, s, p in zip(spatial, kernel, stride, pads, strict=True):
+        outs.append(sp.floor((n + 2 * p - k) / sp.Integer(s)) + 1)
+        conds.append(sp.Ge(n + 2 * p, k))
+    return (*lead, channels, *outs), sp.And(*conds)
+
+
+def avg_pool2d_tensor(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
+    """The index definition of ``avg_pool2d`` (``ceil_mode=False``).
+
+    >>> from ..ir import leaf
+    >>> h, w = sp.symbols("H W", integer=True, positive=True)
+    >>> avg_pool2d_tensor(leaf("x", (1, h, w)), 2).shape
+    (1, floor(H/2), floor(W/2))
+    """
+    op = "avg_pool2d"
+    shape, valid = avg_pool2d_shape(
+        input.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
+    kernel, stride, pads = _pool_options(op, kernel_size, stride, padding, ceil_mode, divisor_override)
+    spatial_sizes = input.shape[-2:]
+
+    def element(idx):
+        lead, outs = idx[:-2], idx[-2:]
+        ms = tuple(dummy_index("m") for _ in kernel)
+        rows = tuple(o * s - p + m for o, s, p, m in zip(outs, stride, pads, ms, strict=True))
+        limits = [(m, 0, k - 1) for m, k in zip(ms, kernel, strict=True)]
+        total = gsum(input.at((*lead, *rows)), *limits)
+        if divisor_override is not None:
+            return total / sp.Integer(int(divisor_override))
+        if count_include_pad:
+            return total / sp.Integer(kernel[0] * kernel[1])
+        count = sp.Mul(
+            *(
+                gsum(Iverson(sp.And(sp.Ge(r, 0), sp.Lt(r, n))), (m, 0, k - 1))
+                for r, n, m, k in zip(rows, spatial_sizes, ms, kernel, strict=True)
+            )
+        )
+        return total / count
+
+    return Tensor(shape=shape, element=element, zero_outside=False, valid=sp.And(valid, input.valid))
+
+
+# -- relu ------------------------------------------------------------------------------------
+def relu_scalar(v: sp.Expr) -> sp.Expr:
+    """``max(v, 0)`` with PyTorch's derivative 0 at 0.
+
+    >>> relu_scalar(sp.Integer(-2))
+    0
+    """
+    return sp.Piecewise((v, v > 0), (0, True))
+
+
+# -- NumPy lowering (helpers emitted verbatim: only ``np`` in scope) ----------------------------
+def _sd_conv(x, w, b, stride, padding, dilation, groups):
+    """torch.nn.functional.conv1d/conv2d: im2col over kernel taps, one batched matmul."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    nsp = w.ndim - 2
+    unbatched = x.ndim == nsp + 1
+    if unbatched:
+        x = x[None]
+    ks = w.shape[2:]
+    if padding == "valid":
+        pads = [(0, 0)] * nsp
+    elif padding == "same":
+        pads = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for d, k in zip(dilation, ks, strict=True)]
+    else:
+        pads = [(p, p) for p in padding]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
+    outs = [(n - d * (k - 1) - 1) // s + 1 for n, d, k, s in zip(xp.shape[2:], dilation, ks, stride, strict=True)]
+    n_batch, c_in = x.shape[:2]
+    c_out, c_group = w.shape[:2]
+    taps = int(np.prod(ks))
+    cols = np.stack(
+        [
+            xp[
+                (slice(None), slice(None))
+                + tuple(
+                    slice(p * d, p * d + s * (o - 1) + 1, s)
+                    for p, d, s, o in zip(pos, dilation, stride, outs, strict=True)
+                )
+            ]
+            for pos in np.ndindex(*ks)
+        ],
+        axis=2,
+    )
+    cols = cols.reshape(n_batch, groups, c_group * taps, int(np.prod(outs)))
+    out = np.matmul(w.reshape(groups, c_out // groups, c_group * taps)[None], cols)
+    out = out.reshape((n_batch, c_out) + tuple(outs))
+    if b is not None:
+        out = out + np.asarray(b, dtype=np.float64).reshape((c_out,) + (1,) * nsp)
+    return out[0] if unbatched else out
+
+
+def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation):
+    """torch.nn.functional.conv_transpose1d/2d: one matmul, then a scatter per kernel tap."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    nsp = w.ndim - 2
+    unbatched = x.ndim == nsp + 1
+    if unbatched:
+        x = x[None]
+    n_batch, c_in = x.shape[:2]
+    ins, ks = x.shape[2:], w.shape[2:]
+    c_group, out_group = c_in // groups, w.shape[1]
+    outs = [
+        (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+        for n, s, p, d, k, e in zip(ins, stride, padding, dilation, ks, output_padding, strict=True)
+    ]
+    lens = [
+        max((n - 1) * s + d * (k - 1) + 1, o + p)
+        for n, s, d, k, o, p in zip(ins, stride, dilation, ks, outs, padding, strict=True)
+    ]
+    xg = x.reshape(n_batch, groups, c_group, int(np.prod(ins)))
+    wg = w.reshape(groups, c_group, out_group * int(np.prod(ks))).transpose(0, 2, 1)
+    taps = np.matmul(wg[None], xg).reshape((n_batch, groups, out_group) + tuple(ks) + tuple(ins))
+    buf = np.zeros((n_batch, groups, out_group) + tuple(lens))
+    lead = (slice(None),) * 3
+    for pos in np.ndindex(*ks):
+        sl = tuple(
+            slice(m * d, m * d + s * (n - 1) + 1, s) for m, d, s, n in zip(pos, dilation, stride, ins, strict=True)
+        )
+        buf[lead + sl] += taps[lead + pos]
+    out = buf[lead + tuple(slice(p, p + o) for p, o in zip(padding, outs, strict=True))]
+    out = out.reshape((n_batch, groups * out_group) + tuple(outs))
+    if b is not None:
+        out = out + np.asarray(b, dtype=np.float64).reshape((groups * out_group,) + (1,) * nsp)
+    return out[0] if unbatched else out
+
+
+def _sd_avg_pool2d(x, kernel, stride, padding, count_include_pad, divisor_override):
+    """torch.nn.functional.avg_pool2d with ceil_mode=False: a sum of strided slices per tap."""
+    x = np.asarray(x, dtype=np.float64)
+    pads = [(0, 0)] * (x.ndim - 2) + [(p, p) for p in padding]
+    xp = np.pad(x, pads)
+    inside = np.pad(np.ones(x.shape[-2:]), [(p, p) for p in padding])
+    outs = [(n - k) // s + 1 for n, k, s in zip(xp.shape[-2:], kernel, stride, strict=True)]
+    total = np.zeros(x.shape[:-2] + tuple(outs))
+    count = np.zeros(outs)
+    for pos in np.ndindex(*kernel):
+        sl = tuple(slice(m, m + s * (o - 1) + 1, s) for m, s, o in zip(pos, stride, outs, strict=True))
+        total += xp[(Ellipsis,) + sl]
+        count += inside[sl]
+    if divisor_override is not None:
+        return total / divisor_override
+    if count_include_pad:
+        return total / (kernel[0] * kernel[1])
+    return total / count
+
+
+HELPERS = {
+    fn.__name__: numpy_helper(fn.__name__, inspect.getsource(fn))
+    for fn in (_sd_conv, _sd_conv_transpose, _sd_avg_pool2d)
+}
+
+
+def _int_code(value) -> str:
+    value = sp.sympify(value)
+    if value.is_Integer:
+        return str(int(value))
+    return "int(" + sp.pycode(value).replace("math.", "np.") + ")"
+
+
+def _ints_code(values) -> str:
+    return "(" + "".join(_int_code(v) + ", " for v in values) + ")"
+
+
+# -- LaTeX --------------------------------------------------------------------------------------
+def _escape(name: str) -> str:
+    return name.replace("_", r"\_")
+
+
+def _options_latex(**options) -> str:
+    shown = [rf"\mathrm{{{_escape(k)}}}={_value_latex(v)}" for k, v in options.items() if v is not None]
+    return ", ".join(shown)
+
+
+def _value_latex(v) -> str:
+    if isinstance(v, str):
+        return rf"\text{{{v}}}"
+    if isinstance(v, tuple | list):
+        return r"\left(" + ", ".join(_value_latex(e) for e in v) + r"\right)"
+    return sp.latex(sp.sympify(v))
+
+
+def _call_latex(name: str, args: list[str], **options) -> str:
+    opts = _options_latex(**options)
+    inner = ", ".join(args + ([opts] if opts else []))
+    return rf"\operatorname{{{_escape(name)}}}\left({inner}\right)"
+
+
+# -- the table -----------------------------------------------------------------------------------
+def _non_default(defaults: dict, given: dict) -> dict:
+    return {k: v for k, v in given.items() if v != defaults[k]}
+
+
+CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+TRANSPOSE_DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1}
+
+
+def _register_conv(name: str, nspatial: int) -> Operator:
+    def definition(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        return conv_tensor(name, input, weight, bias, stride, padding, dilation, groups, nspatial)
+
+    def shape_rule(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        return conv_shape(name, input, weight, bias, stride, padding, dilation, groups, nspatial)
+
+    def to_numpy(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        s = concrete_ints(name, "stride", stride, nspatial, 1)
+        d = concrete_ints(name, "dilation", dilation, nspatial, 1)
+        p = repr(padding) if isinstance(padding, str) else str(concrete_ints(name, "padding", padding, nspatial, 0))
+        return f"_sd_conv({input}, {weight}, {bias}, {s}, {p}, {d}, {concrete_groups(name, groups)})"
+
+    def to_latex(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        options = _non_default(
+            CONV_DEFAULTS, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        )
+        return _call_latex(name, [input, weight] + ([bias] if bias is not None else []), **options)
+
+    params = (
+        Param("input", "tensor", required=True),
+        Param("weight", "tensor", required=True),
+        Param("bias", "tensor", default=None),
+        Param("stride", "ints", default=1),
+        Param("padding", "ints", default=0, choices=("valid", "same")),
+        Param("dilation", "ints", default=1),
+        Param("groups", "int", default=1),
+    )
+    return register(
+        Operator(
+            name,
+            "torch",
+            params,
+            definition,
+            shape_rule,
+            to_numpy,
+            to_latex,
+            (HELPERS["_sd_conv"],),
+            algebra="bilinear",
+        )
+    )
+
+
+def _register_conv_transpose(name: str, nspatial: int) -> Operator:
+    def definition(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        return conv_transpose_tensor(
+            name, input, weight, bias, stride, padding, output_padding, groups, dilation, nspatial
+        )
+
+    def shape_rule(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        return conv_transpose_shape(
+            name, input, weight, bias, stride, padding, output_padding, groups, dilation, nspatial
+        )
+
+    def to_numpy(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        s = concrete_ints(name, "stride", stride, nspatial, 1)
+        d = concrete_ints(name, "dilation", dilation, nspatial, 1)
+        p = concrete_ints(name, "padding", padding, nspatial, 0)
+        e = _ints_code(size_ints(name, "output_padding", output_padding, nspatial))
+        return f"_sd_conv_transpose({input}, {weight}, {bias}, {s}, {p}, {e}, {concrete_groups(name, groups)}, {d})"
+
+    def to_latex(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        given = {"stride": stride, "padding": padding, "output_padding": output_padding, "groups": groups}
+        options = _non_default(TRANSPOSE_DEFAULTS, {**given, "dilation": dilation})
+        return _call_latex(name, [input, weight] + ([bias] if bias is not None else []), **options)
+
+    params = (
+        Param("input", "tensor", required=True),
+        Param("weight", "tensor", required=True),
+        Param("bias", "tensor", default=None),
+        Param("stride", "ints", default=1),
+        Param("padding", "ints", default=0),
+        Param("output_padding", "ints", default=0),
+        Param("groups", "int", default=1),
+        Param("dilation", "ints", default=1),
+    )
+    helpers = (HELPERS["_sd_conv_transpose"],)
+    return register(
+        Operator(name, "torch", params, definition, shape_rule, to_numpy, to_latex, helpers, algebra="bilinear")
+    )
+
+
+def _avg_pool2d_numpy(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
+    kernel, stride, pads = _pool_options("avg_pool2d", kernel_size, stride, padding, ceil_mode, divisor_override)
+    override = None if divisor_override is None else int(divisor_override)
+    return f"_sd_avg_pool2d({input}, {kernel}, {stride}, {pads}, {bool(count_include_pad)}, {override})"
+
+
+def _avg_pool2d_latex(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
+    options = {"kernel_size": kernel_size, "stride": stride, "padding": padding or None}
+    if not count_include_pad:
+        options["count_include_pad"] = "False"
+    options["divisor_override"] = divisor_override
+    return _call_latex("avg_pool2d", [input], **options)
+
+
+_register_conv("conv1d", 1)
+_register_conv("conv2d", 2)
+_register_conv_transpose("conv_transpose1d", 1)
+_register_conv_transpose("conv_transpose2d", 2)
+
+register(
+    Operator(
+        "avg_pool2d",
+        "torch",
+        (
+            Param("input", "tensor", required=True),
+            Param("kernel_size", "ints", required=True),
+            Param("stride", "ints", default=None),
+            Param("padding", "ints", default=0),
+            Param("ceil_mode", "bool", default=False),
+            Param("count_include_pad", "bool", default=True),
+            Param("divisor_override", "int", default=None),
+        ),
+        avg_pool2d_tensor,
+        avg_pool2d_shape,
+        _avg_pool2d_numpy,
+        _avg_pool2d_latex,
+        (HELPERS["_sd_avg_pool2d"],),
+        algebra="linear",
+    )
+)
+
+register(
+    Operator(
+        "relu",
+        "torch",
+        (Param("input", "tensor", required=True), Param("inplace", "bool", default=False)),
+        lambda input, inplace=False: elementwise_tensor(relu_scalar, input, zero_preserving=True),
+        lambda input, inplace=False: (tuple(input), sp.true),
+        lambda input, inplace=False: f"np.maximum({input}, 0.0)",
+        lambda input, inplace=False: rf"\operatorname{{relu}}\left({input}\right)",
+        algebra="elementwise",
+    )
+)
