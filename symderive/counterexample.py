@@ -523,6 +523,8 @@ def find_counterexample(
     assumptions=(),
     deadline: float | None = None,
     summary: SearchSummary | None = None,
+    max_candidates: int | None = None,
+    at_sizes: dict | None = None,
 ) -> Counterexample | None:
     """The minimal concrete point where ``claim_tensor`` is not the gradient, or None.
 
@@ -534,7 +536,12 @@ def find_counterexample(
     if deadline is None:
         deadline = time.monotonic() + SEARCH_SECONDS
     tensor_assumptions = _tensor_assumptions(layer, assumptions)
-    for env in itertools.islice(size_candidates(layer, assumptions), MAX_SIZE_CANDIDATES):
+    # max_candidates: the prover's cross-check looks at the first few sizes only;
+    # at_sizes: the one size assignment a solver model points at
+    candidates = size_candidates(layer, assumptions)
+    if at_sizes is not None:
+        candidates = iter([{sp.Symbol(str(k), integer=True, positive=True): int(v) for k, v in at_sizes.items()}])
+    for env in itertools.islice(candidates, max_candidates or MAX_SIZE_CANDIDATES):
         if deadline is not None and time.monotonic() > deadline:
             summary.timed_out = True
             return None
@@ -558,14 +565,9 @@ def find_counterexample(
 # -- the verdict -------------------------------------------------------------------------
 def parse_assumptions(texts: Sequence[str], layer: Layer) -> list[Assumption]:
     """Extra assumption strings, parsed exactly like a layer file's ``assume`` entries."""
-    if not texts:
-        return []
-    from . import language
+    from .language import parse_assumption
 
-    parse = getattr(language, "parse_assumption", None)
-    if parse is None:
-        raise InputError("assumptions cannot be parsed in this build", where="--assume")
-    return [parse(t, layer) for t in texts]
+    return [parse_assumption(t, dict(layer.inputs), list(layer.sizes), where=f"--assume {t!r}") for t in texts]
 
 
 def prove_concrete(layer, wrt: str, claim_text: str, assume=(), deadline: float | None = None) -> Verdict:

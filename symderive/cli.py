@@ -1,0 +1,691 @@
+"""The command line (LANGUAGE.md, "Command line").
+
+``main(argv, prog)`` runs one command and returns its exit status; ``entrypoint()`` is
+the console script. Exit statuses: 0 all proved (or done), 1 some claim refuted (or an
+implementation differs), 3 some unknown, 2 an input error (one line on stderr, never a
+traceback), 70 an internal error (a bug of symderive). Where several apply, the first
+of 70, 2, 1, 3 wins.
+
+Library modules are imported inside the command functions, so that each command works
+as soon as what it needs exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import inspect
+import json
+import math
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, InternalError
+from .verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict
+
+EXIT_OK, EXIT_REFUTED, EXIT_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 70
+DEFAULT_TIMEOUT = 60.0
+
+#: marks an argument that starts with "-" but is a value (a claim such as "-w.T @ g")
+_VALUE_MARK = "\x00"
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+class NotAvailable(Exception):
+    """A command needs a module that this build does not have."""
+
+
+class ClaimTimeout(BaseException):
+    """The wall-clock guard ran out (a BaseException, so library code cannot swallow it)."""
+
+
+# -- exit statuses ---------------------------------------------------------------------
+_STATUS_OF_VERDICT = {PROVED: EXIT_OK, REFUTED: EXIT_REFUTED, UNKNOWN: EXIT_UNKNOWN, ERROR: EXIT_INPUT}
+
+
+def combined_status(statuses: Sequence[int]) -> int:
+    """The exit status of several results: the first of 70, 2, 1, 3 that occurs, else 0.
+
+    >>> combined_status([0, 3, 1]), combined_status([3, 2, 1]), combined_status([])
+    (1, 2, 0)
+    """
+    for status in (EXIT_INTERNAL, EXIT_INPUT, EXIT_REFUTED, EXIT_UNKNOWN):
+        if status in statuses:
+            return status
+    return EXIT_OK
+
+
+def verdict_status(verdict: Verdict) -> int:
+    """The exit status ``prove`` gives one verdict.
+
+    >>> verdict_status(Verdict("refuted"))
+    1
+    """
+    return _STATUS_OF_VERDICT.get(verdict.verdict, EXIT_INTERNAL)
+
+
+# -- the wall-clock guard ---------------------------------------------------------------
+@contextlib.contextmanager
+def wall_clock(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`ClaimTimeout` inside the block once ``seconds`` have passed.
+
+    Uses SIGALRM, so it only acts in the main thread (elsewhere it does nothing).
+
+    >>> with wall_clock(5.0):
+    ...     pass
+    """
+    usable = (
+        seconds is not None
+        and seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def _ring(signum, frame):
+        raise ClaimTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- argument parsing -----------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are InputErrors (one line, exit 2)."""
+
+    def error(self, message):
+        raise InputError(message, where=self.prog)
+
+
+def _timeout_value(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(text)
+    return value
+
+
+_timeout_value.__name__ = "timeout (positive seconds)"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--timeout",
+        type=_timeout_value,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="wall-clock guard per claim (default %(default)s); when it runs out the verdict is unknown",
+    )
+
+
+def _add_claims_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--claim",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "CLAIM"),
+        help="a claim for the gradient with respect to input NAME (repeatable; default: the layer's own claims)",
+    )
+
+
+def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``symderive`` and its subcommands.
+
+    >>> sorted(main_parser().parse_args(["layers"]).__dict__)[:2]
+    ['command', 'timeout']
+    """
+    parser = _Parser(
+        prog=prog or "symderive",
+        description="Check the calculus of neural-network backpropagation: derive, prove, emit NumPy, report.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("layers", help="list the built-in layers", allow_abbrev=False)
+    _add_common(p)
+
+    p = sub.add_parser("show", help="a layer's forward pass in index form", allow_abbrev=False)
+    p.add_argument("layer", metavar="LAYER", help="a built-in layer name or a path to a TOML file")
+    _add_common(p)
+
+    p = sub.add_parser("prove", help="prove or refute a gradient claim", allow_abbrev=False)
+    p.add_argument("layer", nargs="?", metavar="LAYER", help="a built-in layer name or a path to a TOML file")
+    p.add_argument("claim", nargs="?", metavar="CLAIM", help="the claimed gradient (closed or index form)")
+    p.add_argument("--wrt", metavar="NAME", help="the input the gradient is taken with respect to")
+    p.add_argument("--assume", action="append", default=[], metavar="EXPR", help="an extra assumption (repeatable)")
+    p.add_argument("--batch", metavar="FILE.json", help="prove every claim of a JSON batch file")
+    p.add_argument("--json", action="store_true", help="one JSON object per claim, one per line")
+    _add_common(p)
+
+    p = sub.add_parser("derive", help="the derivation, step by step", allow_abbrev=False)
+    p.add_argument("layer", metavar="LAYER")
+    p.add_argument("--wrt", required=True, metavar="NAME")
+    _add_common(p)
+
+    p = sub.add_parser("codegen", help="NumPy code from proved claims", allow_abbrev=False)
+    p.add_argument("layer", metavar="LAYER")
+    _add_claims_option(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE.py")
+    p.add_argument("--tests", metavar="FILE.py", help="also write a pytest module checking the emitted code")
+    _add_common(p)
+
+    p = sub.add_parser("report", help="a LaTeX/PDF report of the derivations and proofs", allow_abbrev=False)
+    p.add_argument("layer", metavar="LAYER")
+    _add_claims_option(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE.pdf|FILE.tex")
+    _add_common(p)
+
+    p = sub.add_parser("check", help="check backward implementations against the true gradient", allow_abbrev=False)
+    p.add_argument("layer", metavar="LAYER")
+    p.add_argument("--wrt", required=True, metavar="NAME")
+    p.add_argument("--impl", action="append", required=True, metavar="FILE.py:FUNCTION")
+    p.add_argument("--rtol", type=float, default=1e-7)
+    p.add_argument("--atol", type=float, default=1e-9)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+    return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _protect_values(tokens: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Mark arguments that start with "-" but are values, so argparse does not read them as options.
+
+    A claim may start with "-" (``-w.T @ g``): a positional that is not a known option,
+    or the value of an option, is a value. Single values of options are joined as
+    ``--opt=VALUE``; other values carry an invisible mark that parsing removes again.
+    """
+    options = parser._option_string_actions
+    out: list[str] = []
+    pending = 0  # values still owed to the last option
+    tokens = list(tokens)
+    k = 0
+    while k < len(tokens):
+        tok = tokens[k]
+        if tok == "--":
+            out.extend(tokens[k:])
+            break
+        if pending:
+            out.append(_VALUE_MARK + tok if tok.startswith("-") else tok)
+            pending -= 1
+        elif tok in options:
+            nargs = options[tok].nargs
+            count = 1 if nargs is None else nargs if isinstance(nargs, int) else 0
+            nxt = tokens[k + 1] if k + 1 < len(tokens) else None
+            if count == 1 and nxt is not None and nxt.startswith("-") and nxt not in options:
+                out.append(f"{tok}={nxt}")
+                k += 2
+                continue
+            out.append(tok)
+            pending = count
+        elif (
+            tok.startswith("-") and len(tok) > 1 and not _NEGATIVE_NUMBER.match(tok) and not _known_joined(tok, options)
+        ):
+            out.append(_VALUE_MARK + tok)
+        else:
+            out.append(tok)
+        k += 1
+    return out
+
+
+def _known_joined(tok: str, options) -> bool:
+    if "=" in tok and tok.split("=", 1)[0] in options:
+        return True
+    return not tok.startswith("--") and tok[:2] in options and options[tok[:2]].nargs is None
+
+
+def _unmark(value):
+    if isinstance(value, str):
+        return value[len(_VALUE_MARK) :] if value.startswith(_VALUE_MARK) else value
+    if isinstance(value, list):
+        return [_unmark(v) for v in value]
+    return value
+
+
+def parse_command_line(argv: Sequence[str], prog: str | None = None) -> argparse.Namespace:
+    """The parsed arguments of one command line (InputError on a usage error).
+
+    >>> parse_command_line(["prove", "linear", "--wrt", "x", "-w.T@g"]).claim
+    '-w.T@g'
+    """
+    parser = main_parser(prog)
+    argv = list(argv)
+    if not argv or argv[0].startswith("-"):
+        # no command: --help, --version, or a usage error
+        args = parser.parse_args(argv)
+        return args
+    subs = _subparsers(parser)
+    command = argv[0]
+    if command not in subs:
+        raise InputError(f"unknown command {command!r} (choose from {', '.join(subs)})", where=parser.prog)
+    sub = subs[command]
+    args = sub.parse_intermixed_args(_protect_values(argv[1:], sub))
+    for key, value in vars(args).items():
+        setattr(args, key, _unmark(value))
+    args.command = command
+    return args
+
+
+# -- library access --------------------------------------------------------------------
+def _library(module: str, name: str):
+    """``symderive.<module>.<name>``, or NotAvailable when this build lacks it."""
+    try:
+        mod = importlib.import_module(f"symderive.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(f"symderive.{module}"):
+            raise NotAvailable(f"{module}.{name}") from exc
+        raise
+    try:
+        return getattr(mod, name)
+    except AttributeError as exc:
+        raise NotAvailable(f"{module}.{name}") from exc
+
+
+def _call(fn, *args, **kwargs):
+    """Call ``fn`` with the keyword arguments it accepts (the library grows; the CLI adapts)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(*args, **kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(*args, **kwargs)
+    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
+
+
+def is_layer_path(text: str) -> bool:
+    """Whether a LAYER argument is a path (it contains "/" or ends in ".toml") rather than a name.
+
+    >>> is_layer_path("conv2d"), is_layer_path("my/layer.toml"), is_layer_path("mine.toml")
+    (False, True, True)
+    """
+    return "/" in text or text.endswith(".toml")
+
+
+def load(layer_arg: str, base: Path | None = None):
+    """The Layer a LAYER argument names; relative paths are taken relative to ``base``."""
+    load_layer = _library("layer", "load_layer")
+    target = layer_arg
+    if base is not None and is_layer_path(layer_arg) and not Path(layer_arg).is_absolute():
+        target = str(base / layer_arg)
+    if is_layer_path(target):
+        path = Path(target)
+        if not path.is_file():
+            raise InputError(f"no such layer file: {layer_arg}", where="LAYER")
+    return load_layer(target)
+
+
+def _check_wrt(layer, wrt: str | None) -> str:
+    if not wrt:
+        raise InputError("--wrt NAME is required (the input the gradient is taken with respect to)")
+    if wrt not in layer.inputs:
+        raise InputError(f"layer {layer.name} has no input {wrt!r} (inputs: {', '.join(layer.inputs)})", where="--wrt")
+    return wrt
+
+
+# -- proving ---------------------------------------------------------------------------
+def prove_claim(
+    layer_arg: str, wrt: str, claim: str, assume: Sequence[str], timeout: float, base: Path | None = None
+) -> Verdict:
+    """The verdict on one claim, with the wall-clock guard; InputError for a bad input."""
+    prove = _library("prove", "prove")
+    layer = load(layer_arg, base)
+    _check_wrt(layer, wrt)
+    if not isinstance(claim, str) or not claim.strip():
+        raise InputError("the claim is empty", where="CLAIM")
+    try:
+        with wall_clock(timeout):
+            verdict = prove(layer, wrt, claim, assume=list(assume), timeout=timeout)
+    except ClaimTimeout:
+        verdict = Verdict(UNKNOWN, reason=f"timeout (after {timeout:g} s)")
+    if not isinstance(verdict, Verdict):
+        raise InternalError(f"prove returned {type(verdict).__name__}, not a Verdict")
+    return dataclasses.replace(verdict, layer=layer_arg, wrt=wrt, claim=claim)
+
+
+def _error_verdict(layer_arg, wrt, claim, message: str) -> Verdict:
+    return Verdict(ERROR, layer=str(layer_arg), wrt=str(wrt), claim=str(claim), reason=message)
+
+
+def _read_batch(path_text: str) -> tuple[list, Path]:
+    path = Path(path_text)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read batch file: {exc.strerror or exc}", where=path_text) from exc
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where=path_text
+        ) from exc
+    if not isinstance(entries, list):
+        raise InputError("a batch file holds a JSON list of claims", where=path_text)
+    return entries, path.resolve().parent
+
+
+def _batch_entry(entry, number: int, batch: str):
+    where = f"{batch}, entry {number}"
+    if not isinstance(entry, dict):
+        raise InputError("an entry is a JSON object with layer, wrt, claim (and assume)", where=where)
+    missing = [k for k in ("layer", "wrt", "claim") if not isinstance(entry.get(k), str)]
+    if missing:
+        raise InputError(f"missing or non-string {', '.join(missing)}", where=where)
+    assume = entry.get("assume", [])
+    if not isinstance(assume, list) or not all(isinstance(a, str) for a in assume):
+        raise InputError("assume must be a list of strings", where=where)
+    return entry["layer"], entry["wrt"], entry["claim"], assume
+
+
+def _verdicts(args) -> Iterator[tuple[Verdict, str]]:
+    """(verdict, where) for every claim of a prove command; input errors of batch entries become error verdicts."""
+    if args.batch is None:
+        if args.layer is None or args.claim is None:
+            raise InputError("prove needs LAYER --wrt NAME CLAIM, or --batch FILE.json", where="prove")
+        yield prove_claim(args.layer, args.wrt, args.claim, args.assume, args.timeout), ""
+        return
+    if args.layer is not None or args.claim is not None or args.wrt or args.assume:
+        raise InputError("--batch takes the layers, claims and assumptions from the file only", where="prove")
+    entries, base = _read_batch(args.batch)
+    for number, entry in enumerate(entries, start=1):
+        where = f"{args.batch}, entry {number}"
+        raw = entry if isinstance(entry, dict) else {}
+        try:
+            layer_arg, wrt, claim, assume = _batch_entry(entry, number, args.batch)
+            yield prove_claim(layer_arg, wrt, claim, assume, args.timeout, base=base), where
+        except InputError as exc:
+            message = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
+            yield _error_verdict(raw.get("layer", ""), raw.get("wrt", ""), raw.get("claim", ""), message), where
+
+
+def cmd_prove(args, out, err) -> int:
+    statuses = []
+    for verdict, _where in _verdicts(args):
+        statuses.append(verdict_status(verdict))
+        if verdict.verdict == ERROR:
+            print(_one_line(f"symderive: error: {verdict.reason}"), file=err)
+        if args.json:
+            print(json.dumps(verdict.to_json()), file=out)
+        else:
+            print(format_verdict(verdict), file=out)
+        out.flush()
+    return combined_status(statuses)
+
+
+# -- human-readable verdicts -------------------------------------------------------------
+def format_array(value, indent: str = "    ") -> str:
+    """A small nested list as aligned rows (a scalar as itself).
+
+    >>> print(format_array([[1, -1], [0, 2]], indent=""))
+    [[ 1, -1],
+     [ 0,  2]]
+    """
+    if not isinstance(value, list):
+        return str(value)
+    if not value or not isinstance(value[0], list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if not isinstance(value[0][0] if value[0] else None, list):
+        cells = [[str(v) for v in row] for row in value]
+        width = max((len(c) for row in cells for c in row), default=1)
+        rows = ["[" + ", ".join(c.rjust(width) for c in row) + "]" for row in cells]
+        return "[" + (",\n" + indent + " ").join(rows) + "]"
+    return json.dumps(value)
+
+
+def format_verdict(verdict: Verdict) -> str:
+    """A verdict for people: the claim, the verdict, and the counterexample or the reason."""
+    head = f"{verdict.layer}, d/d{verdict.wrt}: {verdict.claim}"
+    if verdict.verdict == PROVED:
+        assumed = f" (assuming {', '.join(verdict.assumptions)})" if verdict.assumptions else ""
+        return f"{head}\n  proved{assumed}"
+    if verdict.verdict == UNKNOWN:
+        return f"{head}\n  unknown: {verdict.reason}"
+    if verdict.verdict == ERROR:
+        return f"{head}\n  error: {verdict.reason}"
+    lines = [head, "  refuted"]
+    ce = verdict.counterexample
+    if ce is None:
+        lines.append(f"  {verdict.reason}" if verdict.reason else "")
+        return "\n".join(line for line in lines if line)
+    sizes = ", ".join(f"{k}={v}" for k, v in ce.sizes.items())
+    lines.append(f"  at sizes {sizes}" if sizes else "  at the layer's sizes")
+    if ce.is_shape_mismatch:
+        expected = tuple(ce.expected_shape)
+        if ce.claimed_shape is None:
+            lines.append(f"  the gradient has shape {expected}; the claim is not defined here")
+        else:
+            lines.append(f"  the gradient has shape {expected}; the claim has shape {tuple(ce.claimed_shape)}")
+        if ce.message:
+            lines.append(f"  ({ce.message})")
+        return "\n".join(lines)
+    for name, value in (ce.values or {}).items():
+        prefix = f"    {name} = "
+        lines.append(prefix + format_array(value, indent=" " * len(prefix)))
+    index = ", ".join(str(i) for i in (ce.index or ()))
+    element = f"d{verdict.wrt}[{index}]" if index else f"d{verdict.wrt}"
+    lines.append(f"  at {element}: expected {ce.expected}, claimed {ce.claimed}")
+    if ce.expected_array is not None and ce.claimed_array is not None and isinstance(ce.expected_array, list):
+        lines.append("    gradient: " + format_array(ce.expected_array, indent=" " * 14))
+        lines.append("    claim:    " + format_array(ce.claimed_array, indent=" " * 14))
+    return "\n".join(lines)
+
+
+# -- the other commands ------------------------------------------------------------------
+def cmd_layers(args, out, err) -> int:
+    names = _library("layer", "builtin_layer_names")()
+    load_layer = _library("layer", "load_layer")
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        description = load_layer(name).description
+        print(f"{name.ljust(width)}  {description}".rstrip(), file=out)
+    return EXIT_OK
+
+
+def cmd_show(args, out, err) -> int:
+    describe = _library("layer", "describe_layer")
+    print(describe(load(args.layer)), file=out)
+    return EXIT_OK
+
+
+def cmd_derive(args, out, err) -> int:
+    derive = _library("derive", "derive")
+    layer = load(args.layer)
+    _check_wrt(layer, args.wrt)
+    with wall_clock(args.timeout):
+        derivation = derive(layer, args.wrt)
+    import sympy as sp
+
+    for number, step in enumerate(derivation.steps, start=1):
+        label = f" [{step.label}]" if step.label else ""
+        print(f"{number}. {step.kind}{label}: {step.text}", file=out)
+        print(f"     {sp.sstr(step.lhs)} = {sp.sstr(step.rhs)}", file=out)
+    return EXIT_OK
+
+
+def _claims_of(layer, pairs) -> dict[str, str]:
+    if pairs:
+        claims = {}
+        for name, text in pairs:
+            _check_wrt(layer, name)
+            if name in claims:
+                raise InputError(f"two claims for {name!r}", where="--claim")
+            claims[name] = text
+        return claims
+    return {c.wrt: c.claim for c in layer.claims if c.expect == PROVED and not c.assume}
+
+
+def cmd_codegen(args, out, err) -> int:
+    emit_numpy = _library("codegen", "emit_numpy")
+    layer = load(args.layer)
+    claims = _claims_of(layer, args.claim)
+    if not claims:
+        raise InputError(f"no claims to emit code for: give --claim NAME CLAIM (layer {layer.name} lists none)")
+    statuses = []
+    for wrt, text in claims.items():
+        verdict = prove_claim(args.layer, wrt, text, (), args.timeout)
+        status = verdict_status(verdict)
+        if status != EXIT_OK:
+            detail = verdict.reason or "see symderive prove"
+            print(
+                _one_line(
+                    f"symderive codegen: claim for {wrt} is {verdict.verdict} ({detail}); not writing {args.output}"
+                ),
+                file=err,
+            )
+            statuses.append(status)
+    if statuses:
+        return combined_status(statuses)
+    source = _call(emit_numpy, layer, claims=claims)
+    _write(args.output, source)
+    print(f"wrote {args.output}", file=out)
+    if args.tests:
+        emit_tests = _library("codegen", "emit_tests")
+        module = Path(args.output).stem
+        _write(args.tests, _call(emit_tests, layer, claims=claims, module=module, module_path=args.output))
+        print(f"wrote {args.tests}", file=out)
+    return EXIT_OK
+
+
+def cmd_report(args, out, err) -> int:
+    report = _library("report", "report")
+    if Path(args.output).suffix.lower() not in (".pdf", ".tex"):
+        raise InputError(f"the report is written as FILE.pdf or FILE.tex, got {args.output!r}", where="-o")
+    layer = load(args.layer)
+    claims = _claims_of(layer, args.claim)
+    _call(report, layer, claims=claims, output=args.output, timeout=args.timeout)
+    print(f"wrote {args.output}", file=out)
+    return EXIT_OK
+
+
+def _report_ok(rep) -> bool:
+    for attr in ("ok", "agrees", "passed"):
+        if hasattr(rep, attr):
+            return bool(getattr(rep, attr))
+    raise InternalError(f"{type(rep).__name__} says neither ok nor agrees")
+
+
+def _report_json(rep) -> dict:
+    if hasattr(rep, "to_json"):
+        return rep.to_json()
+    if dataclasses.is_dataclass(rep):
+        return dataclasses.asdict(rep)
+    return {"ok": _report_ok(rep), "summary": str(rep)}
+
+
+def cmd_check(args, out, err) -> int:
+    check_implementation = _library("checking", "check_implementation")
+    layer = load(args.layer)
+    _check_wrt(layer, args.wrt)
+    statuses = []
+    for spec in args.impl:
+        if ":" not in spec:
+            raise InputError(f"--impl takes FILE.py:FUNCTION, got {spec!r}", where="--impl")
+        rep = _call(
+            check_implementation,
+            layer,
+            args.wrt,
+            spec,
+            rtol=args.rtol,
+            atol=args.atol,
+            seed=args.seed,
+            timeout=args.timeout,
+        )
+        ok = _report_ok(rep)
+        statuses.append(EXIT_OK if ok else EXIT_REFUTED)
+        if args.json:
+            print(json.dumps(_report_json(rep), default=str), file=out)
+        else:
+            summary = rep.summary() if callable(getattr(rep, "summary", None)) else str(rep)
+            print(f"{spec}: {'agrees' if ok else 'DIFFERS'}\n  {summary}", file=out)
+    return combined_status(statuses)
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", where=path) from exc
+
+
+COMMANDS = {
+    "layers": cmd_layers,
+    "show": cmd_show,
+    "prove": cmd_prove,
+    "derive": cmd_derive,
+    "codegen": cmd_codegen,
+    "report": cmd_report,
+    "check": cmd_check,
+}
+
+
+# -- entry points ------------------------------------------------------------------------
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run one command line; returns the exit status (never raises, never prints a traceback).
+
+    >>> main(["prove"], prog="symderive")
+    2
+    """
+    prog = prog or "symderive"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = parse_command_line(argv, prog)
+        return COMMANDS[args.command](args, out, err)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except InputError as exc:
+        print(_one_line(f"{prog}: error: {exc}"), file=err)
+        return EXIT_INPUT
+    except ClaimTimeout:
+        print(f"{prog}: timeout: the command did not finish within the --timeout", file=err)
+        return EXIT_UNKNOWN
+    except NotAvailable as exc:
+        print(
+            _one_line(
+                f"{prog}: internal error: {exc} is not available in this build (a bug of symderive); please report it"
+            ),
+            file=err,
+        )
+        return EXIT_INTERNAL
+    except InternalError as exc:
+        print(_one_line(f"{prog}: {exc}; please report it"), file=err)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=err)
+        return 130
+    except Exception as exc:  # noqa: BLE001  (anything else is a bug of symderive, reported as such)
+        print(
+            _one_line(f"{prog}: internal error (a bug in symderive): {type(exc).__name__}: {exc}; please report it"),
+            file=err,
+        )
+        return EXIT_INTERNAL
+
+
+def entrypoint() -> None:
+    """The ``symderive`` console script."""
+    sys.exit(main(sys.argv[1:], prog="symderive"))
