@@ -1,6 +1,9 @@
 """Derive: the gradient of a layer's loss with respect to one input element, step by step.
 
-(Being written: the dataclasses below are the contract for reports and the CLI.)
+The loss is ``sum(g * y)`` for a non-final layer and the layer's own ``L`` for a loss
+layer. Differentiation is symderive's own (reads give Kronecker deltas over the
+integers); delta elimination solves affine index equations over the integers (a unit
+coefficient substitutes, any other adds a divisibility guard), never over the rationals.
 """
 
 from __future__ import annotations
@@ -8,6 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy as sp
+
+from .errors import InputError
+from .ir import GSum, Iverson, gsum, index_symbol, read
+
+WRT_NAMES = ("p", "q", "r", "u", "v", "z")
+OUT_NAMES = ("i", "j", "l", "o", "c", "h")
 
 
 @dataclass(frozen=True)
@@ -41,3 +50,252 @@ class Derivation:
     index: tuple[sp.Symbol, ...]
     gradient: sp.Expr
     steps: tuple[Step, ...]
+
+    def lhs(self) -> sp.Expr:
+        """The left side ``dL/dwrt[index]`` as a SymPy derivative symbol."""
+        return partial_symbol("L", self.wrt, self.index)
+
+
+class NotDifferentiable(ValueError):
+    """An expression symderive has no derivative rule for (the verdict is unknown)."""
+
+
+# -- naming -----------------------------------------------------------------------------
+
+
+def _pick_names(pool: tuple[str, ...], count: int, taken: set[str]) -> tuple[sp.Symbol, ...]:
+    out = []
+    for base in pool + tuple(f"{pool[0]}{k}" for k in range(1, 50)):
+        if base not in taken and len(out) < count:
+            out.append(index_symbol(base))
+            taken.add(base)
+    return tuple(out)
+
+
+def taken_names(layer) -> set[str]:
+    """Names an index variable must not take in this layer (sizes, tensors, g, output)."""
+    names = {str(s) for s in layer.sizes} | set(layer.inputs) | {"g", layer.output}
+    return names
+
+
+def partial_symbol(num: str, den: str, idx) -> sp.Expr:
+    """``dL/dx[p, q]`` as a printable SymPy symbol (for steps).
+
+    >>> partial_symbol("L", "x", (index_symbol("p"),))
+    dL/dx[p]
+    """
+    if idx:
+        return sp.Symbol(f"d{num}/d{den}[{', '.join(map(str, idx))}]")
+    return sp.Symbol(f"d{num}/d{den}")
+
+
+# -- differentiation ----------------------------------------------------------------------
+
+
+def _is_read_of(e, name: str) -> bool:
+    return isinstance(e, sp.Indexed) and str(e.base.label) == name
+
+
+def diff_read(expr: sp.Expr, name: str, at: tuple) -> sp.Expr:
+    """The derivative of a scalar index expression with respect to ``name[at]``.
+
+    A read ``name[idx]`` gives ``prod KroneckerDelta(idx_k, at_k)``; sums differentiate
+    termwise; other nodes by SymPy's chain rule with reads and sums held as symbols.
+
+    >>> i, p = index_symbol("i"), index_symbol("p")
+    >>> diff_read(read("x", (i,)) ** 2, "x", (p,))
+    2*KroneckerDelta(i, p)*x[i]
+    """
+    if not expr.has(sp.IndexedBase(name, real=True)) and not (not at and expr.has(sp.Symbol(name, real=True))):
+        return sp.S.Zero
+    if not at and expr == sp.Symbol(name, real=True):
+        return sp.S.One
+    if _is_read_of(expr, name):
+        return sp.Mul(*(sp.KroneckerDelta(i, a) for i, a in zip(expr.indices, at, strict=True)))
+    if isinstance(expr, sp.Indexed):
+        return sp.S.Zero
+    if isinstance(expr, GSum):
+        return gsum(diff_read(expr.function, name, at), *expr.limits)
+    if isinstance(expr, sp.Add):
+        return sp.Add(*(diff_read(a, name, at) for a in expr.args))
+    if isinstance(expr, sp.Mul):
+        terms = []
+        for k, a in enumerate(expr.args):
+            da = diff_read(a, name, at)
+            if da != 0:
+                terms.append(sp.Mul(*expr.args[:k], da, *expr.args[k + 1 :]))
+        return sp.Add(*terms)
+    if isinstance(expr, Iverson | sp.KroneckerDelta):
+        return sp.S.Zero  # piecewise constant in tensor values: derivative 0 almost everywhere
+    if isinstance(expr, sp.Piecewise):
+        # PyTorch's convention: differentiate the branch that holds, conditions held fixed
+        return sp.Piecewise(*((diff_read(e, name, at), c) for e, c in expr.args))
+    return _chain_rule(expr, name, at)
+
+
+def _chain_rule(expr: sp.Expr, name: str, at: tuple) -> sp.Expr:
+    """SymPy's derivative of ``expr`` in its maximal read/sum subterms, times theirs."""
+    holders: dict[sp.Expr, sp.Symbol] = {}
+
+    def hold(e):
+        if isinstance(e, sp.Indexed | GSum) or (isinstance(e, sp.Symbol) and e.is_real and not e.is_integer):
+            if e not in holders:
+                holders[e] = sp.Dummy("h", real=True)
+            return holders[e]
+        if not e.args:
+            return e
+        return e.func(*(hold(a) for a in e.args))
+
+    held = hold(expr)
+    if any(isinstance(a, sp.Subs | sp.Derivative) for a in sp.preorder_traversal(held)):
+        raise NotDifferentiable(f"no derivative rule for {expr}")
+    total = []
+    for sub, sym in holders.items():
+        dsub = diff_read(sub, name, at)
+        if dsub == 0:
+            continue
+        outer = sp.diff(held, sym)
+        if outer.has(sp.Derivative, sp.Subs):
+            raise NotDifferentiable(f"no derivative rule for {expr}")
+        total.append(outer.xreplace({v: k for k, v in holders.items()}) * dsub)
+    return sp.Add(*total)
+
+
+# -- delta elimination --------------------------------------------------------------------
+
+
+def _affine_coeff(expr: sp.Expr, var: sp.Symbol):
+    """The integer coefficient of ``var`` in an affine expression, or None."""
+    poly = sp.expand(expr)
+    c = poly.coeff(var)
+    if c.has(var) or not (c.is_Integer):
+        return None
+    rest = sp.expand(poly - c * var)
+    if rest.has(var):
+        return None
+    return int(c)
+
+
+def _split_sum(expr: sp.Expr) -> list[tuple[sp.Expr, list]]:
+    """``expr`` as a list of (product body, limits) with nested sums pulled out."""
+    expr = sp.expand(expr, deep=False, mul=True, multinomial=False, power_exp=False, power_base=False, log=False)
+    if isinstance(expr, sp.Add):
+        return [t for a in expr.args for t in _split_sum(a)]
+    if isinstance(expr, GSum):
+        return [(b, lims + list(expr.limits)) for b, lims in _split_sum(expr.function)]
+    if isinstance(expr, sp.Mul):
+        parts = [[(sp.S.One, [])]]
+        for a in expr.args:
+            parts.append(_split_sum(a) if isinstance(a, GSum | sp.Add) else [(a, [])])
+        out = [(sp.S.One, [])]
+        for choices in parts[1:]:
+            out = [(b1 * b2, l1 + l2) for b1, l1 in out for b2, l2 in choices]
+        return out
+    return [(expr, [])]
+
+
+def eliminate_deltas(expr: sp.Expr) -> sp.Expr:
+    """Sum out Kronecker deltas over the integers, turning ranges into guards.
+
+    >>> i, m, p, n, k = map(index_symbol, "impnk")
+    >>> w = read("w", (m,))
+    >>> eliminate_deltas(GSum(GSum(w * sp.KroneckerDelta(i + m, p), (m, 0, k - 1)), (i, 0, n - 1)))
+    Sum(Iverson((p - i >= 0) & (p - i <= k - 1))*w[-i + p], (i, 0, n - 1))
+    """
+    terms = []
+    for body, limits in _split_sum(expr):
+        terms.append(_eliminate_term(body, limits))
+    return sp.Add(*terms)
+
+
+def _eliminate_term(body: sp.Expr, limits: list) -> sp.Expr:
+    factors = list(sp.Mul.make_args(body))
+    limits = list(limits)
+    changed = True
+    while changed:
+        changed = False
+        for k, f in enumerate(factors):
+            if not isinstance(f, sp.KroneckerDelta):
+                continue
+            solved = _solve_delta(f, limits)
+            if solved is None:
+                continue
+            var, value, guard = solved
+            lim = next(lim for lim in limits if lim[0] == var)
+            limits.remove(lim)
+            _, lo, hi = lim
+            rest = factors[:k] + factors[k + 1 :]
+            factors = [g.xreplace({var: value}) for g in rest]
+            factors.append(Iverson(sp.And(sp.Ge(value, lo), sp.Le(value, hi), guard)))
+            limits = [(v, lo2.xreplace({var: value}), hi2.xreplace({var: value})) for v, lo2, hi2 in limits]
+            changed = True
+            break
+    new_body = sp.Mul(*factors)
+    return gsum(new_body, *limits) if new_body != 0 else sp.S.Zero
+
+
+def _solve_delta(delta: sp.KroneckerDelta, limits: list):
+    """(var, value, extra guard) solving a delta for one summation variable, or None."""
+    diff = sp.expand(delta.args[0] - delta.args[1])
+    # innermost summation variables first: the forward's own sum indices go first
+    for var, _, _ in limits:
+        c = _affine_coeff(diff, var)
+        if not c:
+            continue
+        rest = sp.expand(-(diff - c * var))
+        if abs(c) == 1:
+            return var, sp.expand(rest * c), sp.true
+        return var, sp.floor(rest / c), sp.Eq(sp.Mod(rest, abs(c)), 0)
+    return None
+
+
+# -- the derivation -----------------------------------------------------------------------
+
+
+def derive(layer, wrt: str) -> Derivation:
+    """The gradient of ``layer``'s loss with respect to one element of ``wrt``, with steps.
+
+    >>> from symderive.layer import load_layer
+    >>> d = derive(load_layer("linear"), "x")
+    >>> [s.kind for s in d.steps][:2]
+    ['loss', 'forward']
+    """
+    if isinstance(layer, str):
+        from .layer import load_layer
+
+        layer = load_layer(layer)
+    if wrt not in layer.inputs:
+        raise InputError(f"--wrt {wrt!r} is not an input of layer {layer.name!r} (inputs: {', '.join(layer.inputs)})")
+    if wrt in layer.constants:
+        raise InputError(f"--wrt {wrt!r} is a constant of layer {layer.name!r}, not differentiated")
+    taken = taken_names(layer)
+    at = _pick_names(WRT_NAMES, len(layer.inputs[wrt]), taken)
+    out_idx = _pick_names(OUT_NAMES, len(layer.forward.shape), taken)
+    steps: list[Step] = []
+    lhs = partial_symbol("L", wrt, at)
+    y_elem = layer.forward.element(out_idx)
+    if layer.is_loss:
+        loss = y_elem
+        steps.append(Step("loss", "The loss is the layer's output.", sp.Symbol("L"), loss))
+        raw = diff_read(loss, wrt, at)
+        steps.append(Step("partial derivative", f"Differentiate the loss with respect to {wrt}.", lhs, raw))
+    else:
+        y_sym = read(layer.output, out_idx) if out_idx else sp.Symbol(layer.output, real=True)
+        g_read = read("g", out_idx)
+        limits = [(i, 0, n - 1) for i, n in zip(out_idx, layer.forward.shape, strict=True)]
+        steps.append(Step("loss", "The loss of a non-final layer, with g = dL/dy.", sp.Symbol("L"), gsum(g_read * y_sym, *limits)))
+        steps.append(Step("forward", "The forward pass, element by element.", y_sym, y_elem))
+        dy = diff_read(y_elem, wrt, at)
+        dy_sym = partial_symbol(layer.output if out_idx else layer.output, wrt, at)
+        chain = gsum(g_read * sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]"), *limits)
+        steps.append(Step("chain rule", "Chain rule over the outputs.", lhs, chain))
+        steps.append(Step("partial derivative", "Partial derivative of the forward sum: each read of "
+                          f"{wrt} gives Kronecker deltas.", dy_sym, dy))
+        raw = gsum(g_read * dy, *limits)
+        steps.append(Step("kronecker deltas", "Substitute into the chain rule.", lhs, raw))
+    eliminated = eliminate_deltas(raw)
+    steps.append(Step("delta elimination", "Sum out the Kronecker deltas over the integers; "
+                      "the eliminated ranges become guards.", lhs, eliminated))
+    gradient = eliminated
+    steps.append(Step("result", f"The gradient with respect to {wrt}.", lhs, gradient))
+    return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=gradient, steps=tuple(steps))

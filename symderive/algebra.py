@@ -1,0 +1,309 @@
+"""Scalar canonical forms: index expressions as sums of monomial terms over guarded domains.
+
+A scalar index expression (reads, guarded sums, Iverson guards, Kronecker deltas and
+scalar functions) becomes a list of :class:`Term` s: a coefficient over the sizes, the
+summation variables, an integer guard, and a product of *factors*. A factor is either a
+tensor read (zero outside its shape: its range joins the guard) or an *atom*: a
+non-polynomial subexpression (``exp(s[k])``, ``1/sum(exp(s))``) treated as an
+uninterpreted function of its outer index arguments. Treating atoms as independent is
+sound for proofs (a formal identity is a true identity); a difference that does not
+cancel is only a candidate, to be confirmed concretely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import sympy as sp
+
+from .ir import GSum, Iverson, in_range
+
+
+class Unsupported(ValueError):
+    """An expression the canonical form cannot represent (the verdict is unknown)."""
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor of a monomial: ``key`` names a tensor (``tensor=True``) or an atom pattern.
+
+    >>> Factor("x", (sp.Integer(0),), True).exp
+    1
+    """
+
+    key: str
+    idx: tuple
+    tensor: bool
+    exp: sp.Rational = sp.S.One
+    expr: sp.Expr = field(default=sp.S.One, compare=False)
+
+
+@dataclass(frozen=True)
+class Term:
+    """``coeff * Sum_{vars} [guard] * prod(factors)``.
+
+    >>> Term(sp.Integer(2)).coeff
+    2
+    """
+
+    coeff: sp.Expr
+    vars: tuple = ()
+    guard: tuple = ()
+    factors: tuple = ()
+
+
+@dataclass
+class Context:
+    """What flattening needs: tensor shapes, size symbols, positivity facts, domain oracle."""
+
+    shapes: dict
+    sizes: tuple
+    positive: set = field(default_factory=set)
+    #: callable(cond_list, cond) -> True/False/None: do the conditions imply cond?
+    implies: object = None
+    #: conditions known to hold (size assumptions, free index ranges)
+    facts: tuple = ()
+
+
+def is_integer_expr(e, ctx: Context) -> bool:
+    """Whether ``e`` involves only integers (index variables, sizes, numbers)."""
+    e = sp.sympify(e)
+    if e.has(sp.Indexed):
+        return False
+    return all(s.is_integer for s in e.free_symbols)
+
+
+def is_integer_cond(c, ctx: Context) -> bool:
+    """Whether a condition involves only integers."""
+    if c in (sp.true, sp.false):
+        return True
+    return not c.has(sp.Indexed) and all(s.is_integer for s in c.free_symbols)
+
+
+def _mul_terms(a: list[Term], b: list[Term]) -> list[Term]:
+    out = []
+    for s in a:
+        for t in b:
+            clash = set(s.vars) & set(t.vars)
+            if clash:
+                ren = {v: sp.Dummy(v.name, integer=True) for v in clash}
+                t = Term(t.coeff, tuple(ren.get(v, v) for v in t.vars), tuple(g.xreplace(ren) for g in t.guard),
+                         tuple(replace(f, idx=tuple(sp.sympify(i).xreplace(ren) for i in f.idx), expr=f.expr.xreplace(ren)) for f in t.factors))
+            out.append(Term(s.coeff * t.coeff, s.vars + t.vars, s.guard + t.guard, s.factors + t.factors))
+    return out
+
+
+def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
+    """The canonical list of terms of a scalar index expression.
+
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> i = sp.Dummy("i", integer=True)
+    >>> x = sp.IndexedBase("x", real=True)
+    >>> len(flatten(GSum(2 * x[i], (i, 0, n - 1)), Context({"x": (n,)}, (n,))))
+    1
+    """
+    expr = sp.sympify(expr)
+    if expr.is_Number or (is_integer_expr(expr, ctx) and not expr.free_symbols - set(ctx.sizes)):
+        return [Term(expr)] if expr != 0 else []
+    if isinstance(expr, sp.Indexed):
+        name = str(expr.base.label)
+        if name not in ctx.shapes:
+            raise Unsupported(f"read of unknown tensor {name}")
+        guard = in_range(expr.indices, ctx.shapes[name])
+        return [Term(sp.S.One, (), (guard,), (Factor(name, tuple(expr.indices), True, expr=expr),))]
+    if isinstance(expr, sp.Symbol):
+        if expr.is_integer:
+            raise Unsupported(f"index variable {expr} used as a value")
+        return [Term(sp.S.One, (), (), (Factor(expr.name, (), True, expr=expr),))]
+    if isinstance(expr, sp.Add):
+        return [t for a in expr.args for t in flatten(a, ctx, guards)]
+    if isinstance(expr, sp.Mul):
+        terms = [Term(sp.S.One)]
+        # integer guards first, so that factors inside non-linear atoms see them
+        args = sorted(expr.args, key=lambda a: 0 if isinstance(a, Iverson | sp.KroneckerDelta) else 1)
+        local = list(guards)
+        for a in args:
+            if isinstance(a, Iverson) and is_integer_cond(a.args[0], ctx):
+                local.append(a.args[0])
+            terms = _mul_terms(terms, flatten(a, ctx, tuple(local)))
+            if not terms:
+                return []
+        return terms
+    if isinstance(expr, GSum):
+        local = list(guards)
+        lims = []
+        for v, lo, hi in expr.limits:
+            lims.append((v, lo, hi))
+            local += [sp.Ge(v, lo), sp.Le(v, hi)]
+        body = flatten(expr.function, ctx, tuple(local))
+        extra_vars = tuple(v for v, _, _ in lims)
+        extra_guard = tuple(c for v, lo, hi in lims for c in (sp.Ge(v, lo), sp.Le(v, hi)))
+        return [Term(t.coeff, extra_vars + t.vars, extra_guard + t.guard, t.factors) for t in body]
+    if isinstance(expr, Iverson):
+        c = expr.args[0]
+        if is_integer_cond(c, ctx):
+            return [Term(sp.S.One, (), (c,), ())]
+        return [_atom(expr, ctx, guards)]
+    if isinstance(expr, sp.KroneckerDelta):
+        return [Term(sp.S.One, (), (sp.Eq(expr.args[0], expr.args[1]),), ())]
+    if isinstance(expr, sp.Piecewise):
+        if all(is_integer_cond(c, ctx) for _, c in expr.args):
+            out, previous = [], []
+            for val, cond in expr.args:
+                g = sp.And(cond, *[sp.Not(p) for p in previous])
+                previous.append(cond)
+                out += [Term(t.coeff, t.vars, (g,) + t.guard, t.factors) for t in flatten(val, ctx, guards + (g,))]
+            return out
+        return [_atom(expr, ctx, guards)]
+    if isinstance(expr, sp.Pow):
+        base, e = expr.args
+        if e.is_Integer and 0 < int(e) <= 6 and not _is_atomic_base(base, ctx):
+            terms = [Term(sp.S.One)]
+            for _ in range(int(e)):
+                terms = _mul_terms(terms, flatten(base, ctx, guards))
+            return terms
+        if e.is_Rational and is_integer_expr(base, ctx) and not base.free_symbols - set(ctx.sizes):
+            return [Term(expr)]
+        if e.is_Rational:
+            inner = _atom(base, ctx, guards)
+            f = inner.factors[0]
+            return [Term(inner.coeff, inner.vars, inner.guard, (replace(f, exp=f.exp * e),))]
+        return [_atom(expr, ctx, guards)]
+    if isinstance(expr, sp.log):
+        split = _split_log(expr.args[0], ctx, guards)
+        if split is not None:
+            return flatten(split, ctx, guards)
+        return [_atom(expr, ctx, guards)]
+    if isinstance(expr, sp.exp):
+        arg = expr.args[0]
+        if isinstance(arg, sp.Add):
+            return flatten(sp.Mul(*(sp.exp(a) for a in arg.args)), ctx, guards)
+        if isinstance(arg, sp.log):
+            return flatten(arg.args[0], ctx, guards)
+        return [_atom(expr, ctx, guards)]
+    if isinstance(expr, sp.Function) or isinstance(expr, sp.Expr):
+        if is_integer_expr(expr, ctx):
+            raise Unsupported(f"index expression used as a value: {expr}")
+        return [_atom(expr, ctx, guards)]
+    raise Unsupported(f"cannot put {type(expr).__name__} into canonical form")
+
+
+def _is_atomic_base(base, ctx) -> bool:
+    return False
+
+
+def is_positive(e, ctx: Context, guards=()) -> bool:
+    """Whether a real expression is positive for every value (conservative)."""
+    e = sp.sympify(e)
+    if e.is_Number:
+        return bool(e > 0)
+    if isinstance(e, sp.exp):
+        return not e.args[0].has(sp.I)
+    if isinstance(e, sp.Mul | sp.Add):
+        return all(is_positive(a, ctx, guards) for a in e.args)
+    if isinstance(e, sp.Pow):
+        return is_positive(e.base, ctx, guards) and e.exp.is_real
+    if isinstance(e, sp.Indexed):
+        return str(e.base.label) in ctx.positive
+    if isinstance(e, sp.Symbol):
+        return e.name in ctx.positive or bool(e.is_positive)
+    if isinstance(e, GSum):
+        if not is_positive(e.function, ctx, guards):
+            return False
+        nonempty = sp.And(*[sp.Le(lo, hi) for _, lo, hi in e.limits])
+        return ctx.implies is not None and ctx.implies(list(ctx.facts) + list(guards), nonempty) is True
+    return False
+
+
+def _split_log(arg, ctx: Context, guards):
+    """log of a product of positive factors as a sum of logs; log(exp(u)) = u."""
+    if isinstance(arg, sp.exp):
+        return arg.args[0]
+    if isinstance(arg, sp.Mul) and all(is_positive(a, ctx, guards) for a in arg.args):
+        return sp.Add(*(sp.log(a) for a in arg.args))
+    if isinstance(arg, sp.Pow) and is_positive(arg.base, ctx, guards) and arg.exp.is_real:
+        return arg.exp * sp.log(arg.base)
+    return None
+
+
+# -- atoms ---------------------------------------------------------------------------------
+
+
+def _drop_implied_guards(expr, ctx: Context, guards):
+    """Replace Iverson guards (inside an atom) that the context decides by 1 or 0."""
+    if ctx.implies is None:
+        return expr
+
+    def visit(e):
+        if isinstance(e, Iverson) and is_integer_cond(e.args[0], ctx):
+            facts = list(ctx.facts) + list(guards)
+            if ctx.implies(facts, e.args[0]) is True:
+                return sp.S.One
+            if ctx.implies(facts, sp.Not(e.args[0])) is True:
+                return sp.S.Zero
+            return e
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*(visit(a) for a in e.args))
+
+    return visit(expr)
+
+
+def _atom(expr, ctx: Context, guards) -> Term:
+    """A non-polynomial subexpression as one factor: a pattern applied to outer indices."""
+    expr = _drop_implied_guards(expr, ctx, guards)
+    if expr.is_Number:
+        return Term(expr)
+    pattern, args = atom_pattern(expr, ctx)
+    return Term(sp.S.One, (), (), (Factor(pattern, args, False, expr=expr),))
+
+
+def atom_pattern(expr, ctx: Context) -> tuple[str, tuple]:
+    """A canonical key for an atom and the outer index expressions it is applied to.
+
+    Bound summation variables are renamed in order; every read index position that
+    involves outer index variables becomes a placeholder whose argument is that index.
+
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> k = sp.Symbol("k", integer=True)
+    >>> atom_pattern(sp.exp(sp.IndexedBase("s", real=True)[k]), Context({}, (n,)))[1]
+    (k,)
+    """
+    bound = []
+
+    def rename_bound(e):
+        if isinstance(e, GSum):
+            ren = {}
+            for v, _, _ in e.limits:
+                ren[v] = sp.Symbol(f"_b{len(bound)}", integer=True)
+                bound.append(ren[v])
+            body = rename_bound(e.function.xreplace(ren))
+            lims = [(ren[v], lo, hi) for v, lo, hi in e.limits]
+            return GSum(body, *lims)
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*(rename_bound(a) for a in e.args))
+
+    canon = rename_bound(expr)
+    bound_set = set(bound)
+    outer_syms = {s for s in canon.free_symbols if s.is_integer and s not in ctx.sizes and s not in bound_set}
+    args: list = []
+    slots: dict = {}
+
+    def mask_index(ix):
+        ix = sp.sympify(ix)
+        if not (ix.free_symbols & outer_syms):
+            return ix
+        outer_part = sp.expand(ix.xreplace({b: 0 for b in bound_set}))
+        if outer_part not in slots:
+            slots[outer_part] = sp.Symbol(f"_a{len(args)}", integer=True)
+            args.append(outer_part)
+        return slots[outer_part] + sp.expand(ix - outer_part)
+
+    reads = sorted(canon.atoms(sp.Indexed), key=lambda r: sp.srepr(r.xreplace({s: sp.Symbol("_o") for s in outer_syms})))
+    mapping = {r: r.base[tuple(mask_index(i) for i in r.indices)] for r in reads}
+    masked = canon.xreplace(mapping)
+    leftover = {s for s in masked.free_symbols if s in outer_syms}
+    if leftover:
+        raise Unsupported(f"index variable used as a value inside {expr}")
+    return sp.srepr(masked), tuple(args)

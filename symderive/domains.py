@@ -1,0 +1,198 @@
+"""Presburger questions about integer index domains, decided by z3.
+
+SymPy integer expressions (affine in index variables and sizes, with ``floor`` and
+``Mod`` by constants, ``Max``/``Min``/``Piecewise``) translate to z3's integer
+arithmetic. Every query runs under z3's deterministic resource limit, so the same input
+gets the same answer on a busy machine; an exhausted limit is ``None`` ("unknown").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+
+import sympy as sp
+import z3
+
+#: z3's deterministic resource bound for one query (not a wall-clock time)
+RLIMIT = 20_000_000
+
+
+class NonLinear(ValueError):
+    """An integer expression outside Presburger arithmetic (e.g. ``i * j``)."""
+
+
+@dataclass
+class Z3Context:
+    """Symbol -> z3 Int map shared by the queries about one claim.
+
+    >>> ctx = Z3Context()
+    >>> str(ctx.expr(2 * sp.Symbol("n", integer=True) + 1))
+    '2*n + 1'
+    """
+
+    symbols: dict = None
+
+    def __post_init__(self):
+        if self.symbols is None:
+            self.symbols = {}
+
+    def var(self, s: sp.Symbol):
+        if s not in self.symbols:
+            name = s.name if not isinstance(s, sp.Dummy) else f"{s.name}_{s.dummy_index}"
+            self.symbols[s] = z3.Int(name)
+        return self.symbols[s]
+
+    def expr(self, e):
+        """The z3 integer term of a SymPy integer expression."""
+        e = sp.sympify(e)
+        if e.is_Integer:
+            return z3.IntVal(int(e))
+        if e.is_Rational:
+            raise NonLinear(f"non-integer constant {e}")
+        if isinstance(e, sp.Symbol):
+            return self.var(e)
+        if isinstance(e, sp.Add):
+            den = _common_denominator(e)
+            if den != 1:
+                raise NonLinear(f"non-integer expression {e}")
+            return z3.Sum([self.expr(a) for a in e.args])
+        if isinstance(e, sp.Mul):
+            consts = [a for a in e.args if a.is_Number]
+            rest = [a for a in e.args if not a.is_Number]
+            c = sp.Mul(*consts)
+            if len(rest) > 1:
+                raise NonLinear(f"non-linear integer expression {e}")
+            if not c.is_Integer:
+                raise NonLinear(f"non-integer expression {e}")
+            return int(c) * self.expr(rest[0])
+        if isinstance(e, sp.floor):
+            return self._floor(e.args[0])
+        if isinstance(e, sp.ceiling):
+            return -self._floor(-e.args[0])
+        if isinstance(e, sp.Mod):
+            a, b = e.args
+            if not b.is_Integer or int(b) <= 0:
+                raise NonLinear(f"modulus by a non-constant in {e}")
+            return self.expr(a) % int(b)
+        if isinstance(e, sp.Max):
+            return reduce(lambda x, y: z3.If(x >= y, x, y), [self.expr(a) for a in e.args])
+        if isinstance(e, sp.Min):
+            return reduce(lambda x, y: z3.If(x <= y, x, y), [self.expr(a) for a in e.args])
+        if isinstance(e, sp.Piecewise):
+            out = None
+            for val, cond in reversed(e.args):
+                v = self.expr(val)
+                out = v if out is None else z3.If(self.cond(cond), v, out)
+            return out
+        raise NonLinear(f"not an integer index expression: {e}")
+
+    def _floor(self, arg):
+        arg = sp.expand(arg)
+        den = _common_denominator(arg)
+        num = sp.expand(arg * den)
+        if den == 1:
+            return self.expr(num)
+        return self.expr(num) / int(den)  # z3's div is floor division for a positive divisor
+
+    def cond(self, c):
+        """The z3 formula of a SymPy condition over integers."""
+        if c is sp.true or c == sp.true:
+            return z3.BoolVal(True)
+        if c is sp.false or c == sp.false:
+            return z3.BoolVal(False)
+        if isinstance(c, sp.And):
+            return z3.And(*[self.cond(a) for a in c.args])
+        if isinstance(c, sp.Or):
+            return z3.Or(*[self.cond(a) for a in c.args])
+        if isinstance(c, sp.Not):
+            return z3.Not(self.cond(c.args[0]))
+        if isinstance(c, sp.ITE):
+            return z3.If(*(self.cond(a) for a in c.args))
+        if isinstance(c, sp.Implies):
+            return z3.Implies(self.cond(c.args[0]), self.cond(c.args[1]))
+        if isinstance(c, sp.Equivalent):
+            return self.cond(c.args[0]) == self.cond(c.args[1])
+        if isinstance(c, sp.Xor):
+            return z3.Xor(*(self.cond(a) for a in c.args))
+        if isinstance(c, sp.Rel):
+            lhs, rhs = _integerise(c.lhs - c.rhs)
+            a, b = self.expr(lhs), self.expr(rhs)
+            return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[c.rel_op]
+        raise NonLinear(f"not an integer condition: {c}")
+
+
+def _common_denominator(e) -> int:
+    den = 1
+    for t in sp.Add.make_args(sp.expand(e)):
+        c, _ = t.as_coeff_Mul()
+        if c.is_Rational:
+            den = sp.ilcm(den, int(c.q))
+    return int(den)
+
+
+def _integerise(diff):
+    """``diff`` scaled to integer coefficients, as (lhs, 0) for a relation ``lhs rel 0``."""
+    diff = sp.expand(diff)
+    den = _common_denominator(diff)
+    return sp.expand(diff * den), sp.S.Zero
+
+
+def new_solver() -> z3.Solver:
+    """A solver under the deterministic resource limit.
+
+    >>> new_solver().check()
+    sat
+    """
+    s = z3.Solver()
+    s.set("rlimit", RLIMIT)
+    return s
+
+
+def check(formulas, ctx: Z3Context | None = None):
+    """``True`` (satisfiable), ``False`` (unsatisfiable) or ``None`` (limit reached), and a model.
+
+    >>> n = sp.Symbol("n", integer=True)
+    >>> check([sp.Gt(n, 2), sp.Lt(n, 2)])[0]
+    False
+    """
+    ctx = ctx or Z3Context()
+    s = new_solver()
+    for f in formulas:
+        s.add(f if isinstance(f, z3.ExprRef) else ctx.cond(f))
+    r = s.check()
+    if r == z3.sat:
+        return True, s.model()
+    if r == z3.unsat:
+        return False, None
+    return None, None
+
+
+def implies(premises, conclusion, ctx: Z3Context | None = None):
+    """Whether the premises imply the conclusion for all integers (None: undecided).
+
+    >>> n, k = sp.symbols("n k", integer=True)
+    >>> implies([sp.Ge(n, k), sp.Ge(k, 1)], sp.Ge(n, 1))
+    True
+    """
+    ctx = ctx or Z3Context()
+    try:
+        sat, _ = check([*[ctx.cond(p) for p in premises], z3.Not(ctx.cond(conclusion))], ctx)
+    except NonLinear:
+        return None
+    if sat is None:
+        return None
+    return not sat
+
+
+def satisfiable(conds, ctx: Z3Context | None = None):
+    """Whether some integers satisfy all conditions (None: undecided or non-linear).
+
+    >>> n = sp.Symbol("n", integer=True)
+    >>> satisfiable([sp.Ge(n, 3)])
+    True
+    """
+    try:
+        return check(list(conds), ctx)[0]
+    except NonLinear:
+        return None
