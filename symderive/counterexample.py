@@ -501,6 +501,17 @@ def _shape_mismatch(layer: Layer, wrt: str, claim: Tensor, env: dict) -> Counter
     return None
 
 
+def _given_sizes(layer: Layer, assumptions, sizes: dict) -> list[dict]:
+    by_name = {str(k): v for k, v in sizes.items()}
+    try:
+        env = {s: int(by_name[str(s)]) for s in layer.sizes}
+    except (KeyError, TypeError, ValueError):
+        return []
+    if any(v < 1 for v in env.values()):
+        return []
+    return [env] if all(_holds(c, env) for c in _size_conditions(layer, assumptions)) else []
+
+
 class SearchSummary:
     """What a search covered, for the ``unknown`` reason."""
 
@@ -523,7 +534,7 @@ def find_counterexample(
     assumptions=(),
     deadline: float | None = None,
     summary: SearchSummary | None = None,
-    max_candidates: int | None = None,
+    max_candidates: int = MAX_SIZE_CANDIDATES,
     at_sizes: dict | None = None,
 ) -> Counterexample | None:
     """The minimal concrete point where ``claim_tensor`` is not the gradient, or None.
@@ -531,6 +542,9 @@ def find_counterexample(
     ``assumptions`` are extra :class:`Assumption` s (or SymPy size conditions) added to
     the layer's; ``deadline`` a ``time.monotonic()`` instant after which the search stops.
     A shape mismatch (or a claim undefined at allowed sizes) is a counterexample too.
+    ``max_candidates`` bounds how many size assignments are tried (in minimal order);
+    ``at_sizes`` ({size: int}, e.g. a solver's model) tries that one assignment only,
+    provided it satisfies the assumptions.
     """
     summary = summary if summary is not None else SearchSummary()
     if deadline is None:
