@@ -108,7 +108,9 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are InputErrors (one line, exit 2)."""
 
     def error(self, message):
-        raise InputError(message, where=self.prog)
+        # "symderive prove" -> "prove": main() already prefixes the program's name
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise InputError(message, where=command)
 
 
 def _timeout_value(text: str) -> float:
@@ -279,7 +281,7 @@ def parse_command_line(argv: Sequence[str], prog: str | None = None) -> argparse
     subs = _subparsers(parser)
     command = argv[0]
     if command not in subs:
-        raise InputError(f"unknown command {command!r} (choose from {', '.join(subs)})", where=parser.prog)
+        raise InputError(f"unknown command {command!r} (choose from {', '.join(subs)})")
     sub = subs[command]
     args = sub.parse_intermixed_args(_protect_values(argv[1:], sub))
     for key, value in vars(args).items():
