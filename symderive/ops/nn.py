@@ -375,7 +375,7 @@ def relu_scalar(v: sp.Expr) -> sp.Expr:
 
 # -- NumPy lowering (helpers emitted verbatim: only ``np`` in scope) ----------------------------
 def _sd_conv(x, w, b, stride, padding, dilation, groups):
-    """torch.nn.functional.conv1d/conv2d: im2col over kernel taps, one batched matmul."""
+    """torch.nn.functional.conv1d/conv2d: shifted slices per tap (depthwise) or im2col + matmul."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     nsp = w.ndim - 2
@@ -393,6 +393,30 @@ def _sd_conv(x, w, b, stride, padding, dilation, groups):
     outs = [(n - d * (k - 1) - 1) // s + 1 for n, d, k, s in zip(xp.shape[2:], dilation, ks, stride, strict=True)]
     n_batch, c_in = x.shape[:2]
     c_out, c_group = w.shape[:2]
+    if c_group == 1 and c_out == c_in:
+        # one kernel per channel (single-channel or depthwise): accumulate shifted slices, no matmul
+        out = np.zeros((n_batch, c_out) + tuple(outs))
+        tmp = np.empty_like(out)
+        for pos in np.ndindex(*ks):
+            sl = tuple(
+                slice(p * d, p * d + s * (o - 1) + 1, s) for p, d, s, o in zip(pos, dilation, stride, outs, strict=True)
+            )
+            np.multiply(
+                xp[(slice(None), slice(None)) + sl], w[(slice(None), 0) + pos].reshape((-1,) + (1,) * nsp), out=tmp
+            )
+            out += tmp
+    else:
+        out = _sd_conv_im2col(xp, w, stride, dilation, groups, outs)
+    if b is not None:
+        out = out + np.asarray(b, dtype=np.float64).reshape((c_out,) + (1,) * nsp)
+    return out[0] if unbatched else out
+
+
+def _sd_conv_im2col(xp, w, stride, dilation, groups, outs):
+    """The convolution of a padded batched input: im2col over kernel taps, one batched matmul."""
+    n_batch = xp.shape[0]
+    c_out, c_group = w.shape[:2]
+    ks = w.shape[2:]
     taps = int(np.prod(ks))
     cols = np.stack(
         [
@@ -409,10 +433,7 @@ def _sd_conv(x, w, b, stride, padding, dilation, groups):
     )
     cols = cols.reshape(n_batch, groups, c_group * taps, int(np.prod(outs)))
     out = np.matmul(w.reshape(groups, c_out // groups, c_group * taps)[None], cols)
-    out = out.reshape((n_batch, c_out) + tuple(outs))
-    if b is not None:
-        out = out + np.asarray(b, dtype=np.float64).reshape((c_out,) + (1,) * nsp)
-    return out[0] if unbatched else out
+    return out.reshape((n_batch, c_out) + tuple(outs))
 
 
 def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation):
