@@ -554,7 +554,10 @@ def find_counterexample(
     # at_sizes: the one size assignment a solver model points at
     candidates = size_candidates(layer, assumptions)
     if at_sizes is not None:
-        candidates = iter([{sp.Symbol(str(k), integer=True, positive=True): int(v) for k, v in at_sizes.items()}])
+        env = {sp.Symbol(str(k), integer=True, positive=True): int(v) for k, v in at_sizes.items()}
+        conds = _size_conditions(layer, assumptions)
+        ok = all(v >= 1 for v in env.values()) and all(_holds(c, env) for c in conds)
+        candidates = iter([env] if ok else [])
     for env in itertools.islice(candidates, max_candidates or MAX_SIZE_CANDIDATES):
         if deadline is not None and time.monotonic() > deadline:
             summary.timed_out = True

@@ -333,7 +333,7 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
                 weights.append(w)
                 for mono, r in _coefficient_basis(t.coeff).items():
                     bases[mono].append((r, w))
-            base_conds = [ctx.cond(c) for c in size_conds] + [ctx.cond(free_range)]
+            base_conds = _size_floor(ctx, sizes) + [ctx.cond(c) for c in size_conds] + [ctx.cond(free_range)]
             for mono, items in bases.items():
                 den = 1
                 for r, _ in items:
@@ -348,6 +348,11 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
         except (Unsupported, domains.NonLinear) as exc:
             return Outcome("unknown", str(exc))
     return Outcome("proved")
+
+
+def _size_floor(ctx: domains.Z3Context, sizes) -> list:
+    # SymPy folds Ge(n, 1) to True for a positive symbol: state it to z3 directly
+    return [ctx.var(s) >= 1 for s in sizes]
 
 
 def domains_ok(ix) -> bool:
@@ -368,7 +373,7 @@ def decide_shape(claim_tensor, wrt_shape, size_conds, sizes) -> Outcome:
     ctx = domains.Z3Context()
     try:
         bad = z3.Or(z3.Not(ctx.cond(claim_tensor.valid)), *[ctx.expr(a) != ctx.expr(b) for a, b in zip(claim_tensor.shape, wrt_shape)])
-        sat, model = domains.check([ctx.cond(c) for c in size_conds] + [bad], ctx)
+        sat, model = domains.check(_size_floor(ctx, sizes) + [ctx.cond(c) for c in size_conds] + [bad], ctx)
     except domains.NonLinear as exc:
         return Outcome("unknown", f"shape question outside Presburger arithmetic: {exc}")
     if sat is None:
