@@ -1,0 +1,106 @@
+"""scipy.special normalisers: index definitions and stable lowerings against SciPy."""
+
+import numpy as np
+import pytest
+import scipy.special as ss
+import sympy as sp
+
+from symderive.concrete import concrete_int, evaluate, normalise_sizes
+from symderive.errors import InputError
+from symderive.ir import GSum, leaf, size_symbol
+from symderive.ops import NUMPY_HELPERS, OPERATORS
+
+N, M, K = size_symbol("n"), size_symbol("m"), size_symbol("k")
+SIZES = {"n": 3, "m": 4, "k": 2}
+
+
+def _concrete(shape, sizes=SIZES):
+    return tuple(concrete_int(d, normalise_sizes(sizes)) for d in shape)
+
+
+def _lowered(op, code, arrays):
+    namespace = {"np": np, **arrays}
+    for helper in op.numpy_helpers:
+        exec(NUMPY_HELPERS[helper], namespace)
+    return eval(compile(code, "<lowering>", "eval"), namespace)
+
+
+AXES = [
+    ((N, M), None),
+    ((N, M), 0),
+    ((N, M), -1),
+    ((N, M), (0, 1)),
+    ((N, M, K), (0, 2)),
+    ((N, M, K), 1),
+    ((1, M), 0),
+    ((N,), None),
+    ((N,), -1),
+    ((N, 1), -1),
+]
+
+
+@pytest.mark.parametrize("shape, axis", AXES, ids=[f"{s}-{a}" for s, a in AXES])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_normaliser_matches_scipy(name, shape, axis):
+    op = OPERATORS[name]
+    x = np.random.default_rng(0).normal(size=_concrete(shape)) * 3
+    expected = getattr(ss, name)(x, axis=axis)
+    t = op.definition(x=leaf("x", shape), axis=axis)
+    np.testing.assert_allclose(evaluate(t, SIZES, {"x": x}), expected, rtol=1e-10, atol=1e-12)
+    out_shape, _ = op.shape_rule(x=shape, axis=axis)
+    assert _concrete(out_shape) == expected.shape
+    np.testing.assert_allclose(_lowered(op, op.to_numpy(x="x", axis=axis), {"x": x}), expected, rtol=1e-10)
+    assert r"\mathrm{softmax}" in op.to_latex(x="x", axis=axis)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("shape, axis", AXES, ids=[f"{s}-{a}" for s, a in AXES])
+def test_logsumexp_matches_scipy(shape, axis, keepdims):
+    op = OPERATORS["logsumexp"]
+    a = np.random.default_rng(1).normal(size=_concrete(shape)) * 3
+    expected = np.asarray(ss.logsumexp(a, axis=axis, keepdims=keepdims))
+    t = op.definition(a=leaf("a", shape), axis=axis, keepdims=keepdims)
+    np.testing.assert_allclose(evaluate(t, SIZES, {"a": a}), expected, rtol=1e-10)
+    out_shape, _ = op.shape_rule(a=shape, axis=axis, keepdims=keepdims)
+    assert _concrete(out_shape) == expected.shape
+    lowered = _lowered(op, op.to_numpy(a="a", axis=axis, keepdims=keepdims), {"a": a})
+    assert np.shape(lowered) == expected.shape
+    np.testing.assert_allclose(lowered, expected, rtol=1e-10)
+
+
+def test_logsumexp_refuses_b_and_return_sign():
+    with pytest.raises(InputError, match="b="):
+        OPERATORS["logsumexp"].definition(a=leaf("a", (N,)), b=leaf("b", (N,)))
+    with pytest.raises(InputError, match="return_sign"):
+        OPERATORS["logsumexp"].definition(a=leaf("a", (N,)), return_sign=True)
+
+
+@pytest.mark.parametrize("shape", [(N, M), (N,), (), (1, K)])
+@pytest.mark.parametrize("name", ["expit", "sigmoid"])
+def test_expit_matches_scipy(name, shape):
+    op = OPERATORS[name]
+    x = np.random.default_rng(2).normal(size=_concrete(shape)) * 4
+    expected = ss.expit(x)
+    np.testing.assert_allclose(evaluate(op.definition(x=leaf("x", shape)), SIZES, {"x": x}), expected, rtol=1e-12)
+    np.testing.assert_allclose(_lowered(op, op.to_numpy(x="x"), {"x": x}), expected, rtol=1e-12)
+
+
+def test_lowerings_are_stable_where_the_plain_form_overflows():
+    x = np.array([[1000.0, 999.0, -1000.0], [-800.0, 0.0, 800.0]])
+    for name in ("softmax", "log_softmax"):
+        op = OPERATORS[name]
+        np.testing.assert_allclose(_lowered(op, op.to_numpy(x="x", axis=1), {"x": x}), getattr(ss, name)(x, axis=1))
+    op = OPERATORS["logsumexp"]
+    np.testing.assert_allclose(_lowered(op, op.to_numpy(a="x", axis=None), {"x": x}), ss.logsumexp(x))
+    op = OPERATORS["expit"]
+    with np.errstate(over="raise"):
+        np.testing.assert_allclose(_lowered(op, op.to_numpy(x="x"), {"x": x}), ss.expit(x))
+
+
+def test_softmax_definition_is_the_plain_quotient():
+    t = OPERATORS["softmax"].definition(x=leaf("s", (N,)))
+    i = sp.Symbol("i", integer=True)
+    element = t.element((i,))
+    numerator, denominator = sp.fraction(element)
+    assert numerator.func == sp.exp
+    assert isinstance(denominator, GSum)
