@@ -1,0 +1,984 @@
+# ruff: noqa: UP031  (percent formatting: LaTeX braces would all double in str.format/f-strings)
+"""Reports: a layer's derivations and verdicts as LaTeX (and PDF), like the seeds.
+
+The Python side turns a layer, its derivations and verdicts into plain data whose math
+is already LaTeX (from :class:`ReportPrinter`, a SymPy ``LatexPrinter``, or the
+operator table through :func:`symderive.tree.to_latex`); the Jinja2 templates in
+``templates/`` only lay it out. Every user-supplied string reaches LaTeX through
+:func:`latex_escape` (the template filter ``e``), and every user-supplied *name*
+through :meth:`ReportPrinter._print_Symbol`, so a description such as
+``\\input{/etc/passwd}`` is printed, never executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import jinja2.sandbox
+import numpy as np
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from .errors import InputError
+from .ir import GSum, Iverson, index_symbol
+
+# -- escaping -----------------------------------------------------------------------------
+
+#: the one table of characters that mean something to LaTeX, and their printed forms
+LATEX_SPECIALS: dict[str, str] = {
+    "\\": r"\textbackslash{}",
+    "#": r"\#",
+    "$": r"\$",
+    "%": r"\%",
+    "&": r"\&",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_SPECIALS_RE = re.compile("|".join(re.escape(c) for c in LATEX_SPECIALS))
+
+
+def latex_escape(text: object) -> str:
+    """``text`` as LaTeX that prints it literally.
+
+    Characters pdflatex cannot typeset (outside Latin-1, control characters) become
+    ``?`` so that no user string can stop a compile.
+
+    >>> latex_escape(r"\\input{/etc/passwd} 100% a_b")
+    '\\\\textbackslash{}input\\\\{/etc/passwd\\\\} 100\\\\% a\\\\_b'
+    """
+    text = "".join(c if _typesettable(c) else "?" for c in str(text))
+    return _SPECIALS_RE.sub(lambda m: LATEX_SPECIALS[m.group()], text)
+
+
+def _typesettable(c: str) -> bool:
+    return c in "\n\t" or (" " <= c <= "~") or ("\u00a0" <= c <= "\u00ff")
+
+
+def listing_safe(code: str) -> str:
+    """Source code that cannot end its ``lstlisting`` early or upset pdflatex.
+
+    >>> listing_safe("x = 1  # é")
+    'x = 1  # ?'
+    """
+    code = "".join(c if (" " <= c <= "~") or c in "\n" else "?" for c in code.replace("\t", "    "))
+    return code.replace(r"\end{lstlisting}", r"\end {lstlisting}")
+
+
+# -- the math printer -------------------------------------------------------------------
+
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_']*\Z")
+#: the deriver's names for partial derivatives, ``dL/dx[p, q]`` (index text: names, digits, + - *)
+_PARTIAL_NAME = re.compile(r"d([A-Za-z]\w*)(?:\[([A-Za-z0-9 ,+*-]*)\])?/d([A-Za-z]\w*)(?:\[([A-Za-z0-9 ,+*-]*)\])?\Z")
+
+
+class ReportPrinter(LatexPrinter):
+    """SymPy's LaTeX printer in the report's notation: ``x[i, j]``, guarded sums,
+    Iverson brackets as bound chains, Kronecker deltas and partial derivatives.
+
+    >>> from symderive.ir import index_symbol, size_symbol
+    >>> i, n = index_symbol("i"), size_symbol("n")
+    >>> ReportPrinter().doprint(GSum(sp.IndexedBase("x")[i], (i, 0, n - 1)))
+    '\\\\sum_{i=0}^{n - 1} x[i]'
+    """
+
+    def _print_Symbol(self, expr, style="plain"):
+        if _PLAIN_NAME.match(expr.name):
+            return super()._print_Symbol(expr, style=style)
+        partial = _PARTIAL_NAME.match(expr.name)
+        if partial:
+            return r"\frac{\partial %s}{\partial %s}" % (
+                self._print_read(*partial.group(1, 2)),
+                self._print_read(*partial.group(3, 4)),
+            )
+        return r"\texttt{%s}" % latex_escape(expr.name)
+
+    def _print_read(self, name: str, index: str | None) -> str:
+        """``name[index]`` where ``index`` is the printed text of plain index expressions."""
+        if not index:
+            return self._print(sp.Symbol(name))
+        parts = [p.strip() for p in index.split(",")]
+        return "%s[%s]" % (self._print(sp.Symbol(name)), ", ".join(parts))
+
+    def _print_Dummy(self, expr):
+        return self._print_Symbol(sp.Symbol(expr.name))
+
+    def _print_IndexedBase(self, expr):
+        return self._print(expr.label)
+
+    def _print_Indexed(self, expr):
+        return "%s[%s]" % (self._print(expr.base), ", ".join(self._print(i) for i in expr.indices))
+
+    def _print_GSum(self, expr):
+        sums = "".join(r"\sum_{%s=%s}^{%s} " % tuple(map(self._print, lim)) for lim in expr.limits)
+        body = expr.function
+        text = self._print(body)
+        if isinstance(body, sp.Add):
+            text = r"\left(%s\right)" % text
+        return sums + text
+
+    def _print_Iverson(self, expr):
+        return r"\left[%s\right]" % self._print(expr.args[0])
+
+    def _print_And(self, expr):
+        chains = _bound_chains(expr.args)
+        if chains is None:
+            return super()._print_And(expr)
+        return r" \wedge ".join(self._print_chain(e, lo, hi) for e, lo, hi in chains)
+
+    def _print_chain(self, e, lo, hi) -> str:
+        out = self._print(e)
+        if lo is not None:
+            out = r"%s \leq %s" % (self._print(lo), out)
+        if hi is not None:
+            out = r"%s \leq %s" % (out, self._print(hi))
+        return out
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        text = r"\delta_{%s,\, %s}" % (self._print(expr.args[0]), self._print(expr.args[1]))
+        return text if exp is None else r"%s^{%s}" % (text, exp)
+
+    def _print_Derivative(self, expr):
+        variables = " ".join(r"\partial %s" % self._print(v) for v, _ in expr.variable_count)
+        return r"\frac{\partial %s}{%s}" % (self._print(expr.expr), variables)
+
+
+def _bound_chains(parts) -> list | None:
+    """``[(e, lo, hi)]``: the integer bounds of each expression, or None if a part is not a bound."""
+    bounds: dict = {}
+    for rel in parts:
+        found = _as_bound(rel)
+        if found is None:
+            return None
+        e, side, value = found
+        bounds.setdefault(e, [None, None])[0 if side == "lo" else 1] = value
+    return [(e, lo, hi) for e, (lo, hi) in bounds.items()]
+
+
+def _as_bound(rel):
+    if not isinstance(rel, sp.Ge | sp.Gt | sp.Le | sp.Lt):
+        return None
+    a, b = rel.lhs, rel.rhs
+    if a.is_number and not b.is_number:
+        # 0 <= e reads as e >= 0: keep the expression on the left
+        a, b = b, a
+        rel = {sp.Ge: sp.Le, sp.Gt: sp.Lt, sp.Le: sp.Ge, sp.Lt: sp.Gt}[type(rel)](a, b, evaluate=False)
+    if isinstance(rel, sp.Ge):
+        return a, "lo", b
+    if isinstance(rel, sp.Gt):
+        return a, "lo", b + 1
+    if isinstance(rel, sp.Le):
+        return a, "hi", b
+    return a, "hi", b - 1
+
+
+def readable(expr: sp.Basic, taken: Iterable[str] = ()) -> sp.Basic:
+    """``expr`` with its dummy summation variables renamed to plain, distinct names.
+
+    >>> from symderive.ir import dummy_index
+    >>> m = dummy_index("m")
+    >>> readable(sp.IndexedBase("w")[m] * sp.IndexedBase("x")[sp.Symbol("m")])
+    w[m']*x[m]
+    """
+    if not isinstance(expr, sp.Basic):
+        return expr
+    dummies = sorted(expr.atoms(sp.Dummy), key=lambda d: d.dummy_index)
+    if not dummies:
+        return expr
+    used = {s.name for s in expr.free_symbols if not isinstance(s, sp.Dummy)} | set(taken)
+    renames = {}
+    for d in dummies:
+        name = d.name
+        while name in used:
+            name += "'"
+        used.add(name)
+        renames[d] = sp.Symbol(name, integer=True)
+    return expr.xreplace(renames)
+
+
+def math_latex(expr, taken: Iterable[str] = ()) -> str:
+    """The report's LaTeX for a SymPy expression.
+
+    >>> math_latex(sp.KroneckerDelta(sp.Symbol("i"), sp.Symbol("p")))
+    '\\\\delta_{i,\\\\, p}'
+    """
+    return ReportPrinter().doprint(readable(sp.sympify(expr), taken))
+
+
+# -- equations that fit the page ------------------------------------------------------
+
+#: visible characters of display math that fit one line of the report's text width
+LINE_BUDGET = 62
+
+
+def visible_width(latex: str) -> int:
+    """A rough count of the characters a LaTeX math string shows.
+
+    >>> visible_width(r"\\frac{\\partial L}{\\partial x[p]}")
+    8
+    """
+    text = re.sub(r"\\(left|right|,|;|quad|qquad|!|mathrm|operatorname|texttt|cdot)\b", "", latex)
+    text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m.group(1), m.group(2), key=len), text)
+    text = re.sub(r"\\[A-Za-z]+", "x", text)
+    return len(re.sub(r"[{}^_&\s]", "", text))
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A numbered display equation: ``lines`` of an ``aligned`` block, ``tag`` the seed's name."""
+
+    lines: tuple[str, ...]
+    key: str
+    tag: str = ""
+
+    @property
+    def body(self) -> str:
+        return r" \\ ".join(self.lines)
+
+
+def equation_lines(lhs, rhs, taken: Iterable[str] = (), budget: int = LINE_BUDGET) -> tuple[str, ...]:
+    """``lhs = rhs`` as lines of an ``aligned`` block, broken at top-level ``+`` terms.
+
+    >>> x = sp.IndexedBase("x")
+    >>> equation_lines(sp.Symbol("y"), x[1] + x[2])
+    ('y &= x[1] + x[2]',)
+    """
+    taken = set(taken)
+    head = "" if lhs is None else math_latex(lhs, taken) + " "
+    pieces = _rhs_pieces(readable(sp.sympify(rhs), taken))
+    lines, current = [], head + "&= " + pieces[0]
+    for piece in pieces[1:]:
+        if visible_width(current + piece) > budget:
+            lines.append(current)
+            current = r"&\quad " + piece
+        else:
+            current += " " + piece
+    lines.append(current)
+    return tuple(lines)
+
+
+def _rhs_pieces(expr) -> list[str]:
+    """Pieces a long right side may break between: top-level terms, or a guarded sum's guards and body."""
+    printer = ReportPrinter()
+    if isinstance(expr, sp.Add):
+        out = []
+        for k, term in enumerate(expr.as_ordered_terms()):
+            text = printer.doprint(term)
+            if k == 0:
+                out.append(text)
+            elif text.startswith("-"):
+                out.append("- " + text[1:].lstrip())
+            else:
+                out.append("+ " + text)
+        return out
+    if isinstance(expr, GSum) and isinstance(expr.function, sp.Mul):
+        guards = [f for f in expr.function.args if isinstance(f, Iverson)]
+        rest = [f for f in expr.function.args if not isinstance(f, Iverson)]
+        if guards and rest:
+            sums = printer.doprint(GSum(sp.Integer(1), *expr.limits))[: -len("1")]
+            return [sums + " ".join(printer.doprint(gd) for gd in guards), r"\cdot " + printer.doprint(sp.Mul(*rest))]
+    return [printer.doprint(expr)]
+
+
+# -- pictures ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlipPicture:
+    """A kernel and its flip as two small matrices of entries (LaTeX), with their notation."""
+
+    kernel: str
+    flipped: str
+    cells: tuple[tuple[str, ...], ...]
+    flipped_cells: tuple[tuple[str, ...], ...]
+    marks: dict
+    definition: Equation
+
+
+@dataclass(frozen=True)
+class ReachPicture:
+    """Which output elements one input element reaches, at small concrete sizes."""
+
+    input_name: str
+    output_name: str
+    input_shape: tuple[int, int]
+    output_shape: tuple[int, int]
+    element: tuple[int, int]
+    reached: tuple[tuple[int, int], ...]
+    element_latex: str
+    sizes_latex: str
+
+
+SIGNAL_KERNEL_PARAMS = {"convolve": "in2", "correlate": "in2", "convolve2d": "in2", "correlate2d": "in2"}
+
+
+def signal_calls(node) -> list:
+    """The convolution-like calls in a closed-form tree (``Call`` nodes), outermost first."""
+    from .tree import Call, Element
+
+    out = []
+    if isinstance(node, Call):
+        if node.op in SIGNAL_KERNEL_PARAMS or node.op.startswith("conv"):
+            out.append(node)
+        for _, value in node.args:
+            for child in value if isinstance(value, tuple) else (value,):
+                out += signal_calls(child)
+    elif isinstance(node, Element):
+        out += signal_calls(node.node)
+    return out
+
+
+def _first_ref(call, names: tuple[str, ...]):
+    from .tree import Ref
+
+    for name in names:
+        value = dict(call.args).get(name)
+        if isinstance(value, Ref):
+            return value.name
+    return None
+
+
+def flip_picture(layer) -> FlipPicture | None:
+    """The kernel of a convolution layer and its flip, drawn as in seed 004 (None elsewhere)."""
+    calls = signal_calls(layer.forward_tree) if layer.forward_tree is not None else []
+    kernels = [_first_ref(c, ("in2", "weight")) for c in calls]
+    kernels = [k for k in kernels if k in layer.inputs and 1 <= len(layer.inputs[k]) <= 2]
+    if not kernels:
+        return None
+    name = kernels[0]
+    rank = len(layer.inputs[name])
+    dims = (4,) if rank == 1 else (2, 3)
+    base = sp.IndexedBase(name)
+    idx = list(itertools.product(*(range(d) for d in dims)))
+    compact = {p: _compact_entry(name, p) for p in idx}
+    rows = _as_rows(dims, [compact[p] for p in idx])
+    flipped = _as_rows(dims, [compact[tuple(d - 1 - k for d, k in zip(dims, p, strict=True))] for p in idx])
+    marks = {compact[idx[0]]: "red", compact[idx[1]]: "blue"}
+    vars_ = [index_symbol(v) for v in ("m", "n")[:rank]]
+    shape = layer.inputs[name]
+    lhs_flip = _flip_latex(name, layer)
+    lhs = r"%s[%s]" % (lhs_flip, ", ".join(math_latex(v) for v in vars_))
+    rhs = math_latex(base[tuple(d - 1 - v for d, v in zip(shape, vars_, strict=True))])
+    eq = Equation((lhs + " &= " + rhs,), key="eq:flip")
+    return FlipPicture(math_latex(sp.Symbol(name)), lhs_flip, rows, flipped, marks, eq)
+
+
+def _compact_entry(name: str, point: tuple[int, ...]) -> str:
+    return "%s_{%s}" % (math_latex(sp.Symbol(name)), "".join(str(k) for k in point))
+
+
+def _as_rows(dims, entries) -> tuple[tuple[str, ...], ...]:
+    cols = dims[-1]
+    return tuple(tuple(entries[r * cols : (r + 1) * cols]) for r in range(len(entries) // cols))
+
+
+def _flip_latex(name: str, layer) -> str:
+    from .tree import Call, Ref, to_latex
+
+    try:
+        return to_latex(Call("flip", (("m", Ref(name)),)), names=safe_names(layer))
+    except Exception:  # the table without flip still gets a picture
+        return r"\operatorname{flip}\left(%s\right)" % math_latex(sp.Symbol(name))
+
+
+def safe_names(layer) -> dict[str, str]:
+    """The LaTeX of every name a layer's trees may mention, printed safely."""
+    names = list(layer.inputs) + [layer.output, "g"]
+    return {n: math_latex(sp.Symbol(n)) for n in names}
+
+
+def illustrative_sizes(layer, data: str | None = None) -> dict | None:
+    """Small sizes that satisfy the layer's assumptions, data dimensions larger than kernels.
+
+    Sizes in the shape of ``data`` (the first input unless named) prefer 5, 6, ..., others
+    2, 3, ...; None when nothing up to 7 fits.
+    """
+    from .concrete import Evaluator
+
+    data = data or next(iter(layer.inputs))
+    big = {s for d in layer.inputs[data] for s in sp.sympify(d).free_symbols}
+    prefs = []
+    for k, s in enumerate(layer.sizes):
+        first = 5 + k % 2 if s in big else 2 + k % 2
+        prefs.append([first] + [v for v in range(1, 8) if v != first])
+    conds = layer.size_assumptions() + [layer.forward.valid]
+    for combo in itertools.islice(itertools.product(*prefs), 5000):
+        env = dict(zip(layer.sizes, combo, strict=True))
+        try:
+            if all(Evaluator(env, {}).truth(c) for c in conds):
+                return env
+        except Exception:  # a condition the evaluator cannot decide: try the next sizes
+            continue
+    return None
+
+
+def reach_picture(layer, wrt: str) -> ReachPicture | None:
+    """For a convolution layer with 2-D (or 1-D) ``wrt`` and output: the outputs one element reaches."""
+    from .concrete import concrete_shape, evaluate
+
+    if layer.forward_tree is None or not signal_calls(layer.forward_tree):
+        return None
+    if len(layer.inputs[wrt]) not in (1, 2) or len(layer.forward.shape) != len(layer.inputs[wrt]):
+        return None
+    sizes = illustrative_sizes(layer)
+    if sizes is None:
+        return None
+    values = {}
+    for name, shape in layer.inputs.items():
+        dims = tuple(int(sp.sympify(d).subs(sizes)) for d in shape)
+        cells = np.empty(dims, dtype=object)
+        for point in itertools.product(*(range(d) for d in dims)):
+            cells[point] = sp.Symbol(f"v_{name}_" + "_".join(map(str, point)))
+        values[name] = cells
+    try:
+        out = evaluate(layer.forward, sizes, values, exact=True)
+        in_shape = concrete_shape(layer.input_tensor(wrt), sizes)
+    except Exception:  # no picture rather than no report
+        return None
+    element = tuple(d // 2 for d in in_shape)
+    target = values[wrt][element]
+    reached = tuple(p for p in np.ndindex(out.shape) if target in sp.sympify(out[p]).free_symbols)
+    as2d = (lambda t: t) if len(in_shape) == 2 else (lambda t: (0,) + tuple(t))
+    sizes_latex = r",\ ".join(math_latex(sp.Eq(s, v)) for s, v in sizes.items())
+    return ReachPicture(
+        input_name=math_latex(sp.Symbol(wrt)),
+        output_name=math_latex(sp.Symbol(layer.output)),
+        input_shape=as2d(in_shape),
+        output_shape=as2d(out.shape),
+        element=as2d(element),
+        reached=tuple(as2d(p) for p in reached),
+        element_latex=math_latex(sp.IndexedBase(wrt)[element]),
+        sizes_latex=sizes_latex,
+    )
+
+
+# -- counterexamples ---------------------------------------------------------------------
+
+
+def number_latex(value) -> str:
+    """A counterexample number: exact where it is exact; strings (SymPy's printing) shown as text.
+
+    >>> number_latex(-1), number_latex(0.5), number_latex("1/3")
+    ('-1', '0.5', '\\\\texttt{1/3}')
+    """
+    if isinstance(value, str):
+        return r"\texttt{%s}" % latex_escape(value)
+    if isinstance(value, bool | int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        mantissa, _, exponent = ("%.6g" % float(value)).partition("e")
+        return mantissa + (r" \cdot 10^{%d}" % int(exponent) if exponent else "")
+    if isinstance(value, sp.Basic):
+        return math_latex(value)
+    return r"\texttt{%s}" % latex_escape(value)
+
+
+def array_latex(values, mark: tuple | None = None) -> str:
+    """Nested lists (or an array) as a ``bmatrix``; the element at ``mark`` boxed in red.
+
+    Vectors are rows; arrays of rank 3 and more are shown as their 2-D slices.
+
+    >>> array_latex([[1, 2], [3, 4]], mark=(1, 0))
+    '\\\\begin{bmatrix}1 & 2 \\\\\\\\ {\\\\color{red}\\\\boxed{3}} & 4\\\\end{bmatrix}'
+    """
+    arr = np.array(values, dtype=object)
+    mark = tuple(mark) if mark is not None else None
+    if arr.ndim == 0:
+        return _entry(arr[()], mark == ())
+    if arr.ndim <= 2:
+        rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
+        at = None if mark is None else ((0,) + mark if arr.ndim == 1 else mark)
+        body = r" \\ ".join(
+            " & ".join(_entry(v, at == (r, c)) for c, v in enumerate(row)) for r, row in enumerate(rows)
+        )
+        return r"\begin{bmatrix}%s\end{bmatrix}" % body
+    slices = []
+    for lead in itertools.product(*(range(d) for d in arr.shape[:-2])):
+        sub_mark = mark[-2:] if mark is not None and tuple(mark[:-2]) == lead else None
+        slices.append(r"[%s, :, :] = %s" % (", ".join(map(str, lead)), array_latex(arr[lead].tolist(), sub_mark)))
+    return r",\quad ".join(slices)
+
+
+def _entry(value, marked: bool) -> str:
+    text = number_latex(value)
+    return r"{\color{red}\boxed{%s}}" % text if marked else text
+
+
+@dataclass
+class CounterexampleView:
+    """A counterexample ready for the template (math already LaTeX)."""
+
+    sizes: str
+    shape_mismatch: bool
+    values: list = field(default_factory=list)
+    expected: str = ""
+    claimed: str = ""
+    index: str = ""
+    expected_shape: str = ""
+    claimed_shape: str = ""
+    message: str = ""
+
+
+def counterexample_view(cex, layer, wrt: str) -> CounterexampleView:
+    """Sizes, input values, and both sides with the differing element marked."""
+    by_name = {s.name: s for s in layer.sizes}
+    sizes = r",\quad ".join(
+        math_latex(sp.Eq(by_name.get(str(k), sp.Symbol(str(k))), int(v), evaluate=False)) for k, v in cex.sizes.items()
+    )
+    if cex.is_shape_mismatch:
+        claimed = "" if cex.claimed_shape is None else _shape_tuple(cex.claimed_shape)
+        return CounterexampleView(
+            sizes, True, expected_shape=_shape_tuple(cex.expected_shape), claimed_shape=claimed, message=cex.message
+        )
+    values = [(math_latex(sp.Symbol(n)), array_latex(v)) for n, v in (cex.values or {}).items()]
+    index = tuple(cex.index or ())
+    expected = array_latex(cex.expected_array, index) if cex.expected_array is not None else number_latex(cex.expected)
+    claimed = array_latex(cex.claimed_array, index) if cex.claimed_array is not None else number_latex(cex.claimed)
+    index_latex = math_latex(sp.IndexedBase(wrt)[index]) if index else math_latex(sp.Symbol(wrt))
+    return CounterexampleView(sizes, False, values, expected, claimed, index_latex, message=cex.message)
+
+
+def _shape_tuple(shape) -> str:
+    return r"\left(%s\right)" % ", ".join(str(int(d)) for d in shape)
+
+
+# -- the report's data -------------------------------------------------------------------
+
+
+@dataclass
+class ClaimView:
+    """One claim and its verdict, ready for the template."""
+
+    text: str
+    verdict: str
+    equation: Equation | None = None
+    assumptions: list = field(default_factory=list)
+    detail: str = ""
+    reason: str = ""
+    counterexample: CounterexampleView | None = None
+    code: str = ""
+    code_note: str = ""
+
+
+@dataclass
+class StepView:
+    """One derivation step: its sentence and its numbered equation."""
+
+    kind: str
+    text: str
+    equation: Equation | None
+
+
+@dataclass
+class SectionView:
+    """The gradient with respect to one input."""
+
+    wrt: str
+    wrt_latex: str
+    gradient_lhs: str
+    steps: list
+    claims: list
+    reach: ReachPicture | None = None
+
+
+def gradient_symbol(layer, wrt: str, index=()) -> str:
+    """``\\frac{\\partial L}{\\partial x[p, q]}`` (or of the whole tensor without an index).
+
+    >>> class _L: output = "L"
+    >>> gradient_symbol(_L(), "s")
+    '\\\\frac{\\\\partial L}{\\\\partial s}'
+    """
+    target = sp.IndexedBase(wrt)[tuple(index)] if index else sp.Symbol(wrt)
+    return r"\frac{\partial %s}{\partial %s}" % (math_latex(sp.Symbol("L")), math_latex(target))
+
+
+def _taken(layer) -> set[str]:
+    return {s.name for s in layer.sizes} | set(layer.inputs) | {layer.output, "g", "L"}
+
+
+def step_views(layer, derivation, section: int) -> list[StepView]:
+    """The derivation's steps with numbered equations (the seed's name as the tag)."""
+    taken = _taken(layer) | {s.name for s in derivation.index}
+    out = []
+    for k, step in enumerate(derivation.steps):
+        eq = None
+        if step.rhs is not None:
+            eq = Equation(equation_lines(step.lhs, step.rhs, taken), key=f"eq:s{section}:{k}", tag=step.label)
+        out.append(StepView(step.kind, step.text, eq))
+    return out
+
+
+def claim_latex(layer, claim: str, verdict) -> str:
+    """The claim in the operator table's notation ('' when it cannot be read)."""
+    for key in ("claim_latex", "latex"):
+        if verdict.extras.get(key):
+            return verdict.extras[key]
+    try:
+        from . import language
+        from .tree import to_latex
+    except ImportError:
+        return ""
+    parse = getattr(language, "parse_claim", None)
+    if parse is None:
+        return ""
+    try:
+        parsed = parse(claim, layer, verdict.wrt) if verdict.wrt else parse(claim, layer)
+        tree = getattr(parsed, "tree", parsed)
+        return to_latex(tree, names=safe_names(layer))
+    except Exception:  # the report still shows the claim's text
+        return ""
+
+
+def claim_view(layer, wrt: str, claim: str, verdict, key: str) -> ClaimView:
+    """A claim's verdict with its evidence: assumptions, counterexample, or reason."""
+    view = ClaimView(text=claim, verdict=verdict.verdict, detail=verdict.detail, reason=verdict.reason)
+    closed = claim_latex(layer, claim, verdict)
+    if closed:
+        view.equation = Equation((gradient_symbol(layer, wrt) + " &= " + closed,), key=key)
+    view.assumptions = [_assumption_view(layer, text) for text in verdict.assumptions]
+    if verdict.counterexample is not None:
+        view.counterexample = counterexample_view(verdict.counterexample, layer, wrt)
+    return view
+
+
+def emitted_module(layer, claims: Mapping[str, str]) -> tuple[str, str]:
+    """(the emitted NumPy module for these proved claims, a note when there is none)."""
+    try:
+        from . import codegen
+    except ImportError:
+        return "", "(code generation is not available in this installation)"
+    refusals = (InputError, NotImplementedError, getattr(codegen, "CodegenRefusal", InputError))
+    try:
+        return codegen.emit_numpy(layer, claims=dict(claims)), ""
+    except refusals as err:
+        return "", f"(no code emitted: {err})"
+
+
+def function_source(module: str, name: str) -> str:
+    """The source of one top-level function of a (generated) module ('' if absent).
+
+    >>> function_source("import numpy as np\n\ndef f(a):\n    return a\n", "f")
+    'def f(a):\n    return a'
+    """
+    tree = ast.parse(module)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return ast.get_source_segment(module, node) or ""
+    return ""
+
+
+def _assumption_view(layer, text: str) -> dict:
+    for a in layer.assumptions:
+        if a.text == text and a.kind == "size" and a.cond is not sp.true:
+            return {"text": text, "latex": math_latex(a.cond)}
+    return {"text": text, "latex": ""}
+
+
+def layer_view(layer) -> dict:
+    """The layer part of a report: description, inputs with shapes, assumptions, forward."""
+    out_idx = _output_indices(layer)
+    out_sym = sp.IndexedBase(layer.output)[out_idx] if out_idx else sp.Symbol(layer.output)
+    element = layer.forward_index if layer.forward_index is not None else layer.forward.element(out_idx)
+    forward = Equation(equation_lines(out_sym, element, _taken(layer) | {s.name for s in out_idx}), key="eq:forward")
+    closed = ""
+    if layer.forward_tree is not None:
+        from .tree import to_latex
+
+        closed = math_latex(sp.Symbol(layer.output)) + " &= " + to_latex(layer.forward_tree, names=safe_names(layer))
+    inputs = [
+        {"name": n, "latex": math_latex(sp.Symbol(n)), "space": space_latex(s), "constant": n in layer.constants}
+        for n, s in layer.inputs.items()
+    ]
+    output = {"latex": math_latex(sp.Symbol(layer.output)), "space": space_latex(layer.forward.shape)}
+    ranges = [math_latex(sp.And(sp.Ge(i, 0), sp.Lt(i, d))) for i, d in zip(out_idx, layer.forward.shape, strict=True)]
+    return {
+        "name": layer.name,
+        "description": layer.description,
+        "forward_text": layer.forward_text,
+        "inputs": inputs,
+        "output": output,
+        "is_loss": layer.is_loss,
+        "assumptions": [_assumption_view(layer, a.text) for a in layer.assumptions],
+        "forward": forward,
+        "forward_ranges": r",\quad ".join(ranges),
+        "closed": Equation((closed,), key="eq:closed") if closed else None,
+        "flip": flip_picture(layer),
+    }
+
+
+def _output_indices(layer) -> tuple:
+    if layer.output_indices:
+        return tuple(layer.output_indices)
+    avoid = _taken(layer)
+    letters = [c for c in "ijklabcdef" if c not in avoid]
+    return tuple(index_symbol(c) for c in letters[: len(layer.forward.shape)])
+
+
+def space_latex(shape) -> str:
+    """``\\mathbb{R}^{H \\times W}`` for a shape (``\\mathbb{R}`` for a scalar).
+
+    >>> space_latex((sp.Symbol("H"), sp.Symbol("W")))
+    '\\\\mathbb{R}^{H \\\\times W}'
+    """
+    if not shape:
+        return r"\mathbb{R}"
+    return r"\mathbb{R}^{%s}" % r" \times ".join(math_latex(d) for d in shape)
+
+
+def claims_by_input(layer, claims: Mapping | None, wrt) -> dict[str, list[tuple[str, tuple]]]:
+    """The inputs to report on, each with its (claim, extra assumptions) pairs.
+
+    Without ``claims`` the layer's known claims are used, with their own assumptions.
+
+    >>> class _L:
+    ...     inputs = {"x": (), "t": ()}; constants = ("t",); differentiable = ("x",); claims = ()
+    >>> claims_by_input(_L(), {"x": "g"}, None)
+    {'x': [('g', ())]}
+    """
+    if isinstance(wrt, str):
+        wrt = [wrt]
+    names = list(wrt) if wrt else (list(claims) if claims else list(layer.differentiable))
+    for name in names + list(claims or {}):
+        if name not in layer.inputs:
+            raise InputError(f"no input named {name!r} (inputs: {', '.join(layer.inputs)})", where="report")
+        if name not in layer.differentiable:
+            raise InputError(f"{name!r} is a constant of the layer; it has no gradient", where="report")
+    out = {}
+    for name in names:
+        if claims is None:
+            out[name] = [(c.claim, tuple(c.assume)) for c in layer.claims if c.wrt == name]
+        else:
+            given = claims.get(name, [])
+            out[name] = [(text, ()) for text in ([given] if isinstance(given, str) else given)]
+    return out
+
+
+def report_data(layer, claims: Mapping | None = None, wrt=None) -> dict:
+    """Everything a report shows, derived and proved now, as template data."""
+    from .derive import derive
+    from .prove import prove
+
+    sections, chosen = [], {}
+    for k, (name, entries) in enumerate(claims_by_input(layer, claims, wrt).items()):
+        derivation = derive(layer, name)
+        views = []
+        for j, (text, assume) in enumerate(entries):
+            verdict = prove(layer, name, text, assume=assume)
+            views.append(claim_view(layer, name, text, verdict, key=f"eq:c{k}:{j}"))
+            if verdict.proved and not assume:
+                chosen.setdefault(name, text)
+        sections.append(
+            SectionView(
+                wrt=name,
+                wrt_latex=math_latex(sp.Symbol(name)),
+                gradient_lhs=gradient_symbol(layer, name, derivation.index),
+                steps=step_views(layer, derivation, k),
+                claims=views,
+                reach=reach_picture(layer, name),
+            )
+        )
+    module, note = emitted_module(layer, chosen) if chosen else ("", "")
+    for section in sections:
+        for view in section.claims:
+            if view.verdict == "proved":
+                emitted = chosen.get(section.wrt) == view.text and module
+                view.code = listing_safe(function_source(module, f"grad_{section.wrt}")) if emitted else ""
+                view.code_note = "" if view.code else (note or "(the module below emits another proved claim)")
+    return {"layer": layer_view(layer), "sections": sections, "module": listing_safe(module) if module else ""}
+
+
+# -- templates and output ----------------------------------------------------------------
+
+
+def templates_dir() -> Path:
+    """The templates: ``symderive/templates`` in a wheel, the repository's ``templates/`` otherwise."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "report.tex.j2").is_file():
+            return candidate
+    raise FileNotFoundError("symderive's report templates are missing from this installation")
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment with LaTeX-safe delimiters and the escaping filter ``e``."""
+    env = jinja2.sandbox.SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["e"] = latex_escape
+    env.filters["escape"] = latex_escape
+    return env
+
+
+def render_tex(layer, claims: Mapping | None = None, wrt=None) -> str:
+    """The report's LaTeX source.
+
+    >>> # render_tex(load_layer("conv2d")) -> '\\\\documentclass...'
+    """
+    return environment().get_template("report.tex.j2").render(**report_data(layer, claims, wrt))
+
+
+def report(layer, claims: Mapping | None = None, output: str | Path = "report.pdf", wrt=None) -> Path:
+    """Write a layer's report to ``output`` (``.tex``, or ``.pdf`` compiled with latexmk).
+
+    ``claims`` maps input names to a claim or a list of claims (default: the layer's
+    known claims); ``wrt`` names the inputs to report on (default: the ones named in
+    ``claims``, else every differentiable input).
+
+    >>> # report(load_layer("conv2d"), {"x": 'convolve(g, w, "full")'}, "conv2d.pdf")
+    """
+    if isinstance(layer, str):
+        from .layer import load_layer
+
+        layer = load_layer(layer)
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in (".tex", ".pdf"):
+        raise InputError(f"the report's file name must end in .tex or .pdf, not {output.name!r}", where="report")
+    if suffix == ".pdf":
+        _require_latexmk(output)
+    tex = render_tex(layer, claims, wrt)
+    if suffix == ".tex":
+        output.write_text(tex, encoding="utf-8")
+    else:
+        output.write_bytes(compile_pdf(tex))
+    return output
+
+
+def _require_latexmk(output: Path) -> None:
+    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+        raise InputError(
+            f"writing {output.name} needs LaTeX (latexmk and pdflatex), which is not installed; "
+            f"write the LaTeX source instead: -o {output.with_suffix('.tex').name}",
+            where="report",
+        )
+
+
+class LatexError(InputError):
+    """LaTeX failed on a report; the message holds the log's error lines."""
+
+
+def compile_pdf(tex: str, timeout: float = 180.0) -> bytes:
+    """Compile LaTeX source to PDF bytes with latexmk (shell escape off) in a temporary folder."""
+    _require_latexmk(Path("report.pdf"))
+    with tempfile.TemporaryDirectory(prefix="symderive-report-") as tmp:
+        src = Path(tmp) / "report.tex"
+        src.write_text(tex, encoding="utf-8")
+        cmd = ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "report.tex"]
+        # paranoid file access: TeX may neither read nor write outside the folder
+        env = dict(os.environ, openin_any="p", openout_any="p", shell_escape="f")
+        try:
+            run = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            raise LatexError(f"LaTeX did not finish within {timeout:.0f} s", where="report") from err
+        pdf = Path(tmp) / "report.pdf"
+        if run.returncode != 0 or not pdf.is_file():
+            log = Path(tmp) / "report.log"
+            text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else run.stdout + run.stderr
+            raise LatexError("LaTeX failed:\n" + latex_log_errors(text), where="report")
+        return pdf.read_bytes()
+
+
+def latex_log_errors(log: str, context: int = 4) -> str:
+    """The lines of a LaTeX log that say what went wrong (``! ...`` and the lines after).
+
+    >>> latex_log_errors("ok\\n! Undefined control sequence.\\nl.5 \\\\foo\\nmore")
+    '! Undefined control sequence.\\nl.5 \\\\foo\\nmore'
+    """
+    lines = log.splitlines()
+    picked: list[str] = []
+    for k, line in enumerate(lines):
+        if line.startswith("!"):
+            picked += lines[k : k + context]
+    return "\n".join(picked) if picked else "\n".join(lines[-20:])
+
+
+# -- notebooks ---------------------------------------------------------------------------
+
+
+def _md_code(text: str) -> str:
+    return "`%s`" % str(text).replace("`", "'")
+
+
+def derivation_markdown(derivation) -> str:
+    """A derivation in short, as Markdown with ``$$`` math (Jupyter's ``_repr_markdown_``)."""
+    out = [f"**Gradient of {_md_code(derivation.layer)} with respect to {_md_code(derivation.wrt)}**", ""]
+    for k, step in enumerate(derivation.steps, 1):
+        tag = f" ({step.label})" if step.label else ""
+        out.append(f"{k}. *{step.kind}*{tag}: {_md_plain(step.text)}")
+        if step.rhs is not None:
+            lines = equation_lines(step.lhs, step.rhs, budget=10**6)
+            out.append("$$" + lines[0].replace("&=", "=") + "$$")
+        out.append("")
+    return "\n".join(out)
+
+
+def _md_plain(text: str) -> str:
+    return re.sub(r"([\\`*_$<>\[\]])", r"\\\1", str(text))
+
+
+def verdict_markdown(verdict) -> str:
+    """A verdict in short, as Markdown with ``$$`` math (Jupyter's ``_repr_markdown_``)."""
+    head = f"**{verdict.verdict}**: {_md_code(verdict.claim)}"
+    if verdict.wrt:
+        head += f" as the gradient with respect to {_md_code(verdict.wrt)}"
+    if verdict.layer:
+        head += f" of {_md_code(verdict.layer)}"
+    out = [head, ""]
+    if verdict.verdict == "proved":
+        assumed = ", ".join(_md_code(a) for a in verdict.assumptions) or "none beyond sizes >= 1"
+        out.append(f"Proved for all sizes and values under the assumptions: {assumed}.")
+        if verdict.detail:
+            out.append(_md_plain(verdict.detail))
+    elif verdict.counterexample is not None:
+        out += _cex_markdown(verdict.counterexample, verdict.wrt)
+    elif verdict.reason:
+        out.append("Reason: " + _md_plain(verdict.reason))
+    return "\n".join(out)
+
+
+def _cex_markdown(cex, wrt: str) -> list[str]:
+    sizes = r",\ ".join(f"{math_latex(sp.Symbol(str(k)))} = {int(v)}" for k, v in cex.sizes.items())
+    out = [f"Counterexample at $${sizes}$$"]
+    if cex.is_shape_mismatch:
+        claimed = "undefined" if cex.claimed_shape is None else str(tuple(cex.claimed_shape))
+        out.append(f"expected shape {tuple(cex.expected_shape)}, claimed {claimed}. {_md_plain(cex.message)}")
+        return out
+    for name, v in (cex.values or {}).items():
+        out.append(f"$${math_latex(sp.Symbol(name))} = {array_latex(v)}$$")
+    index = tuple(cex.index or ())
+    expected = array_latex(cex.expected_array, index) if cex.expected_array is not None else number_latex(cex.expected)
+    claimed = array_latex(cex.claimed_array, index) if cex.claimed_array is not None else number_latex(cex.claimed)
+    out.append(r"$$\text{true gradient } %s \quad\text{claim } %s$$" % (expected, claimed))
+    return out
+
+
+def derivation_latex(derivation) -> str:
+    """A derivation as one ``$$\\begin{aligned}...$$`` block (Jupyter's ``_repr_latex_``)."""
+    lines = []
+    for step in derivation.steps:
+        if step.rhs is not None:
+            lines.append(equation_lines(step.lhs, step.rhs, budget=10**6)[0])
+    return r"$$\begin{aligned}%s\end{aligned}$$" % r" \\ ".join(lines)
