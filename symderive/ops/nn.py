@@ -494,7 +494,7 @@ def _sd_avg_pool2d(x, kernel, stride, padding, count_include_pad, divisor_overri
 
 HELPERS = {
     fn.__name__: numpy_helper(fn.__name__, inspect.getsource(fn))
-    for fn in (_sd_conv, _sd_conv_transpose, _sd_avg_pool2d)
+    for fn in (_sd_conv, _sd_conv_im2col, _sd_conv_transpose, _sd_avg_pool2d)
 }
 
 
@@ -579,7 +579,7 @@ def _register_conv(name: str, nspatial: int) -> Operator:
             shape_rule,
             to_numpy,
             to_latex,
-            (HELPERS["_sd_conv"],),
+            (HELPERS["_sd_conv"], HELPERS["_sd_conv_im2col"]),
             algebra="bilinear",
         )
     )

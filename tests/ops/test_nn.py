@@ -96,16 +96,17 @@ def setup(case):
     return op, leaves, sizes, values, options, expected
 
 
-def helper_namespace():
+def helper_namespace(op):
+    """``np`` and the helpers the operator lists (only those: the list must be complete)."""
     ns = {"np": np}
-    for source in NUMPY_HELPERS.values():
+    for source in (NUMPY_HELPERS[name] for name in OPERATORS[op].numpy_helpers):
         exec(compile(source, "<symderive helper>", "exec"), ns)  # our own helper sources
     return ns
 
 
 def run_lowering(op, arg_codes, values, options):
     code = OPERATORS[op].to_numpy(**arg_codes, **options)
-    ns = helper_namespace()
+    ns = helper_namespace(op)
     ns.update(values)
     return eval(compile(code, "<lowering>", "eval"), ns)  # our own emitted code
 
@@ -191,7 +192,7 @@ def test_symbolic_output_padding_follows_the_sizes():
         got = evaluate(t, {h: hv, k: kv}, {"x": xv, "w": wv})
         np.testing.assert_allclose(got, ref.numpy(), rtol=1e-10, atol=1e-12)
         code = OPERATORS["conv_transpose2d"].to_numpy(input="x", weight="w", stride=2, padding=1, output_padding=extra)
-        ns = helper_namespace()
+        ns = helper_namespace("conv_transpose2d")
         ns.update(x=xv, w=wv, H=hv, kh=kv)
         np.testing.assert_allclose(eval(compile(code, "<lowering>", "eval"), ns), ref.numpy(), rtol=1e-10, atol=1e-12)
 
