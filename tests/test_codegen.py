@@ -1,0 +1,261 @@
+"""Emitted NumPy code against PyTorch autograd, refusals, the pre-emission check, ruff, emitted tests."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from symderive import codegen
+from symderive.codegen import ClaimNotProved, emit_numpy, emit_tests
+from symderive.errors import InputError, InternalError
+from symderive.layer import load_layer
+from symderive.ops import OPERATORS
+
+torch.set_default_dtype(torch.float64)
+
+
+def load_source(source: str, name: str = "emitted") -> dict:
+    namespace: dict = {"__name__": name}
+    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 -- test of generated code
+    return namespace
+
+
+# -- independent oracles: each layer's loss written in PyTorch -----------------------------------
+
+
+def torch_conv2d(x, w, b):
+    return F.conv2d(x[None, None], w[None, None])[0, 0] + b
+
+
+def torch_convolution2d(x, w):
+    return F.conv2d(x[None, None], torch.flip(w, (0, 1))[None, None])[0, 0]
+
+
+def torch_convolution2d_full(x, w):
+    kh, kw = w.shape
+    return F.conv2d(x[None, None], torch.flip(w, (0, 1))[None, None], padding=(kh - 1, kw - 1))[0, 0]
+
+
+def torch_linear(x, w, b):
+    return w @ x + b
+
+
+def torch_softmax_cross_entropy(s, t):
+    return -(t * torch.log_softmax(s, dim=0)).sum()
+
+
+CONV_SIZES = [(1, 1, 1, 1), (3, 5, 3, 5), (5, 4, 2, 3), (7, 6, 1, 4), (6, 9, 4, 2), (4, 1, 2, 1), (8, 11, 3, 3)]
+
+LAYERS = {
+    "conv2d": (torch_conv2d, lambda H, W, kh, kw: {"x": (H, W), "w": (kh, kw), "b": ()}, CONV_SIZES),
+    "convolution2d": (torch_convolution2d, lambda H, W, kh, kw: {"x": (H, W), "w": (kh, kw)}, CONV_SIZES),
+    "convolution2d_full": (
+        torch_convolution2d_full,
+        lambda H, W, kh, kw: {"x": (H, W), "w": (kh, kw)},
+        CONV_SIZES + [(2, 3, 4, 5)],
+    ),
+    "linear": (
+        torch_linear,
+        lambda n, m: {"x": (n,), "w": (m, n), "b": (m,)},
+        [(1, 1), (3, 1), (1, 4), (5, 3), (7, 12)],
+    ),
+    "softmax_cross_entropy": (torch_softmax_cross_entropy, lambda n: {"s": (n,), "t": (n,)}, [(1,), (2,), (5,), (33,)]),
+}
+
+
+def random_inputs(layer_name, shapes, rng):
+    values = {n: rng.standard_normal(s) for n, s in shapes.items()}
+    if layer_name == "softmax_cross_entropy":
+        t = rng.uniform(0.1, 1.0, shapes["t"])  # a spread target, not one-hot
+        values["t"] = t / t.sum()
+        values["s"] = 3 * values["s"]
+    return values
+
+
+def autograd(layer_name, values, layer):
+    fn = LAYERS[layer_name][0]
+    tensors = {n: torch.tensor(v, requires_grad=n in layer.differentiable) for n, v in values.items()}
+    out = fn(**tensors)
+    if layer.is_loss:
+        loss, g = out, None
+    else:
+        g = np.random.default_rng(7).standard_normal(tuple(out.shape))
+        loss = (out * torch.tensor(g)).sum()
+    loss.backward()
+    grads = {n: tensors[n].grad.numpy() for n in layer.differentiable}
+    return out.detach().numpy(), g, grads
+
+
+def call(function, values):
+    import inspect
+
+    return function(**{a: values[a] for a in inspect.signature(function).parameters})
+
+
+@pytest.fixture(scope="module")
+def emitted():
+    return {name: emit_numpy(name) for name in LAYERS}
+
+
+@pytest.mark.parametrize("layer_name", list(LAYERS))
+def test_emitted_code_matches_torch_autograd(layer_name, emitted):
+    layer = load_layer(layer_name)
+    module = load_source(emitted[layer_name])
+    _, shapes_of, sizes = LAYERS[layer_name]
+    rng = np.random.default_rng(42)
+    for size in sizes:
+        values = random_inputs(layer_name, shapes_of(*size), rng)
+        y, g, grads = autograd(layer_name, values, layer)
+        if g is not None:
+            values["g"] = g
+        np.testing.assert_allclose(call(module["forward"], values), y, rtol=1e-10, atol=1e-12, err_msg=f"{size}")
+        for wrt in layer.differentiable:
+            got = call(module[f"grad_{wrt}"], values)
+            assert isinstance(got, np.ndarray) and got.shape == values[wrt].shape, (wrt, size)
+            np.testing.assert_allclose(got, grads[wrt], rtol=1e-10, atol=1e-12, err_msg=f"grad_{wrt} at {size}")
+
+
+@pytest.mark.parametrize("layer_name", ["conv2d", "linear", "softmax_cross_entropy", "convolution2d_full"])
+def test_derived_index_form_lowering_matches_torch(layer_name):
+    # without known claims the gradient is lowered from the derivation itself
+    layer = dataclasses.replace(load_layer(layer_name), claims=())
+    source = emit_numpy(layer)
+    assert "derived index form" in source
+    module = load_source(source)
+    _, shapes_of, sizes = LAYERS[layer_name]
+    rng = np.random.default_rng(3)
+    for size in sizes[:5]:
+        values = random_inputs(layer_name, shapes_of(*size), rng)
+        _, g, grads = autograd(layer_name, values, layer)
+        if g is not None:
+            values["g"] = g
+        for wrt in layer.differentiable:
+            got = call(module[f"grad_{wrt}"], values)
+            np.testing.assert_allclose(got, grads[wrt], rtol=1e-10, atol=1e-12, err_msg=f"grad_{wrt} at {size}")
+
+
+def test_given_claims_are_used_and_named_in_docstrings():
+    source = emit_numpy("linear", claims={"x": "w.T @ g", "w": "outer(g, x)"})
+    module = load_source(source)
+    assert "w.T @ g" in module["grad_x"].__doc__
+    assert "Shapes: w [m, n], g [m] -> dx [n]" in module["grad_x"].__doc__
+
+
+def test_index_form_claim_is_lowered():
+    claim = "dx[p, q] == Sum(g[e, f] * w[p - e, q - f], e, f)"
+    module = load_source(emit_numpy("conv2d", claims={"x": claim}))
+    layer = load_layer("conv2d")
+    values = random_inputs("conv2d", {"x": (6, 5), "w": (3, 2), "b": ()}, np.random.default_rng(0))
+    _, g, grads = autograd("conv2d", values, layer)
+    values["g"] = g
+    np.testing.assert_allclose(call(module["grad_x"], values), grads["x"], rtol=1e-10)
+
+
+def test_refuted_claim_is_refused_with_its_verdict():
+    with pytest.raises(ClaimNotProved) as info:
+        emit_numpy("conv2d", claims={"x": "convolve(g, flip(w), 'full')"})
+    assert info.value.verdict.verdict == "refuted"
+    assert info.value.exit_status == 1
+    assert "refuted" in str(info.value)
+
+
+def test_softmax_claim_without_its_assumption_is_refused():
+    layer = dataclasses.replace(load_layer("softmax_cross_entropy"), assumptions=())
+    with pytest.raises(ClaimNotProved) as info:
+        emit_numpy(layer, claims={"s": "softmax(s) - t"})
+    assert info.value.exit_status == 1
+
+
+def test_claim_for_an_unknown_input_is_an_input_error():
+    with pytest.raises(InputError):
+        emit_numpy("linear", claims={"q": "g"})
+
+
+def test_check_catches_a_wrong_shape_lowering(monkeypatch):
+    outer = OPERATORS["outer"]
+    monkeypatch.setitem(
+        OPERATORS, "outer", dataclasses.replace(outer, to_numpy=lambda a, b, **_: f"np.outer({b}, {a})")
+    )
+    with pytest.raises(InternalError, match="grad_w"):
+        emit_numpy("linear")
+
+
+def test_check_catches_a_slightly_wrong_value_lowering(monkeypatch):
+    op = OPERATORS["softmax"]
+    wrong = dataclasses.replace(op, to_numpy=lambda **kw: f"({op.to_numpy(**kw)} * 1.000001)")
+    monkeypatch.setitem(OPERATORS, "softmax", wrong)
+    with pytest.raises(InternalError, match="differ"):
+        emit_numpy("softmax_cross_entropy")
+
+
+def test_check_passes_without_the_broken_lowering():
+    assert "def grad_s(*, s, t):" in emit_numpy("softmax_cross_entropy")
+
+
+def test_emitted_module_imports_only_numpy(emitted):
+    for name, source in emitted.items():
+        imports = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import | ast.ImportFrom)]
+        assert [a.name for n in imports for a in n.names] == ["numpy"], name
+
+
+def test_emitted_functions_take_keyword_arguments_named_after_inputs(emitted):
+    import inspect
+
+    for name, source in emitted.items():
+        layer = load_layer(name)
+        module = load_source(source)
+        for wrt in layer.differentiable:
+            params = inspect.signature(module[f"grad_{wrt}"]).parameters
+            assert params and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+            assert set(params) <= set(layer.inputs) | {"g"}
+
+
+def test_emitted_code_is_ruff_clean(emitted, tmp_path):
+    for name, source in emitted.items():
+        (tmp_path / f"{name}_grads.py").write_text(source)
+    ruff = [sys.executable, "-m", "ruff"]
+    opts = ["--isolated", "--line-length", "120"]
+    checked = subprocess.run(
+        [*ruff, "check", *opts, "--select", "E,F,W,I,B,UP", str(tmp_path)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout
+    formatted = subprocess.run([*ruff, "format", *opts, "--check", str(tmp_path)], capture_output=True, text=True)
+    assert formatted.returncode == 0, formatted.stdout
+
+
+def test_emitted_tests_run_green_and_can_fail(tmp_path):
+    module = emit_numpy("conv2d")
+    (tmp_path / "conv_grads.py").write_text(module)
+    (tmp_path / "test_conv_grads.py").write_text(emit_tests("conv2d", "conv_grads"))
+    imports = [
+        n for n in ast.walk(ast.parse((tmp_path / "test_conv_grads.py").read_text())) if isinstance(n, ast.Import)
+    ]
+    assert sorted(a.name for n in imports for a in n.names) == ["conv_grads", "numpy"]
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:symderive", str(tmp_path)]
+    green = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True)
+    assert green.returncode == 0, green.stdout
+    assert "4 passed" in green.stdout
+    # a broken module must turn the generated tests red
+    broken = module.replace(
+        'return _sd_signal(g, w, "full", True, "signal")', 'return _sd_signal(g, np.flip(w), "full", True, "signal")'
+    )
+    assert broken != module
+    (tmp_path / "conv_grads.py").write_text(broken)
+    red = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True)
+    assert red.returncode == 1 and "test_grad_x" in red.stdout
+
+
+def test_check_sizes_include_edge_sizes():
+    layer = load_layer("conv2d")
+    sizes = [{str(k): v for k, v in s.items()} for s in codegen.check_sizes(layer)]
+    assert {"H": 1, "W": 1, "kh": 1, "kw": 1} in sizes
+    assert any(s["H"] == s["kh"] and s["W"] == s["kw"] and s["H"] > 1 for s in sizes)
+    assert any(len(set(s.values())) >= 3 for s in sizes)
+    assert all(s["kh"] <= s["H"] and s["kw"] <= s["W"] for s in sizes)
