@@ -1,0 +1,223 @@
+"""The command line, in process (``main([...])`` with capsys) and once as the installed script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from symderive.cli import main, verdict_status
+from symderive.layer import LAYERS_DIR
+
+FLIP = 'convolve(g, flip(w), "full")'
+RIGHT = 'convolve(g, w, "full")'
+
+
+def run(capsys, *argv):
+    status = main(list(argv), prog="symderive")
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(status, err, expected=2):
+    assert status == expected
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- layers, show -------------------------------------------------------------------------
+def test_layers_lists_the_builtin_layers(capsys):
+    status, out, _ = run(capsys, "layers")
+    assert status == 0
+    names = [line.split()[0] for line in out.strip().splitlines()]
+    assert {"conv2d", "convolution2d", "convolution2d_full", "linear", "softmax_cross_entropy"} <= set(names)
+
+
+def test_show_prints_the_forward(capsys):
+    status, out, _ = run(capsys, "show", "conv2d")
+    assert status == 0
+    assert "conv2d" in out and "kh" in out and "correlate" in out
+
+
+def test_help_exits_zero(capsys):
+    status, out, _ = run(capsys, "prove", "--help")
+    assert status == 0 and "--batch" in out
+
+
+# -- prove: verdicts and exit statuses ---------------------------------------------------------
+def test_prove_refuted_human_readable(capsys):
+    status, out, _ = run(capsys, "prove", "conv2d", "--wrt", "x", FLIP)
+    assert status == 1
+    assert "refuted" in out
+    assert "H=1, W=2, kh=1, kw=2" in out
+    assert "expected 1, claimed 0" in out
+
+
+def test_prove_refuted_json(capsys):
+    status, out, _ = run(capsys, "prove", "conv2d", "--wrt", "x", FLIP, "--json")
+    assert status == 1
+    (line,) = out.strip().splitlines()
+    obj = json.loads(line)
+    assert obj["layer"] == "conv2d" and obj["wrt"] == "x" and obj["claim"] == FLIP
+    assert obj["verdict"] == "refuted"
+    ce = obj["counterexample"]
+    assert ce["sizes"] == {"H": 1, "W": 2, "kh": 1, "kw": 2}
+    assert set(ce["values"]) == {"x", "w", "b", "g"}
+    assert ce["index"] == [0, 0] and ce["expected"] == 1 and ce["claimed"] == 0
+
+
+def test_prove_shape_mismatch_json(capsys):
+    status, out, _ = run(capsys, "prove", "linear", "--wrt", "x", "w @ g", "--json")
+    assert status == 1
+    ce = json.loads(out)["counterexample"]
+    assert ce["sizes"] == {"n": 1, "m": 2}
+    assert ce["expected_shape"] == [1] and ce["claimed_shape"] is None
+
+
+def test_prove_exit_status_agrees_with_the_library(capsys):
+    from symderive.prove import prove
+
+    expected = verdict_status(prove("conv2d", "x", RIGHT))
+    status, out, _ = run(capsys, "prove", "conv2d", "--wrt", "x", RIGHT)
+    assert status == expected
+    assert out.splitlines()[1].split()[0].rstrip(":") == {0: "proved", 1: "refuted", 3: "unknown"}[expected]
+
+
+def test_prove_timeout_gives_unknown(capsys):
+    status, out, _ = run(capsys, "prove", "conv2d", "--wrt", "x", FLIP, "--timeout", "0.001", "--json")
+    assert status == 3
+    obj = json.loads(out)
+    assert obj["verdict"] == "unknown" and "timeout" in obj["reason"]
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [pytest.param("-w.T@g", id="no-space"), pytest.param("-w.T @ g", id="with-space"), pytest.param("-g", id="short")],
+)
+def test_claim_starting_with_minus(capsys, claim):
+    status, out, err = run(capsys, "prove", "linear", "--wrt", "x", claim, "--json")
+    assert err == ""
+    obj = json.loads(out)
+    assert obj["claim"] == claim and obj["verdict"] == "refuted"
+    assert status == 1
+
+
+def test_claim_starting_with_minus_before_options(capsys):
+    status, out, _ = run(capsys, "prove", "linear", "-w.T@g", "--wrt", "x", "--json")
+    assert status == 1 and json.loads(out)["claim"] == "-w.T@g"
+
+
+# -- prove --batch ----------------------------------------------------------------------------
+def write_batch(folder: Path, entries) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "batch.json"
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    return path
+
+
+def test_batch_in_order_with_an_error_entry_and_a_relative_layer(capsys, tmp_path, monkeypatch):
+    layers = tmp_path / "work" / "layers"
+    layers.mkdir(parents=True)
+    (layers / "mine.toml").write_text((LAYERS_DIR / "linear.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    entries = [
+        {"layer": "conv2d", "wrt": "x", "claim": FLIP},
+        {"layer": "conv2d", "wrt": "x", "claim": "frobnicate(g)"},
+        {"layer": "layers/mine.toml", "wrt": "x", "claim": "w @ g"},
+        {"layer": "linear", "wrt": "x", "claim": "-w.T @ g", "assume": ["m >= 2"]},
+    ]
+    batch = write_batch(tmp_path / "work", entries)
+    monkeypatch.chdir(tmp_path)  # relative layer paths are relative to the batch file, not the cwd
+    status, out, err = run(capsys, "prove", "--batch", str(batch), "--json")
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["claim"] for r in rows] == [e["claim"] for e in entries]
+    assert [r["verdict"] for r in rows] == ["refuted", "error", "refuted", "refuted"]
+    assert "frobnicate" in rows[1]["error"]
+    assert rows[2]["layer"] == "layers/mine.toml" and rows[2]["counterexample"]["sizes"] == {"n": 1, "m": 2}
+    assert rows[3]["counterexample"]["sizes"]["m"] >= 2
+    assert status == 2  # an input error anywhere wins over refuted
+    assert "entry 2" in err and "Traceback" not in err
+
+
+def test_batch_human_readable(capsys, tmp_path):
+    batch = write_batch(tmp_path, [{"layer": "linear", "wrt": "x", "claim": "w @ g"}])
+    status, out, _ = run(capsys, "prove", "--batch", str(batch))
+    assert status == 1 and "refuted" in out and "n=1, m=2" in out
+
+
+# -- input errors: exit 2, one line, no traceback ---------------------------------------------------
+def bad_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\n[inputs\nx = ["n"]\n', encoding="utf-8")
+    return str(path)
+
+
+def bad_json(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('[{"layer": "conv2d", "wrt": "x", "claim": ', encoding="utf-8")
+    return str(path)
+
+
+INPUT_ERRORS = [
+    pytest.param(lambda p: ["prove", "nosuchlayer", "--wrt", "x", RIGHT], "nosuchlayer", id="unknown-layer"),
+    pytest.param(lambda p: ["prove", "conv2d", "--wrt", "x", "frobnicate(g)"], "frobnicate", id="unknown-function"),
+    pytest.param(lambda p: ["prove", "conv2d", "--wrt", "x", 'convolve(g, w, "full"'], "claim", id="syntax-error"),
+    pytest.param(lambda p: ["prove", "conv2d", "--wrt", "x", '__import__("os").getcwd()'], "", id="hostile"),
+    pytest.param(lambda p: ["prove", "conv2d", "--wrt", "q", RIGHT], "q", id="wrong-wrt"),
+    pytest.param(lambda p: ["prove", "conv2d", RIGHT], "--wrt", id="missing-wrt"),
+    pytest.param(lambda p: ["prove", bad_toml(p), "--wrt", "x", "g"], "bad.toml", id="malformed-toml"),
+    pytest.param(lambda p: ["prove", "--batch", bad_json(p)], "bad.json", id="malformed-batch"),
+    pytest.param(lambda p: ["prove", "--batch", str(p / "missing.json")], "missing.json", id="missing-batch"),
+    pytest.param(
+        lambda p: ["prove", str(p / "missing.toml"), "--wrt", "x", "g"], "missing.toml", id="missing-layer-file"
+    ),
+    pytest.param(lambda p: ["prove", "conv2d", "--wrt", "x", RIGHT, "--timeout", "zero"], "timeout", id="bad-timeout"),
+    pytest.param(lambda p: ["prove", "conv2d", "--wrt", "x", RIGHT, "--frob"], "--frob", id="unknown-option"),
+    pytest.param(lambda p: ["frob"], "frob", id="unknown-command"),
+    pytest.param(lambda p: [], "COMMAND", id="no-command"),
+    pytest.param(lambda p: ["show", "nosuchlayer"], "nosuchlayer", id="show-unknown-layer"),
+]
+
+
+@pytest.mark.parametrize(("argv", "mentions"), INPUT_ERRORS)
+def test_input_errors_exit_2_with_one_line(capsys, tmp_path, argv, mentions):
+    status, _, err = run(capsys, *argv(tmp_path))
+    line = assert_one_line_error(status, err)
+    assert mentions in line
+
+
+def test_internal_error_exit_70(capsys, monkeypatch):
+    import symderive.prove
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(symderive.prove, "prove", broken)
+    status, _, err = run(capsys, "prove", "conv2d", "--wrt", "x", RIGHT)
+    line = assert_one_line_error(status, err, expected=70)
+    assert "bug" in line and "please report" in line and "boom" in line
+
+
+# -- the installed console script -----------------------------------------------------------------
+def test_console_script_runs(tmp_path):
+    script = Path(sys.executable).with_name("symderive")
+    script = script if script.exists() else shutil.which("symderive")
+    assert script, "the symderive console script is not installed"
+    done = subprocess.run(
+        [str(script), "prove", "linear", "--wrt", "x", "w @ g", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["verdict"] == "refuted"
+    bad = subprocess.run(
+        [str(script), "prove", "nosuchlayer", "--wrt", "x", "g"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
