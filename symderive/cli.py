@@ -564,7 +564,10 @@ def cmd_codegen(args, out, err) -> int:
     if args.tests:
         emit_tests = _library("codegen", "emit_tests")
         module = Path(args.output).stem
-        _write(args.tests, _call(emit_tests, layer, claims=claims, module=module, module_path=args.output))
+        _write(
+            args.tests,
+            _call(emit_tests, layer, claims=claims, module_name=module, module=module, module_path=args.output),
+        )
         print(f"wrote {args.tests}", file=out)
     return EXIT_OK
 
