@@ -87,8 +87,15 @@ def _mul_terms(a: list[Term], b: list[Term]) -> list[Term]:
             clash = set(s.vars) & set(t.vars)
             if clash:
                 ren = {v: sp.Dummy(v.name, integer=True) for v in clash}
-                t = Term(t.coeff, tuple(ren.get(v, v) for v in t.vars), tuple(g.xreplace(ren) for g in t.guard),
-                         tuple(replace(f, idx=tuple(sp.sympify(i).xreplace(ren) for i in f.idx), expr=f.expr.xreplace(ren)) for f in t.factors))
+                t = Term(
+                    t.coeff,
+                    tuple(ren.get(v, v) for v in t.vars),
+                    tuple(g.xreplace(ren) for g in t.guard),
+                    tuple(
+                        replace(f, idx=tuple(sp.sympify(i).xreplace(ren) for i in f.idx), expr=f.expr.xreplace(ren))
+                        for f in t.factors
+                    ),
+                )
             out.append(Term(s.coeff * t.coeff, s.vars + t.vars, s.guard + t.guard, s.factors + t.factors))
     return out
 
@@ -300,7 +307,9 @@ def atom_pattern(expr, ctx: Context) -> tuple[str, tuple]:
             args.append(outer_part)
         return slots[outer_part] + sp.expand(ix - outer_part)
 
-    reads = sorted(canon.atoms(sp.Indexed), key=lambda r: sp.srepr(r.xreplace({s: sp.Symbol("_o") for s in outer_syms})))
+    reads = sorted(
+        canon.atoms(sp.Indexed), key=lambda r: sp.srepr(r.xreplace({s: sp.Symbol("_o") for s in outer_syms}))
+    )
     mapping = {r: r.base[tuple(mask_index(i) for i in r.indices)] for r in reads}
     masked = canon.xreplace(mapping)
     leftover = {s for s in masked.free_symbols if s in outer_syms}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .errors import InputError
-from .ir import GSum, Iverson, gsum, index_symbol, read
+from .ir import GSum, Iverson, gsum, index_symbol, read, subs_free
 
 WRT_NAMES = ("p", "q", "r", "u", "v", "z")
 OUT_NAMES = ("i", "j", "l", "o", "c", "h")
@@ -189,9 +189,19 @@ def _split_sum(expr: sp.Expr) -> list[tuple[sp.Expr, list]]:
             parts.append(_split_sum(a) if isinstance(a, GSum | sp.Add) else [(a, [])])
         out = [(sp.S.One, [])]
         for choices in parts[1:]:
-            out = [(b1 * b2, l1 + l2) for b1, l1 in out for b2, l2 in choices]
+            out = [_join(b1, l1, b2, l2) for b1, l1 in out for b2, l2 in choices]
         return out
     return [(expr, [])]
+
+
+def _join(b1, l1, b2, l2):
+    """The product of two pulled-out sums, their summation variables renamed apart."""
+    clash = {v for v, _, _ in l1} & {v for v, _, _ in l2}
+    if clash:
+        ren = {v: sp.Dummy(v.name, integer=True) for v in clash}
+        b2 = subs_free(b2, ren)
+        l2 = [(ren.get(v, v), subs_free(lo, ren), subs_free(hi, ren)) for v, lo, hi in l2]
+    return b1 * b2, l1 + l2
 
 
 def eliminate_deltas(expr: sp.Expr) -> sp.Expr:
@@ -200,7 +210,7 @@ def eliminate_deltas(expr: sp.Expr) -> sp.Expr:
     >>> i, m, p, n, k = map(index_symbol, "impnk")
     >>> w = read("w", (m,))
     >>> eliminate_deltas(GSum(GSum(w * sp.KroneckerDelta(i + m, p), (m, 0, k - 1)), (i, 0, n - 1)))
-    Sum(Iverson((p - i >= 0) & (p - i <= k - 1))*w[-i + p], (i, 0, n - 1))
+    Sum(Iverson((-i + p >= 0) & (-i + p <= k - 1))*w[-i + p], (i, 0, n - 1))
     """
     terms = []
     for body, limits in _split_sum(expr):
@@ -225,9 +235,9 @@ def _eliminate_term(body: sp.Expr, limits: list) -> sp.Expr:
             limits.remove(lim)
             _, lo, hi = lim
             rest = factors[:k] + factors[k + 1 :]
-            factors = [g.xreplace({var: value}) for g in rest]
+            factors = [subs_free(g, {var: value}) for g in rest]
             factors.append(Iverson(sp.And(sp.Ge(value, lo), sp.Le(value, hi), guard)))
-            limits = [(v, lo2.xreplace({var: value}), hi2.xreplace({var: value})) for v, lo2, hi2 in limits]
+            limits = [(v, subs_free(lo2, {var: value}), subs_free(hi2, {var: value})) for v, lo2, hi2 in limits]
             changed = True
             break
     new_body = sp.Mul(*factors)
@@ -252,7 +262,7 @@ def _solve_delta(delta: sp.KroneckerDelta, limits: list):
 # -- the derivation -----------------------------------------------------------------------
 
 
-def derive(layer, wrt: str) -> Derivation:
+def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
     """The gradient of ``layer``'s loss with respect to one element of ``wrt``, with steps.
 
     >>> from symderive.layer import load_layer
@@ -273,7 +283,7 @@ def derive(layer, wrt: str) -> Derivation:
     out_idx = _pick_names(OUT_NAMES, len(layer.forward.shape), taken)
     steps: list[Step] = []
     lhs = partial_symbol("L", wrt, at)
-    y_elem = layer.forward.element(out_idx)
+    y_elem = resolve_size_piecewise(layer.forward.element(out_idx), layer.size_assumptions())
     if layer.is_loss:
         loss = y_elem
         steps.append(Step("loss", "The loss is the layer's output.", sp.Symbol("L"), loss))
@@ -282,20 +292,210 @@ def derive(layer, wrt: str) -> Derivation:
     else:
         y_sym = read(layer.output, out_idx) if out_idx else sp.Symbol(layer.output, real=True)
         g_read = read("g", out_idx)
-        limits = [(i, 0, n - 1) for i, n in zip(out_idx, layer.forward.shape, strict=True)]
-        steps.append(Step("loss", "The loss of a non-final layer, with g = dL/dy.", sp.Symbol("L"), gsum(g_read * y_sym, *limits)))
+        out_shape = [resolve_size_piecewise(n, layer.size_assumptions()) for n in layer.forward.shape]
+        limits = [(i, 0, n - 1) for i, n in zip(out_idx, out_shape, strict=True)]
+        steps.append(
+            Step(
+                "loss", "The loss of a non-final layer, with g = dL/dy.", sp.Symbol("L"), gsum(g_read * y_sym, *limits)
+            )
+        )
         steps.append(Step("forward", "The forward pass, element by element.", y_sym, y_elem))
         dy = diff_read(y_elem, wrt, at)
         dy_sym = partial_symbol(layer.output if out_idx else layer.output, wrt, at)
-        chain = gsum(g_read * sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]"), *limits)
+        chain = gsum(
+            g_read * sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]"),
+            *limits,
+        )
         steps.append(Step("chain rule", "Chain rule over the outputs.", lhs, chain))
-        steps.append(Step("partial derivative", "Partial derivative of the forward sum: each read of "
-                          f"{wrt} gives Kronecker deltas.", dy_sym, dy))
+        steps.append(
+            Step(
+                "partial derivative",
+                f"Partial derivative of the forward sum: each read of {wrt} gives Kronecker deltas.",
+                dy_sym,
+                dy,
+            )
+        )
         raw = gsum(g_read * dy, *limits)
         steps.append(Step("kronecker deltas", "Substitute into the chain rule.", lhs, raw))
-    eliminated = eliminate_deltas(raw)
-    steps.append(Step("delta elimination", "Sum out the Kronecker deltas over the integers; "
-                      "the eliminated ranges become guards.", lhs, eliminated))
-    gradient = eliminated
+    eliminated = eliminate_deltas(piecewise_to_iverson(raw))
+    steps.append(
+        Step(
+            "delta elimination",
+            "Sum out the Kronecker deltas over the integers; the eliminated ranges become guards.",
+            lhs,
+            eliminated,
+        )
+    )
+    if not presentation:
+        # the prover needs the gradient only: no guard simplification, re-indexing or renaming
+        return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=eliminated, steps=tuple(steps))
+    facts = list(layer.size_assumptions()) + [
+        c for i, n in zip(at, layer.inputs[wrt], strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))
+    ]
+    gradient = simplify_guards(eliminated, facts)
+    if gradient != eliminated:
+        steps.append(
+            Step(
+                "guards",
+                f"Drop the guards that hold for every {', '.join(map(str, at)) or 'value'} "
+                f"inside the shape of {wrt} under the assumptions.",
+                lhs,
+                gradient,
+            )
+        )
+    shifted = reindexed(gradient, layer.sizes)
+    if shifted is not None:
+        new_rhs, text = shifted
+        steps.append(Step("reindex", text, lhs, new_rhs))
     steps.append(Step("result", f"The gradient with respect to {wrt}.", lhs, gradient))
-    return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=gradient, steps=tuple(steps))
+    names = readable_names(steps, taken | {str(s) for s in at} | {str(s) for s in out_idx})
+    steps = [Step(s.kind, s.text, s.lhs.xreplace(names), s.rhs.xreplace(names), s.label) for s in steps]
+    return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=gradient.xreplace(names), steps=tuple(steps))
+
+
+def resolve_size_piecewise(expr: sp.Expr, facts: list) -> sp.Expr:
+    """Choose the branch of each Piecewise over sizes that the assumptions decide.
+
+    >>> H, k = sp.symbols("H k", integer=True, positive=True)
+    >>> resolve_size_piecewise(sp.Piecewise((H - k + 1, H >= k), (k - H + 1, True)), [H >= k])
+    H - k + 1
+    """
+    from .domains import implies
+
+    def visit(e):
+        if isinstance(e, sp.Piecewise) and all(not c.has(sp.Indexed) for _, c in e.args):
+            for value, cond in e.args:
+                if implies(facts, cond) is True:
+                    return visit(value)
+                if implies(facts, sp.Not(cond)) is not True:
+                    break
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*(visit(a) for a in e.args))
+
+    return visit(expr)
+
+
+def piecewise_to_iverson(expr: sp.Expr) -> sp.Expr:
+    """Piecewise branches as Iverson-guarded terms (so deltas inside them can be summed out).
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> piecewise_to_iverson(sp.Piecewise((x, x > 0), (0, True)))
+    Iverson(x[i] > 0)*x[i]
+    """
+    if isinstance(expr, sp.Piecewise) and any(c.has(sp.Indexed) for _, c in expr.args):
+        terms, previous = [], []
+        for value, cond in expr.args:
+            guard = sp.And(cond, *[sp.Not(c) for c in previous])
+            previous.append(cond)
+            terms.append(Iverson(guard) * piecewise_to_iverson(value))
+        return sp.Add(*terms)
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    if isinstance(expr, Iverson):
+        return expr
+    return expr.func(*(piecewise_to_iverson(a) for a in expr.args))
+
+
+def simplify_guards(expr: sp.Expr, facts: list) -> sp.Expr:
+    """Drop the conjuncts of Iverson guards that the facts (and enclosing ranges) imply.
+
+    >>> p, k = index_symbol("p"), sp.Symbol("k", integer=True, positive=True)
+    >>> simplify_guards(Iverson(sp.And(p >= 0, p <= k - 1)) * read("w", (p,)), [p >= 0, p <= k - 1])
+    w[p]
+    """
+    from .domains import implies
+
+    def visit(e, known):
+        if isinstance(e, GSum):
+            inner = known + [c for v, lo, hi in e.limits for c in (sp.Ge(v, lo), sp.Le(v, hi))]
+            return GSum(visit(e.function, inner), *e.limits)
+        if isinstance(e, Iverson):
+            cond = e.args[0]
+            if cond.has(sp.Indexed):
+                return e
+            kept = [c for c in sp.And.make_args(cond) if implies(known, c) is not True]
+            return Iverson(sp.And(*kept))
+        if isinstance(e, sp.Mul):
+            # guards of a product constrain its other factors too
+            guards = [a.args[0] for a in e.args if isinstance(a, Iverson) and not a.args[0].has(sp.Indexed)]
+            out = []
+            for k, a in enumerate(e.args):
+                others = [g for j, g in enumerate(guards) if not (isinstance(a, Iverson) and a.args[0] is g)]
+                out.append(
+                    visit(a, known + others)
+                    if not isinstance(a, Iverson)
+                    else visit(a, known + [g for g in guards if g is not a.args[0]])
+                )
+            return sp.Mul(*out)
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*(visit(a, known) for a in e.args))
+
+    return visit(expr, list(facts))
+
+
+def reindexed(expr: sp.Expr, sizes) -> tuple[sp.Expr, str] | None:
+    """A presentation step: shift summation variables by size offsets (``e = i + kh - 1``).
+
+    Returns the shifted expression and a sentence, or None when no read is shifted by a size.
+
+    >>> i, p = index_symbol("i"), index_symbol("p")
+    >>> k, n = sp.symbols("k n", integer=True, positive=True)
+    >>> reindexed(GSum(read("w", (i + k - 1 - p,)), (i, 0, n - k)), {k, n})[0]
+    Sum(w[e - p], (e, k - 1, n - 1))
+    """
+    if not isinstance(expr, GSum):
+        return None
+    sizes = set(sizes)
+    body, limits, said = expr.function, list(expr.limits), []
+    fresh = iter(index_symbol(n) for n in ("e", "f", "e1", "f1", "e2", "f2"))
+    for pos, (var, lo, hi) in enumerate(list(limits)):
+        offset = _size_offset(body, var, sizes)
+        if offset is None:
+            continue
+        new = next(fresh)
+        body = sp.expand(subs_free(body, {var: new - offset}))
+        limits[pos] = (new, lo + offset, hi + offset)
+        said.append(f"{new} = {var} + {sp.sstr(offset)}")
+    if not said:
+        return None
+    text = (
+        f"Re-index by the position in the full-size output ({', '.join(said)}), "
+        "so that the reads line up with the textbook form."
+    )
+    return GSum(body, *limits), text
+
+
+def _size_offset(body, var, sizes):
+    for r in sorted(body.atoms(sp.Indexed), key=str):
+        for ix in r.indices:
+            ix = sp.expand(ix)
+            if ix.coeff(var) != 1:
+                continue
+            offset = sp.Add(*[t for t in sp.Add.make_args(ix) if t.free_symbols <= sizes])
+            if offset.free_symbols:
+                return offset
+    return None
+
+
+def readable_names(steps, taken: set) -> dict:
+    """Fresh summation variables (SymPy Dummies) renamed to readable, unused names."""
+    dummies = []
+    for s in steps:
+        for e in (s.lhs, s.rhs):
+            for d in sorted(e.atoms(sp.Dummy), key=lambda d: d.dummy_index):
+                if d not in dummies:
+                    dummies.append(d)
+    out = {}
+    used = set(taken)
+    for d in dummies:
+        base = d.name.lstrip("_") or "k"
+        name = base
+        k = 1
+        while name in used:
+            name = f"{base}{k}"
+            k += 1
+        used.add(name)
+        out[d] = index_symbol(name)
+    return out

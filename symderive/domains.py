@@ -28,7 +28,7 @@ class Z3Context:
 
     >>> ctx = Z3Context()
     >>> str(ctx.expr(2 * sp.Symbol("n", integer=True) + 1))
-    '2*n + 1'
+    '1 + 2*n'
     """
 
     symbols: dict = None

@@ -237,3 +237,26 @@ def size_sum(expr: Tensor, idx_hint: str = "k") -> Expr:
     idx = tuple(dummy_index(idx_hint) for _ in expr.shape)
     limits = [(i, 0, n - 1) for i, n in zip(idx, expr.shape)]
     return gsum(expr.element(idx), *limits)
+
+
+def subs_free(expr: Expr, mapping: dict) -> Expr:
+    """Substitute symbols where they are free (not inside a sum that binds them).
+
+    >>> i, p = index_symbol("i"), index_symbol("p")
+    >>> subs_free(read("x", (i,)) * GSum(read("x", (i,)), (i, 0, 2)), {i: p})
+    Sum(x[i], (i, 0, 2))*x[p]
+    """
+    if not mapping or not isinstance(expr, sp.Basic):
+        return expr
+    if isinstance(expr, GSum):
+        bound = {v for v, _, _ in expr.limits}
+        inner = {k: v for k, v in mapping.items() if k not in bound}
+        limits = [(v, subs_free(lo, mapping), subs_free(hi, mapping)) for v, lo, hi in expr.limits]
+        return GSum(subs_free(expr.function, inner), *limits)
+    if expr in mapping:
+        return mapping[expr]
+    if not expr.args:
+        return expr
+    if not (expr.free_symbols & set(mapping)):
+        return expr
+    return expr.func(*(subs_free(a, mapping) for a in expr.args))

@@ -150,7 +150,9 @@ def _apply_rule(t: Term, rule: SumRule, shapes: dict):
             if not _guards_are_ranges(mention, rng, f, shape):
                 continue
             rest_guard = tuple(g for g in t.guard if not (g.free_symbols & set(vs)))
-            rest_guard += tuple(c for k, ix in enumerate(f.idx) if k not in rule.summed for c in (sp.Ge(ix, 0), sp.Lt(ix, shape[k])))
+            rest_guard += tuple(
+                c for k, ix in enumerate(f.idx) if k not in rule.summed for c in (sp.Ge(ix, 0), sp.Lt(ix, shape[k]))
+            )
             return Term(t.coeff * rule.value, tuple(v for v in t.vars if v not in vs), rest_guard, tuple(others))
     return None
 
@@ -212,7 +214,10 @@ def _solve_equalities(t: Term) -> Term:
                     value = sp.expand(-(diff - c * v) / c)
                     vars_.remove(v)
                     guard = [h.xreplace({v: value}) for k, h in enumerate(guard) if k != gi]
-                    factors = tuple(Factor(f.key, tuple(sp.sympify(i).xreplace({v: value}) for i in f.idx), f.tensor, f.exp, f.expr) for f in t.factors)
+                    factors = tuple(
+                        Factor(f.key, tuple(sp.sympify(i).xreplace({v: value}) for i in f.idx), f.tensor, f.exp, f.expr)
+                        for f in t.factors
+                    )
                     t = Term(t.coeff, tuple(vars_), tuple(guard), factors)
                     changed = True
                     break
@@ -263,7 +268,9 @@ def _term_weight(t: Term, slots: list, ctx: domains.Z3Context):
                 break
             if progress:
                 break
-    conds = [ctx.cond(sp.Eq(e, 0)) for e in eqs] + [ctx.cond(g) for g in guard + extra if not (set(vars_) & g.free_symbols)]
+    conds = [ctx.cond(sp.Eq(e, 0)) for e in eqs] + [
+        ctx.cond(g) for g in guard + extra if not (set(vars_) & g.free_symbols)
+    ]
     member = z3.And(*conds) if conds else z3.BoolVal(True)
     if not vars_:
         return z3.If(member, 1, 0)
@@ -375,31 +382,47 @@ def decide_shape(claim_tensor, wrt_shape, size_conds, sizes) -> Outcome:
         return Outcome("candidate", f"the claim has rank {len(claim_tensor.shape)}, the gradient rank {len(wrt_shape)}")
     ctx = domains.Z3Context()
     try:
-        bad = z3.Or(z3.Not(ctx.cond(claim_tensor.valid)), *[ctx.expr(a) != ctx.expr(b) for a, b in zip(claim_tensor.shape, wrt_shape)])
+        bad = z3.Or(
+            z3.Not(ctx.cond(claim_tensor.valid)),
+            *[ctx.expr(a) != ctx.expr(b) for a, b in zip(claim_tensor.shape, wrt_shape)],
+        )
         sat, model = domains.check(_size_floor(ctx, sizes) + [ctx.cond(c) for c in size_conds] + [bad], ctx)
     except domains.NonLinear as exc:
         return Outcome("unknown", f"shape question outside Presburger arithmetic: {exc}")
     if sat is None:
         return Outcome("unknown", "the solver's resource limit ran out on the shape question")
     if sat:
-        return Outcome("candidate", "the claim's shape differs at some sizes",
-                       {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes})
+        return Outcome(
+            "candidate",
+            "the claim's shape differs at some sizes",
+            {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes},
+        )
     return Outcome("proved")
 
 
 # -- the public entry ------------------------------------------------------------------------
 
 
+def cached_derivation(layer, wrt: str):
+    """The prover's derivation of ``wrt``, kept on the layer (a batch proves many claims)."""
+    from .derive import derive
+
+    cache = layer.extras.setdefault("derivations", {})
+    if wrt not in cache:
+        cache[wrt] = derive(layer, wrt, presentation=False)
+    return cache[wrt]
+
+
 def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
     """The all-sizes decision for a parsed claim (no concrete search here)."""
-    from .derive import NotDifferentiable, derive
+    from .derive import NotDifferentiable
 
     size_conds = _size_conditions(layer, extra)
     shape = decide_shape(claim_tensor, layer.inputs[wrt], size_conds, layer.sizes)
     if shape.status != "proved":
         return shape
     try:
-        d = derive(layer, wrt)
+        d = cached_derivation(layer, wrt)
     except NotDifferentiable as exc:
         return Outcome("unknown", str(exc))
     p = d.index
@@ -407,8 +430,13 @@ def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
     if not layer.is_loss:
         shapes["g"] = layer.forward.shape
     free_range = in_range(p, layer.inputs[wrt]) if p else sp.true
-    ctx = Context(shapes=shapes, sizes=tuple(layer.sizes), positive=_positive_tensors(layer, extra),
-                  implies=domains.implies, facts=tuple(size_conds) + ((free_range,) if p else ()))
+    ctx = Context(
+        shapes=shapes,
+        sizes=tuple(layer.sizes),
+        positive=_positive_tensors(layer, extra),
+        implies=domains.implies,
+        facts=tuple(size_conds) + ((free_range,) if p else ()),
+    )
     try:
         diff_expr = d.gradient - claim_tensor.at(p)
         terms = flatten(diff_expr, ctx)
@@ -484,12 +512,18 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
         if cross_check:
             bad = cross_check_disagreement(layer, wrt, tensor, extra)
             if bad is not None:
-                raise InternalError(f"the all-sizes proof of {claim!r} for {layer.name}/{wrt} disagrees with exact evaluation at sizes {bad}")
-        return Verdict(PROVED, assumptions=used, detail="equal for every size and value satisfying the assumptions", **base)
+                raise InternalError(
+                    f"the all-sizes proof of {claim!r} for {layer.name}/{wrt} disagrees with exact evaluation at sizes {bad}"
+                )
+        return Verdict(
+            PROVED, assumptions=used, detail="equal for every size and value satisfying the assumptions", **base
+        )
     found = cx.find_counterexample(layer, wrt, tensor, extra)
     if found is None and outcome.sizes:
         found = cx.find_counterexample(layer, wrt, tensor, extra, at_sizes=outcome.sizes)
     if found is not None:
         return Verdict(REFUTED, assumptions=used, counterexample=found, **base)
-    reason = outcome.reason if outcome.status == "unknown" else f"{outcome.reason}, but no concrete counterexample was found"
+    reason = (
+        outcome.reason if outcome.status == "unknown" else f"{outcome.reason}, but no concrete counterexample was found"
+    )
     return Verdict(UNKNOWN, assumptions=used, reason=reason, **base)
