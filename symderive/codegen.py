@@ -226,6 +226,18 @@ def _shape_text(shape, layer=None) -> str:
     return "[" + ", ".join(str(_readable(d, layer)) for d in shape) + "]"
 
 
+def settle_sizes(expr, layer):
+    """An expression with the conditions that the layer's size assumptions decide replaced by True.
+
+    Emitted functions are only for sizes satisfying the assumptions, so ``[H >= kh]``
+    is 1 there and the piecewise branches it selects are the only ones left.
+    """
+    facts = {c.canonical: sp.true for c in layer.size_assumptions() if isinstance(c, sp.Rel)}
+    if not facts:
+        return expr
+    return sp.sympify(expr).replace(lambda e: isinstance(e, sp.Rel), lambda r: facts.get(r.canonical, r))
+
+
 def _readable(expr, layer):
     """A size expression with piecewise branches settled by the layer's size assumptions."""
     expr = sp.sympify(expr)
@@ -575,7 +587,7 @@ class IndexLowering:
             self.lines.append(f"{name} = np.arange({self._size_code(n)}){reshape}")
             self.vars[i] = (name, len(shape))
         self.depth = len(shape)
-        value = self.lower(expr)
+        value = self.lower(settle_sizes(expr, self.layer))
         shape_code = "(" + ", ".join(self._size_code(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
         result = f"np.array(np.broadcast_to({self._at(value, len(shape))}, {shape_code}), dtype=float)"
         args = _ordered_args(self.layer, self.reads)
@@ -757,8 +769,12 @@ class IndexLowering:
         self.vars[var] = (name, depth)
         outer_depth, self.depth = self.depth, depth
         inner = self._sum_limits(body, limits[:-1])
-        mask = f"(({name} >= {self._at(lo_v, depth)}) & ({name} <= {self._at(hi_v, depth)}))"
-        summed = f"np.sum({self._at(inner, depth)} * {mask}, axis=-1)"
+        if lo_v.depth == 0 and hi_v.depth == 0 and _depends_on(body, limits[:-1], var):
+            # limits over sizes only: the range is exact, no mask needed
+            summed = f"np.sum({inner.code}, axis=-1)"
+        else:
+            mask = f"(({name} >= {self._at(lo_v, depth)}) & ({name} <= {self._at(hi_v, depth)}))"
+            summed = f"np.sum({self._at(inner, depth)} * {mask}, axis=-1)"
         self.depth = outer_depth
         if saved is None:
             self.vars.pop(var)
@@ -767,6 +783,11 @@ class IndexLowering:
         tmp = self._fresh("s")
         self.lines.append(f"{tmp} = {summed}")
         return Val(tmp, outer_depth)
+
+
+def _depends_on(body, inner_limits, var) -> bool:
+    """Whether a summand (inside its inner limits) mentions ``var``, so its array has var's axis."""
+    return sp.sympify(body).has(var) or any(sp.sympify(b).has(var) for _, lo, hi in inner_limits for b in (lo, hi))
 
 
 # -- the module --------------------------------------------------------------------------------

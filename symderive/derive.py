@@ -420,13 +420,9 @@ def simplify_guards(expr: sp.Expr, facts: list) -> sp.Expr:
             # guards of a product constrain its other factors too
             guards = [a.args[0] for a in e.args if isinstance(a, Iverson) and not a.args[0].has(sp.Indexed)]
             out = []
-            for k, a in enumerate(e.args):
-                others = [g for j, g in enumerate(guards) if not (isinstance(a, Iverson) and a.args[0] is g)]
-                out.append(
-                    visit(a, known + others)
-                    if not isinstance(a, Iverson)
-                    else visit(a, known + [g for g in guards if g is not a.args[0]])
-                )
+            for a in e.args:
+                mine = a.args[0] if isinstance(a, Iverson) else None
+                out.append(visit(a, known + [g for g in guards if g is not mine]))
             return sp.Mul(*out)
         if not e.args or isinstance(e, sp.Indexed):
             return e

@@ -73,7 +73,7 @@ class Iverson(sp.Function):
         return None
 
     def _latex(self, printer):
-        return r"\left[%s\right]" % printer._print(self.args[0])
+        return rf"\left[{printer._print(self.args[0])}\right]"
 
     def _eval_is_zero(self):
         return None
@@ -235,7 +235,7 @@ def size_sum(expr: Tensor, idx_hint: str = "k") -> Expr:
     'GSum'
     """
     idx = tuple(dummy_index(idx_hint) for _ in expr.shape)
-    limits = [(i, 0, n - 1) for i, n in zip(idx, expr.shape)]
+    limits = [(i, 0, n - 1) for i, n in zip(idx, expr.shape, strict=False)]
     return gsum(expr.element(idx), *limits)
 
 

@@ -145,7 +145,7 @@ def _apply_rule(t: Term, rule: SumRule, shapes: dict):
                 continue
             # the guards that mention the summed variables must be exactly their full range
             shape = shapes[f.key]
-            rng = {v: (0, shape[k] - 1) for v, k in zip(vs, rule.summed)}
+            rng = {v: (0, shape[k] - 1) for v, k in zip(vs, rule.summed, strict=False)}
             mention = [g for g in t.guard if g.free_symbols & set(vs)]
             if not _guards_are_ranges(mention, rng, f, shape):
                 continue
@@ -344,7 +344,7 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
                 for mono, r in _coefficient_basis(t.coeff).items():
                     bases[mono].append((r, w))
             base_conds = _size_floor(ctx, sizes) + [ctx.cond(c) for c in size_conds] + [ctx.cond(free_range)]
-            for mono, items in bases.items():
+            for items in bases.values():
                 den = 1
                 for r, _ in items:
                     den = sp.ilcm(den, int(sp.Rational(r).q))
@@ -384,7 +384,7 @@ def decide_shape(claim_tensor, wrt_shape, size_conds, sizes) -> Outcome:
     try:
         bad = z3.Or(
             z3.Not(ctx.cond(claim_tensor.valid)),
-            *[ctx.expr(a) != ctx.expr(b) for a, b in zip(claim_tensor.shape, wrt_shape)],
+            *[ctx.expr(a) != ctx.expr(b) for a, b in zip(claim_tensor.shape, wrt_shape, strict=False)],
         )
         sat, model = domains.check(_size_floor(ctx, sizes) + [ctx.cond(c) for c in size_conds] + [bad], ctx)
     except domains.NonLinear as exc:

@@ -190,7 +190,7 @@ def readable(expr: sp.Basic, taken: Iterable[str] = ()) -> sp.Basic:
     >>> from symderive.ir import dummy_index
     >>> m = dummy_index("m")
     >>> readable(sp.IndexedBase("w")[m] * sp.IndexedBase("x")[sp.Symbol("m")])
-    w[m']*x[m]
+    w[n]*x[m]
     """
     if not isinstance(expr, sp.Basic):
         return expr
@@ -200,12 +200,62 @@ def readable(expr: sp.Basic, taken: Iterable[str] = ()) -> sp.Basic:
     used = {s.name for s in expr.free_symbols if not isinstance(s, sp.Dummy)} | set(taken)
     renames = {}
     for d in dummies:
-        name = d.name
-        while name in used:
-            name += "'"
+        name = _free_name(d.name.lstrip("_") or "k", used)
         used.add(name)
         renames[d] = sp.Symbol(name, integer=True)
     return expr.xreplace(renames)
+
+
+#: summation variable names to fall back on when a dummy's own name is taken
+_NAME_POOL = ("m", "n", "u", "v", "r", "s", "a", "c", "e", "f")
+
+
+def _free_name(name: str, used: set[str]) -> str:
+    for candidate in (name, *_NAME_POOL):
+        if candidate not in used:
+            return candidate
+    while name in used:
+        name += "'"
+    return name
+
+
+def under_assumptions(expr, facts, cache: dict | None = None):
+    """``expr`` with every ``Piecewise`` reduced to the branch the size assumptions select.
+
+    A branch whose condition the facts imply is taken; one whose condition they refute is
+    dropped; anything undecided stays as it is.
+
+    >>> H, k = sp.symbols("H k", integer=True, positive=True)
+    >>> under_assumptions(sp.Piecewise((H - k + 1, H >= k), (k - H + 1, True)), [H >= k])
+    H - k + 1
+    """
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.Piecewise):
+        return expr
+    cache = {} if cache is None else cache
+
+    def decide(cond):
+        if cond not in cache:
+            try:
+                from .domains import implies
+
+                cache[cond] = True if implies(facts, cond) else (False if implies(facts, sp.Not(cond)) else None)
+            except Exception:  # no decision procedure for this condition: keep the branch
+                cache[cond] = None
+        return cache[cond]
+
+    def resolve(pw):
+        kept = []
+        for value, cond in pw.args:
+            verdict = True if cond == sp.true else decide(cond)
+            if verdict is True and not kept:
+                return value
+            if verdict is not False:
+                kept.append((value, cond))
+            if verdict is True:
+                break
+        return sp.Piecewise(*kept) if kept else pw
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), resolve)
 
 
 def math_latex(expr, taken: Iterable[str] = ()) -> str:
@@ -227,7 +277,7 @@ def visible_width(latex: str) -> int:
     """A rough count of the characters a LaTeX math string shows.
 
     >>> visible_width(r"\\frac{\\partial L}{\\partial x[p]}")
-    8
+    5
     """
     text = re.sub(r"\\(left|right|,|;|quad|qquad|!|mathrm|operatorname|texttt|cdot)\b", "", latex)
     text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m.group(1), m.group(2), key=len), text)
@@ -608,14 +658,22 @@ def _taken(layer) -> set[str]:
     return {s.name for s in layer.sizes} | set(layer.inputs) | {layer.output, "g", "L"}
 
 
-def step_views(layer, derivation, section: int) -> list[StepView]:
+def display_form(layer):
+    """A function that reduces an expression's Piecewise branches under the layer's size assumptions."""
+    facts, cache = layer.size_assumptions(), {}
+    return lambda expr: under_assumptions(expr, facts, cache)
+
+
+def step_views(layer, derivation, section: int, show=None) -> list[StepView]:
     """The derivation's steps with numbered equations (the seed's name as the tag)."""
     taken = _taken(layer) | {s.name for s in derivation.index}
+    show = show or display_form(layer)
     out = []
     for k, step in enumerate(derivation.steps):
         eq = None
         if step.rhs is not None:
-            eq = Equation(equation_lines(step.lhs, step.rhs, taken), key=f"eq:s{section}:{k}", tag=step.label)
+            lines = equation_lines(show(step.lhs), show(step.rhs), taken)
+            eq = Equation(lines, key=f"eq:s{section}:{k}", tag=step.label)
         out.append(StepView(step.kind, step.text, eq))
     return out
 
@@ -669,8 +727,8 @@ def emitted_module(layer, claims: Mapping[str, str]) -> tuple[str, str]:
 def function_source(module: str, name: str) -> str:
     """The source of one top-level function of a (generated) module ('' if absent).
 
-    >>> function_source("import numpy as np\n\ndef f(a):\n    return a\n", "f")
-    'def f(a):\n    return a'
+    >>> function_source("x = 1\\n\\ndef f(a):\\n    return a\\n", "f")
+    'def f(a):\\n    return a'
     """
     tree = ast.parse(module)
     for node in tree.body:
@@ -688,9 +746,10 @@ def _assumption_view(layer, text: str) -> dict:
 
 def layer_view(layer) -> dict:
     """The layer part of a report: description, inputs with shapes, assumptions, forward."""
+    show = display_form(layer)
     out_idx = _output_indices(layer)
     out_sym = sp.IndexedBase(layer.output)[out_idx] if out_idx else sp.Symbol(layer.output)
-    element = layer.forward_index if layer.forward_index is not None else layer.forward.element(out_idx)
+    element = show(layer.forward_index if layer.forward_index is not None else layer.forward.element(out_idx))
     forward = Equation(equation_lines(out_sym, element, _taken(layer) | {s.name for s in out_idx}), key="eq:forward")
     closed = ""
     if layer.forward_tree is not None:
@@ -701,8 +760,9 @@ def layer_view(layer) -> dict:
         {"name": n, "latex": math_latex(sp.Symbol(n)), "space": space_latex(s), "constant": n in layer.constants}
         for n, s in layer.inputs.items()
     ]
-    output = {"latex": math_latex(sp.Symbol(layer.output)), "space": space_latex(layer.forward.shape)}
-    ranges = [math_latex(sp.And(sp.Ge(i, 0), sp.Lt(i, d))) for i, d in zip(out_idx, layer.forward.shape, strict=True)]
+    out_shape = tuple(show(d) for d in layer.forward.shape)
+    output = {"latex": math_latex(sp.Symbol(layer.output)), "space": space_latex(out_shape)}
+    ranges = [math_latex(sp.And(sp.Ge(i, 0), sp.Lt(i, d))) for i, d in zip(out_idx, out_shape, strict=True)]
     return {
         "name": layer.name,
         "description": layer.description,
