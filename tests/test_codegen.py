@@ -231,25 +231,22 @@ def test_emitted_code_is_ruff_clean(emitted, tmp_path):
 
 
 def test_emitted_tests_run_green_and_can_fail(tmp_path):
-    module = emit_numpy("conv2d")
-    (tmp_path / "conv_grads.py").write_text(module)
-    (tmp_path / "test_conv_grads.py").write_text(emit_tests("conv2d", "conv_grads"))
+    module = emit_numpy("softmax_cross_entropy")
+    (tmp_path / "sce_grads.py").write_text(module)
+    (tmp_path / "test_sce_grads.py").write_text(emit_tests("softmax_cross_entropy", "sce_grads"))
     imports = [
-        n for n in ast.walk(ast.parse((tmp_path / "test_conv_grads.py").read_text())) if isinstance(n, ast.Import)
+        n for n in ast.walk(ast.parse((tmp_path / "test_sce_grads.py").read_text())) if isinstance(n, ast.Import)
     ]
-    assert sorted(a.name for n in imports for a in n.names) == ["conv_grads", "numpy"]
+    assert sorted(a.name for n in imports for a in n.names) == ["numpy", "sce_grads"]
     run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:symderive", str(tmp_path)]
     green = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True)
     assert green.returncode == 0, green.stdout
-    assert "4 passed" in green.stdout
+    assert "2 passed" in green.stdout
     # a broken module must turn the generated tests red
-    broken = module.replace(
-        'return _sd_signal(g, w, "full", True, "signal")', 'return _sd_signal(g, np.flip(w), "full", True, "signal")'
-    )
-    assert broken != module
-    (tmp_path / "conv_grads.py").write_text(broken)
+    broken = module + "\n_good_grad_s = grad_s\n\n\ndef grad_s(**kwargs):\n    return 1.001 * _good_grad_s(**kwargs)\n"
+    (tmp_path / "sce_grads.py").write_text(broken)
     red = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True)
-    assert red.returncode == 1 and "test_grad_x" in red.stdout
+    assert red.returncode == 1 and "test_grad_s" in red.stdout
 
 
 def test_check_sizes_include_edge_sizes():
