@@ -1,0 +1,73 @@
+"""symderive.testing: assert_gradient and the rendering of counterexamples."""
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from symderive.prove import prove
+from symderive.testing import assert_gradient, format_array, render_counterexample
+
+
+def test_proved_claim_passes():
+    assert assert_gradient("linear", "x", "w.T @ g").verdict == "proved"
+
+
+def test_refuted_claim_fails_with_a_readable_counterexample_that_really_is_one():
+    # the classic mistake: the kernel not flipped
+    claim = "correlate(g, w, 'full')"
+    with pytest.raises(AssertionError) as info:
+        assert_gradient("conv2d", "x", claim)
+    text = str(info.value)
+    cx = prove("conv2d", "x", claim).counterexample
+    sizes = ", ".join(f"{k}={v}" for k, v in cx.sizes.items())
+    assert f"counterexample at sizes {sizes}" in text
+    for name, value in cx.values.items():
+        assert f"  {name} = {format_array(value)}" in text
+    # independently: at these inputs the true dx is convolve(g, w, "full") and the claim correlates
+    g, w = np.array(cx.values["g"], float), np.array(cx.values["w"], float)
+    true_dx = scipy.signal.convolve2d(g, w, "full")
+    claimed = scipy.signal.correlate2d(g, w, "full")
+    index = ", ".join(map(str, cx.index))
+    assert true_dx[cx.index] != claimed[cx.index]
+    assert f"at dx[{index}]: expected {true_dx[cx.index]:g}, claimed {claimed[cx.index]:g}" in text
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(AssertionError) as info:
+        assert_gradient("linear", "x", "w @ g")
+    text = str(info.value)
+    # w @ g needs m == n; at n=1, m=2 the gradient has x's shape (1,) and the claim is undefined
+    assert "sizes n=1, m=2" in text
+    assert "the gradient has shape (1,), the claim undefined" in text
+
+
+def test_unknown_claim_fails_with_the_reason():
+    # wrong only when n >= 9: beyond the concrete search, and no all-sizes proof
+    claim = "w.T @ g + (n >= 9)"
+    verdict = prove("linear", "x", claim)
+    assert verdict.verdict == "unknown"
+    with pytest.raises(AssertionError) as info:
+        assert_gradient("linear", "x", claim)
+    assert f"reason: {verdict.reason}" in str(info.value)
+    assert ": unknown" in str(info.value)
+
+
+def test_assumptions_are_passed_through():
+    assert assert_gradient("linear", "x", "w.T @ g", assume=["m >= 2"]).assumptions == ("m >= 2",)
+
+
+def test_format_array_aligns_matrices_and_blocks():
+    assert format_array([[1, -2], [30, 4]]) == "[[ 1, -2],\n [30,  4]]"
+    assert format_array([1, "1/3"]) == "[  1, 1/3]"
+    assert format_array(np.float64(0.5)) == "0.5"
+    assert format_array([[[1]], [[2]]]) == "[[[1]],\n\n [[2]]]"
+
+
+def test_render_counterexample_without_values():
+    from symderive.verdict import Counterexample
+
+    cx = Counterexample(sizes={"n": 1, "m": 2}, expected_shape=(1,), claimed_shape=(2,))
+    assert render_counterexample(cx).splitlines() == [
+        "counterexample at sizes n=1, m=2",
+        "the gradient has shape (1,), the claim (2,)",
+    ]
