@@ -23,14 +23,14 @@ import sympy as sp
 
 from . import ops
 from .errors import InputError
-from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, in_range, index_symbol, leaf, size_symbol
+from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, index_symbol, leaf, size_symbol
 from .ops import FAMILY_PREFIXES, OPERATORS, REFUSED_SPELLINGS, Operator, Param
 from .tree import Call, Node, Num, Ref, Scalar, build
 
 #: bounds on what a claim may be, so that hostile text cannot exhaust the machine
 MAX_TEXT = 4000
 MAX_NODES = 1500
-MAX_DEPTH = 60
+MAX_DEPTH = 100
 MAX_INT = 10**15
 MAX_EXPONENT = 64
 
@@ -482,11 +482,7 @@ class _Parser:
         if p.kind == "int":
             ok = value is None or isinstance(value, int | sp.Expr)
         elif p.kind in ("ints", "axis"):
-            ok = (
-                value is None
-                or isinstance(value, int | sp.Expr)
-                or (isinstance(value, tuple) and all(isinstance(v, int | sp.Expr) for v in value))
-            )
+            ok = value is None or _is_ints(value, nested=p.kind == "ints")
         elif p.kind == "number":
             ok = value is None or isinstance(value, int | sp.Expr)
         else:
@@ -582,8 +578,11 @@ class _Parser:
         variables = self.index_symbols() if variables is None else variables
         atoms = {}
         for a in e.atoms(sp.floor, sp.Mod):
-            inner = a.args[0]
-            self.check_affine(inner * (1 if isinstance(a, sp.Mod) else 1), node, variables)
+            # floor(e / c) and Mod(e, c): e itself must be affine (c is a constant)
+            numerator, denominator = sp.fraction(sp.together(a.args[0]))
+            if not denominator.is_Integer:
+                raise self.error(f"index {self.source(node)} divides by a non-constant", node)
+            self.check_affine(sp.expand(numerator), node, variables)
             atoms[a] = sp.Dummy(integer=True)
         flat = e.xreplace(atoms)
         used = [v for v in variables | set(atoms.values()) if flat.has(v)]
@@ -665,18 +664,23 @@ class _Parser:
             frame = self.frames.pop()
             self.frames[-1].reads.extend(frame.reads)
             self.indices = saved
-        guard = self.combined_guard(guards, syms, names, explicit, reads)
+        guard = self.combined_guard(guards)
         return Scalar(GSum(guard * body_expr, *limits) if body_expr != 0 else sp.S.Zero)
 
     def bare_bounds(self, sym, name, allowed: set, reads: list, where: ast.AST):
-        """Bounds of a bare Sum index from the reads that use it, and the guard 'one of them is in range'."""
+        """Bounds of a bare Sum index from the reads that use it, and the guard 'one of them is in range'.
+
+        Each read contributes the range of ``sym`` over which its positions that use ``sym``
+        are in range; the bounds are the hull of those ranges, and the guard (None when a
+        single read gives the range exactly) keeps the points where one of them holds.
+        """
         using = [r for r in reads if any(i.has(sym) for i in r.idx)]
         if not using:
             raise self.error(f"Sum index {name!r} is used by no tensor read; give its range as ({name}, lo, hi)", where)
         los, his, conds = [], [], []
         for r in using:
-            r_lo, r_hi = [], []
-            for i, n in zip(r.idx, r.shape, strict=False):
+            r_lo, r_hi, r_cond = [], [], []
+            for i, n in zip(r.idx, r.shape, strict=True):
                 if not i.has(sym):
                     continue
                 others = i.free_symbols - {sym} - set(self.sizes.values())
@@ -692,27 +696,26 @@ class _Parser:
                 else:
                     r_lo.append(sp.ceiling((n - 1 - rest) / a))
                     r_hi.append(sp.floor(-rest / a))
+                r_cond += [sp.Ge(i, 0), sp.Lt(i, n)]
             los.append(sp.Max(*r_lo))
             his.append(sp.Min(*r_hi))
-            conds.append(in_range(r.idx, r.shape))
-        return sp.Min(*los), sp.Max(*his), sp.Or(*conds)
+            conds.append(sp.And(*r_cond))
+        guard = None if len(using) == 1 else sp.Or(*conds)
+        return sp.Min(*los), sp.Max(*his), guard
 
-    def combined_guard(self, guards, syms, names, explicit, reads) -> sp.Expr:
-        """The Iverson guard of the bare indices, dropped where the bounds already say it."""
-        if not guards:
-            return sp.S.One
-        bare = [s for k, s in enumerate(syms) if k not in explicit]
-        using = {id(r): r for r in reads if any(i.has(s) for i in r.idx for s in bare)}
-        if len(using) == 1:
-            (r,) = using.values()
-            exact = all(
-                sum(1 for s in bare if i.has(s)) == 1
-                and abs(sp.expand(i).coeff(next(s for s in bare if i.has(s)))) == 1
-                for i in r.idx
-            )
-            if exact:
-                return sp.S.One
-        return Iverson(sp.And(*guards))
+    def combined_guard(self, guards) -> sp.Expr:
+        """The Iverson guard of the bare indices whose range is a hull of several reads' ranges."""
+        guards = [g for g in guards if g is not None]
+        return Iverson(sp.And(*guards)) if guards else sp.S.One
+
+
+def _is_ints(value, nested: bool) -> bool:
+    """An int, or a tuple of ints (of tuples of ints, when ``nested``)."""
+    if isinstance(value, int | sp.Expr) and not isinstance(value, bool):
+        return True
+    if isinstance(value, tuple):
+        return all(_is_ints(v, False) or (nested and _is_ints(v, True)) for v in value)
+    return False
 
 
 def _check_size(text: str, where: str) -> None:
@@ -741,7 +744,8 @@ def _parse_ast(text: str, where: str) -> tuple[ast.AST, ast.AST | None, int]:
                 raise first from None
             tree, lhs = module.body[0].value, module.body[0].targets[0]
     except SyntaxError as exc:
-        col = (exc.offset or 1) + offset
+        # Python reports offset 0 for a text that ends too early: point past its end
+        col = (exc.offset or len(stripped) + 1) + offset
         raise InputError(f"syntax error: {exc.msg}", where=f"{where}, column {col}") from None
     except (RecursionError, MemoryError, ValueError) as exc:
         raise InputError(f"expression too deeply nested or too large ({type(exc).__name__})", where=where) from None
