@@ -498,9 +498,17 @@ def cmd_layers(args, out, err) -> int:
     names = _library("layer", "builtin_layer_names")()
     load_layer = _library("layer", "load_layer")
     width = max((len(n) for n in names), default=0)
+    broken = []
     for name in names:
-        description = load_layer(name).description
+        try:
+            description = load_layer(name).description
+        except InputError as exc:
+            # a built-in layer that does not load is symderive's bug; list the others anyway
+            broken.append(f"{name} ({exc})")
+            description = "(cannot be loaded)"
         print(f"{name.ljust(width)}  {description}".rstrip(), file=out)
+    if broken:
+        raise InternalError(f"built-in layer(s) fail to load: {'; '.join(broken)}")
     return EXIT_OK
 
 
