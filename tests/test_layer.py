@@ -1,0 +1,322 @@
+"""Layer files: the built-ins load with DESIGN.md's tensors, forwards and claims; bad files are InputErrors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal as ss
+import sympy as sp
+import torch
+
+from symderive.concrete import evaluate
+from symderive.errors import InputError
+from symderive.ir import size_symbol
+from symderive.language import claim_tensor, parse_claim
+from symderive.layer import builtin_layer_names, describe_layer, layer_from_dict, load_layer
+
+H, W, kh, kw, n, m = (size_symbol(s) for s in ("H", "W", "kh", "kw", "n", "m"))
+
+BUILTINS = {
+    "conv2d": ({"x": (H, W), "w": (kh, kw), "b": ()}, "y", (H - kh + 1, W - kw + 1), {"x", "w", "b"}),
+    "convolution2d": ({"x": (H, W), "w": (kh, kw)}, "y", (H - kh + 1, W - kw + 1), {"x", "w"}),
+    "convolution2d_full": ({"x": (H, W), "w": (kh, kw)}, "y", (H + kh - 1, W + kw - 1), {"x", "w"}),
+    "linear": ({"x": (n,), "w": (m, n), "b": (m,)}, "y", (m,), {"x", "w", "b"}),
+    "softmax_cross_entropy": ({"s": (n,), "t": (n,)}, "L", (), {"s"}),
+}
+
+SIZES = {
+    "conv2d": [dict(H=4, W=5, kh=2, kw=3), dict(H=3, W=2, kh=3, kw=2), dict(H=1, W=3, kh=1, kw=1)],
+    "linear": [dict(n=3, m=2), dict(n=1, m=1), dict(n=2, m=4)],
+    "softmax_cross_entropy": [dict(n=3), dict(n=1), dict(n=4)],
+}
+SIZES["convolution2d"] = SIZES["conv2d"]
+SIZES["convolution2d_full"] = SIZES["conv2d"]
+
+
+def _conv_full_torch(x, w):
+    """scipy.signal.convolve(x, w, 'full') in torch: a cross-correlation with the flipped kernel, padded."""
+    k = torch.flip(w, (0, 1))[None, None]
+    return torch.nn.functional.conv2d(x[None, None], k, padding=(w.shape[0] - 1, w.shape[1] - 1))[0, 0]
+
+
+def _torch_forward(name, t):
+    """Each built-in's forward written independently in torch."""
+    if name == "conv2d":
+        return torch.nn.functional.conv2d(t["x"][None, None], t["w"][None, None])[0, 0] + t["b"]
+    if name == "convolution2d":
+        return torch.nn.functional.conv2d(t["x"][None, None], torch.flip(t["w"], (0, 1))[None, None])[0, 0]
+    if name == "convolution2d_full":
+        return _conv_full_torch(t["x"], t["w"])
+    if name == "linear":
+        return t["w"] @ t["x"] + t["b"]
+    if name == "softmax_cross_entropy":
+        return -(t["t"] * torch.log_softmax(t["s"], 0)).sum()
+    raise AssertionError(name)
+
+
+def _random_inputs(layer, sizes, rng):
+    values = {}
+    for name, shape in layer.inputs.items():
+        dims = tuple(int(d.subs({size_symbol(k): v for k, v in sizes.items()})) for d in shape)
+        values[name] = rng.uniform(0.1, 1.0, size=dims) if name == "t" else rng.normal(size=dims)
+    if "t" in values:
+        values["t"] = values["t"] / values["t"].sum()  # the layer assumes sum(t) == 1
+    return values
+
+
+def test_builtin_names():
+    assert set(BUILTINS) <= set(builtin_layer_names())
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_builtin_tensors_sizes_and_shapes(name):
+    layer = load_layer(name)
+    inputs, output, out_shape, differentiable = BUILTINS[name]
+    assert layer.name == name
+    assert layer.inputs == inputs
+    assert layer.output == output
+    assert set(layer.differentiable) == differentiable
+    for got, want in zip(layer.forward.shape, out_shape, strict=True):
+        # under kh <= H, kw <= W the library's shape is the valid one; check at sizes
+        for sizes in SIZES[name]:
+            env = {size_symbol(k): v for k, v in sizes.items()}
+            assert int(got.subs(env)) == int(want.subs(env)), (got, want, sizes)
+    assert len(layer.claims) == len(differentiable)
+    assert {c.wrt for c in layer.claims} == differentiable
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_builtin_forward_matches_torch(name):
+    layer = load_layer(name)
+    rng = np.random.default_rng(7)
+    for sizes in SIZES[name]:
+        values = _random_inputs(layer, sizes, rng)
+        got = evaluate(layer.forward, sizes, values)
+        expected = _torch_forward(name, {k: torch.tensor(v) for k, v in values.items()}).detach().numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12, err_msg=str(sizes))
+
+
+def _torch_gradient(name, layer, values, wrt, g):
+    t = {k: torch.tensor(v, requires_grad=(k == wrt)) for k, v in values.items()}
+    y = _torch_forward(name, t)
+    loss = y if layer.is_loss else (torch.tensor(g) * y).sum()
+    loss.backward()
+    return t[wrt].grad.numpy()
+
+
+KNOWN = [(name, c.wrt, c.claim) for name in sorted(BUILTINS) for c in load_layer(name).claims]
+
+
+@pytest.mark.parametrize(("name", "wrt", "text"), KNOWN, ids=[f"{k[0]}-{k[1]}" for k in KNOWN])
+def test_builtin_claims_match_torch_autograd(name, wrt, text):
+    layer = load_layer(name)
+    tensor = claim_tensor(parse_claim(text, layer, wrt), layer)
+    rng = np.random.default_rng(11)
+    for sizes in SIZES[name]:
+        values = _random_inputs(layer, sizes, rng)
+        if not layer.is_loss:
+            out = evaluate(layer.forward, sizes, values)
+            values["g"] = rng.normal(size=out.shape)
+        expected = _torch_gradient(name, layer, values, wrt, values.get("g"))
+        got = evaluate(tensor, sizes, values)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=str(sizes))
+
+
+def test_softmax_cross_entropy_assumes_normalised_targets():
+    layer = load_layer("softmax_cross_entropy")
+    assert layer.constants == ("t",)
+    (a,) = layer.assumptions
+    assert a.kind == "equal" and a.text == "sum(t) == 1"
+
+
+def test_conv2d_size_assumptions():
+    layer = load_layer("conv2d")
+    conds = layer.size_assumptions()
+    assert sp.Le(kh, H) in conds and sp.Le(kw, W) in conds
+    assert sp.Ge(H, 1) in conds
+
+
+def test_describe_layer_shows_tensors_and_forward():
+    text = describe_layer(load_layer("conv2d"))
+    assert "x [H, W]" in text and "w [kh, kw]" in text
+    assert "kh <= H" in text
+    assert "correlate(x, w, 'valid') + b" in text
+    assert "Sum(" in text and "y[i0, i1]" in text
+    assert "convolve(g, w, 'full')" in text
+    loss = describe_layer(load_layer("softmax_cross_entropy"))
+    assert "constant" in loss and "L = " in loss
+
+
+# -- user files ------------------------------------------------------------------------
+CONV_INDEX = """
+name = "conv_index"
+assume = ["kh <= H", "kw <= W"]
+
+[inputs]
+x = ["H", "W"]
+w = ["kh", "kw"]
+b = []
+
+[output]
+y = "y[i, j] == Sum(x[i + m, j + n] * w[m, n], (m, 0, kh - 1), (n, 0, kw - 1)) + b"
+%s
+
+[[claims]]
+wrt = "x"
+claim = "convolve(g, w, 'full')"
+"""
+
+
+def _write(tmp_path, text, name="layer.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("shape", ["", 'shape = ["H - kh + 1", "W - kw + 1"]'], ids=["inferred", "explicit"])
+def test_index_form_output(tmp_path, shape):
+    layer = load_layer(str(_write(tmp_path, CONV_INDEX % shape)))
+    assert layer.forward_tree is None and layer.forward_index is not None
+    assert [sp.simplify(d) for d in layer.forward.shape] == [H - kh + 1, W - kw + 1]
+    rng = np.random.default_rng(3)
+    for sizes in SIZES["conv2d"]:
+        values = _random_inputs(layer, sizes, rng)
+        got = evaluate(layer.forward, sizes, values)
+        np.testing.assert_allclose(got, ss.correlate(values["x"], values["w"], "valid") + values["b"])
+    # the claim with g of the index-form output's shape is still the conv2d gradient
+    claim = claim_tensor(parse_claim("convolve(g, w, 'full')", layer, "x"), layer)
+    sizes = SIZES["conv2d"][0]
+    values = _random_inputs(layer, sizes, rng)
+    values["g"] = rng.normal(size=(3, 3))
+    np.testing.assert_allclose(evaluate(claim, sizes, values), ss.convolve(values["g"], values["w"], "full"))
+
+
+def test_index_form_output_not_starting_at_zero_asks_for_shape(tmp_path):
+    text = '[inputs]\nx = ["n"]\n[output]\ny = "y[i] == x[i - 1]"\n'
+    with pytest.raises(InputError, match="shape") as info:
+        load_layer(str(_write(tmp_path, 'name = "shift"\n' + text)))
+    assert "layer.toml" in str(info.value) and "output.y" in str(info.value)
+    layer = load_layer(str(_write(tmp_path, 'name = "shift"\n' + text + 'shape = ["n"]\n', "ok.toml")))
+    got = evaluate(layer.forward, {"n": 3}, {"x": np.array([1.0, 2.0, 3.0])})
+    np.testing.assert_allclose(got, [0.0, 1.0, 2.0])
+
+
+def test_constant_sizes_and_loss_layer(tmp_path):
+    text = """
+name = "quad"
+constants = ["a"]
+[inputs]
+w = ["4", "k"]
+a = ["k"]
+[output]
+L = "sum((w @ a) ** 2)"
+[[claims]]
+wrt = "w"
+claim = "2 * outer(w @ a, a)"
+"""
+    layer = load_layer(str(_write(tmp_path, text)))
+    assert layer.inputs["w"] == (4, size_symbol("k"))
+    assert layer.sizes == (size_symbol("k"),)
+    assert layer.is_loss and layer.forward.shape == ()
+    assert layer.scope().keys() == {"w", "a", "L"}
+
+
+def test_load_by_path_forms(tmp_path, monkeypatch):
+    path = _write(tmp_path, CONV_INDEX % "", "mine.toml")
+    monkeypatch.chdir(tmp_path)
+    assert load_layer("mine.toml").name == "conv_index"
+    assert load_layer("./mine.toml").name == "conv_index"
+    assert load_layer(path).name == "conv_index"
+    with pytest.raises(InputError, match="unknown layer 'conv3d'"):
+        load_layer("conv3d")
+    with pytest.raises(InputError, match="no layer file"):
+        load_layer("missing/layer.toml")
+
+
+GOOD = """name = "lin"
+[inputs]
+x = ["n"]
+w = ["m", "n"]
+[output]
+y = "w @ x"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ('name = "lin"\n[inputs\nx = ["n"]', ["malformed TOML"]),
+        ('colour = "red"\n' + GOOD, ["unknown key 'colour'", ": colour"]),
+        (GOOD + '[[claims]]\nwrt = "z"\nclaim = "g"\n', ["claims[0].wrt", "'z'"]),
+        (GOOD + '[[claims]]\nwrt = "x"\nclaim = "w.T @ q"\n', ["claims[0].claim", "'q'", "column 7"]),
+        (GOOD + '[[claims]]\nwrt = "x"\nclaim = "g"\ncolour = 1\n', ["claims[0].colour", "unknown key"]),
+        (GOOD + '[[claims]]\nwrt = "x"\nclaim = "g"\nexpect = "maybe"\n', ["claims[0].expect"]),
+        (GOOD + '[[claims]]\nwrt = "x"\nclaim = "g"\nassume = ["n >= q"]\n', ["claims[0].assume[0]", "'q'"]),
+        (GOOD.replace('y = "w @ x"', 'y = "w @ x"\nshape = ["n"]'), ["output.shape", "inconsistent"]),
+        (GOOD.replace('y = "w @ x"', 'g = "w @ x"'), ["output.g", "reserved"]),
+        (GOOD.replace('y = "w @ x"', 'L = "w @ x"'), ["output.L", "scalar"]),
+        (GOOD.replace('y = "w @ x"', 'y = "w @ z"'), ["output.y", "'z'"]),
+        (GOOD.replace('y = "w @ x"', 'y = "np.convolve(w, x)"'), ["output.y", "np.convolve"]),
+        (GOOD + 'constants = ["v"]\n', ["constants"]),
+        (GOOD.replace('name = "lin"', 'name = "lin"\nconstants = ["v"]'), ["constants", "'v'"]),
+        (GOOD.replace('name = "lin"', 'name = "lin"\nassume = ["n * m >= 1"]'), ["assume[0]", "affine"]),
+        (GOOD.replace('x = ["n"]', 'x = ["n * m"]'), ["inputs.x[0]", "affine"]),
+        (GOOD.replace('x = ["n"]', "x = 3"), ["inputs.x", "list"]),
+        (GOOD.replace('x = ["n"]', 'g = ["n"]'), ["inputs.g", "reserved"]),
+        (GOOD.replace('[output]\ny = "w @ x"', '[output]\ny = "w @ x"\nz = "x"'), ["output", "exactly one"]),
+        ('[inputs]\nx = ["n"]\n[output]\ny = "x"\n', ["missing key 'name'"]),
+    ],
+    ids=[
+        "malformed",
+        "unknown-key",
+        "claim-wrt",
+        "claim-text",
+        "claim-key",
+        "claim-expect",
+        "claim-assume",
+        "output-shape",
+        "output-g",
+        "loss-not-scalar",
+        "output-unknown-name",
+        "output-refused",
+        "constants-after-table",
+        "constants-unknown",
+        "assume-nonlinear",
+        "shape-nonlinear",
+        "shape-not-list",
+        "input-g",
+        "two-outputs",
+        "no-name",
+    ],
+)
+def test_bad_layer_files(tmp_path, text, fragments):
+    path = _write(tmp_path, text, "bad.toml")
+    with pytest.raises(InputError) as info:
+        load_layer(str(path))
+    message = str(info.value)
+    assert str(path) in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_good_file_loads_and_known_claims_are_kept(tmp_path):
+    text = (
+        GOOD
+        + '[[claims]]\nwrt = "x"\nclaim = "w.T @ g"\n[[claims]]\nwrt = "w"\nclaim = "outer(x, g)"\nexpect = "refuted"\n'
+    )
+    layer = load_layer(str(_write(tmp_path, text)))
+    assert [(c.wrt, c.expect) for c in layer.claims] == [("x", "proved"), ("w", "refuted")]
+    assert layer.source.endswith("layer.toml")
+
+
+def test_layer_from_dict_assumption_kinds():
+    layer = layer_from_dict(
+        {
+            "name": "t",
+            "assume": ["(H + 2 - kh) % 2 == 0", "x > 0", "w == w.T"],
+            "inputs": {"x": ["H", "H"], "w": ["kh", "kh"]},
+            "output": {"y": "correlate(x, w, 'valid')"},
+        }
+    )
+    assert [a.kind for a in layer.assumptions] == ["size", "sign", "equal"]
+    assert layer.assumptions[0].cond == sp.Eq(sp.Mod(H + 2 - kh, 2), 0)
