@@ -1,0 +1,592 @@
+"""Check a user's backward implementation against the derived gradient.
+
+``check_implementation(layer, wrt, impl)`` runs ``impl`` (``"FILE.py:FUNCTION"`` or a
+callable) over a sweep of sizes chosen to catch the usual bugs -- the smallest sizes,
+a kernel as large as the input, dimensions of 1 next to larger ones, non-square
+everything, odd and even sizes -- with random float64 values satisfying the layer's
+assumptions, and compares with the derived gradient evaluated concretely. The first
+failing size (smallest first) is reported with its inputs, the expected and returned
+arrays and the differing elements.
+
+Each implementation runs in a child process (``fork`` where the platform has it) with a
+time bound per call and a memory bound (``RLIMIT_AS``: ``memory_mb`` more than the
+checker already maps), so raising, a wrong shape or dtype, never returning or crashing
+the interpreter are reported, never fatal to the checker.
+
+Calling convention (LANGUAGE.md): keyword arguments named after the layer's inputs and
+``g``, float64 arrays (0-d for scalars); a function receives the ones its signature
+names (``**kwargs`` receives all) and returns the gradient, an array of the input's shape.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+OK, MISMATCH, RAISED, WRONG_SHAPE, WRONG_DTYPE, TIMEOUT, CRASHED = (
+    "ok",
+    "mismatch",
+    "raised",
+    "wrong shape",
+    "wrong dtype",
+    "timeout",
+    "crashed",
+)
+#: size assignments in the sweep at most, and the largest number of scalars in one case
+SWEEP_COUNT = 7
+MAX_CASE_ELEMENTS = 400
+
+
+@dataclass(frozen=True)
+class ImplementationReport:
+    """What checking one implementation found.
+
+    ``status`` is ``"ok"``, ``"mismatch"``, ``"raised"``, ``"wrong shape"``,
+    ``"wrong dtype"``, ``"timeout"`` or ``"crashed"``. For a failure, ``sizes`` are the
+    first failing sizes, ``inputs`` the arguments there (nested lists), ``expected`` and
+    ``returned`` the two arrays and ``differing`` the indices of the elements that differ.
+
+    >>> ImplementationReport(ok=True, impl="f", status="ok").summary()
+    'ok'
+    """
+
+    ok: bool
+    impl: str
+    status: str
+    sizes: dict | None = None
+    inputs: dict | None = None
+    expected: object = None
+    returned: object = None
+    differing: list = field(default_factory=list)
+    message: str = ""
+    sizes_tried: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: the status, where, and what."""
+        where = f" at sizes {_fmt_sizes(self.sizes)}" if self.sizes else ""
+        return f"{self.status}{where}" + (f": {self.message}" if self.message else "")
+
+    def details(self) -> str:
+        """The summary, then the counterexample (inputs, expected, returned, differing elements)."""
+        from .testing import format_array
+
+        lines = [self.summary()]
+        if self.inputs:
+            lines.append("inputs:")
+            lines.extend(_named(f"  {n} = ", v, format_array) for n, v in self.inputs.items())
+        if self.expected is not None:
+            lines.append(_named("expected = ", self.expected, format_array))
+        if self.returned is not None:
+            lines.append(_named("returned = ", self.returned, format_array))
+        if self.differing:
+            shown = ", ".join(f"[{', '.join(map(str, i))}]" for i in self.differing[:10])
+            more = f" and {len(self.differing) - 10} more" if len(self.differing) > 10 else ""
+            lines.append(f"differing elements: {shown}{more}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """One JSON object (for ``check --json``): every field, arrays as nested lists."""
+        return {
+            "impl": self.impl,
+            "ok": self.ok,
+            "status": self.status,
+            "sizes": self.sizes,
+            "inputs": self.inputs,
+            "expected": self.expected,
+            "returned": self.returned,
+            "differing": [list(i) for i in self.differing],
+            "message": self.message,
+            "sizes_tried": self.sizes_tried,
+        }
+
+
+def _named(prefix: str, value, fmt) -> str:
+    return prefix + fmt(_short(value)).replace("\n", "\n" + " " * len(prefix))
+
+
+def _short(value):
+    """Nested floats as 6-significant-digit strings, for reading (JSON keeps every digit)."""
+    if isinstance(value, list):
+        return [_short(v) for v in value]
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def _fmt_sizes(sizes: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "(no sizes)"
+
+
+def format_reports(reports: Sequence[ImplementationReport]) -> str:
+    """One line per implementation: ``NAME: STATUS ...``.
+
+    >>> print(format_reports([ImplementationReport(ok=True, impl="a.py:f", status="ok")]))
+    a.py:f: ok
+    """
+    return "\n".join(f"{r.impl}: {r.summary()}" for r in reports)
+
+
+# -- the cases ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One size assignment of the sweep: the arguments and the expected gradient."""
+
+    sizes: dict
+    inputs: dict
+    expected: np.ndarray
+
+
+def _as_layer(layer):
+    from .layer import Layer, load_layer
+
+    return layer if isinstance(layer, Layer) else load_layer(layer)
+
+
+def _check_wrt(layer, wrt: str) -> None:
+    if wrt not in layer.inputs:
+        raise InputError(f"{wrt!r} is not an input of layer {layer.name} (inputs: {', '.join(layer.inputs)})", "--wrt")
+    if wrt in layer.constants:
+        raise InputError(f"{wrt!r} is a constant of layer {layer.name}: it is not differentiated", "--wrt")
+
+
+def _element_count(layer, env) -> int | None:
+    from .concrete import EvaluationError, is_valid_at
+    from .counterexample import input_shapes
+
+    try:
+        if not is_valid_at(layer.forward, env):
+            return None
+        shapes = input_shapes(layer, env)
+    except (EvaluationError, TypeError, ValueError):
+        return None
+    if any(d < 1 for s in shapes.values() for d in s):
+        return None
+    return sum(math.prod(s) for s in shapes.values())
+
+
+def sweep_sizes(layer, count: int = SWEEP_COUNT, max_elements: int = MAX_CASE_ELEMENTS) -> list[dict]:
+    """Size assignments that catch the usual bugs, smallest first.
+
+    The smallest allowed sizes; the assumptions tight (a kernel as large as the input)
+    with sizes above 1; a dimension of 1 next to larger ones; all sizes distinct
+    (non-square everything); the largest such; then every size both odd and even (above
+    1) where the assumptions allow it. Keys are size names.
+
+    >>> from .layer import load_layer
+    >>> sweep_sizes(load_layer("linear"))[0]
+    {'n': 1, 'm': 1}
+    """
+    import sympy as sp
+
+    from .concrete import Evaluator
+    from .counterexample import size_candidates
+
+    layer = _as_layer(layer)
+    syms = tuple(layer.sizes)
+    largest = 6 if len(syms) <= 4 else 4
+    rels = [c for c in layer.size_assumptions()[len(syms) :] if isinstance(c, sp.Rel)]
+    cands = []
+    for env in itertools.islice(size_candidates(layer, max_size=largest), 20000):
+        n = _element_count(layer, env)
+        if n is None or n > max_elements:
+            continue
+        ev = Evaluator(env, {})
+        tight = sum(1 for c in rels if ev.value(c.lhs) == ev.value(c.rhs))
+        cands.append((env, tight))
+    if not cands:
+        raise InputError(f"no sizes up to {largest} satisfy the assumptions of layer {layer.name}")
+    if not syms:
+        return [{}]
+    target = 3 * len(syms)
+    chosen: list[dict] = []
+
+    def pick(key, among=cands):
+        rest = [c for c in among if c[0] not in chosen]
+        if rest:
+            chosen.append(max(rest, key=key)[0])
+
+    def values(c):
+        return tuple(c[0].values())
+
+    pick(lambda c: (-sum(values(c)), tuple(-v for v in values(c))))
+    pick(lambda c: (c[1] > 0 and min(values(c)) > 1, c[1], len(set(values(c))), -sum(values(c))))
+    pick(lambda c: (0 < values(c).count(1) < len(syms), len(set(values(c))), -abs(sum(values(c)) - target)))
+    pick(lambda c: (len(set(values(c))), len({v % 2 for v in values(c)}), -abs(sum(values(c)) - target)))
+    pick(lambda c: (len(set(values(c))), sum(values(c))))
+    for k, parity in itertools.product(range(len(syms)), (1, 0)):
+        if len(chosen) >= count:
+            break
+        if not any(v > 1 and v % 2 == parity for v in (tuple(e.values())[k] for e in chosen)):
+            fits = [c for c in cands if values(c)[k] > 1 and values(c)[k] % 2 == parity]
+            pick(lambda c: (len(set(values(c))), -sum(values(c))), among=fits)
+    chosen.sort(key=lambda e: (sum(e.values()), tuple(e.values())))
+    return [{str(k): int(v) for k, v in env.items()} for env in chosen]
+
+
+def expected_gradient(layer, wrt: str, sizes: dict, values: dict) -> np.ndarray:
+    """The gradient of the loss w.r.t. ``wrt`` in float64: the derived index form, evaluated.
+
+    Falls back to exact differentiation (:func:`symderive.counterexample.true_gradient`)
+    where the deriver has no rule.
+
+    >>> from .layer import load_layer
+    >>> lin = load_layer("linear")
+    >>> v = {"x": np.ones(2), "w": np.array([[1.0, 2.0]]), "b": np.zeros(1), "g": np.array([3.0])}
+    >>> expected_gradient(lin, "x", {"n": 2, "m": 1}, v)
+    array([3., 6.])
+    """
+    from .concrete import EvaluationError, evaluate
+    from .counterexample import true_gradient
+    from .derive import NotDifferentiable, derive
+    from .ir import Tensor
+
+    try:
+        d = derive(layer, wrt)
+        tensor = Tensor(
+            shape=layer.inputs[wrt], element=lambda idx: d.gradient.xreplace(dict(zip(d.index, idx, strict=True)))
+        )
+        return evaluate(tensor, sizes, values)
+    except (NotDifferentiable, EvaluationError, InputError, TypeError):
+        exact = true_gradient(layer, wrt, sizes, {n: np.asarray(v).tolist() for n, v in values.items()})
+        return np.vectorize(float, otypes=[np.float64])(exact) if exact.size else exact.astype(np.float64)
+
+
+def build_cases(layer, wrt: str, seed: int = 0) -> list[Case]:
+    """The sweep's cases: sizes, random float64 arguments (assumptions applied), expected gradient."""
+    from .codegen import CodegenRefusal, random_values
+
+    layer = _as_layer(layer)
+    _check_wrt(layer, wrt)
+    rng = np.random.default_rng(seed)
+    cases = []
+    for sizes in sweep_sizes(layer):
+        env = {s: sizes[str(s)] for s in layer.sizes}
+        try:
+            values = random_values(layer, env, rng)
+        except CodegenRefusal as exc:
+            raise InputError(str(exc), where=layer.source or layer.name) from None
+        values = {n: np.asarray(v, dtype=np.float64) for n, v in values.items()}
+        cases.append(Case(sizes, values, expected_gradient(layer, wrt, sizes, values)))
+    return cases
+
+
+# -- running an implementation in a child process ----------------------------------------------
+def _impl_name(impl) -> str:
+    if isinstance(impl, str):
+        return impl
+    return getattr(impl, "__qualname__", None) or getattr(impl, "__name__", None) or repr(impl)
+
+
+def _split_spec(spec: str) -> tuple[Path, str]:
+    if ":" not in spec:
+        raise InputError(f"--impl takes FILE.py:FUNCTION, got {spec!r}", where="--impl")
+    path, name = spec.rsplit(":", 1)
+    if not Path(path).is_file():
+        raise InputError(f"no file {path}", where=f"--impl {spec}")
+    if not name.isidentifier():
+        raise InputError(f"{name!r} is not a function name", where=f"--impl {spec}")
+    return Path(path), name
+
+
+def _load_function(impl) -> Callable:
+    """The function named by ``FILE.py:FUNCTION`` (imported in the child), or ``impl`` itself."""
+    if callable(impl):
+        return impl
+    import importlib.util
+
+    path, name = _split_spec(impl)
+    sys.path.insert(0, str(path.resolve().parent))
+    spec = importlib.util.spec_from_file_location(f"_symderive_impl_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, name, None)):
+        raise LookupError(f"{path} has no function {name!r}")
+    return getattr(module, name)
+
+
+def _arguments(fn: Callable, names: Sequence[str]) -> list[str]:
+    """The argument names ``fn`` receives: those its signature names, or all with ``**kwargs``."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return list(names)
+    for p in params:
+        unknown = p.name not in names and p.default is p.empty
+        if unknown and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise TypeError(f"it takes an argument {p.name!r}, which is none of {', '.join(names)}")
+    return [p.name for p in params if p.name in names and p.kind is not p.POSITIONAL_ONLY]
+
+
+def _limit_memory(memory_mb: float) -> None:
+    """Cap the address space at ``memory_mb`` MiB more than is mapped now (a forked child shares the checker's)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: time bound only
+        return
+    try:
+        with open("/proc/self/statm") as f:
+            mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        mapped = 0
+    limit = mapped + int(memory_mb * 2**20)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _describe_exception(exc: BaseException) -> str:
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" (at {Path(last.filename).name}, line {last.lineno})"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
+
+
+def _portable(out) -> tuple:
+    """What a call returned, in a form that pickles: ``("array", ndarray)`` or ``("other", description)``."""
+    try:
+        arr = np.asarray(out)
+    except Exception as exc:  # noqa: BLE001  (anything the user returns)
+        return ("other", f"a {type(out).__name__} ({type(exc).__name__} converting it to an array)", None)
+    if arr.dtype.kind not in "biufc":
+        return ("other", f"a {type(out).__name__} of dtype {arr.dtype}", tuple(arr.shape))
+    return ("array", np.array(arr), None)
+
+
+def _child(conn, impl, arguments: list[dict], names: list[str], memory_mb: float) -> None:
+    """Runs in the child: load, then call once per case, sending each result as it comes."""
+    try:
+        os.dup2(2, 1)  # the user's prints must not mix with the checker's (JSON) output
+        sys.stdout = sys.stderr
+        _limit_memory(memory_mb)
+        try:
+            fn = _load_function(impl)
+            used = _arguments(fn, names)
+        except BaseException as exc:  # noqa: BLE001
+            conn.send(("load", -1, _describe_exception(exc)))
+            return
+        for k, args in enumerate(arguments):
+            try:
+                with np.errstate(all="ignore"):
+                    out = fn(**{n: args[n].copy() for n in used})
+            except BaseException as exc:  # noqa: BLE001  (SystemExit and MemoryError are results too)
+                conn.send(("raised", k, _describe_exception(exc)))
+                return
+            conn.send(("returned", k, _portable(out)))
+    finally:
+        conn.close()
+
+
+def _context():
+    import multiprocessing as mp
+
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
+class _Child:
+    """One implementation's child process and the pipe its results come back on."""
+
+    def __init__(self, impl, cases: list[Case], names: list[str], memory_mb: float):
+        ctx = _context()
+        self.conn, child_conn = ctx.Pipe(duplex=False)
+        arguments = [c.inputs for c in cases]
+        self.proc = ctx.Process(target=_child, args=(child_conn, impl, arguments, names, memory_mb), daemon=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", DeprecationWarning
+            )  # fork in a threaded process: the child runs user code only
+            self.proc.start()
+        child_conn.close()
+
+    def receive(self, timeout: float):
+        """The next message, ``("timeout",)`` or ``("crashed", description)``."""
+        if not self.conn.poll(timeout):
+            return ("timeout",)
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join(2)
+            return ("crashed", _exit_description(self.proc.exitcode))
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+def _exit_description(code) -> str:
+    import signal
+
+    if code is None:
+        return "the process ended without a result"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the process was killed by {name}"
+    return f"the process exited with status {code} without returning"
+
+
+# -- comparing ----------------------------------------------------------------------------------
+def _json_array(arr: np.ndarray):
+    def num(v):
+        v = v.item() if isinstance(v, np.generic) else v
+        if isinstance(v, complex):
+            return str(v)
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)
+        return v
+
+    arr = np.asarray(arr)
+    if arr.ndim == 0:
+        return num(arr[()])
+    return [_json_array(a) for a in arr]
+
+
+def _failure(impl: str, status: str, case: Case | None, message: str, tried: list, **extra) -> ImplementationReport:
+    common = {}
+    if case is not None:
+        common = {
+            "sizes": dict(case.sizes),
+            "inputs": {n: _json_array(v) for n, v in case.inputs.items()},
+            "expected": _json_array(case.expected),
+        }
+    return ImplementationReport(
+        ok=False, impl=impl, status=status, message=message, sizes_tried=tried, **common, **extra
+    )
+
+
+def _compare(impl: str, case: Case, payload: tuple, rtol: float, atol: float, tried: list):
+    """The failure report for one returned value, or None when it agrees."""
+    kind, value, shape = payload
+    if kind == "other":
+        return _failure(impl, WRONG_DTYPE, case, f"returned {value}, expected a float64 array", tried)
+    expected = case.expected
+    if value.shape != expected.shape:
+        return _failure(
+            impl,
+            WRONG_SHAPE,
+            case,
+            f"returned shape {value.shape}, expected {expected.shape}",
+            tried,
+            returned=_json_array(value),
+        )
+    if value.dtype != np.float64:
+        return _failure(
+            impl,
+            WRONG_DTYPE,
+            case,
+            f"returned dtype {value.dtype}, expected float64",
+            tried,
+            returned=_json_array(value),
+        )
+    close = np.isclose(value, expected, rtol=rtol, atol=atol)
+    if close.all():
+        return None
+    differing = [tuple(int(i) for i in idx) for idx in zip(*np.nonzero(~close), strict=True)] if value.ndim else [()]
+    first = differing[0]
+    message = (
+        f"{len(differing)} of {expected.size} elements differ; first at [{', '.join(map(str, first))}]: "
+        f"expected {expected[first]:.6g}, returned {value[first]:.6g}"
+    )
+    return _failure(impl, MISMATCH, case, message, tried, returned=_json_array(value), differing=differing)
+
+
+def run_cases(impl, cases: list[Case], names: list[str], rtol, atol, timeout, memory_mb) -> ImplementationReport:
+    """Run one implementation over prepared cases in a child process."""
+    name = _impl_name(impl)
+    child = _Child(impl, cases, names, memory_mb)
+    tried: list = []
+    try:
+        for case in cases:
+            msg = child.receive(timeout)
+            if msg[0] == "timeout":
+                return _failure(name, TIMEOUT, case, f"no result within {timeout:g} s", tried)
+            if msg[0] == "crashed":
+                return _failure(name, CRASHED, case, msg[1], tried)
+            if msg[0] == "load":
+                return _failure(name, RAISED, None, f"could not be loaded: {msg[2]}", tried)
+            if msg[0] == "raised":
+                extra = f" (the memory bound is {memory_mb:g} MB)" if msg[2].startswith("MemoryError") else ""
+                return _failure(name, RAISED, case, msg[2] + extra, tried)
+            failure = _compare(name, case, msg[2], rtol, atol, tried)
+            if failure is not None:
+                return failure
+            tried.append(dict(case.sizes))
+    finally:
+        child.stop()
+    return ImplementationReport(
+        ok=True,
+        impl=name,
+        status=OK,
+        message=f"agrees at {len(tried)} sizes ({'; '.join(_fmt_sizes(s) for s in tried)})",
+        sizes_tried=tried,
+    )
+
+
+def _argument_names(layer) -> list[str]:
+    return list(layer.inputs) + ([] if layer.is_loss else ["g"])
+
+
+def check_many(
+    layer,
+    wrt: str,
+    impls: Sequence,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    seed: int = 0,
+    timeout: float = 10.0,
+    memory_mb: float = 2048,
+) -> list[ImplementationReport]:
+    """Check several implementations on the same cases (a folder of submissions); one report each.
+
+    >>> # check_many("conv2d", "x", ["alice.py:conv2d_backward_x", "bob.py:conv2d_backward_x"])
+    """
+    layer = _as_layer(layer)
+    _check_wrt(layer, wrt)
+    for impl in impls:
+        if isinstance(impl, str):
+            _split_spec(impl)
+        elif not callable(impl):
+            raise InputError(f"an implementation is FILE.py:FUNCTION or a callable, got {impl!r}", where="--impl")
+    cases = build_cases(layer, wrt, seed)
+    names = _argument_names(layer)
+    return [run_cases(impl, cases, names, rtol, atol, timeout, memory_mb) for impl in impls]
+
+
+def check_implementation(
+    layer,
+    wrt: str,
+    impl,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    seed: int = 0,
+    timeout: float = 10.0,
+    memory_mb: float = 2048,
+) -> ImplementationReport:
+    """Check one backward implementation (``"FILE.py:FUNCTION"`` or a callable) against the derived gradient.
+
+    ``timeout`` bounds each call (seconds), ``memory_mb`` what the child may allocate.
+
+    >>> import numpy as np
+    >>> check_implementation("linear", "b", lambda g: np.array(g)).status
+    'ok'
+    """
+    return check_many(layer, wrt, [impl], rtol=rtol, atol=atol, seed=seed, timeout=timeout, memory_mb=memory_mb)[0]

@@ -1,0 +1,181 @@
+"""check_implementation: user backward functions in a child process against the derived gradient.
+
+Expected gradients are recomputed here with torch autograd, independently of symderive.
+"""
+
+import json
+import os
+import re
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from symderive.checking import check_implementation, check_many, format_reports, sweep_sizes
+from symderive.errors import InputError
+from symderive.layer import load_layer
+
+
+def torch_conv2d_dx(x, w, b, g) -> np.ndarray:
+    """dL/dx for L = sum(g * (correlate(x, w, 'valid') + b)), by torch autograd."""
+    xt = torch.tensor(np.array(x, dtype=float), requires_grad=True)
+    wt = torch.tensor(np.array(w, dtype=float))
+    y = torch.nn.functional.conv2d(xt[None, None], wt[None, None])[0, 0] + float(b)
+    (y * torch.tensor(np.array(g, dtype=float))).sum().backward()
+    return xt.grad.numpy()
+
+
+def unflipped_conv_backward(g, w):
+    """The classic bug: a full correlation where a full convolution (flipped kernel) belongs."""
+    kh, kw = w.shape
+    padded = np.pad(g, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
+    out = np.zeros((g.shape[0] + kh - 1, g.shape[1] + kw - 1))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = np.sum(padded[i : i + kh, j : j + kw] * w)
+    return out
+
+
+def test_correct_conv_backward_is_ok():
+    def backward(g, w):
+        return unflipped_conv_backward(g, w[::-1, ::-1])
+
+    report = check_implementation("conv2d", "x", backward)
+    assert report.ok and report.status == "ok", report.details()
+    assert len(report.sizes_tried) >= 5
+
+
+def test_unflipped_kernel_is_a_mismatch_at_the_first_size_with_a_kernel_above_one_element():
+    report = check_implementation("conv2d", "x", unflipped_conv_backward)
+    assert not report.ok and report.status == "mismatch"
+    # the bug is invisible for a 1x1 kernel and visible (random values) for any other
+    sweep = sweep_sizes(load_layer("conv2d"))
+    first_bad = next(s for s in sweep if s["kh"] * s["kw"] > 1)
+    assert report.sizes == first_bad
+    assert all(s["kh"] * s["kw"] == 1 for s in report.sizes_tried)
+    inputs = report.inputs
+    expected = torch_conv2d_dx(inputs["x"], inputs["w"], inputs["b"], inputs["g"])
+    np.testing.assert_allclose(np.array(report.expected), expected, rtol=1e-12, atol=1e-12)
+    returned = unflipped_conv_backward(np.array(inputs["g"]), np.array(inputs["w"]))
+    np.testing.assert_array_equal(np.array(report.returned), returned)
+    differing = [tuple(i) for i in np.argwhere(~np.isclose(returned, expected, rtol=1e-7, atol=1e-9))]
+    assert report.differing == differing and differing
+    assert "mismatch at sizes" in report.summary()
+    assert "differing elements:" in report.details()
+
+
+LINEAR_DX = "def dx(w, g):\n    return w.T @ g\n"
+
+
+def _misbehaving():
+    def raises(w, g):
+        raise ValueError("no idea")
+
+    def wrong_shape(w, g):
+        return (w.T @ g)[None, :]
+
+    def single(w, g):
+        return (w.T @ g).astype(np.float32)
+
+    def exits(w, g):
+        os._exit(3)
+
+    def greedy(w, g):
+        # 1 GiB of address space: more than the 200 MB bound below, harmless without it
+        big = np.empty(2**27)
+        return w.T @ g + 0 * big[0]
+
+    def everything(**kwargs):
+        return kwargs["w"].T @ kwargs["g"]
+
+    return [raises, wrong_shape, single, exits, greedy, everything]
+
+
+def test_misbehaving_implementations_are_reported_not_fatal():
+    reports = check_many("linear", "x", _misbehaving(), memory_mb=200, timeout=20)
+    by_name = {r.impl.rsplit(".", 1)[-1]: r for r in reports}
+    assert by_name["raises"].status == "raised"
+    assert "ValueError: no idea" in by_name["raises"].message
+    assert by_name["raises"].sizes == {"n": 1, "m": 1}
+    assert by_name["wrong_shape"].status == "wrong shape"
+    assert "(1, 1)" in by_name["wrong_shape"].message
+    assert by_name["single"].status == "wrong dtype"
+    assert "float32" in by_name["single"].message
+    assert by_name["exits"].status == "crashed"
+    assert "status 3" in by_name["exits"].message
+    assert by_name["greedy"].status == "raised"
+    assert "MemoryError" in by_name["greedy"].message
+    assert by_name["everything"].status == "ok"
+    assert not any(r.ok for r in reports[:-1])
+    lines = format_reports(reports).splitlines()
+    assert len(lines) == len(reports)
+    assert re.search(
+        r"raises: raised at sizes n=1, m=1: ValueError: no idea \(at test_checking\.py, line \d+\)$", lines[0]
+    )
+    for r in reports:
+        json.loads(json.dumps(r.to_json()))
+
+
+def test_the_memory_bound_is_what_stops_the_greedy_one():
+    greedy = _misbehaving()[4]
+    assert check_implementation("linear", "x", greedy, memory_mb=4096).status == "ok"
+
+
+def test_a_function_that_never_returns_times_out():
+    def forever(w, g):
+        while True:
+            pass
+
+    start = time.monotonic()
+    report = check_implementation("linear", "x", forever, timeout=1.0)
+    assert report.status == "timeout" and "1 s" in report.message
+    assert time.monotonic() - start < 8
+
+
+def test_file_specs_and_the_calling_convention(tmp_path):
+    (tmp_path / "alice.py").write_text(LINEAR_DX)
+    (tmp_path / "bob.py").write_text("import numpy as np\n\ndef dx(w, g, x):\n    print('debug')\n    return w @ g\n")
+    (tmp_path / "carol.py").write_text("def dx(w, g, h):\n    return w.T @ g\n")
+    (tmp_path / "dave.py").write_text("import no_such_module\n")
+    specs = [f"{tmp_path / n}.py:dx" for n in ("alice", "bob", "carol", "dave")]
+    alice, bob, carol, dave = check_many("linear", "x", specs)
+    assert alice.ok and alice.impl == specs[0]
+    # w @ g is only defined when m == n: the first size with m != n raises in NumPy
+    assert bob.status == "raised" and bob.sizes == {"n": 1, "m": 2}
+    assert carol.status == "raised" and "'h'" in carol.message
+    assert dave.status == "raised" and "no_such_module" in dave.message
+
+
+def test_input_errors(tmp_path):
+    with pytest.raises(InputError):
+        check_implementation("linear", "x", f"{tmp_path}/missing.py:dx")
+    with pytest.raises(InputError):
+        check_implementation("linear", "x", "no_colon.py")
+    with pytest.raises(InputError):
+        check_implementation("linear", "q", lambda g: g)
+
+
+def test_scalar_input_and_loss_layer_with_normalised_target(tmp_path):
+    # db of conv2d is a 0-d array: sum(g); softmax cross-entropy needs sum(t) == 1 to have softmax(s) - t
+    assert check_implementation("conv2d", "b", lambda g: np.array(g.sum())).ok
+
+    def ce(s, t):
+        e = np.exp(s - s.max())
+        return e / e.sum() - t
+
+    report = check_implementation("softmax_cross_entropy", "s", ce)
+    assert report.ok, report.details()
+    path = tmp_path / "ce.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            def ce(s, t):
+                st = s.copy()
+                return np.exp(st) / np.exp(st).sum() - t / t.sum() * 1.5
+            """
+        )
+    )
+    assert check_implementation("softmax_cross_entropy", "s", f"{path}:ce").status == "mismatch"
