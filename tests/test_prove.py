@@ -695,6 +695,16 @@ CASES = [
         lambda v: softmax(v["s"]) - np.append(v["t"][1:], 0.0),
         id="sce-s-index-shift",
     ),
+    # n = 1 leaves the normaliser empty (1/0): the claim is undefined there, the smallest counterexample
+    pytest.param(
+        "softmax_cross_entropy",
+        "s",
+        "ds[k] == exp(s[k]) / Sum(exp(s[j]), (j, 1, n - 1)) - t[k]",
+        (),
+        R,
+        lambda v: np.exp(v["s"]) / np.sum(np.exp(v["s"][1:])) - v["t"],
+        id="sce-s-index-normaliser-from-1",
+    ),
     pytest.param(
         "softmax_ce_free",
         "s",
@@ -961,3 +971,76 @@ def test_scipy_special_softmax_spelling():
     assert v.verdict == P
     s = np.array([0.3, -1.2, 2.0])
     assert np.allclose(scipy.special.softmax(s), softmax(s))
+
+
+# -- domain conditions: x / x is 1 only where x != 0 --------------------------------------------
+# LANGUAGE.md: an equivalence that needs a domain condition is proved only from the
+# assumptions or what the form implies; otherwise unknown. NumPy gives nan at the point.
+DOMAIN_CASES = [
+    pytest.param(
+        "linear",
+        "x",
+        "w.T @ g * x / x",
+        {"x": [0.0]},
+        lambda v: v["w"].T @ v["g"] * v["x"] / v["x"],
+        id="x-over-x-at-0",
+    ),
+    pytest.param(
+        "linear",
+        "x",
+        "(w.T @ g) * (x - 1) / (x - 1)",
+        {"x": [1.0]},
+        lambda v: v["w"].T @ v["g"] * (v["x"] - 1) / (v["x"] - 1),
+        id="x-minus-1-over-itself-at-1",
+    ),
+    pytest.param(
+        "linear",
+        "x",
+        "w.T @ g * tanh(x) / tanh(x)",
+        {"x": [0.0]},
+        lambda v: v["w"].T @ v["g"] * np.tanh(v["x"]) / np.tanh(v["x"]),
+        id="tanh-over-tanh-at-0",
+    ),
+    pytest.param(
+        "linear",
+        "x",
+        "w.T @ g + sqrt(x) ** 2 - x",
+        {"x": [-1.0]},
+        lambda v: v["w"].T @ v["g"] + np.sqrt(v["x"]) ** 2 - v["x"],
+        id="sqrt-squared-at-minus-1",
+    ),
+    pytest.param(
+        "linear",
+        "x",
+        "w.T @ g + exp(log(x)) - x",
+        {"x": [-1.0]},
+        lambda v: v["w"].T @ v["g"] + np.exp(np.log(v["x"])) - v["x"],
+        id="exp-log-at-minus-1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("layer", "wrt", "claim", "point", "oracle"), DOMAIN_CASES)
+def test_claim_needing_a_domain_condition_is_not_proved(layer, wrt, claim, point, oracle):
+    """NumPy's value of the claim is nan at ``point`` (n = m = 1), so it is not the gradient there."""
+    values = {"x": np.array(point["x"]), "w": np.array([[1.0]]), "b": np.array([0.0]), "g": np.array([1.0])}
+    with np.errstate(all="ignore"):
+        claimed = oracle(values)
+    assert np.isnan(claimed).any()
+    assert not np.isnan(torch_gradient(layer, wrt, values)).any()
+    v = prove(layer, wrt, claim)
+    assert v.verdict in (R, U), f"{claim!r} is {v.verdict}, but NumPy gives {claimed} at x = {point['x']}"
+
+
+@pytest.mark.parametrize(
+    ("claim", "assume"),
+    [
+        ("w.T @ g * x / x", ["x > 0"]),
+        ("w.T @ g + exp(log(x)) - x", ["x > 0"]),
+        ("w.T @ g * exp(x) / exp(x)", []),
+        ("w.T @ g * (x ** 2 + 1) / (x ** 2 + 1)", []),
+        ("w.T @ g + log(exp(x)) - x", []),
+    ],
+)
+def test_domain_condition_implied_is_proved(claim, assume):
+    assert prove("linear", "x", claim, assume=assume).verdict == P
