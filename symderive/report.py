@@ -46,6 +46,8 @@ LATEX_SPECIALS: dict[str, str] = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "'": r"\textquotesingle{}",
+    "`": r"\textasciigrave{}",
 }
 _SPECIALS_RE = re.compile("|".join(re.escape(c) for c in LATEX_SPECIALS))
 
@@ -128,6 +130,12 @@ class ReportPrinter(LatexPrinter):
         if isinstance(body, sp.Add):
             text = r"\left(%s\right)" % text
         return sums + text
+
+    def _print_Pow(self, expr, rational=False):
+        # a power of a sum (or of anything printed with its own superscript) needs parentheses
+        if isinstance(expr.base, sp.Sum | sp.exp) and not expr.exp.is_negative:
+            return r"\left(%s\right)^{%s}" % (self._print(expr.base), self._print(expr.exp))
+        return super()._print_Pow(expr, rational=rational)
 
     def _print_Iverson(self, expr):
         return r"\left[%s\right]" % self._print(expr.args[0])

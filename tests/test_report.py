@@ -1,0 +1,264 @@
+"""Reports: real PDFs compiled with latexmk for every built-in layer, read back with pdftotext."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symderive import report as rp
+from symderive.derive import Derivation, Step, derive
+from symderive.errors import InputError
+from symderive.ir import GSum, Iverson, index_symbol, size_symbol
+from symderive.layer import builtin_layer_names, load_layer
+from symderive.verdict import Counterexample, Verdict
+
+HAVE_LATEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
+needs_latex = pytest.mark.skipif(not HAVE_LATEX, reason="latexmk/pdftotext not installed")
+
+EVIL = r"\input{/etc/passwd} \write18{rm -rf ~} 100% $x$ a_b #1 & c^d"
+#: a wrong claim whose refutation must show in the report (the missing flip of seed 004)
+WRONG_CONV2D = 'convolve(g, flip(w), "full")'
+
+
+def pdf_text(path) -> str:
+    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+# -- escaping and printing ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("char", list(rp.LATEX_SPECIALS))
+def test_every_special_character_is_escaped(char):
+    out = rp.latex_escape(f"a{char}b")
+    assert out == "a" + rp.LATEX_SPECIALS[char] + "b"
+
+
+def test_escape_leaves_no_command_of_the_user():
+    out = rp.latex_escape(EVIL)
+    assert r"\input" not in out and r"\write" not in out
+    assert "{" not in out.replace(r"\{", "").replace(r"\textbackslash{}", "").replace(r"\textasciitilde{}", "").replace(
+        r"\textasciicircum{}", ""
+    )
+
+
+def test_printer_escapes_names_that_are_not_identifiers():
+    out = rp.math_latex(sp.IndexedBase(r"\input{/etc/passwd}")[index_symbol("i")])
+    assert r"\input" not in out and r"\textbackslash{}input" in out
+
+
+def test_printer_reads_guards_and_deltas_like_the_seeds():
+    p, i = index_symbol("p"), index_symbol("i")
+    k, H = size_symbol("kh"), size_symbol("H")
+    guard = Iverson(sp.And(sp.Ge(p - i, 0), sp.Lt(p - i, k)))
+    out = rp.math_latex(GSum(guard * sp.IndexedBase("w")[p - i], (i, 0, H - k)))
+    assert out.startswith(r"\sum_{i=0}^{H - kh}")
+    assert r"0 \leq - i + p \leq kh - 1" in out or r"0 \leq p - i \leq kh - 1" in out
+    assert rp.math_latex(sp.KroneckerDelta(i, p)) == r"\delta_{i,\, p}"
+
+
+def test_dummies_get_distinct_readable_names():
+    m1, m2 = sp.Dummy("m", integer=True), sp.Dummy("m", integer=True)
+    out = rp.math_latex(sp.IndexedBase("w")[m1, m2])
+    assert out == "w[m, n]"
+
+
+def test_long_sums_break_into_lines_within_the_budget():
+    x = sp.IndexedBase("x")
+    rhs = sp.Add(*(x[k] * sp.Symbol(f"alpha{k}") for k in range(30)))
+    lines = rp.equation_lines(sp.Symbol("y"), rhs, budget=40)
+    assert len(lines) > 3
+    assert all(rp.visible_width(line) <= 40 + 12 for line in lines)
+    assert "".join(lines).count("x[") == 30
+
+
+def test_array_latex_boxes_the_differing_element():
+    out = rp.array_latex([[1, 2, 3], [4, 5, 6]], mark=(1, 2))
+    assert out.count(r"\boxed") == 1 and r"\boxed{6}" in out
+    assert rp.array_latex([7, 8], mark=(0,)).count(r"\boxed{7}") == 1
+
+
+def test_latex_log_errors_keep_the_error_lines():
+    log = "This is pdfTeX\n(./report.tex\n! Undefined control sequence.\nl.7 \\foo\n\nmore\nlast"
+    assert rp.latex_log_errors(log).startswith("! Undefined control sequence.\nl.7 \\foo")
+
+
+# -- .tex without LaTeX, errors ---------------------------------------------------------------
+
+
+def test_tex_needs_no_latex(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    out = rp.report(load_layer("linear"), output=tmp_path / "linear.tex")
+    tex = out.read_text()
+    assert tex.startswith(r"\documentclass") and tex.rstrip().endswith(r"\end{document}")
+    assert r"\tag" not in tex or r"\label" in tex
+
+
+def test_missing_latex_says_to_write_tex(tmp_path, monkeypatch):
+    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
+    with pytest.raises(InputError, match=r"linear\.tex"):
+        rp.report(load_layer("linear"), output=tmp_path / "linear.pdf")
+    assert not (tmp_path / "linear.pdf").exists()
+
+
+def test_other_suffixes_and_names_are_input_errors(tmp_path):
+    layer = load_layer("linear")
+    with pytest.raises(InputError, match="tex or .pdf"):
+        rp.report(layer, output=tmp_path / "r.docx")
+    with pytest.raises(InputError, match="no input named 'q'"):
+        rp.report(layer, {"q": "g"}, output=tmp_path / "r.tex")
+    with pytest.raises(InputError, match="constant"):
+        rp.report(load_layer("softmax_cross_entropy"), wrt="t", output=tmp_path / "r.tex")
+
+
+@needs_latex
+def test_latex_failure_shows_the_log_lines():
+    with pytest.raises(rp.LatexError, match="Undefined control sequence"):
+        rp.compile_pdf("\\documentclass{article}\n\\begin{document}\n\\nosuchmacro\n\\end{document}\n")
+
+
+# -- real PDFs for every built-in layer ---------------------------------------------------------
+
+
+SEED_LAYERS = ["conv2d", "convolution2d", "convolution2d_full", "linear", "softmax_cross_entropy"]
+#: proving every built-in layer's claims takes minutes (attention alone ~3); the seed layers by default
+REPORTED_LAYERS = builtin_layer_names() if os.environ.get("SYMDERIVE_REPORT_ALL") else SEED_LAYERS
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Each reported layer's report (its known claims; conv2d also the missing flip), compiled once."""
+    folder = tmp_path_factory.mktemp("reports")
+    sources = {}
+    for name in REPORTED_LAYERS:
+        layer = load_layer(name)
+        claims = None
+        if name == "conv2d":
+            claims = {n: [c.claim for c in layer.claims if c.wrt == n] for n in layer.differentiable}
+            claims["x"].append(WRONG_CONV2D)
+        sources[name] = (layer, rp.render_tex(layer, claims))
+    # latexmk runs in its own process: compile the reports side by side
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pdfs = dict(zip(sources, pool.map(rp.compile_pdf, [tex for _, tex in sources.values()]), strict=True))
+    out = {}
+    for name, (layer, tex) in sources.items():
+        path = folder / f"{name}.pdf"
+        path.write_bytes(pdfs[name])
+        out[name] = (layer, pdf_text(path), tex, path)
+    return out
+
+
+def test_seed_layers_are_built_in():
+    assert set(SEED_LAYERS) <= set(builtin_layer_names())
+
+
+@needs_latex
+@pytest.mark.parametrize("name", REPORTED_LAYERS)
+def test_pdf_shows_every_step_and_verdict(built, name):
+    layer, text, tex, _ = built[name]
+    flat = squash(text)
+    assert squash(f"Gradients of the layer {name}") in flat
+    for wrt in layer.differentiable:
+        derivation = derive(layer, wrt)
+        assert squash(f"The gradient with respect to {wrt}") in flat
+        for step in derivation.steps:
+            # each step's sentence, and one numbered equation per step
+            assert squash(step.text)[:40] in flat, step.text
+    for claim in layer.claims:
+        assert squash(claim.claim) in flat
+    verdicts = {v for v in ("proved", "refuted", "unknown") if re.search(rf"{v}\.", text)}
+    assert verdicts, "no verdict in the report"
+    numbers = [int(n) for n in re.findall(r"\((\d+)\)", text)]
+    assert numbers and max(numbers) >= len(layer.differentiable) * 3
+
+
+@needs_latex
+def test_refuted_claim_shows_its_counterexample(built):
+    layer, text, tex, _ = built["conv2d"]
+    from symderive.prove import prove
+
+    verdict = prove(layer, "x", WRONG_CONV2D)
+    assert verdict.verdict == "refuted"
+    cex = verdict.counterexample
+    assert "refuted" in text and "counterexample" in text
+    for size, value in cex.sizes.items():
+        assert squash(f"{size} = {value}") in squash(text) or f"{size} = {value}" in tex
+    for name, values in (cex.values or {}).items():
+        assert rp.array_latex(values) in tex, name
+    assert r"\boxed" in tex
+
+
+@needs_latex
+def test_convolution_reports_draw_the_flip_and_the_reach(built):
+    for name in ("conv2d", "convolution2d", "convolution2d_full"):
+        _, text, tex, _ = built[name]
+        assert r"\begin{tikzpicture}" in tex and "flip" in text
+        assert "Which outputs one element reaches" in text
+    _, _, tex, _ = built["linear"]
+    assert "kernel flip" not in tex
+
+
+@needs_latex
+def test_proved_claims_come_with_numpy_code(built):
+    _, text, tex, _ = built["linear"]
+    assert r"\begin{lstlisting}" in tex and "def grad_x" in text and "import numpy as np" in text
+
+
+@needs_latex
+def test_user_text_is_printed_not_executed(tmp_path):
+    layer = dataclasses.replace(load_layer("linear"), description=EVIL, name="lin_{#1}%")
+    pdf = rp.report(layer, wrt="b", output=tmp_path / "evil.pdf")
+    text = pdf_text(pdf)
+    assert "root:" not in text  # /etc/passwd was not read
+    assert squash(EVIL).replace("~", "") in squash(text).replace("~", "").replace("˜", "")
+    assert "lin_{#1}%" in text
+
+
+# -- notebooks ------------------------------------------------------------------------------
+
+
+def _hand_verdict() -> Verdict:
+    cex = Counterexample(
+        sizes={"H": 2, "W": 2},
+        values={"w": [[1, 0], [0, 2]]},
+        index=(0, 1),
+        expected=1,
+        claimed=0,
+        expected_array=np.array([[0, 1], [2, 0]], dtype=object),
+        claimed_array=np.array([[0, 0], [2, 0]], dtype=object),
+    )
+    return Verdict("refuted", layer="conv2d", wrt="x", claim=WRONG_CONV2D, counterexample=cex)
+
+
+def test_verdict_markdown_shows_the_counterexample():
+    md = rp.verdict_markdown(_hand_verdict())
+    assert md.startswith("**refuted**") and "$$" in md and r"\boxed{1}" in md and r"\boxed{0}" in md
+    proved = Verdict("proved", layer="linear", wrt="x", claim="w.T @ g", assumptions=("n >= 1",))
+    assert "`n >= 1`" in rp.verdict_markdown(proved)
+
+
+def test_derivation_markdown_has_every_step_as_math():
+    p = index_symbol("p")
+    steps = (
+        Step("chain rule", "Chain rule.", sp.Symbol("dL/dx[p]"), sp.IndexedBase("g")[p], label="Eq. E"),
+        Step("result", "The gradient.", sp.Symbol("dL/dx[p]"), sp.IndexedBase("g")[p]),
+    )
+    md = rp.derivation_markdown(Derivation("lin", "x", (p,), sp.IndexedBase("g")[p], steps))
+    assert md.count("$$") == 4 and r"\frac{\partial L}{\partial x[p]}" in md and "(Eq. E)" in md
+
+
+def test_real_derivation_renders_in_notebooks():
+    md = rp.derivation_markdown(derive(load_layer("linear"), "x"))
+    assert md.count("$$") >= 4 and "**Gradient of `linear`" in md
