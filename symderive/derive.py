@@ -55,6 +55,12 @@ class Derivation:
         """The left side ``dL/dwrt[index]`` as a SymPy derivative symbol."""
         return partial_symbol("L", self.wrt, self.index)
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the same content as a report, in short (Markdown with $$ math)."""
+        from .report import derivation_markdown
+
+        return derivation_markdown(self)
+
 
 class NotDifferentiable(ValueError):
     """An expression symderive has no derivative rule for (the verdict is unknown)."""

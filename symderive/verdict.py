@@ -88,3 +88,9 @@ class Verdict:
         elif self.verdict == ERROR:
             out["error"] = self.reason
         return out
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the same content as a report, in short (Markdown with $$ math)."""
+        from .report import verdict_markdown
+
+        return verdict_markdown(self)
