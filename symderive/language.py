@@ -440,8 +440,10 @@ class _Parser:
         """The tensor of a tree; an operator that rejects its arguments makes an input error."""
         try:
             tensor = build(node, self.scope)
-        except InputError:
-            raise
+        except InputError as exc:
+            if exc.where:
+                raise
+            raise self.error(exc.message, where) from None
         except (
             ValueError,
             TypeError,
@@ -479,8 +481,16 @@ class _Parser:
                 raise self.error(f"{spelling}: {p.name} must be True or False", node)
             return node.value
         value = self.option(node)
+        if isinstance(value, str):
+            # a numeric option may also take named values (torch's padding="same")
+            if value in p.choices:
+                return value
+            allowed = f" (one of {', '.join(repr(c) for c in p.choices)}, or numbers)" if p.choices else ""
+            raise self.error(f"{spelling}: {p.name}={value!r} is not allowed{allowed}", node)
+        if isinstance(value, bool):
+            raise self.error(f"{spelling}: {p.name} must be a number, not {value}", node)
         if p.kind == "int":
-            ok = value is None or isinstance(value, int | sp.Expr)
+            ok = value is None or _is_ints(value, nested=False) and not isinstance(value, tuple)
         elif p.kind in ("ints", "axis"):
             ok = value is None or _is_ints(value, nested=p.kind == "ints")
         elif p.kind == "number":
@@ -491,8 +501,6 @@ class _Parser:
             ok = False
         if not ok:
             raise self.error(f"{spelling}: bad value {self.source(node)!r} for {p.name}", node)
-        if p.choices and value not in p.choices:
-            raise self.error(f"{spelling}: {p.name}={self.source(node)} is not one of {p.choices}", node)
         return value
 
     def option(self, node: ast.AST):
@@ -711,8 +719,10 @@ class _Parser:
 
 def _is_ints(value, nested: bool) -> bool:
     """An int, or a tuple of ints (of tuples of ints, when ``nested``)."""
-    if isinstance(value, int | sp.Expr) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
         return True
+    if isinstance(value, sp.Expr):
+        return bool(value.is_integer)
     if isinstance(value, tuple):
         return all(_is_ints(v, False) or (nested and _is_ints(v, True)) for v in value)
     return False

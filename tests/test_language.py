@@ -410,3 +410,70 @@ def test_error_where_is_claim_with_column():
         parse_claim("x + q", LAYERS["conv2d"], "x")
     assert info.value.where == "claim, column 5"
     assert re.search(r"unknown name 'q'", info.value.message)
+
+
+def _nchw_layer():
+    from symderive.layer import layer_from_dict
+
+    return layer_from_dict(
+        {
+            "name": "conv_s2",
+            "inputs": {"x": ["N", "C", "H", "W"], "w": ["O", "C", "kh", "kw"]},
+            "output": {"y": "F.conv2d(x, w, stride=2, padding=1)"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "F.conv_transpose2d(g, w, stride=2, padding=1)",
+        "conv_transpose2d(g, w, stride=2, padding=1, output_padding=((H + 2 - kh) % 2, (W + 2 - kw) % 2))",
+        "torch.nn.functional.conv_transpose2d(g, w, None, 2, 1, (H % 2, W % 2))",
+    ],
+)
+def test_torch_options_match_torch(text):
+    import torch
+
+    layer = _nchw_layer()
+    tensor = claim_tensor(parse_claim(text, layer, "x"), layer)
+    rng = np.random.default_rng(5)
+    sizes = dict(N=1, C=2, H=4, W=5, O=2, kh=2, kw=3)
+    x = rng.normal(size=(1, 2, 4, 5))
+    w = rng.normal(size=(2, 2, 2, 3))
+    g = rng.normal(size=(1, 2, 3, 3))
+    op = (
+        ((4 + 2 - 2) % 2, (5 + 2 - 3) % 2)
+        if "output_padding" in text
+        else ((4 % 2, 5 % 2) if "None" in text else (0, 0))
+    )
+    expected = torch.nn.functional.conv_transpose2d(
+        torch.tensor(g), torch.tensor(w), stride=2, padding=1, output_padding=op
+    ).numpy()
+    got = evaluate(tensor, sizes, dict(x=x, w=w, g=g))
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_einsum_spec_and_variadic_tensors():
+    layer = LAYERS["linear"]
+    claim = parse_claim('einsum("ij,i->j", w, g)', layer, "x")
+    rng = np.random.default_rng(9)
+    v = linear_values(rng, LINEAR_SIZES[0])
+    np.testing.assert_allclose(
+        evaluate(claim_tensor(claim, layer), LINEAR_SIZES[0], v), np.einsum("ij,i->j", v["w"], v["g"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("F.conv2d(x, w, padding='middle')", "'middle'"),
+        ("F.conv2d(x, w, padding=True)", "padding"),
+        ("sum(x, axis='a')", "axis"),
+        ("F.conv2d(x, w, stride=2.5)", "stride"),
+    ],
+)
+def test_bad_torch_and_axis_options(text, fragment):
+    with pytest.raises(InputError) as info:
+        parse_claim(text, _nchw_layer(), "x")
+    assert fragment in str(info.value) and "column" in str(info.value)
