@@ -1,0 +1,203 @@
+"""The deriver: its steps, and the derived gradient against PyTorch autograd.
+
+The derived gradient is an index expression at a free index; it is evaluated concretely
+(element by element, no symbolic reasoning) and compared with autograd of the forward
+pass written in torch, at several sizes with random, non-symmetric float64 data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+import torch.nn.functional as F
+
+from symderive.concrete import evaluate
+from symderive.derive import derive, eliminate_deltas
+from symderive.errors import InputError
+from symderive.ir import GSum, Tensor, index_symbol, read, size_symbol
+from symderive.layer import load_layer
+
+
+def _conv_full(t):
+    kh, kw = t["w"].shape
+    return F.conv2d(t["x"][None, None], torch.flip(t["w"], (0, 1))[None, None], padding=(kh - 1, kw - 1))[0, 0]
+
+
+# forward passes in torch, and the shapes of every input and of g
+TORCH = {
+    "conv2d": lambda t: F.conv2d(t["x"][None, None], t["w"][None, None])[0, 0] + t["b"],
+    "convolution2d": lambda t: F.conv2d(t["x"][None, None], torch.flip(t["w"], (0, 1))[None, None])[0, 0],
+    "convolution2d_full": _conv_full,
+    "linear": lambda t: t["w"] @ t["x"] + t["b"],
+    "softmax_cross_entropy": lambda t: -(t["t"] * torch.log_softmax(t["s"], 0)).sum(),
+}
+
+
+def _conv_valid(H, W, kh, kw):
+    return {"x": (H, W), "w": (kh, kw), "b": (), "g": (H - kh + 1, W - kw + 1)}
+
+
+SHAPES = {
+    "conv2d": _conv_valid,
+    "convolution2d": lambda H, W, kh, kw: {k: v for k, v in _conv_valid(H, W, kh, kw).items() if k != "b"},
+    "convolution2d_full": lambda H, W, kh, kw: {"x": (H, W), "w": (kh, kw), "g": (H + kh - 1, W + kw - 1)},
+    "linear": lambda n, m: {"x": (n,), "w": (m, n), "b": (m,), "g": (m,)},
+    "softmax_cross_entropy": lambda n: {"s": (n,), "t": (n,)},
+}
+
+# sizes in each layer's declaration order; edge cases included (1s, kernel as large as the input)
+SIZES = {
+    "conv2d": [(4, 3, 2, 3), (1, 1, 1, 1), (5, 4, 5, 1), (3, 5, 2, 2)],
+    "convolution2d": [(4, 3, 2, 3), (1, 1, 1, 1), (5, 4, 5, 1), (3, 5, 2, 2)],
+    "convolution2d_full": [(3, 2, 2, 4), (1, 1, 1, 1), (2, 4, 3, 1)],
+    "linear": [(3, 2), (1, 1), (1, 4), (5, 1)],
+    "softmax_cross_entropy": [(1,), (3,), (5,)],
+}
+NAMES = {
+    "conv2d": ("H", "W", "kh", "kw"),
+    "convolution2d": ("H", "W", "kh", "kw"),
+    "convolution2d_full": ("H", "W", "kh", "kw"),
+    "linear": ("n", "m"),
+    "softmax_cross_entropy": ("n",),
+}
+WRT = [(layer, wrt) for layer in TORCH for wrt in load_layer(layer).differentiable]
+RNG = np.random.default_rng(4)
+
+
+def torch_gradient(layer: str, wrt: str, values: dict) -> np.ndarray:
+    t = {k: torch.tensor(v, requires_grad=(k == wrt)) for k, v in values.items()}
+    out = TORCH[layer](t)
+    loss = out if layer == "softmax_cross_entropy" else (t["g"] * out).sum()
+    loss.backward()
+    return t[wrt].grad.numpy()
+
+
+def derived_value(derivation, expr, shape, sizes, values) -> np.ndarray:
+    """``expr`` (a step's right side at the derivation's free index) evaluated over the input's shape."""
+    index = derivation.index
+    tensor = Tensor(shape=shape, element=lambda idx: expr.xreplace(dict(zip(index, idx, strict=True))))
+    return np.asarray(evaluate(tensor, sizes, values), dtype=np.float64)
+
+
+@pytest.mark.parametrize(("layer", "wrt"), WRT)
+def test_derived_gradient_matches_autograd(layer, wrt):
+    lay = load_layer(layer)
+    d = derive(lay, wrt)
+    for size in SIZES[layer]:
+        sizes = dict(zip(NAMES[layer], size, strict=True))
+        # non-normalised targets: the derivation itself assumes nothing about sum(t)
+        values = {n: RNG.standard_normal(s) for n, s in SHAPES[layer](*size).items()}
+        expected = torch_gradient(layer, wrt, values)
+        got = derived_value(d, d.gradient, lay.inputs[wrt], sizes, values)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=f"{layer}/{wrt} at {sizes}")
+
+
+NON_FINAL = ["loss", "forward", "chain rule", "partial derivative", "kronecker deltas", "delta elimination", "result"]
+
+
+@pytest.mark.parametrize(("layer", "wrt"), WRT)
+def test_steps_have_the_documented_kinds_in_order(layer, wrt):
+    d = derive(layer, wrt)
+    kinds = [s.kind for s in d.steps]
+    wanted = (
+        ["loss", "partial derivative", "delta elimination", "result"] if layer == "softmax_cross_entropy" else NON_FINAL
+    )
+    positions = [kinds.index(k) for k in wanted]  # raises if a kind is missing
+    assert positions == sorted(positions), kinds
+    assert kinds[-1] == "result"
+    assert d.steps[-1].rhs == d.gradient
+    assert all(s.text for s in d.steps)
+
+
+@pytest.mark.parametrize(("layer", "wrt"), [w for w in WRT if w[0] != "softmax_cross_entropy"])
+def test_deltas_appear_then_are_eliminated(layer, wrt):
+    d = derive(layer, wrt)
+    step = {s.kind: s for s in d.steps}
+    if wrt != "b":
+        assert step["kronecker deltas"].rhs.has(sp.KroneckerDelta)
+    assert not step["delta elimination"].rhs.has(sp.KroneckerDelta)
+    assert not d.gradient.has(sp.KroneckerDelta)
+
+
+@pytest.mark.parametrize(("layer", "wrt"), [w for w in WRT if w[0] != "softmax_cross_entropy"])
+def test_sum_with_deltas_has_the_gradient_value(layer, wrt):
+    """The step before delta elimination, evaluated concretely, already equals autograd."""
+    lay = load_layer(layer)
+    d = derive(lay, wrt)
+    raw = next(s.rhs for s in d.steps if s.kind == "kronecker deltas")
+    size = SIZES[layer][0]
+    sizes = dict(zip(NAMES[layer], size, strict=True))
+    values = {n: RNG.standard_normal(s) for n, s in SHAPES[layer](*size).items()}
+    got = derived_value(d, raw, lay.inputs[wrt], sizes, values)
+    np.testing.assert_allclose(got, torch_gradient(layer, wrt, values), rtol=1e-9, atol=1e-12)
+
+
+def test_convolution2d_shows_the_shift_by_kh_minus_1():
+    """Issue 4: convolution2d's derivation re-indexes to show seed 000's Eq. E shifted by kh - 1."""
+    d = derive("convolution2d", "x")
+    reindex = [s for s in d.steps if s.kind == "reindex"]
+    assert reindex, f"no reindex step in {[s.kind for s in d.steps]}"
+    kh = size_symbol("kh")
+    assert any((s.rhs.has(kh) or s.text.count("kh")) for s in reindex)
+
+
+def test_bad_wrt_and_constant_wrt_are_input_errors():
+    with pytest.raises(InputError):
+        derive("linear", "y")
+    with pytest.raises(InputError):
+        derive("softmax_cross_entropy", "t")
+
+
+# -- the DESIGN.md trap: deltas over the integers, not the rationals ---------------------------
+
+STRIDED = """
+name = "strided"
+description = "Every second element of x."
+
+[inputs]
+x = ["N"]
+
+[output]
+y = "y[i] == x[2 * i]"
+shape = ["M"]
+"""
+
+
+def strided_torch_gradient(x, g) -> np.ndarray:
+    xt = torch.tensor(x, requires_grad=True)
+    zero = torch.zeros((), dtype=torch.float64)
+    y = torch.stack([xt[2 * i] if 2 * i < len(x) else zero for i in range(len(g))])
+    (torch.tensor(g) * y).sum().backward()
+    return xt.grad.numpy()
+
+
+@pytest.mark.parametrize(("N", "M"), [(6, 3), (7, 3), (5, 4), (1, 1), (4, 1), (2, 5)])
+def test_strided_read_gradient_is_zero_at_odd_positions(tmp_path, N, M):
+    path = tmp_path / "strided.toml"
+    path.write_text(STRIDED)
+    lay = load_layer(str(path))
+    d = derive(lay, "x")
+    x, g = RNG.standard_normal(N), RNG.standard_normal(M)
+    got = derived_value(d, d.gradient, lay.inputs["x"], {"N": N, "M": M}, {"x": x, "g": g})
+    expected = strided_torch_gradient(x, g)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    assert np.all(got[1::2] == 0)
+
+
+def test_eliminate_deltas_non_unit_coefficient_keeps_divisibility():
+    """Sum_k [0 <= k <= n-1] x[2k] delta(2k, p): 1 at even p < 2n, 0 at odd p (SymPy would say 1)."""
+    k, p = index_symbol("k"), index_symbol("p")
+    n = size_symbol("n")
+    expr = eliminate_deltas(GSum(read("x", (2 * k,)) * sp.KroneckerDelta(2 * k, p), (k, 0, n - 1)))
+    assert not expr.has(sp.KroneckerDelta)
+    for nv in (1, 3):
+        for pv in range(0, 2 * nv + 2):
+            want = 1.0 if (pv % 2 == 0 and pv < 2 * nv) else 0.0
+            value = expr.xreplace({p: pv, n: nv})
+            x = np.arange(1.0, 2 * nv + 3)
+            t = Tensor(shape=(), element=lambda idx, v=value: v)
+            got = float(evaluate(t, {}, {"x": x}))
+            assert got == (x[pv] if want else 0.0), (nv, pv, value)
