@@ -1,0 +1,114 @@
+"""Presburger questions through z3: implication, satisfiability, the integer translation.
+
+Expected answers come from Python's own integer arithmetic (``//`` and ``%`` floor
+semantics) and from brute-force enumeration over a small box.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import sympy as sp
+import z3
+
+from symderive import domains
+
+n, k, i, j = sp.symbols("n k i j", integer=True)
+
+
+def test_implies_transitivity():
+    assert domains.implies([sp.Ge(n, k), sp.Ge(k, 1)], sp.Ge(n, 1)) is True
+
+
+def test_implies_false_when_a_counterexample_exists():
+    assert domains.implies([sp.Ge(n, 1)], sp.Ge(n, 2)) is False
+
+
+def test_implies_uses_integrality():
+    # over the rationals 0 < 2n < 2 has solutions; over the integers none
+    assert domains.implies([sp.Gt(2 * n, 0)], sp.Ge(n, 1)) is True
+
+
+def test_implies_non_linear_is_undecided():
+    assert domains.implies([sp.Ge(n, 1)], sp.Ge(n * k, 0)) is None
+
+
+def test_satisfiable():
+    assert domains.satisfiable([sp.Ge(n, 3), sp.Le(n, 3)]) is True
+    assert domains.satisfiable([sp.Ge(n, 3), sp.Lt(n, 3)]) is False
+
+
+def test_satisfiable_parity():
+    # 2i == 2j + 1 has no integer solution (it has rational ones)
+    assert domains.satisfiable([sp.Eq(2 * i, 2 * j + 1)]) is False
+
+
+def test_satisfiable_non_linear_is_none():
+    assert domains.satisfiable([sp.Eq(i * j, 6)]) is None
+
+
+def test_non_linear_product_raises():
+    with pytest.raises(domains.NonLinear):
+        domains.Z3Context().expr(i * j)
+
+
+def test_symbolic_modulus_raises():
+    with pytest.raises(domains.NonLinear):
+        domains.Z3Context().expr(sp.Mod(i, n))
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_floor_and_mod_match_python(d):
+    """z3's translation of floor(i/d) and Mod(i, d) against Python's // and % for negative i too."""
+    ctx = domains.Z3Context()
+    fl = ctx.expr(sp.floor(i / d))
+    md = ctx.expr(sp.Mod(i, d))
+    fl_shift = ctx.expr(sp.floor((i + 1) / d))
+    for value in range(-11, 12):
+        s = z3.Solver()
+        s.add(ctx.var(i) == value)
+        assert s.check() == z3.sat
+        m = s.model()
+        assert m.eval(fl).as_long() == value // d
+        assert m.eval(md).as_long() == value % d
+        assert m.eval(fl_shift).as_long() == (value + 1) // d
+
+
+def test_max_min_piecewise():
+    ctx = domains.Z3Context()
+    e = ctx.expr(sp.Max(i, j) - sp.Min(i, j))
+    for a, b in itertools.product(range(-3, 4), repeat=2):
+        s = z3.Solver()
+        s.add(ctx.var(i) == a, ctx.var(j) == b)
+        s.check()
+        assert s.model().eval(e).as_long() == abs(a - b)
+
+
+def test_check_returns_a_model_satisfying_the_conditions():
+    ctx = domains.Z3Context()
+    sat, model = domains.check([sp.Ge(n, 4), sp.Eq(sp.Mod(n, 3), 1)], ctx)
+    assert sat is True
+    value = model.eval(ctx.var(n)).as_long()
+    assert value >= 4 and value % 3 == 1
+
+
+def test_rational_relation_is_integerised():
+    # n/2 >= 1  <=>  n >= 2
+    assert domains.implies([sp.Ge(n / 2, 1)], sp.Ge(n, 2)) is True
+    assert domains.implies([sp.Ge(n, 2)], sp.Ge(n / 2, 1)) is True
+
+
+def test_box_count_agrees_with_enumeration():
+    """The number of (i, j) in a box with i + j even, counted by z3's models, equals Python's count."""
+    conds = [sp.Ge(i, 0), sp.Le(i, 3), sp.Ge(j, 0), sp.Le(j, 2), sp.Eq(sp.Mod(i + j, 2), 0)]
+    ctx = domains.Z3Context()
+    s = domains.new_solver()
+    for c in conds:
+        s.add(ctx.cond(c))
+    found = 0
+    while s.check() == z3.sat:
+        m = s.model()
+        found += 1
+        s.add(z3.Or(ctx.var(i) != m.eval(ctx.var(i)), ctx.var(j) != m.eval(ctx.var(j))))
+    assert found == sum(1 for a in range(4) for b in range(3) if (a + b) % 2 == 0)
