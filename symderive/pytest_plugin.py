@@ -73,8 +73,10 @@ class LayerFile(pytest.File):
 
 def _item_name(layer_name: str, claim) -> str:
     """``layer[dwrt = claim]``, with the claim's own assumptions when it has any."""
+    from .testing import claim_heading
+
     extra = f" assuming {', '.join(claim.assume)}" if claim.assume else ""
-    return f"{layer_name}[d{claim.wrt} = {claim.claim}{extra}]"
+    return f"{layer_name}[{claim_heading(claim.wrt, claim.claim)}{extra}]"
 
 
 class ClaimItem(pytest.Item):
@@ -104,4 +106,6 @@ class ClaimItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.layer.name}: d{self.claim.wrt} = {self.claim.claim}"
+        from .testing import claim_heading
+
+        return self.path, None, f"{self.layer.name}: {claim_heading(self.claim.wrt, self.claim.claim)}"

@@ -8,11 +8,12 @@ expected against claimed) or the reason the verdict is unknown. The pytest plugi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from .verdict import PROVED, REFUTED, Counterexample, Verdict
 
-__all__ = ["assert_gradient", "format_array", "render_counterexample", "render_verdict"]
+__all__ = ["assert_gradient", "claim_heading", "format_array", "render_counterexample", "render_verdict"]
 
 
 def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), timeout: float = 60.0) -> Verdict:
@@ -33,6 +34,17 @@ def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), tim
 
 
 # -- rendering ------------------------------------------------------------------------------------
+def claim_heading(wrt: str, claim: str) -> str:
+    """A claim as an equation: ``dx = CLAIM`` for a closed form, the index form as written.
+
+    >>> claim_heading("x", "w.T @ g"), claim_heading("x", "dx[p] == Sum(w[i, p] * g[i], i)")
+    ('dx = w.T @ g', 'dx[p] == Sum(w[i, p] * g[i], i)')
+    """
+    if re.match(rf"\s*d{re.escape(wrt)}\s*(\[|==?)", claim):
+        return claim.strip()
+    return f"d{wrt} = {claim}"
+
+
 def render_verdict(verdict: Verdict) -> str:
     """A verdict as a few readable lines: the claim, then the counterexample or the reason.
 
@@ -40,7 +52,7 @@ def render_verdict(verdict: Verdict) -> str:
     dx = g  (layer l): unknown
     reason: too hard
     """
-    head = f"d{verdict.wrt} = {verdict.claim}  (layer {verdict.layer}): {verdict.verdict}"
+    head = f"{claim_heading(verdict.wrt, verdict.claim)}  (layer {verdict.layer}): {verdict.verdict}"
     lines = [head]
     if verdict.assumptions and verdict.verdict != PROVED:
         lines.append(f"assuming: {', '.join(verdict.assumptions)}")
