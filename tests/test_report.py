@@ -262,3 +262,9 @@ def test_derivation_markdown_has_every_step_as_math():
 def test_real_derivation_renders_in_notebooks():
     md = rp.derivation_markdown(derive(load_layer("linear"), "x"))
     assert md.count("$$") >= 4 and "**Gradient of `linear`" in md
+
+
+def test_notebook_reprs_are_attached():
+    layer = load_layer("linear")
+    assert derive(layer, "x")._repr_markdown_().startswith("**Gradient of `linear`")
+    assert _hand_verdict()._repr_markdown_().startswith("**refuted**")
