@@ -22,7 +22,7 @@ from fractions import Fraction
 import sympy as sp
 
 from . import ops
-from .errors import InputError
+from .errors import InputError, InternalError
 from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, index_symbol, leaf, size_symbol
 from .ops import FAMILY_PREFIXES, OPERATORS, REFUSED_SPELLINGS, Operator, Param
 from .tree import Call, Node, Num, Ref, Scalar, build
@@ -444,15 +444,11 @@ class _Parser:
             if exc.where:
                 raise
             raise self.error(exc.message, where) from None
-        except (
-            ValueError,
-            TypeError,
-            KeyError,
-            IndexError,
-            NotImplementedError,
-            ZeroDivisionError,
-            AttributeError,
-        ) as exc:
+        except InternalError:
+            raise
+        except Exception as exc:  # an operator rejecting its arguments is the user's mistake
+            if isinstance(exc, RecursionError | MemoryError):
+                raise self.error("expression too large to build", where) from None
             raise self.error(f"{self.source(where)}: {exc}", where) from exc
         if tensor.valid is sp.false or tensor.valid == sp.false:
             raise self.error(f"{self.source(where)!r} is defined at no size (shapes never fit)", where)

@@ -472,6 +472,8 @@ def describe_layer(layer: Layer) -> str:
     lines.append(f"{kind}: {layer.output} [{out_shape}]")
     if layer.forward_tree is not None:
         lines.append(f"  {layer.output} = {layer.forward_text}")
+    else:
+        lines.append(f"  defined as: {layer.forward_text}")
     idx = fresh_indices("i", layer.forward.ndim) if layer.forward.ndim else ()
     element = _readable(layer.forward.element(idx), facts)
     left = f"{layer.output}[{', '.join(map(str, idx))}]" if idx else layer.output

@@ -320,3 +320,23 @@ def test_layer_from_dict_assumption_kinds():
     )
     assert [a.kind for a in layer.assumptions] == ["size", "sign", "equal"]
     assert layer.assumptions[0].cond == sp.Eq(sp.Mod(H + 2 - kh, 2), 0)
+
+
+def test_index_form_loss_layer_and_describe(tmp_path):
+    text = """
+name = "sq"
+[inputs]
+x = ["n"]
+[output]
+L = "L == Sum(x[i] ** 2, i)"
+[[claims]]
+wrt = "x"
+claim = "dx[i] == 2 * x[i]"
+"""
+    layer = load_layer(str(_write(tmp_path, text)))
+    assert layer.is_loss and layer.forward.shape == ()
+    got = evaluate(layer.forward, {"n": 3}, {"x": np.array([1.0, -2.0, 3.0])})
+    assert float(got) == 14.0
+    shown = describe_layer(layer)
+    assert "defined as: L == Sum(x[i] ** 2, i)" in shown
+    assert "dx: dx[i] == 2 * x[i]" in shown
