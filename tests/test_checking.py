@@ -8,6 +8,7 @@ import os
 import re
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +180,18 @@ def test_scalar_input_and_loss_layer_with_normalised_target(tmp_path):
         )
     )
     assert check_implementation("softmax_cross_entropy", "s", f"{path}:ce").status == "mismatch"
+
+
+def test_the_course_example_submissions():
+    course = Path(__file__).parents[1] / "examples" / "course"
+    specs = [f"{course}/students/{s}.py:conv2d_backward_x" for s in ("alice", "bob")]
+    alice, bob = check_many(course / "conv2d.symd.toml", "x", specs)
+    assert alice.status == "ok", alice.details()
+    assert bob.status == "mismatch"
+    # bob correlates with the unflipped kernel: exactly the bug reproduced above
+    inputs = bob.inputs
+    returned = unflipped_conv_backward(np.array(inputs["g"]), np.array(inputs["w"]))
+    np.testing.assert_allclose(np.array(bob.returned), returned, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.array(bob.expected), torch_conv2d_dx(inputs["x"], inputs["w"], inputs["b"], inputs["g"]), rtol=1e-12
+    )
