@@ -150,7 +150,14 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         c = expr.args[0]
         if is_integer_cond(c, ctx):
             return [Term(sp.S.One, (), (c,), ())]
-        return [_atom(expr, ctx, guards)]
+        c = canonical_condition(c)
+        if c in (sp.true, sp.false):
+            return [Term(sp.S.One)] if c == sp.true else []
+        if isinstance(c, sp.Or):
+            # [a or b] = [a] + [b and not a]: each part an atom of its own
+            first, rest = c.args[0], sp.Or(*c.args[1:])
+            return flatten(Iverson(first) + Iverson(sp.And(rest, sp.Not(first))), ctx, guards)
+        return [_atom(Iverson(c), ctx, guards)]
     if isinstance(expr, sp.KroneckerDelta):
         return [Term(sp.S.One, (), (sp.Eq(expr.args[0], expr.args[1]),), ())]
     if isinstance(expr, sp.Piecewise):
@@ -193,6 +200,42 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
             raise Unsupported(f"index expression used as a value: {expr}")
         return [_atom(expr, ctx, guards)]
     raise Unsupported(f"cannot put {type(expr).__name__} into canonical form")
+
+
+def canonical_condition(c):
+    """A value condition with Piecewise sides lifted out and relations in canonical form.
+
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("i", integer=True)]
+    >>> canonical_condition(sp.Piecewise((x, x > 0), (0, True)) > 0)
+    x[i] > 0
+    """
+
+    def lift(r):
+        if not isinstance(r, sp.Rel):
+            return visit(r) if isinstance(r, sp.And | sp.Or | sp.Not) else r
+        for side in (r.lhs, r.rhs):
+            pw = next((a for a in sp.preorder_traversal(side) if isinstance(a, sp.Piecewise)), None)
+            if pw is not None:
+                options, previous = [], []
+                for value, cond in pw.args:
+                    options.append(sp.And(cond, *[sp.Not(q) for q in previous], lift(r.xreplace({pw: value}))))
+                    previous.append(cond)
+                return sp.Or(*options)
+        return r.canonical if isinstance(r, sp.Rel) else r
+
+    def visit(e):
+        if isinstance(e, sp.Rel):
+            return lift(e)
+        if isinstance(e, sp.And | sp.Or | sp.Not):
+            return e.func(*(visit(a) for a in e.args))
+        return e
+
+    out = visit(c)
+    try:
+        out = sp.simplify_logic(out, form="dnf", force=False) if len(out.atoms(sp.Rel)) <= 6 else out
+    except Exception:  # noqa: BLE001 - simplification is only cosmetic here
+        pass
+    return out
 
 
 def _is_atomic_base(base, ctx) -> bool:

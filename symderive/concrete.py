@@ -36,6 +36,10 @@ class EvaluationError(ValueError):
     """A concrete evaluation that cannot be carried out (undefined at these sizes)."""
 
 
+class SymbolicCondition(EvaluationError):
+    """A condition that depends on symbolic tensor values (exact mode keeps it symbolic)."""
+
+
 def _as_int(v) -> int:
     if isinstance(v, int | np.integer):
         return int(v)
@@ -131,7 +135,12 @@ class Evaluator:
     def _function(self, e):
         args = [self.value(a) for a in e.args]
         if self.exact:
-            return e.func(*[sp.sympify(a) if not isinstance(a, Fraction) else sp.Rational(a.numerator, a.denominator) for a in args])
+            return e.func(
+                *[
+                    sp.sympify(a) if not isinstance(a, Fraction) else sp.Rational(a.numerator, a.denominator)
+                    for a in args
+                ]
+            )
         fn = _FLOAT_FUNCS.get(e.func)
         if fn is None:
             try:
@@ -170,17 +179,46 @@ class Evaluator:
             return float(np.power(float(base), float(exp)))
 
     def _eval_Iverson(self, e):
-        return 1 if self.truth(e.args[0]) else 0
+        c = self.condition(e.args[0])
+        if isinstance(c, bool):
+            return 1 if c else 0
+        return sp.Piecewise((sp.S.One, c), (sp.S.Zero, True))
 
     def _eval_KroneckerDelta(self, e):
         a, b = (self.value(x) for x in e.args[:2])
         return 1 if a == b else 0
 
     def _eval_Piecewise(self, e):
+        pending = []  # branches whose condition depends on symbolic tensor values (exact mode)
         for expr, cond in e.args:
-            if self.truth(cond):
-                return self.value(expr)
+            c = self.condition(cond)
+            if c is True:
+                if not pending:
+                    return self.value(expr)
+                return sp.Piecewise(*pending, (_to_sympy(self.value(expr)), True))
+            if c is not False:
+                pending.append((_to_sympy(self.value(expr)), c))
+        if pending:
+            return sp.Piecewise(*pending)
         raise EvaluationError(f"no branch of {e} applies")
+
+    def condition(self, c):
+        """A condition's truth value, or (exact mode) a SymPy condition on symbolic tensor values."""
+        try:
+            return self.truth(c)
+        except SymbolicCondition:
+            return self._symbolic_condition(c)
+
+    def _symbolic_condition(self, c):
+        if isinstance(c, sp.And | sp.Or):
+            parts = [self.condition(a) for a in c.args]
+            return c.func(*[sp.true if p is True else sp.false if p is False else p for p in parts])
+        if isinstance(c, sp.Not):
+            inner = self.condition(c.args[0])
+            return (not inner) if isinstance(inner, bool) else sp.Not(inner)
+        if isinstance(c, sp.Rel):
+            return c.func(_to_sympy(self.value(c.lhs)), _to_sympy(self.value(c.rhs)))
+        raise EvaluationError(f"cannot decide condition {c}")
 
     def _eval_floor(self, e):
         return math.floor(self._rational(e.args[0]))
@@ -248,7 +286,7 @@ class Evaluator:
                 lhs, rhs = _to_sympy(lhs), _to_sympy(rhs)
                 diff = sp.nsimplify(lhs - rhs) if not (lhs - rhs).is_Number else lhs - rhs
                 if not diff.is_number:
-                    raise EvaluationError(f"condition {c} depends on symbols")
+                    raise SymbolicCondition(f"condition {c} depends on symbols")
                 return bool(_compare(c.rel_op, diff))
             return bool(_compare(c.rel_op, lhs - rhs))
         raise EvaluationError(f"cannot decide condition {c}")
