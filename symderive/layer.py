@@ -236,6 +236,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
         source=source,
         forward_text=out["text"],
     )
+    layer = dataclasses.replace(layer, forward=_refined(layer.forward, layer.size_assumptions()))
     if layer.is_loss and layer.forward.ndim != 0:
         raise InputError(
             f"a loss output L must be a scalar, got shape {layer.forward.shape}", where=f"{source}: output.L"
@@ -423,6 +424,37 @@ def _load_claims(raw, layer: Layer, source: str) -> tuple[KnownClaim, ...]:
             raise _rewhere(exc, f"{where}.claim") from None
         claims.append(KnownClaim(wrt=wrt, claim=text, assume=assume, expect=expect))
     return tuple(claims)
+
+
+def _assumed_true(facts) -> dict:
+    """Each size assumption (in both spellings, ``kh <= H`` and ``H >= kh``) mapped to true."""
+    true = {}
+    for f in facts:
+        if isinstance(f, sp.Rel):
+            true[f] = sp.true
+            true[f.reversed] = sp.true
+    return true
+
+
+def _refined(forward: Tensor, facts) -> Tensor:
+    """The forward with branches on conditions the layer assumes resolved (``correlate``'s
+    "valid" shape is a Piecewise on ``kh <= H``; under that assumption it is ``H - kh + 1``).
+
+    Sound because a layer is only ever used under its own assumptions.
+    """
+    true = _assumed_true(facts)
+    if not true:
+        return forward
+    shape = tuple(sp.sympify(d).xreplace(true) for d in forward.shape)
+    if shape == tuple(forward.shape):
+        return forward
+    element = forward.element
+    return dataclasses.replace(
+        forward,
+        shape=shape,
+        element=lambda idx: sp.sympify(element(idx)).xreplace(true),
+        valid=sp.sympify(forward.valid).xreplace(true),
+    )
 
 
 # -- showing ---------------------------------------------------------------------------

@@ -76,11 +76,9 @@ def test_builtin_tensors_sizes_and_shapes(name):
     assert layer.inputs == inputs
     assert layer.output == output
     assert set(layer.differentiable) == differentiable
-    for got, want in zip(layer.forward.shape, out_shape, strict=True):
-        # under kh <= H, kw <= W the library's shape is the valid one; check at sizes
-        for sizes in SIZES[name]:
-            env = {size_symbol(k): v for k, v in sizes.items()}
-            assert int(got.subs(env)) == int(want.subs(env)), (got, want, sizes)
+    # conv2d's library shape branches on kh <= H; the layer's assumptions resolve it
+    assert tuple(sp.simplify(d) for d in layer.forward.shape) == out_shape
+    assert layer.upstream().shape == layer.forward.shape
     assert len(layer.claims) == len(differentiable)
     assert {c.wrt for c in layer.claims} == differentiable
 
