@@ -122,17 +122,25 @@ def test_deltas_appear_then_are_eliminated(layer, wrt):
     assert not d.gradient.has(sp.KroneckerDelta)
 
 
-@pytest.mark.parametrize(("layer", "wrt"), [w for w in WRT if w[0] != "softmax_cross_entropy"])
-def test_sum_with_deltas_has_the_gradient_value(layer, wrt):
-    """The step before delta elimination, evaluated concretely, already equals autograd."""
+GRADIENT_STEPS = ("kronecker deltas", "delta elimination", "guards", "reindex", "result")
+
+
+@pytest.mark.parametrize(("layer", "wrt"), WRT)
+def test_every_step_at_the_free_index_has_the_gradient_value(layer, wrt):
+    """Each step from the sum with deltas on (elimination, guards, re-indexing) keeps autograd's value."""
     lay = load_layer(layer)
     d = derive(lay, wrt)
-    raw = next(s.rhs for s in d.steps if s.kind == "kronecker deltas")
-    size = SIZES[layer][0]
-    sizes = dict(zip(NAMES[layer], size, strict=True))
-    values = {n: RNG.standard_normal(s) for n, s in SHAPES[layer](*size).items()}
-    got = derived_value(d, raw, lay.inputs[wrt], sizes, values)
-    np.testing.assert_allclose(got, torch_gradient(layer, wrt, values), rtol=1e-9, atol=1e-12)
+    steps = [s for s in d.steps if s.kind in GRADIENT_STEPS]
+    if layer == "softmax_cross_entropy":
+        steps += [s for s in d.steps if s.kind == "partial derivative"]
+    assert steps
+    for size in SIZES[layer][:2] + SIZES[layer][-1:]:
+        sizes = dict(zip(NAMES[layer], size, strict=True))
+        values = {n: RNG.standard_normal(s) for n, s in SHAPES[layer](*size).items()}
+        expected = torch_gradient(layer, wrt, values)
+        for step in steps:
+            got = derived_value(d, step.rhs, lay.inputs[wrt], sizes, values)
+            np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=f"step {step.kind} at {sizes}")
 
 
 def test_convolution2d_shows_the_shift_by_kh_minus_1():

@@ -1044,3 +1044,77 @@ def test_claim_needing_a_domain_condition_is_not_proved(layer, wrt, claim, point
 )
 def test_domain_condition_implied_is_proved(claim, assume):
     assert prove("linear", "x", claim, assume=assume).verdict == P
+
+
+# -- extra assumptions (--assume) change the verdict ---------------------------------------------
+
+ASSUMED = [
+    # square w: w @ g is defined, and still wrong (w is not symmetric); minimal n = m = 2
+    pytest.param("linear", "x", "w @ g", ("m == n",), R, {"n": 2, "m": 2}, lambda v: v["w"] @ v["g"], id="square-w"),
+    pytest.param(
+        "linear", "x", "w.T @ g", ("m == n",), P, {"n": 3, "m": 3}, lambda v: v["w"].T @ v["g"], id="square-wT"
+    ),
+    # a 1x1 kernel makes "same" the same as "full"
+    pytest.param(
+        "conv2d",
+        "x",
+        'convolve(g, w, "same")',
+        ("kh == 1", "kw == 1"),
+        P,
+        {"H": 3, "W": 4, "kh": 1, "kw": 1},
+        lambda v: ss.convolve(v["g"], v["w"], "same"),
+        id="same-with-1x1-kernel",
+    ),
+    # a kernel as large as the input: g is 1x1 and SciPy swaps the operands of "valid"
+    pytest.param(
+        "conv2d",
+        "x",
+        'convolve(g, w, "valid")',
+        ("kh == H", "kw == W"),
+        P,
+        {"H": 3, "W": 2, "kh": 3, "kw": 2},
+        lambda v: ss.convolve(v["g"], v["w"], "valid"),
+        id="valid-with-kernel-as-large-as-input",
+    ),
+    pytest.param(
+        "softmax_ce_free",
+        "s",
+        "2 * softmax(s) - t",
+        ("sum(t) == 2",),
+        P,
+        {"n": 4},
+        lambda v: 2 * softmax(v["s"]) - v["t"],
+        id="targets-sum-to-2",
+    ),
+    pytest.param(
+        "softmax_ce_free",
+        "s",
+        "softmax(s) - t",
+        ("sum(t) == 2",),
+        R,
+        {"n": 1},
+        lambda v: softmax(v["s"]) - v["t"],
+        id="targets-sum-to-2-wrong",
+    ),
+]
+
+
+@pytest.mark.parametrize(("layer", "wrt", "claim", "assume", "expected", "sizes", "oracle"), ASSUMED)
+def test_extra_assumptions(layer_paths, layer, wrt, claim, assume, expected, sizes, oracle):
+    v = verdict_of(layer_paths, layer, wrt, claim, assume)
+    assert v.verdict == expected, f"{v.verdict} {v.reason} {v.counterexample}"
+    if expected == P:
+        assert set(assume) <= set(v.assumptions)
+        values = random_values(layer, sizes, rng_for(claim))
+        if "sum(t) == 2" in assume:
+            values["t"] = 2 * np.abs(values["t"]) / np.abs(values["t"]).sum()
+        np.testing.assert_allclose(oracle({**values, **sizes}), torch_gradient(layer, wrt, values), rtol=1e-9)
+        return
+    ce = v.counterexample
+    assert {k: int(ce.sizes[k]) for k in sizes} == sizes  # the smallest sizes the assumptions allow a mismatch at
+    values = {n: as_array(ce.values[n]) for n in SPECS[layer].shapes(sizes)}
+    idx = tuple(ce.index)
+    expected_arr, claimed_arr = torch_gradient(layer, wrt, values), oracle({**values, **sizes})
+    assert not np.isclose(expected_arr[idx], claimed_arr[idx])
+    assert np.isclose(as_number(ce.expected), expected_arr[idx])
+    assert np.isclose(as_number(ce.claimed), claimed_arr[idx])
