@@ -165,43 +165,111 @@ def _sd_fast_len(n):
     return best
 
 
-def _sd_correlate_window(a, b, starts, shape):
-    """out[k] = full[k + starts] of the correlation of a with b (zero outside a and b)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    n1, n2, out_shape = a.shape, b.shape, tuple(int(s) for s in shape)
-    out_size = int(np.prod(out_shape))
-    full = tuple(x + y - 1 for x, y in zip(n1, n2, strict=True))
-    fft_cost = 8.0 * np.prod([_sd_fast_len(f) for f in full]) * max(np.log2(max(np.prod(full), 2)), 1.0)
-    if min(a.size, b.size) * out_size > fft_cost:
-        lens = [_sd_fast_len(f) for f in full]
-        axes = list(range(a.ndim))
-        spec = np.fft.rfftn(a, lens, axes) * np.fft.rfftn(np.flip(b), lens, axes)
-        whole = np.fft.irfftn(spec, lens, axes)
-        return np.ascontiguousarray(whole[tuple(slice(s, s + o) for s, o in zip(starts, out_shape, strict=True))])
-    # out[k] = sum_l a[l + k + off] b[l], off = starts - (n2 - 1); loop over the smaller operand
-    offs = [s - (y - 1) for s, y in zip(starts, n2, strict=True)]
-    if b.size > a.size:
-        # with j = n1 - 1 - (l + k + off): out[k] = sum_j flip(a)[j] * flip(b)[j + k + off + n2 - n1]
-        offs = [o + y - x for o, x, y in zip(offs, n1, n2, strict=True)]
-        a, b = np.flip(b), np.flip(a)
-        n2 = b.shape
-    lo = [max(0, -o) for o in offs]
-    hi = [max(0, (y - 1) + o + s - x) for y, o, s, x in zip(n2, offs, out_shape, a.shape, strict=True)]
-    padded = np.pad(a, list(zip(lo, hi, strict=True)))
-    out = np.zeros(out_shape)
-    tmp = np.empty(out_shape)
-    for pos in np.ndindex(*n2):
-        sl = tuple(slice(p + o + q, p + o + q + s) for p, o, q, s in zip(pos, offs, lo, out_shape, strict=True))
-        np.multiply(padded[sl], b[pos], out=tmp)
-        out += tmp
+def _sd_result_dtype(*arrays):
+    """The floating dtype scipy.signal/torch give for these inputs: float32 stays float32, ints become float64."""
+    return np.result_type(*(x.dtype if isinstance(x, np.ndarray) else np.asarray(x).dtype for x in arrays), np.float32)
+
+
+def _sd_size(shape):
+    """The number of elements of a shape (a plain loop: cheaper than np.prod on small tuples)."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _sd_valid_kernel_loop(region, b, out_shape):
+    """Valid correlation of region with a small b: accumulate b[l] * shifted slices, in cache-sized row blocks."""
+    out = np.empty(out_shape, dtype=region.dtype)
+    block = max(1, (1 << 17) // max(_sd_size(out_shape[1:]) * region.itemsize, 1))
+    tmp = np.empty((min(block, out_shape[0]),) + tuple(out_shape[1:]), dtype=region.dtype)
+    taps = [(pos, b[pos]) for pos in np.ndindex(*b.shape)]
+    inner = [tuple(slice(p, p + o) for p, o in zip(pos[1:], out_shape[1:], strict=True)) for pos, _ in taps]
+    for r0 in range(0, out_shape[0], block):
+        r1 = min(out_shape[0], r0 + block)
+        acc, scratch = out[r0:r1], tmp[: r1 - r0]
+        (pos, weight), rest = taps[0], zip(taps[1:], inner[1:], strict=True)
+        np.multiply(region[(slice(r0 + pos[0], r1 + pos[0]),) + inner[0]], weight, out=acc)
+        for (pos, weight), sl in rest:
+            np.multiply(region[(slice(r0 + pos[0], r1 + pos[0]),) + sl], weight, out=scratch)
+            np.add(acc, scratch, out=acc)
     return out
+
+
+def _sd_valid_output_loop(padded, base, b, out_shape):
+    """Valid correlation of padded[base:] with a large b and a tiny output: one BLAS dot per output element.
+
+    In the flat (C-order) layout of padded, out[k] = dot(flat[p(k) : p(k) + L], b embedded in rows of padded's width).
+    """
+    item = padded.itemsize
+    strides = [s // item for s in padded.strides]
+    flat = padded.reshape(-1)
+    start = sum(q * s for q, s in zip(base, strides, strict=True))
+    length = sum((n - 1) * s for n, s in zip(b.shape, strides, strict=True)) + 1
+    embedded = np.zeros((b.shape[0],) + padded.shape[1:], dtype=padded.dtype)
+    embedded[tuple(slice(0, n) for n in b.shape)] = b
+    kernel = embedded.reshape(-1)[:length]
+    out = np.empty(out_shape, dtype=padded.dtype)
+    for k in np.ndindex(*out_shape):
+        p = start + sum(q * s for q, s in zip(k, strides, strict=True))
+        out[k] = np.dot(flat[p : p + length], kernel)
+    return out
+
+
+def _sd_valid_fft(region, b, out_shape):
+    """Valid correlation of region with b by FFT (circular length >= region: wrap-around misses the valid part)."""
+    lens = [_sd_fast_len(n) for n in region.shape]
+    axes = list(range(region.ndim))
+    spec = np.fft.rfftn(region, lens, axes) * np.fft.rfftn(np.flip(b), lens, axes)
+    whole = np.fft.irfftn(spec, lens, axes)
+    sl = tuple(slice(n - 1, n - 1 + o) for n, o in zip(b.shape, out_shape, strict=True))
+    return np.ascontiguousarray(whole[sl], dtype=region.dtype)
+
+
+def _sd_correlate_window(a, b, starts, shape):
+    """out[k] = full[k + starts] of the correlation of a with b (zero outside a and b), in a's and b's dtype.
+
+    With off = starts - (n2 - 1), out[k] = sum_l a[l + k + off] b[l]: a valid correlation of the region of a
+    (zero-padded) from off to off + shape + n2 - 2 with b. Out and b play symmetric roles there, so the direct
+    method loops over the smaller of the two; FFT where a cost model says it is cheaper.
+    """
+    dt = _sd_result_dtype(a, b)
+    a = np.asarray(a, dtype=dt)
+    b = np.asarray(b, dtype=dt)
+    out_shape = tuple(int(s) for s in shape)
+    if 0 in out_shape or a.size == 0 or b.size == 0:
+        return np.zeros(out_shape, dtype=dt)
+    pads, base, window = [], [], []
+    for s, o, y, x in zip(starts, out_shape, b.shape, a.shape, strict=True):
+        off = int(s) - (y - 1)  # the read a[l + k + off] at k = l = 0
+        lo = max(0, -off)
+        pads.append((lo, max(0, off + o + y - 1 - x)))
+        base.append(off + lo)
+        window.append(slice(off + lo, off + lo + o + y - 1))
+    padded = np.pad(a, pads) if any(p != (0, 0) for p in pads) else np.ascontiguousarray(a)
+    region = padded[tuple(window)]
+    # rough nanoseconds on a current x86 core: a ufunc pass per element, a BLAS dot per element, FFT per N log N
+    out_size, taps, item = _sd_size(out_shape), b.size, a.itemsize
+    kernel_cost = taps * (0.25 * item * out_size + 4000.0)
+    length = sum((n - 1) * s // item for n, s in zip(b.shape, padded.strides, strict=True)) + 1
+    output_cost = out_size * (0.05 * item * length + 2000.0)
+    direct_cost = min(kernel_cost, output_cost)
+    fft_cost = direct_cost
+    if direct_cost > 1e5:  # below ~0.1 ms the FFT's fixed costs dominate: do not even size it
+        n_fft = float(_sd_size([_sd_fast_len(n) for n in region.shape]))
+        fft_cost = 0.6 * item * n_fft * max(np.log2(n_fft), 1.0) + 20000.0
+    if fft_cost < direct_cost:
+        return _sd_valid_fft(region, b, out_shape)
+    if output_cost < kernel_cost:
+        return _sd_valid_output_loop(padded, base, b, out_shape)
+    return _sd_valid_kernel_loop(region, b, out_shape)
 
 
 def _sd_signal(in1, in2, mode, flip, centre):
     """scipy.signal's correlate/convolve (flip=True), in any mode; centre 'signal' or '2d'."""
-    in1 = np.asarray(in1, dtype=np.float64)
-    in2 = np.asarray(in2, dtype=np.float64)
+    dt = _sd_result_dtype(in1, in2)
+    in1 = np.asarray(in1, dtype=dt)
+    in2 = np.asarray(in2, dtype=dt)
     if in1.ndim != in2.ndim:
         raise ValueError("in1 and in2 should have the same dimensionality")
     if in1.ndim == 0:
@@ -221,7 +289,17 @@ def _sd_signal(in1, in2, mode, flip, centre):
 
 
 HELPERS = tuple(
-    numpy_helper(fn.__name__, inspect.getsource(fn)) for fn in (_sd_fast_len, _sd_correlate_window, _sd_signal)
+    numpy_helper(fn.__name__, inspect.getsource(fn))
+    for fn in (
+        _sd_fast_len,
+        _sd_result_dtype,
+        _sd_size,
+        _sd_valid_kernel_loop,
+        _sd_valid_output_loop,
+        _sd_valid_fft,
+        _sd_correlate_window,
+        _sd_signal,
+    )
 )
 
 
