@@ -764,7 +764,8 @@ def rng_for(name: str):
 def claim_value(oracle, values: dict, sizes: dict):
     """The claim evaluated by its NumPy/SciPy lambda, or None where it is undefined."""
     try:
-        return np.asarray(oracle({**values, **sizes}), dtype=np.float64)
+        with np.errstate(all="ignore"):  # an empty normaliser divides by zero: inf, a mismatch
+            return np.asarray(oracle({**values, **sizes}), dtype=np.float64)
     except (ValueError, IndexError):
         return None
 
