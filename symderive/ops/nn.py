@@ -375,9 +375,10 @@ def relu_scalar(v: sp.Expr) -> sp.Expr:
 
 # -- NumPy lowering (helpers emitted verbatim: only ``np`` in scope) ----------------------------
 def _sd_conv(x, w, b, stride, padding, dilation, groups):
-    """torch.nn.functional.conv1d/conv2d: shifted slices per tap (depthwise) or im2col + matmul."""
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
+    """torch.nn.functional.conv1d/conv2d: shifted slices per tap (depthwise) or im2col + one GEMM per group."""
+    dt = np.result_type(np.asarray(x).dtype, np.asarray(w).dtype, np.float32)
+    x = np.asarray(x, dtype=dt)
+    w = np.asarray(w, dtype=dt)
     nsp = w.ndim - 2
     unbatched = x.ndim == nsp + 1
     if unbatched:
@@ -389,13 +390,13 @@ def _sd_conv(x, w, b, stride, padding, dilation, groups):
         pads = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for d, k in zip(dilation, ks, strict=True)]
     else:
         pads = [(p, p) for p in padding]
-    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads) if any(p != (0, 0) for p in pads) else x
     outs = [(n - d * (k - 1) - 1) // s + 1 for n, d, k, s in zip(xp.shape[2:], dilation, ks, stride, strict=True)]
     n_batch, c_in = x.shape[:2]
     c_out, c_group = w.shape[:2]
     if c_group == 1 and c_out == c_in:
         # one kernel per channel (single-channel or depthwise): accumulate shifted slices, no matmul
-        out = np.zeros((n_batch, c_out) + tuple(outs))
+        out = np.zeros((n_batch, c_out) + tuple(outs), dtype=dt)
         tmp = np.empty_like(out)
         for pos in np.ndindex(*ks):
             sl = tuple(
@@ -408,38 +409,35 @@ def _sd_conv(x, w, b, stride, padding, dilation, groups):
     else:
         out = _sd_conv_im2col(xp, w, stride, dilation, groups, outs)
     if b is not None:
-        out = out + np.asarray(b, dtype=np.float64).reshape((c_out,) + (1,) * nsp)
+        out += np.asarray(b, dtype=dt).reshape((c_out,) + (1,) * nsp)
     return out[0] if unbatched else out
 
 
 def _sd_conv_im2col(xp, w, stride, dilation, groups, outs):
-    """The convolution of a padded batched input: im2col over kernel taps, one batched matmul."""
-    n_batch = xp.shape[0]
+    """The convolution of a padded batched input: im2col over kernel taps, then one GEMM per group.
+
+    The columns are laid out (channel, taps, batch, positions), contiguous, so that each group's product is a
+    single (C_out/groups x C_group*taps) @ (C_group*taps x N*positions) BLAS call.
+    """
+    n_batch, nsp = xp.shape[0], w.ndim - 2
     c_out, c_group = w.shape[:2]
-    ks = w.shape[2:]
-    taps = int(np.prod(ks))
-    cols = np.stack(
-        [
-            xp[
-                (slice(None), slice(None))
-                + tuple(
-                    slice(p * d, p * d + s * (o - 1) + 1, s)
-                    for p, d, s, o in zip(pos, dilation, stride, outs, strict=True)
-                )
-            ]
-            for pos in np.ndindex(*ks)
-        ],
-        axis=2,
-    )
-    cols = cols.reshape(n_batch, groups, c_group * taps, int(np.prod(outs)))
-    out = np.matmul(w.reshape(groups, c_out // groups, c_group * taps)[None], cols)
-    return out.reshape((n_batch, c_out) + tuple(outs))
+    ks, outs = w.shape[2:], tuple(outs)
+    taps, positions = int(np.prod(ks)), int(np.prod(outs))
+    spans = tuple(d * (k - 1) + 1 for d, k in zip(dilation, ks, strict=True))
+    win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=tuple(range(2, 2 + nsp)))
+    strided = tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(stride, outs, strict=True))
+    win = win[(slice(None), slice(None)) + strided + tuple(slice(None, None, d) for d in dilation)]
+    order = (1,) + tuple(range(2 + nsp, 2 + 2 * nsp)) + (0,) + tuple(range(2, 2 + nsp))
+    cols = np.ascontiguousarray(win.transpose(order)).reshape(groups, c_group * taps, n_batch * positions)
+    out = np.matmul(w.reshape(groups, c_out // groups, c_group * taps), cols)
+    return np.ascontiguousarray(np.moveaxis(out.reshape((c_out, n_batch) + outs), 1, 0))
 
 
 def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation):
-    """torch.nn.functional.conv_transpose1d/2d: one matmul, then a scatter per kernel tap."""
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
+    """torch.nn.functional.conv_transpose1d/2d: one GEMM per group, then a strided scatter-add per kernel tap."""
+    dt = np.result_type(np.asarray(x).dtype, np.asarray(w).dtype, np.float32)
+    x = np.asarray(x, dtype=dt)
+    w = np.asarray(w, dtype=dt)
     nsp = w.ndim - 2
     unbatched = x.ndim == nsp + 1
     if unbatched:
@@ -455,40 +453,43 @@ def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilatio
         max((n - 1) * s + d * (k - 1) + 1, o + p)
         for n, s, d, k, o, p in zip(ins, stride, dilation, ks, outs, padding, strict=True)
     ]
-    xg = x.reshape(n_batch, groups, c_group, int(np.prod(ins)))
+    # x as (groups, C_group, N * positions): the batch joins the GEMM's columns
+    xg = np.ascontiguousarray(np.moveaxis(x.reshape((n_batch, groups, c_group, -1)), 0, 2))
+    xg = xg.reshape(groups, c_group, -1)
     wg = w.reshape(groups, c_group, out_group * int(np.prod(ks))).transpose(0, 2, 1)
-    taps = np.matmul(wg[None], xg).reshape((n_batch, groups, out_group) + tuple(ks) + tuple(ins))
-    buf = np.zeros((n_batch, groups, out_group) + tuple(lens))
+    taps = np.matmul(wg, xg).reshape((groups, out_group) + tuple(ks) + (n_batch,) + tuple(ins))
+    buf = np.zeros((groups, out_group, n_batch) + tuple(lens), dtype=dt)
     lead = (slice(None),) * 3
     for pos in np.ndindex(*ks):
         sl = tuple(
             slice(m * d, m * d + s * (n - 1) + 1, s) for m, d, s, n in zip(pos, dilation, stride, ins, strict=True)
         )
-        buf[lead + sl] += taps[lead + pos]
+        buf[lead + sl] += taps[(slice(None), slice(None)) + pos]
     out = buf[lead + tuple(slice(p, p + o) for p, o in zip(padding, outs, strict=True))]
-    out = out.reshape((n_batch, groups * out_group) + tuple(outs))
+    out = np.ascontiguousarray(np.moveaxis(out, 2, 0)).reshape((n_batch, groups * out_group) + tuple(outs))
     if b is not None:
-        out = out + np.asarray(b, dtype=np.float64).reshape((groups * out_group,) + (1,) * nsp)
+        out += np.asarray(b, dtype=dt).reshape((groups * out_group,) + (1,) * nsp)
     return out[0] if unbatched else out
 
 
 def _sd_avg_pool2d(x, kernel, stride, padding, count_include_pad, divisor_override):
     """torch.nn.functional.avg_pool2d with ceil_mode=False: a sum of strided slices per tap."""
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    x = x.astype(np.result_type(x.dtype, np.float32), copy=False)
     pads = [(0, 0)] * (x.ndim - 2) + [(p, p) for p in padding]
-    xp = np.pad(x, pads)
-    inside = np.pad(np.ones(x.shape[-2:]), [(p, p) for p in padding])
+    xp = np.pad(x, pads) if any(padding) else x
+    inside = np.pad(np.ones(x.shape[-2:], dtype=x.dtype), [(p, p) for p in padding])
     outs = [(n - k) // s + 1 for n, k, s in zip(xp.shape[-2:], kernel, stride, strict=True)]
-    total = np.zeros(x.shape[:-2] + tuple(outs))
-    count = np.zeros(outs)
+    total = np.zeros(x.shape[:-2] + tuple(outs), dtype=x.dtype)
+    count = np.zeros(outs, dtype=x.dtype)
     for pos in np.ndindex(*kernel):
         sl = tuple(slice(m, m + s * (o - 1) + 1, s) for m, s, o in zip(pos, stride, outs, strict=True))
         total += xp[(Ellipsis,) + sl]
         count += inside[sl]
     if divisor_override is not None:
-        return total / divisor_override
+        return total / x.dtype.type(divisor_override)
     if count_include_pad:
-        return total / (kernel[0] * kernel[1])
+        return total / x.dtype.type(kernel[0] * kernel[1])
     return total / count
 
 
