@@ -188,15 +188,42 @@ def _signature(t: Term):
 
 
 def _merge_factors(t: Term) -> Term:
+    """Equal atoms at equal indices multiplied into one power; positive integer powers of
+    reads split into unit factors (so ``x[i]**2`` and ``x[i] * x[j]`` at ``i == j`` meet)."""
     merged: dict = {}
+    units = []
     for f in t.factors:
-        k = (f.key, tuple(sp.expand(i) for i in f.idx), f.tensor)
-        if k in merged:
-            merged[k] = Factor(f.key, k[1], f.tensor, merged[k].exp + f.exp, f.expr)
-        else:
-            merged[k] = Factor(f.key, k[1], f.tensor, f.exp, f.expr)
-    factors = tuple(f for f in merged.values() if f.exp != 0)
+        idx = tuple(sp.expand(i) for i in f.idx)
+        if f.exp.is_Integer and f.exp > 0 and (f.tensor or f.exp <= 4):
+            units += [Factor(f.key, idx, f.tensor, sp.S.One, f.expr)] * int(f.exp)
+            continue
+        k = (f.key, idx, f.tensor)
+        exp = merged[k].exp + f.exp if k in merged else f.exp
+        merged[k] = Factor(f.key, idx, f.tensor, exp, f.expr)
+    factors = tuple(units) + tuple(f for f in merged.values() if f.exp != 0)
     return Term(t.coeff, t.vars, t.guard, factors)
+
+
+def _orderings(t: Term, limit: int = 24):
+    """Every order of the term's factors that keeps their (key, power) sequence sorted.
+
+    A monomial with a repeated factor is symmetric in it: its coefficient at a point is
+    the sum over these orders (up to a factor common to every term at that point)."""
+    ordered = sorted(t.factors, key=lambda f: (f.key, f.exp))
+    groups: dict = defaultdict(list)
+    for pos, f in enumerate(ordered):
+        groups[(f.key, f.exp)].append(pos)
+    count = math.prod(math.factorial(len(g)) for g in groups.values())
+    if count > limit:
+        raise Unsupported(f"{count} orderings of repeated factors (more than {limit})")
+    choices = [list(itertools.permutations(g)) for g in groups.values() if len(g) > 1]
+    movable = [g for g in groups.values() if len(g) > 1]
+    for combo in itertools.product(*choices):
+        order = list(ordered)
+        for original, perm in zip(movable, combo, strict=True):
+            for dst, src in zip(original, perm, strict=True):
+                order[dst] = ordered[src]
+        yield order
 
 
 def _solve_equalities(t: Term) -> Term:
@@ -239,10 +266,11 @@ def _coefficient_basis(c: sp.Expr) -> dict:
     return out
 
 
-def _term_weight(t: Term, slots: list, ctx: domains.Z3Context):
-    """The z3 integer count of summation points of ``t`` that hit the point ``slots``."""
+def _term_weight(t: Term, slots: list, ctx: domains.Z3Context, order=None, sizes=(), size_conds=()):
+    """How often ``t``'s summation points hit the point ``slots``: a z3 count and a size polynomial."""
     eqs = []
-    for f, slot in zip(sorted(t.factors, key=lambda f: (f.key, f.exp)), slots, strict=True):
+    order = order if order is not None else sorted(t.factors, key=lambda f: (f.key, f.exp))
+    for f, slot in zip(order, slots, strict=True):
         for ix, sv in zip(f.idx, slot, strict=True):
             eqs.append(sp.expand(sp.sympify(ix) - sv))
     guard = list(t.guard)
@@ -275,10 +303,47 @@ def _term_weight(t: Term, slots: list, ctx: domains.Z3Context):
     ]
     member = z3.And(*conds) if conds else z3.BoolVal(True)
     if not vars_:
-        return z3.If(member, 1, 0)
+        return z3.If(member, 1, 0), sp.S.One
+    leftover = [a for g in guard + extra if set(vars_) & g.free_symbols for a in sp.And.make_args(g)]
+    multiplier = _size_only_count(vars_, leftover, sizes, size_conds)
+    if multiplier is not None:
+        return z3.If(member, 1, 0), multiplier
     if len(vars_) > 1:
         raise Unsupported("a term sums over several variables its factors do not determine")
-    return z3.If(member, _count_one(vars_[0], [g for g in guard + extra if vars_[0] in g.free_symbols], ctx), 0)
+    return z3.If(member, _count_one(vars_[0], leftover, ctx), 0), sp.S.One
+
+
+def _size_only_count(vars_, atoms, sizes, size_conds):
+    """The number of points of a box whose bounds are sizes only (a polynomial), or None.
+
+    ``Sum_{i, j} x[k]`` over ``0 <= i < N`` contributes ``N`` times ``x[k]``: the count
+    joins the coefficient, so coefficients over sizes and counts can cancel."""
+    sizes = set(sizes)
+    count = sp.S.One
+    for v in vars_:
+        lows, highs = [], []
+        for a in atoms:
+            if v not in a.free_symbols:
+                continue
+            if not isinstance(a, sp.Rel) or isinstance(a, sp.Eq | sp.Ne) or not (a.free_symbols - {v}) <= sizes:
+                return None
+            diff = sp.expand(a.lhs - a.rhs)
+            c = diff.coeff(v)
+            if c not in (1, -1):
+                return None
+            bound = sp.expand(-(diff - c * v) / c)
+            op = a.rel_op if c > 0 else {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[a.rel_op]
+            {">=": lows, ">": lows, "<=": highs, "<": highs}[op].append(
+                bound + {">=": 0, ">": 1, "<=": 0, "<": -1}[op]
+            )
+        lows, highs = set(lows), set(highs)
+        if len(lows) != 1 or len(highs) != 1:
+            return None
+        lo, hi = lows.pop(), highs.pop()
+        if domains.implies(size_conds + [sp.Ge(s, 1) for s in sizes], sp.Ge(hi, lo - 1)) is not True:
+            return None
+        count *= hi - lo + 1
+    return sp.expand(count)
 
 
 def _count_one(v, guards, ctx: domains.Z3Context):
@@ -329,8 +394,6 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
         groups[_signature(t)].append(t)
     for sig, group in groups.items():
         keys = [k for k, _ in sig]
-        if len(set(sig)) != len(sig):
-            return Outcome("unknown", f"repeated factors {', '.join(sorted(set(keys)))} in one monomial (not decided)")
         if any(f.idx and any(not domains_ok(i) for i in f.idx) for t in group for f in t.factors):
             return Outcome("unknown", "an index expression outside Presburger arithmetic")
         ctx = domains.Z3Context()
@@ -339,12 +402,11 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
             slot_syms.append(tuple(sp.Symbol(f"_P{k}_{d}", integer=True) for d in range(len(f.idx))))
         try:
             bases: dict = defaultdict(list)
-            weights = []
             for t in group:
-                w = _term_weight(t, slot_syms, ctx)
-                weights.append(w)
-                for mono, r in _coefficient_basis(t.coeff).items():
-                    bases[mono].append((r, w))
+                for order in _orderings(t):
+                    w, multiplier = _term_weight(t, slot_syms, ctx, order, sizes, list(size_conds))
+                    for mono, r in _coefficient_basis(t.coeff * multiplier).items():
+                        bases[mono].append((r, w))
             base_conds = _size_floor(ctx, sizes) + [ctx.cond(c) for c in size_conds] + [ctx.cond(free_range)]
             for items in bases.values():
                 den = 1
