@@ -844,9 +844,12 @@ def _scalar_body(parser: _Parser, value: Node, where: ast.AST) -> sp.Expr:
 def _closed_claim(parser: _Parser, text: str, wrt: str, node: ast.AST, layer) -> Claim:
     value = parser.value(node)
     if isinstance(value, Scalar):
+        if not layer.inputs[wrt]:
+            # an index-level scalar about a 0-d input: the index form without brackets (db == Sum(...))
+            return Claim(text=text, wrt=wrt, index=(), body=value.expr, valid=sp.And(*parser.valid))
+        # a scalar claim about an array input: kept as a 0-d closed form, so its shape is refuted
         value = Scalar(value.expr, latex=sp.latex(value.expr))
-    tensor = parser.build(value, node)
-    del tensor
+    parser.build(value, node)
     return Claim(text=text, wrt=wrt, tree=value)
 
 

@@ -206,6 +206,16 @@ def test_index_form_has_free_indices_of_left_side():
     assert {str(s) for s in claim.body.free_symbols} >= {"p", "q"}
 
 
+def test_scalar_gradient_without_brackets_is_index_form():
+    claim = parse_claim("db == Sum(g[i, j], i, j)", LAYERS["conv2d"], "b")
+    assert claim.is_index_form and claim.index == ()
+    closed = parse_claim("db == sum(g)", LAYERS["conv2d"], "b")
+    assert not closed.is_index_form
+    # a scalar claim about an array input keeps its 0-d shape (refuted later, not an input error)
+    wrong = parse_claim("dx == Sum(g[i, j], i, j)", LAYERS["conv2d"], "x")
+    assert claim_tensor(wrong, LAYERS["conv2d"]).shape == ()
+
+
 def test_index_names_shadow_tensors_and_sizes():
     # ``w`` and ``H`` are bound by the left side / the Sum, so they are indices here
     claim = parse_claim("dx[w, H] == Sum(x[w, H] * g[j, 0], j)", LAYERS["conv2d"], "x")
