@@ -12,6 +12,7 @@ from autograd at some of those sizes.
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,7 +55,14 @@ TORCH = {
     "layer_norm": lambda t: F.layer_norm(t["x"], t["x"].shape[-1:], t["gamma"], t["beta"], eps=float(t["eps"])),
     "batch_norm": lambda t: F.batch_norm(t["x"], None, None, t["gamma"], t["beta"], training=True, eps=float(t["eps"])),
     "attention": _attention,
+    # the user layer files of examples/user_layers/
+    "depthwise_conv2d": lambda t: F.conv2d(t["x"], t["w"], t["b"], groups=3),
+    "strided_conv1d": lambda t: F.conv1d(t["x"], t["w"], t["b"], stride=3, padding=1),
+    "swish": lambda t: F.silu(t["x"]),
 }
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "user_layers"
+EXAMPLES = ("depthwise_conv2d", "strided_conv1d", "swish")
 
 # sizes per layer, in the order the layer declares them (symderive show LAYER lists them)
 SIZES = {
@@ -111,9 +119,22 @@ SIZES = {
     "layer_norm": [dict(N=1, D=1), dict(N=2, D=4), dict(N=3, D=2)],
     "batch_norm": [dict(N=2, C=1), dict(N=4, C=2), dict(N=2, C=3)],
     "attention": [dict(n=1, d=1, m=1, dv=1), dict(n=2, d=3, m=4, dv=2), dict(n=3, d=2, m=1, dv=3)],
+    "depthwise_conv2d": [
+        dict(N=1, H=1, W=1, kh=1, kw=1),
+        dict(N=2, H=4, W=3, kh=2, kw=3),
+        dict(N=1, H=3, W=5, kh=3, kw=2),
+    ],
+    "strided_conv1d": [
+        dict(N=1, C=1, L=1, O=1, k=1),
+        dict(N=1, C=1, L=1, O=1, k=3),  # kernel as large as the padded input
+        dict(N=2, C=2, L=7, O=2, k=2),  # (L + 2 - k) % 3 == 1
+        dict(N=1, C=2, L=8, O=3, k=2),  # (L + 2 - k) % 3 == 2
+        dict(N=1, C=1, L=6, O=1, k=2),  # 3 divides L + 2 - k
+    ],
+    "swish": [dict(N=1, D=1), dict(N=3, D=4)],
 }
 
-LAYERS = sorted(SIZES)
+LAYERS = sorted(set(SIZES) - set(EXAMPLES)) + list(EXAMPLES)
 
 # -- data -----------------------------------------------------------------------------------------
 
@@ -184,7 +205,7 @@ _LOADED: dict = {}
 
 def layer_named(name: str):
     if name not in _LOADED:
-        _LOADED[name] = load_layer(name)
+        _LOADED[name] = load_layer(EXAMPLES_DIR / f"{name}.toml" if name in EXAMPLES else name)
     return _LOADED[name]
 
 
@@ -208,7 +229,7 @@ def test_every_new_builtin_layer_is_covered():
     from symderive.layer import builtin_layer_names
 
     seeds = {"conv2d", "convolution2d", "convolution2d_full", "linear", "softmax_cross_entropy"}
-    assert set(builtin_layer_names()) - seeds == set(SIZES)
+    assert set(builtin_layer_names()) - seeds == set(SIZES) - set(EXAMPLES)
 
 
 @pytest.mark.parametrize("name", LAYERS)
