@@ -243,6 +243,19 @@ def test_layer_sizes_are_declared_in_order(name):
 
 
 @pytest.mark.parametrize("name", LAYERS)
+def test_show_gives_every_tensor_and_size(name):
+    from symderive.layer import describe_layer
+
+    layer = layer_named(name)
+    text = describe_layer(layer)
+    assert text.splitlines()[0] == f"layer {name}"
+    for tensor, shape in layer.inputs.items():
+        assert f"  {tensor} [{', '.join(sp.sstr(d) for d in shape)}]" in text
+    assert f"sizes: {', '.join(str(s) for s in layer.sizes)} (each >= 1)" in text
+    assert len([c for c in text.splitlines() if c.startswith("  d")]) == len(layer.claims)
+
+
+@pytest.mark.parametrize("name", LAYERS)
 def test_forward_matches_torch(name):
     layer = layer_named(name)
     for sizes in SIZES[name]:
