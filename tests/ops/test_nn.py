@@ -324,3 +324,51 @@ def test_latex_shows_non_default_options():
     tex = OPERATORS["conv_transpose2d"].to_latex(input="g", weight="w", stride=2, padding=1)
     assert r"\operatorname{conv\_transpose2d}" in tex and r"\mathrm{stride}=2" in tex and "dilation" not in tex
     assert OPERATORS["relu"].to_latex(input="x") == r"\operatorname{relu}\left(x\right)"
+
+
+# -- float32 stays float32; the im2col GEMM and the scatter on larger multi-channel cases ----------
+FLOAT32_CASES = [
+    ("conv2d", (2, 8, 20, 18), (6, 8, 3, 3), True, {"padding": 1}),
+    ("conv2d", (2, 4, 21, 19), (6, 2, 3, 2), True, {"stride": (2, 1), "dilation": (1, 2), "groups": 2}),
+    ("conv2d", (2, 3, 12, 11), (3, 1, 3, 3), True, {"padding": "same", "groups": 3}),  # depthwise: shifted slices
+    ("conv1d", (3, 5, 40), (7, 5, 4), True, {"stride": 2, "padding": 2}),
+    ("conv_transpose2d", (2, 6, 9, 8), (6, 4, 3, 3), True, {"stride": 2, "padding": 1, "output_padding": 1}),
+    ("conv_transpose2d", (2, 4, 7, 6), (4, 3, 2, 3), False, {"groups": 2, "dilation": (2, 1)}),
+    ("conv_transpose1d", (5, 11), (5, 2, 3), True, {"stride": 3}),  # unbatched
+]
+
+
+@pytest.mark.parametrize("case", FLOAT32_CASES, ids=case_id)
+def test_conv_lowering_keeps_float32(case):
+    op, xs, ws, bias, options = case
+    leaves, sizes, values = conv_operands(xs, ws, bias)
+    bind_bias(op, ws, options, leaves, sizes, values)
+    values = {k: v.astype(np.float32) for k, v in values.items()}
+    t = {k: torch.from_numpy(v) for k, v in values.items()}
+    expected = TORCH[op](t["x"], t["w"], t.get("b"), **options).numpy()
+    codes = {"input": "x", "weight": "w", **({"bias": "b"} if bias else {})}
+    got = run_lowering(op, codes, values, options)
+    assert got.dtype == expected.dtype == np.float32
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_conv2d_lowering_on_the_issue_benchmark_layout():
+    """Many channels and a batch (the GEMM-shaped case, scaled down): float64 agrees with torch closely."""
+    rng = np.random.default_rng(21)
+    x, w = rng.standard_normal((3, 16, 14, 13)), rng.standard_normal((12, 16, 3, 3))
+    expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+    got = run_lowering("conv2d", {"input": "x", "weight": "w"}, {"x": x, "w": w}, {"padding": 1})
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+    assert got.flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    "options", [{"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, {"kernel_size": 2}]
+)
+def test_avg_pool2d_lowering_keeps_float32(options):
+    xv = np.random.default_rng(22).standard_normal((2, 3, 11, 9)).astype(np.float32)
+    expected = F.avg_pool2d(torch.from_numpy(xv), **options).numpy()
+    got = run_lowering("avg_pool2d", {"input": "x"}, {"x": xv}, options)
+    assert got.dtype == expected.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)

@@ -208,3 +208,80 @@ def test_latex_names_the_mode():
         == r"\left(x \mathbin{\ast_{\mathrm{full}}} w\right)"
     )
     assert r"\star_{\mathrm{valid}}" in OPERATORS["correlate2d"].to_latex(in1="x", in2="w", mode="valid")
+
+
+# -- the lowering's three methods, each chosen by its cost model, and dtypes ------------------
+BRANCHES = ("_sd_valid_kernel_loop", "_sd_valid_output_loop", "_sd_valid_fft")
+
+# (operator, in1 shape, in2 shape, mode, the method the cost model must pick)
+METHOD_CASES = [
+    ("correlate", (40, 37), (3, 4), "valid", "_sd_valid_kernel_loop"),
+    ("convolve", (38, 34), (3, 4), "full", "_sd_valid_kernel_loop"),  # the input gradient: padded region
+    ("correlate2d", (33, 29), (4, 2), "same", "_sd_valid_kernel_loop"),
+    ("correlate", (300,), (7,), "same", "_sd_valid_kernel_loop"),
+    ("correlate", (30, 27), (27, 25), "valid", "_sd_valid_output_loop"),  # the weight gradient: tiny output
+    ("correlate", (9, 8), (12, 13), "valid", "_sd_valid_output_loop"),  # in2 larger: zero-padded region
+    ("correlate", (6, 7, 8), (5, 6, 6), "valid", "_sd_valid_output_loop"),
+    ("convolve", (25, 31), (25, 31), "valid", "_sd_valid_output_loop"),  # kernel as large as the input
+    ("correlate", (1000,), (990,), "valid", "_sd_valid_output_loop"),
+    ("convolve", (96, 80), (40, 33), "full", "_sd_valid_fft"),
+    ("correlate", (120, 90), (50, 41), "same", "_sd_valid_fft"),
+    ("correlate", (3000,), (1500,), "full", "_sd_valid_fft"),
+]
+
+
+def method_id(case):
+    return case_id(case[:4]) + "-" + case[4].removeprefix("_sd_valid_")
+
+
+def run_lowering_recording(op, mode, x, w):
+    """The lowering's result and the names of the methods it called."""
+    ns = helper_namespace(op)
+    called = []
+    for name in BRANCHES:
+        ns[name] = (lambda f, n: lambda *args: (called.append(n), f(*args))[1])(ns[name], name)
+    ns.update(x=x, w=w)
+    code = OPERATORS[op].to_numpy(in1="x", in2="w", mode=mode)
+    return eval(compile(code, "<lowering>", "eval"), ns), called  # our own emitted code
+
+
+@pytest.mark.parametrize("case", METHOD_CASES, ids=method_id)
+def test_each_method_matches_scipy_in_float64(case):
+    op, s1, s2, mode, method = case
+    x, w = random_pair(s1, s2, seed=11)
+    got, called = run_lowering_recording(op, mode, x, w)
+    assert called == [method]
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, LIBRARY[op](x, w, mode), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", METHOD_CASES, ids=method_id)
+def test_each_method_keeps_float32(case):
+    op, s1, s2, mode, method = case
+    x, w = (a.astype(np.float32) for a in random_pair(s1, s2, seed=12))
+    got, called = run_lowering_recording(op, mode, x, w)
+    expected = LIBRARY[op](x, w, mode)
+    assert called == [method]
+    assert got.dtype == expected.dtype == np.float32
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * scale)
+
+
+def test_mixed_and_integer_inputs_promote_as_numpy():
+    x, w = random_pair((9, 7), (3, 2), seed=13)
+    got = run_lowering("correlate", "valid", x.astype(np.float32), w)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, scipy.signal.correlate(x.astype(np.float32), w, "valid"), rtol=1e-6)
+    xi, wi = np.arange(12).reshape(3, 4), np.array([[2, -1], [0, 3]])
+    np.testing.assert_array_equal(run_lowering("convolve2d", "full", xi, wi), scipy.signal.convolve2d(xi, wi))
+
+
+def test_seed_layer_shapes_take_the_direct_loops():
+    """Forward and weight gradient of a small-kernel layer (SciPy picks the FFT there): the direct loops, same result."""
+    rng = np.random.default_rng(14)
+    x, w = rng.standard_normal((128, 128)), rng.standard_normal((5, 5))
+    g = rng.standard_normal((124, 124))
+    for a, b, mode, method in [(x, w, "valid", "_sd_valid_kernel_loop"), (x, g, "valid", "_sd_valid_output_loop")]:
+        got, called = run_lowering_recording("correlate", mode, a, b)
+        assert called == [method]
+        np.testing.assert_allclose(got, scipy.signal.correlate(a, b, mode, method="fft"), rtol=1e-9, atol=1e-9)
