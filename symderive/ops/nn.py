@@ -417,7 +417,8 @@ def _sd_conv_im2col(xp, w, stride, dilation, groups, outs):
     """The convolution of a padded batched input: im2col over kernel taps, then one GEMM per group.
 
     The columns are laid out (channel, taps, batch, positions), contiguous, so that each group's product is a
-    single (C_out/groups x C_group*taps) @ (C_group*taps x N*positions) BLAS call.
+    single (C_out/groups x C_group*taps) @ (C_group*taps x N*positions) BLAS call; with more taps than output
+    positions, transposed (batch, positions, channel, taps) so that the copy still runs along long rows.
     """
     n_batch, nsp = xp.shape[0], w.ndim - 2
     c_out, c_group = w.shape[:2]
@@ -427,10 +428,18 @@ def _sd_conv_im2col(xp, w, stride, dilation, groups, outs):
     win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=tuple(range(2, 2 + nsp)))
     strided = tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(stride, outs, strict=True))
     win = win[(slice(None), slice(None)) + strided + tuple(slice(None, None, d) for d in dilation)]
-    order = (1,) + tuple(range(2 + nsp, 2 + 2 * nsp)) + (0,) + tuple(range(2, 2 + nsp))
-    cols = np.ascontiguousarray(win.transpose(order)).reshape(groups, c_group * taps, n_batch * positions)
-    out = np.matmul(w.reshape(groups, c_out // groups, c_group * taps), cols)
-    return np.ascontiguousarray(np.moveaxis(out.reshape((c_out, n_batch) + outs), 1, 0))
+    if positions >= taps:
+        # columns (channel, taps, batch, positions): the copy's inner loop runs along output rows
+        order = (1,) + tuple(range(2 + nsp, 2 + 2 * nsp)) + (0,) + tuple(range(2, 2 + nsp))
+        cols = np.ascontiguousarray(win.transpose(order)).reshape(groups, c_group * taps, n_batch * positions)
+        out = np.matmul(w.reshape(groups, c_out // groups, c_group * taps), cols)
+        return np.ascontiguousarray(np.moveaxis(out.reshape((c_out, n_batch) + outs), 1, 0))
+    # few output positions, a large kernel (a weight gradient): rows (batch, positions), the copy runs along taps
+    order = (0,) + tuple(range(2, 2 + nsp)) + (1,) + tuple(range(2 + nsp, 2 + 2 * nsp))
+    rows = np.ascontiguousarray(win.transpose(order)).reshape(n_batch * positions, groups, c_group * taps)
+    out = np.matmul(rows.transpose(1, 0, 2), w.reshape(groups, c_out // groups, c_group * taps).transpose(0, 2, 1))
+    out = out.reshape((groups, n_batch, positions, c_out // groups)).transpose(1, 0, 3, 2)
+    return np.ascontiguousarray(out).reshape((n_batch, c_out) + outs)
 
 
 def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation):

@@ -137,6 +137,7 @@ def test_conv_lowering_matches_torch(case):
 
 LARGE = [
     ("conv2d", (2, 4, 40, 33), (6, 2, 5, 4), True, {"stride": 2, "padding": 2, "groups": 2}),
+    ("conv2d", (5, 3, 30, 28), (4, 3, 27, 26), True, {"stride": 1}),  # weight-gradient shape: taps >> positions
     ("conv_transpose2d", (2, 4, 17, 21), (4, 3, 3, 5), True, {"stride": 2, "padding": 1, "output_padding": 1}),
     ("conv1d", (3, 4, 101), (8, 4, 7), True, {"dilation": 3}),
 ]
@@ -332,6 +333,8 @@ FLOAT32_CASES = [
     ("conv2d", (2, 4, 21, 19), (6, 2, 3, 2), True, {"stride": (2, 1), "dilation": (1, 2), "groups": 2}),
     ("conv2d", (2, 3, 12, 11), (3, 1, 3, 3), True, {"padding": "same", "groups": 3}),  # depthwise: shifted slices
     ("conv1d", (3, 5, 40), (7, 5, 4), True, {"stride": 2, "padding": 2}),
+    ("conv2d", (3, 4, 9, 8), (6, 2, 7, 7), True, {"groups": 2, "padding": (1, 0)}),  # more taps than positions
+    ("conv1d", (4, 3, 30), (5, 3, 27), False, {"dilation": 1}),  # a weight-gradient shape
     ("conv_transpose2d", (2, 6, 9, 8), (6, 4, 3, 3), True, {"stride": 2, "padding": 1, "output_padding": 1}),
     ("conv_transpose2d", (2, 4, 7, 6), (4, 3, 2, 3), False, {"groups": 2, "dilation": (2, 1)}),
     ("conv_transpose1d", (5, 11), (5, 2, 3), True, {"stride": 3}),  # unbatched
