@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from .ir import GSum, Iverson, in_range
+from .ir import Defined, GSum, Iverson, in_range
 
 
 class Unsupported(ValueError):
@@ -146,6 +146,11 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         extra_vars = tuple(v for v, _, _ in lims)
         extra_guard = tuple(c for v, lo, hi in lims for c in (sp.Ge(v, lo), sp.Le(v, hi)))
         return [Term(t.coeff, extra_vars + t.vars, extra_guard + t.guard, t.factors) for t in body]
+    if isinstance(expr, Defined):
+        value, cond = expr.args
+        if condition_holds(cond, ctx, guards):
+            return flatten(value, ctx, guards)
+        return [_atom(expr, ctx, guards)]
     if isinstance(expr, Iverson):
         c = expr.args[0]
         if is_integer_cond(c, ctx):
@@ -180,6 +185,8 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
             return [Term(expr)]
         if e.is_Rational:
             inner = _atom(base, ctx, guards)
+            if not inner.factors:
+                return [Term(inner.coeff**e)]
             f = inner.factors[0]
             return [Term(inner.coeff, inner.vars, inner.guard, (replace(f, exp=f.exp * e),))]
         return [_atom(expr, ctx, guards)]
@@ -249,10 +256,19 @@ def is_positive(e, ctx: Context, guards=()) -> bool:
         return bool(e > 0)
     if isinstance(e, sp.exp):
         return not e.args[0].has(sp.I)
-    if isinstance(e, sp.Mul | sp.Add):
+    if isinstance(e, sp.Mul):
         return all(is_positive(a, ctx, guards) for a in e.args)
+    if isinstance(e, sp.Add):
+        # positive + nonnegative is positive
+        pos = [is_positive(a, ctx, guards) for a in e.args]
+        return any(pos) and all(p or is_nonnegative(a, ctx, guards) for p, a in zip(pos, e.args, strict=True))
     if isinstance(e, sp.Pow):
         return is_positive(e.base, ctx, guards) and e.exp.is_real
+    if isinstance(e, Defined):
+        return condition_holds(e.args[1], ctx, guards) and is_positive(e.args[0], ctx, guards)
+    if isinstance(e, Iverson) and is_integer_cond(e.args[0], ctx):
+        facts = list(ctx.facts) + list(guards)
+        return ctx.implies is not None and ctx.implies(facts, e.args[0]) is True
     if isinstance(e, sp.Indexed):
         return str(e.base.label) in ctx.positive
     if isinstance(e, sp.Symbol):
@@ -263,6 +279,60 @@ def is_positive(e, ctx: Context, guards=()) -> bool:
         nonempty = sp.And(*[sp.Le(lo, hi) for _, lo, hi in e.limits])
         return ctx.implies is not None and ctx.implies(list(ctx.facts) + list(guards), nonempty) is True
     return False
+
+
+def is_nonnegative(e, ctx: Context, guards=()) -> bool:
+    """Whether a real expression is nonnegative for every value (conservative)."""
+    e = sp.sympify(e)
+    if e.is_Number:
+        return bool(e >= 0)
+    if is_positive(e, ctx, guards) or isinstance(e, Iverson | sp.Abs):
+        return True
+    if isinstance(e, sp.Pow) and e.exp.is_Integer and int(e.exp) % 2 == 0:
+        return True
+    if isinstance(e, sp.Mul | sp.Add):
+        return all(is_nonnegative(a, ctx, guards) for a in e.args)
+    if isinstance(e, GSum):
+        return is_nonnegative(e.function, ctx, guards)
+    if isinstance(e, sp.Symbol):
+        return bool(e.is_nonnegative)
+    return False
+
+
+def condition_holds(cond, ctx: Context, guards=()) -> bool:
+    """Whether a domain condition on values (``b != 0``, ``b > 0``, ``b >= 0``) always holds."""
+    if cond is sp.true or cond == sp.true:
+        return True
+    if isinstance(cond, sp.And):
+        return all(condition_holds(c, ctx, guards) for c in cond.args)
+    if isinstance(cond, sp.Rel):
+        # not expanded: (x - m)**2 must stay visibly a square
+        diff = cond.lhs if cond.rhs == 0 else cond.lhs - cond.rhs
+        if isinstance(cond, sp.Ne):
+            return is_positive(diff, ctx, guards) or is_positive(-diff, ctx, guards)
+        if isinstance(cond, sp.StrictGreaterThan):
+            return is_positive(diff, ctx, guards)
+        if isinstance(cond, sp.StrictLessThan):
+            return is_positive(-diff, ctx, guards)
+        if isinstance(cond, sp.GreaterThan):
+            return is_nonnegative(diff, ctx, guards)
+        if isinstance(cond, sp.LessThan):
+            return is_nonnegative(-diff, ctx, guards)
+    return False
+
+
+def discharge_domains(expr, ctx: Context, guards=()):
+    """``Defined(v, c)`` replaced by ``v`` wherever the assumptions imply ``c``.
+
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("i", integer=True)]
+    >>> discharge_domains(Defined(x / x, sp.Ne(x, 0)), Context({}, (), positive={"x"}))
+    1
+    """
+    if isinstance(expr, Defined) and condition_holds(expr.args[1], ctx, guards):
+        return discharge_domains(expr.args[0], ctx, guards)
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    return expr.func(*(discharge_domains(a, ctx, guards) for a in expr.args))
 
 
 def _split_log(arg, ctx: Context, guards):

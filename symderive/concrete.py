@@ -202,6 +202,14 @@ class Evaluator:
             return sp.Piecewise(*pending)
         raise EvaluationError(f"no branch of {e} applies")
 
+    def _eval_Defined(self, e):
+        c = self.condition(e.args[1])
+        if c is True:
+            return self.value(e.args[0])
+        if c is False:
+            return sp.nan if self.exact else float("nan")
+        return sp.Piecewise((_to_sympy(self.value(e.args[0])), c), (sp.nan, True))
+
     def condition(self, c):
         """A condition's truth value, or (exact mode) a SymPy condition on symbolic tensor values."""
         try:

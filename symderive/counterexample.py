@@ -97,6 +97,16 @@ def _tidy(value):
         return value
 
 
+def is_undefined(value) -> bool:
+    """Whether an exact value is undefined (NumPy's nan or inf: ``nan``, ``zoo``, ``oo``).
+
+    >>> is_undefined(sp.nan), is_undefined(sp.Integer(1))
+    (True, False)
+    """
+    value = _exact(value) if not isinstance(value, sp.Basic) else value
+    return bool(value.has(sp.nan, sp.zoo, sp.oo, -sp.oo))
+
+
 def certainly_nonzero(value) -> bool:
     """Whether an exact SymPy number is certainly not zero.
 
@@ -390,7 +400,9 @@ class _Comparison:
             return None
         expected, claimed = both
         for idx in itertools.product(*(range(d) for d in expected.shape)):
-            if certainly_nonzero(sp.Add(expected[idx], -claimed[idx])):
+            if certainly_nonzero(sp.Add(expected[idx], -claimed[idx])) or (
+                is_undefined(claimed[idx]) and not is_undefined(expected[idx])
+            ):
                 return idx, expected, claimed
         return None
 

@@ -260,3 +260,85 @@ def subs_free(expr: Expr, mapping: dict) -> Expr:
     if not (expr.free_symbols & set(mapping)):
         return expr
     return expr.func(*(subs_free(a, mapping) for a in expr.args))
+
+
+class Defined(sp.Function):
+    """``value`` where the domain condition ``cond`` holds, else undefined (NumPy's nan).
+
+    Partial operations (division, ``log``, ``sqrt``, fractional powers) keep their domain
+    here, because SymPy simplifies ``x / x`` to 1 and ``exp(log(x))`` to ``x`` as soon as
+    they are built; the prover may drop the condition only where the assumptions imply it.
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> Defined(x / x, sp.Ne(x, 0)).args[1]
+    Ne(x[i], 0)
+    """
+
+    @classmethod
+    def eval(cls, value, cond):
+        if cond is sp.true or cond == sp.true:
+            return value
+        if cond is sp.false or cond == sp.false:
+            return sp.nan
+        return None
+
+    def _eval_derivative(self, s):
+        return Defined(self.args[0].diff(s), self.args[1])
+
+    def _latex(self, printer):
+        return printer._print(self.args[0])
+
+    def _sympystr(self, printer):
+        return printer._print(self.args[0])
+
+
+def defined(value: Expr, cond) -> Expr:
+    """``value`` guarded by its domain condition, unless SymPy already knows it holds.
+
+    >>> n = size_symbol("n")
+    >>> defined(1 / n, sp.Ne(n, 0))
+    1/n
+    """
+    cond = sp.sympify(cond)
+    if cond == sp.true:
+        return value
+    return Defined(value, cond)
+
+
+def divide_value(a: Expr, b: Expr) -> Expr:
+    """``a / b`` with the condition ``b != 0`` unless ``b`` is known nonzero (a size, exp ...).
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> divide_value(x, x).func.__name__
+    'Defined'
+    """
+    b = sp.sympify(b)
+    if b.is_nonzero or b.is_positive or b.is_negative:
+        return a / b
+    return defined(a / b, sp.Ne(b, 0))
+
+
+def log_value(x: Expr) -> Expr:
+    """``log(x)`` with the condition ``x > 0`` unless known."""
+    x = sp.sympify(x)
+    return sp.log(x) if x.is_positive else defined(sp.log(x), sp.Gt(x, 0))
+
+
+def sqrt_value(x: Expr) -> Expr:
+    """``sqrt(x)`` with the condition ``x >= 0`` unless known."""
+    x = sp.sympify(x)
+    return sp.sqrt(x) if x.is_nonnegative else defined(sp.sqrt(x), sp.Ge(x, 0))
+
+
+def power_value(b: Expr, e: Expr) -> Expr:
+    """``b ** e`` with NumPy's domain: ``b != 0`` for negative, ``b >= 0`` for fractional powers."""
+    b, e = sp.sympify(b), sp.sympify(e)
+    value = sp.Pow(b, e)
+    if e.is_integer and e.is_nonnegative:
+        return value
+    conds = []
+    if not e.is_integer and not b.is_nonnegative:
+        conds.append(sp.Ge(b, 0))
+    if not e.is_nonnegative and not (b.is_nonzero or b.is_positive or b.is_negative):
+        conds.append(sp.Ne(b, 0))
+    return defined(value, sp.And(*conds)) if conds else value

@@ -23,7 +23,7 @@ import sympy as sp
 import z3
 
 from . import domains
-from .algebra import Context, Factor, Term, Unsupported, flatten
+from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten
 from .errors import InputError, InternalError
 from .ir import in_range
 from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
@@ -333,9 +333,7 @@ def _size_only_count(vars_, atoms, sizes, size_conds):
                 return None
             bound = sp.expand(-(diff - c * v) / c)
             op = a.rel_op if c > 0 else {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[a.rel_op]
-            {">=": lows, ">": lows, "<=": highs, "<": highs}[op].append(
-                bound + {">=": 0, ">": 1, "<=": 0, "<": -1}[op]
-            )
+            {">=": lows, ">": lows, "<=": highs, "<": highs}[op].append(bound + {">=": 0, ">": 1, "<=": 0, "<": -1}[op])
         lows, highs = set(lows), set(highs)
         if len(lows) != 1 or len(highs) != 1:
             return None
@@ -536,6 +534,7 @@ def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
         facts=tuple(size_conds) + ((free_range,) if p else ()),
     )
     diff_expr = d.gradient - claim_tensor.at(p)
+    diff_expr = discharge_domains(diff_expr, ctx)
     if scalar_identity(simplify_guards(diff_expr, list(ctx.facts))):
         return Outcome("proved")
     try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import sympy as sp
 
 from ..errors import InputError
-from ..ir import Iverson, Shape, Tensor
+from ..ir import Iverson, Shape, Tensor, divide_value, log_value, power_value, sqrt_value
 
 
 def broadcast_pair(a: sp.Expr, b: sp.Expr) -> tuple[sp.Expr, sp.Boolean]:
@@ -326,8 +326,8 @@ def where_of(condition, x, y):
 binary("add", sp.Add, "({x1} + {x2})", "{x1} + {x2}", zero_preserving=True, by_name=False)
 binary("subtract", lambda a, b: a - b, "({x1} - {x2})", "{x1} - {x2}", zero_preserving=True, by_name=False)
 binary("multiply", sp.Mul, "({x1} * {x2})", r"{x1} \odot {x2}", zero_preserving=True, by_name=False)
-binary("divide", lambda a, b: a / b, "({x1} / {x2})", r"{x1} \oslash {x2}", zero_preserving=False, by_name=False)
-binary("power", sp.Pow, "({x1} ** {x2})", "{x1}^{{{x2}}}", zero_preserving=False, by_name=False)
+binary("divide", divide_value, "({x1} / {x2})", r"{x1} \oslash {x2}", zero_preserving=False, by_name=False)
+binary("power", power_value, "({x1} ** {x2})", "{x1}^{{{x2}}}", zero_preserving=False, by_name=False)
 binary("less", iverson_of(sp.Lt), "({x1} < {x2})", r"\left[{x1} < {x2}\right]", zero_preserving=True, by_name=False)
 binary("less_equal", iverson_of(sp.Le), "({x1} <= {x2})", r"\left[{x1} \le {x2}\right]", False, by_name=False)
 binary("greater", iverson_of(sp.Gt), "({x1} > {x2})", r"\left[{x1} > {x2}\right]", zero_preserving=True, by_name=False)
@@ -339,15 +339,15 @@ binary("minimum", minimum_of, "np.minimum({x1}, {x2})", r"\min\left({x1}, {x2}\r
 
 unary("negative", lambda x: -x, "np.negative", r"-{x}", zero_preserving=True, by_name=False)
 unary("positive", lambda x: x, "np.positive", r"+{x}", zero_preserving=True, by_name=False)
-unary("log", sp.log, "np.log", r"\log\left({x}\right)", zero_preserving=False)
-unary("sqrt", sp.sqrt, "np.sqrt", r"\sqrt{{{x}}}", zero_preserving=True)
+unary("log", log_value, "np.log", r"\log\left({x}\right)", zero_preserving=False)
+unary("sqrt", sqrt_value, "np.sqrt", r"\sqrt{{{x}}}", zero_preserving=True)
 unary("square", lambda x: x**2, "np.square", r"{x}^{{2}}", zero_preserving=True)
 unary("tanh", sp.tanh, "np.tanh", r"\tanh\left({x}\right)", zero_preserving=True)
 unary("sinh", sp.sinh, "np.sinh", r"\sinh\left({x}\right)", zero_preserving=True)
 unary("cosh", sp.cosh, "np.cosh", r"\cosh\left({x}\right)", zero_preserving=False)
 unary("sin", sp.sin, "np.sin", r"\sin\left({x}\right)", zero_preserving=True)
 unary("cos", sp.cos, "np.cos", r"\cos\left({x}\right)", zero_preserving=False)
-unary("log1p", lambda x: sp.log(1 + x), "np.log1p", r"\log\left(1 + {x}\right)", zero_preserving=True)
+unary("log1p", lambda x: log_value(1 + x), "np.log1p", r"\log\left(1 + {x}\right)", zero_preserving=True)
 unary("expm1", lambda x: sp.exp(x) - 1, "np.expm1", r"\left(e^{{{x}}} - 1\right)", zero_preserving=True)
 unary("abs", abs_kinked, "np.abs", r"\left|{x}\right|", zero_preserving=True)
 unary("sign", sign_of, "np.sign", r"\operatorname{{sign}}\left({x}\right)", zero_preserving=True)
