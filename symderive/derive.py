@@ -307,7 +307,7 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
         )
         steps.append(Step("forward", "The forward pass, element by element.", y_sym, y_elem))
         dy = diff_read(y_elem, wrt, at)
-        dy_sym = partial_symbol(layer.output if out_idx else layer.output, wrt, at)
+        dy_sym = sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]")
         chain = gsum(
             g_read * sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]"),
             *limits,
@@ -321,6 +321,21 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
                 dy,
             )
         )
+        if dy.has(sp.KroneckerDelta):
+            ranges = [c for i, n in zip(out_idx, out_shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
+            ranges += [c for i, n in zip(at, layer.inputs[wrt], strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
+            dy_summed = eliminate_deltas(piecewise_to_iverson(dy))
+            if presentation:
+                dy_summed = simplify_guards(dy_summed, list(layer.size_assumptions()) + ranges)
+            if dy_summed != dy:
+                steps.append(
+                    Step(
+                        "partial derivative, deltas summed",
+                        "Only the terms whose read hits this element survive: sum out the deltas of the forward sum.",
+                        dy_sym,
+                        dy_summed,
+                    )
+                )
         raw = gsum(g_read * dy, *limits)
         steps.append(Step("kronecker deltas", "Substitute into the chain rule.", lhs, raw))
     eliminated = eliminate_deltas(piecewise_to_iverson(raw))
@@ -354,6 +369,8 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
         new_rhs, text = shifted
         steps.append(Step("reindex", text, lhs, new_rhs))
     steps.append(Step("result", f"The gradient with respect to {wrt}.", lhs, gradient))
+    labels = layer.labels.get(wrt, {})
+    steps = [Step(s.kind, s.text, s.lhs, s.rhs, labels.get(s.kind, s.label)) for s in steps]
     names = readable_names(steps, taken | {str(s) for s in at} | {str(s) for s in out_idx})
     steps = [Step(s.kind, s.text, s.lhs.xreplace(names), s.rhs.xreplace(names), s.label) for s in steps]
     return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=gradient.xreplace(names), steps=tuple(steps))

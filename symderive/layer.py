@@ -79,6 +79,8 @@ class Layer:
     source: str = ""
     forward_text: str = ""
     extras: dict = field(default_factory=dict, compare=False)
+    #: per input: step kind -> equation name from a textbook or seed (``"Eq. E"``)
+    labels: dict = field(default_factory=dict, compare=False)
 
     @property
     def is_loss(self) -> bool:
@@ -115,7 +117,20 @@ class Layer:
 
 # -- loading ---------------------------------------------------------------------------
 LAYERS_DIR = Path(__file__).parent / "layers"
-_TOP_KEYS = ("name", "description", "assume", "constants", "inputs", "output", "claims")
+_TOP_KEYS = ("name", "description", "assume", "constants", "inputs", "output", "claims", "labels")
+#: the step kinds a layer file's [labels] may name (symderive.derive.Step.kind)
+STEP_KINDS = (
+    "loss",
+    "forward",
+    "chain rule",
+    "partial derivative",
+    "partial derivative, deltas summed",
+    "kronecker deltas",
+    "delta elimination",
+    "guards",
+    "reindex",
+    "result",
+)
 _CLAIM_KEYS = ("wrt", "claim", "assume", "expect")
 _EXPECTS = ("proved", "refuted", "unknown")
 
@@ -242,7 +257,25 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
             f"a loss output L must be a scalar, got shape {layer.forward.shape}", where=f"{source}: output.L"
         )
     claims = _load_claims(data.get("claims", []), layer, source)
-    return dataclasses.replace(layer, claims=claims)
+    labels = _load_labels(data.get("labels", {}), layer, source)
+    return dataclasses.replace(layer, claims=claims, labels=labels)
+
+
+def _load_labels(raw, layer: Layer, source: str) -> dict:
+    """``[labels]``: per input, a step kind -> the name a textbook gives that equation."""
+    _expect(raw, dict, f"{source}: labels")
+    out = {}
+    for wrt, table in raw.items():
+        where = f"{source}: labels.{wrt}"
+        if wrt not in layer.inputs:
+            raise InputError(f"{wrt!r} is not an input of the layer", where=where)
+        _expect(table, dict, where)
+        for kind, label in table.items():
+            if kind not in STEP_KINDS:
+                raise InputError(f"unknown step {kind!r} (steps: {', '.join(STEP_KINDS)})", where=f"{where}.{kind}")
+            _expect(label, str, f"{where}.{kind}")
+        out[wrt] = dict(table)
+    return out
 
 
 def _check_tensor_name(name: str, where: str, reserved) -> None:
