@@ -42,6 +42,13 @@ def gemm_rate(dtype) -> float:
     return 2 * n**3 / best_time(lambda: a @ b) / 1e9
 
 
+def shaped_gemm_rate(dtype, m: int, k: int, n: int) -> float:
+    """GFLOP/s of a NumPy (m x k) @ (k x n) product: the ceiling for a convolution lowered to that GEMM."""
+    a = np.random.default_rng(0).standard_normal((m, k)).astype(dtype)
+    b = np.random.default_rng(1).standard_normal((k, n)).astype(dtype)
+    return 2 * m * k * n / best_time(lambda: a @ b) / 1e9
+
+
 def copy_rate(dtype) -> float:
     """GB/s (read + write) of a NumPy array copy of 64 MiB."""
     src = np.random.default_rng(0).standard_normal(8 * 2**20).astype(dtype)
@@ -205,6 +212,8 @@ def main() -> None:
         gemm, copy = gemm_rate(dtype), copy_rate(dtype)
         name = np.dtype(dtype).name
         print(f"\n== {name}: NumPy GEMM {gemm:.1f} GFLOP/s, NumPy copy {copy:.1f} GB/s ==")
+        shaped = shaped_gemm_rate(dtype, 64, 64 * 9, 8 * 56 * 56)
+        print(f"   (NumPy GEMM of the 8x64x56x56 conv's im2col shape, 64x576 @ 576x25088: {shaped:.1f} GFLOP/s)")
         head = f"{'case':<22}{'pass':<9}{'emitted':>11}" + "".join(f"{p:>11}" for p in peers)
         print(head + f"{'ratio':>8}  rate (emitted)")
         for label, make in cases:
