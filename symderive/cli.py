@@ -28,6 +28,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, InternalError
+from .ir import plain
 from .verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict
 
 EXIT_OK, EXIT_REFUTED, EXIT_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -524,12 +525,10 @@ def cmd_derive(args, out, err) -> int:
     _check_wrt(layer, args.wrt)
     with wall_clock(args.timeout):
         derivation = derive(layer, args.wrt)
-    import sympy as sp
-
     for number, step in enumerate(derivation.steps, start=1):
         label = f" [{step.label}]" if step.label else ""
         print(f"{number}. {step.kind}{label}: {step.text}", file=out)
-        print(f"     {sp.sstr(step.lhs)} = {sp.sstr(step.rhs)}", file=out)
+        print(f"     {plain(step.lhs)} = {plain(step.rhs)}", file=out)
     return EXIT_OK
 
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 Expr = sp.Expr
 Shape = tuple[sp.Expr, ...]
@@ -209,6 +211,8 @@ def fresh_indices(prefix: str, count: int, avoid: set | None = None) -> tuple[sp
     """
     avoid = {str(s) for s in (avoid or ())}
     out = []
+    if count == 0:
+        return ()
     for k in itertools.count():
         name = f"{prefix}{k}"
         if name not in avoid:
@@ -342,3 +346,34 @@ def power_value(b: Expr, e: Expr) -> Expr:
     if not e.is_nonnegative and not (b.is_nonzero or b.is_positive or b.is_negative):
         conds.append(sp.Ne(b, 0))
     return defined(value, sp.And(*conds)) if conds else value
+
+
+class PlainPrinter(StrPrinter):
+    """Index expressions as a reader writes them: ``Sum_{i=0..n-1} [i <= p] x[i]``.
+
+    >>> i, n = index_symbol("i"), size_symbol("n")
+    >>> plain(GSum(Iverson(i >= 1) * read("x", (i,)), (i, 0, n - 1)))
+    'Sum_{i=0..n - 1} ([i >= 1]*x[i])'
+    """
+
+    def _print_GSum(self, e):
+        lims = ", ".join(f"{self._print(v)}={self._print(lo)}..{self._print(hi)}" for v, lo, hi in e.limits)
+        body = self.parenthesize(e.function, PRECEDENCE["Mul"])
+        return f"Sum_{{{lims}}} {body}"
+
+    def _print_Iverson(self, e):
+        return f"[{self._print(e.args[0])}]"
+
+    def _print_KroneckerDelta(self, e):
+        return f"delta({self._print(e.args[0])}, {self._print(e.args[1])})"
+
+    def _print_And(self, e):
+        return " & ".join(self.parenthesize(a, PRECEDENCE["And"]) for a in e.args)
+
+    def _print_Defined(self, e):
+        return self._print(e.args[0])
+
+
+def plain(expr) -> str:
+    """A one-line readable text form of an index expression (for the command line)."""
+    return PlainPrinter().doprint(expr)

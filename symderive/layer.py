@@ -15,7 +15,7 @@ from pathlib import Path
 import sympy as sp
 
 from .errors import InputError
-from .ir import Tensor, fresh_indices, leaf
+from .ir import Tensor, fresh_indices, leaf, plain
 from .ops import OPERATORS
 from .tree import Node
 
@@ -542,7 +542,7 @@ def describe_layer(layer: Layer) -> str:
     idx = fresh_indices("i", layer.forward.ndim) if layer.forward.ndim else ()
     element = _readable(layer.forward.element(idx), facts)
     left = f"{layer.output}[{', '.join(map(str, idx))}]" if idx else layer.output
-    lines.append(f"  {left} = {sp.sstr(element)}")
+    lines.append(f"  {left} = {plain(element)}")
     if idx:
         ranges = ", ".join(
             f"0 <= {i} <= {sp.sstr(_readable(d - 1, facts))}" for i, d in zip(idx, layer.forward.shape, strict=False)
