@@ -158,6 +158,10 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         c = canonical_condition(c)
         if c in (sp.true, sp.false):
             return [Term(sp.S.One)] if c == sp.true else []
+        complement = _complement(c)
+        if complement is not None:
+            # [a <= b] = 1 - [a > b]: one atom per comparison, whichever way it is written
+            return flatten(1 - Iverson(complement), ctx, guards)
         if isinstance(c, sp.Or):
             # [a or b] = [a] + [b and not a]: each part an atom of its own
             first, rest = c.args[0], sp.Or(*c.args[1:])
@@ -184,6 +188,10 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         if e.is_Rational and is_integer_expr(base, ctx) and not base.free_symbols - set(ctx.sizes):
             return [Term(expr)]
         if e.is_Rational:
+            base = normalise_sums(base)
+            if isinstance(base, sp.Mul) and (e.is_Integer or all(is_positive(f, ctx, guards) for f in base.args)):
+                # (a b)^e = a^e b^e: exact for integer e, and for positive factors
+                return flatten(sp.Mul(*(sp.Pow(f, e) for f in base.args)), ctx, guards)
             inner = _atom(base, ctx, guards)
             if not inner.factors:
                 return [Term(inner.coeff**e)]
@@ -207,6 +215,50 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
             raise Unsupported(f"index expression used as a value: {expr}")
         return [_atom(expr, ctx, guards)]
     raise Unsupported(f"cannot put {type(expr).__name__} into canonical form")
+
+
+def _complement(c):
+    """The negation of ``<``, ``<=`` and ``!=`` as ``>=``, ``>`` and ``==`` (else None)."""
+    if isinstance(c, sp.LessThan):
+        return sp.Gt(c.lhs, c.rhs)
+    if isinstance(c, sp.StrictLessThan):
+        return sp.Ge(c.lhs, c.rhs)
+    if isinstance(c, sp.Ne):
+        return sp.Eq(c.lhs, c.rhs)
+    return None
+
+
+def normalise_sums(expr):
+    """Sums in a canonical shape: ranges from 0, constant factors outside, ``exp(a + b)`` split.
+
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> j = sp.Symbol("j", integer=True)
+    >>> s = sp.IndexedBase("s", real=True)
+    >>> normalise_sums(GSum(sp.exp(s[j - 1] + 1), (j, 1, n)))
+    E*Sum(exp(s[j]), (j, 0, n - 1))
+    """
+    if not isinstance(expr, sp.Basic) or not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    if isinstance(expr, GSum):
+        body = normalise_sums(expr.function)
+        limits = []
+        for v, lo, hi in expr.limits:
+            if lo != 0 and not (lo.free_symbols & {w for w, _, _ in expr.limits}):
+                body = body.xreplace({v: v + lo}) if not _binds(body, v) else body
+                hi, lo = sp.expand(hi - lo), sp.S.Zero
+            limits.append((v, lo, hi))
+        bound = {v for v, _, _ in limits}
+        inside, outside = [], []
+        for f in sp.Mul.make_args(body):
+            (inside if f.free_symbols & bound or isinstance(f, Iverson) else outside).append(f)
+        return sp.Mul(*outside) * GSum(sp.Mul(*inside), *limits)
+    if isinstance(expr, sp.exp) and isinstance(expr.args[0], sp.Add):
+        return sp.Mul(*(sp.exp(normalise_sums(a)) for a in expr.args[0].args))
+    return expr.func(*(normalise_sums(a) for a in expr.args))
+
+
+def _binds(e, v) -> bool:
+    return any(isinstance(a, GSum) and v in {w for w, _, _ in a.limits} for a in sp.preorder_traversal(e))
 
 
 def canonical_condition(c):
@@ -371,7 +423,7 @@ def _drop_implied_guards(expr, ctx: Context, guards):
 
 def _atom(expr, ctx: Context, guards) -> Term:
     """A non-polynomial subexpression as one factor: a pattern applied to outer indices."""
-    expr = _drop_implied_guards(expr, ctx, guards)
+    expr = normalise_sums(_drop_implied_guards(expr, ctx, guards))
     if expr.is_Number:
         return Term(expr)
     pattern, args = atom_pattern(expr, ctx)

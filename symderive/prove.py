@@ -160,24 +160,14 @@ def _apply_rule(t: Term, rule: SumRule, shapes: dict):
 
 
 def _guards_are_ranges(guards, rng, f, shape) -> bool:
-    """Whether the guards on the summed variables say exactly ``0 <= v <= n - 1`` (each, maybe repeated)."""
-    atoms = []
-    for g in guards:
-        atoms += list(sp.And.make_args(g))
-    wanted = set()
-    for v, (lo, hi) in rng.items():
-        wanted |= {sp.Ge(v, lo), sp.Le(v, hi)}
-    normal = set()
-    for a in atoms:
-        a = sp.sympify(a)
-        if isinstance(a, sp.Lt):
-            a = sp.Le(a.lhs, a.rhs - 1)
-        if isinstance(a, sp.Gt):
-            a = sp.Ge(a.lhs, a.rhs + 1)
-        if isinstance(a, sp.Rel) and not a.free_symbols & set(rng):
-            return False
-        normal.add(a)
-    return normal <= wanted | {sp.true} and wanted <= normal
+    """Whether the guards on the summed variables say exactly ``0 <= v <= n - 1`` for each.
+
+    Decided for every size >= 1 (a read outside the tensor is zero, so a wider bound
+    together with the read's own range is the same range)."""
+    wanted = sp.And(*[c for v, (lo, hi) in rng.items() for c in (sp.Ge(v, lo), sp.Le(v, hi))])
+    have = sp.And(*guards)
+    sizes = [sp.Ge(s, 1) for s in (have.free_symbols | wanted.free_symbols) if s.is_positive]
+    return domains.implies(sizes + [have], wanted) is True and domains.implies(sizes + [wanted], have) is True
 
 
 # -- the decision per signature group -------------------------------------------------------
