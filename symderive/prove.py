@@ -380,8 +380,7 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
     groups: dict = defaultdict(list)
     for t in terms:
         groups[_signature(t)].append(t)
-    for sig, group in groups.items():
-        keys = [k for k, _ in sig]
+    for group in groups.values():
         if any(f.idx and any(not domains_ok(i) for i in f.idx) for t in group for f in t.factors):
             return Outcome("unknown", "an index expression outside Presburger arithmetic")
         ctx = domains.Z3Context()
@@ -406,10 +405,22 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
                     return Outcome("unknown", "the solver's resource limit ran out")
                 if sat:
                     sizes_at = {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
-                    return Outcome("candidate", f"the monomial {' * '.join(keys) or '1'} differs", sizes_at)
+                    return Outcome("candidate", f"the terms in {_describe_monomial(group[0])} do not cancel", sizes_at)
         except (Unsupported, domains.NonLinear) as exc:
             return Outcome("unknown", str(exc))
     return Outcome("proved")
+
+
+def _describe_monomial(t: Term, width: int = 160) -> str:
+    """A short readable name of a monomial, for reasons (``g[i] * w[p - i]``)."""
+    from .ir import plain
+
+    parts = []
+    for f in sorted(t.factors, key=lambda f: (f.key, f.exp)):
+        text = plain(f.expr)
+        parts.append(text if f.exp == 1 else f"({text})**{f.exp}")
+    text = " * ".join(parts) or "1"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _size_floor(ctx: domains.Z3Context, sizes) -> list:
