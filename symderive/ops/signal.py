@@ -197,7 +197,7 @@ def _sd_valid_kernel_loop(region, b, out_shape):
 
 
 def _sd_valid_output_loop(padded, base, b, out_shape):
-    """Valid correlation of padded[base:] with a large b and a tiny output: one BLAS dot per output element.
+    """Valid correlation of padded[base:] with a large b and a tiny output: one long dot product per output element.
 
     In the flat (C-order) layout of padded, out[k] = dot(flat[p(k) : p(k) + L], b embedded in rows of padded's width).
     """
@@ -212,7 +212,8 @@ def _sd_valid_output_loop(padded, base, b, out_shape):
     out = np.empty(out_shape, dtype=padded.dtype)
     for k in np.ndindex(*out_shape):
         p = start + sum(q * s for q, s in zip(k, strides, strict=True))
-        out[k] = np.dot(flat[p : p + length], kernel)
+        # numpy's own sum of products, not BLAS: a threaded BLAS dot stalls badly on a busy machine
+        out[k] = np.einsum("i,i->", flat[p : p + length], kernel)
     return out
 
 
@@ -248,11 +249,11 @@ def _sd_correlate_window(a, b, starts, shape):
         window.append(slice(off + lo, off + lo + o + y - 1))
     padded = np.pad(a, pads) if any(p != (0, 0) for p in pads) else np.ascontiguousarray(a)
     region = padded[tuple(window)]
-    # rough nanoseconds on a current x86 core: a ufunc pass per element, a BLAS dot per element, FFT per N log N
+    # rough nanoseconds on a current x86 core: a ufunc pass per element, a dot product per element, FFT per N log N
     out_size, taps, item = _sd_size(out_shape), b.size, a.itemsize
     kernel_cost = taps * (0.25 * item * out_size + 4000.0)
     length = sum((n - 1) * s // item for n, s in zip(b.shape, padded.strides, strict=True)) + 1
-    output_cost = out_size * (0.05 * item * length + 2000.0)
+    output_cost = out_size * (0.08 * item * length + 2000.0)
     direct_cost = min(kernel_cost, output_cost)
     fft_cost = direct_cost
     if direct_cost > 1e5:  # below ~0.1 ms the FFT's fixed costs dominate: do not even size it
