@@ -109,7 +109,7 @@ class Evaluator:
         idx = tuple(_as_int(self.value(i)) for i in e.indices)
         if len(idx) != arr.ndim:
             raise EvaluationError(f"{name} has rank {arr.ndim}, read with {len(idx)} indices")
-        if any(k < 0 or k >= n for k, n in zip(idx, arr.shape)):
+        if any(k < 0 or k >= n for k, n in zip(idx, arr.shape, strict=False)):
             return 0
         return arr[idx]
 
@@ -369,7 +369,7 @@ def evaluate(tensor: Tensor, sizes: dict, values: dict, exact: bool = False) -> 
     ev = Evaluator(sizes, values, exact=exact)
     out = np.empty(shape, dtype=object if exact else np.float64)
     for point in itertools.product(*(range(d) for d in shape)):
-        for sym, v in zip(idx, point):
+        for sym, v in zip(idx, point, strict=False):
             ev.env[sym] = v
         v = ev.value(element)
         out[point] = _to_sympy(v) if exact else float(v)

@@ -171,7 +171,7 @@ def to_latex(node: Node, names: Mapping[str, str] | None = None) -> str:
         return sp.latex(node.value)
     if isinstance(node, Element):
         inner = to_latex(node.node, names)
-        return r"\left(%s\right)_{%s}" % (inner, ", ".join(sp.latex(i) for i in node.index))
+        return r"\left({}\right)_{{{}}}".format(inner, ", ".join(sp.latex(i) for i in node.index))
     if isinstance(node, Scalar):
         return node.latex or sp.latex(node.expr)
     if isinstance(node, Call):
