@@ -38,6 +38,9 @@ __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 def __getattr__(name: str):
     if name in _EXPORTS:
         module, attr = _EXPORTS[name]
+        if module == attr:
+            # the module itself: callable like its function, and what importing it binds here
+            return importlib.import_module(f".{module}", __name__)
         return getattr(importlib.import_module(f".{module}", __name__), attr)
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)

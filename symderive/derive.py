@@ -518,3 +518,8 @@ def readable_names(steps, taken: set) -> dict:
         used.add(name)
         out[d] = index_symbol(name)
     return out
+
+
+from ._callable import make_callable  # noqa: E402  (sd.derive(...) calls derive())
+
+make_callable(__name__)

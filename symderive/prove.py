@@ -625,3 +625,8 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
         outcome.reason if outcome.status == "unknown" else f"{outcome.reason}, but no concrete counterexample was found"
     )
     return Verdict(UNKNOWN, assumptions=used, reason=reason, **base)
+
+
+from ._callable import make_callable  # noqa: E402  (sd.prove(...) calls prove())
+
+make_callable(__name__)
