@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .errors import InputError
 from .ir import GSum, Iverson, gsum, index_symbol, read, subs_free
 
 WRT_NAMES = ("p", "q", "r", "u", "v", "z")
@@ -276,14 +275,10 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
     >>> [s.kind for s in d.steps][:2]
     ['loss', 'forward']
     """
-    if isinstance(layer, str):
-        from .layer import load_layer
+    from .layer import as_layer
 
-        layer = load_layer(layer)
-    if wrt not in layer.inputs:
-        raise InputError(f"--wrt {wrt!r} is not an input of layer {layer.name!r} (inputs: {', '.join(layer.inputs)})")
-    if wrt in layer.constants:
-        raise InputError(f"--wrt {wrt!r} is a constant of layer {layer.name!r}, not differentiated")
+    layer = as_layer(layer)
+    layer.require_differentiable(wrt)
     taken = taken_names(layer)
     at = _pick_names(WRT_NAMES, len(layer.inputs[wrt]), taken)
     out_idx = _pick_names(OUT_NAMES, len(layer.forward.shape), taken)

@@ -87,6 +87,13 @@ class Layer:
         """Whether the output is a scalar loss ``L`` (no upstream gradient ``g``)."""
         return self.output == "L"
 
+    def require_differentiable(self, wrt: str) -> None:
+        """Raise an input error unless ``wrt`` is an input that gradients are taken for."""
+        if wrt not in self.inputs:
+            raise InputError(f"--wrt {wrt!r} is not an input of layer {self.name!r} (inputs: {', '.join(self.inputs)})")
+        if wrt in self.constants:
+            raise InputError(f"--wrt {wrt!r} is a constant of layer {self.name!r}: it is not differentiated")
+
     @property
     def differentiable(self) -> tuple[str, ...]:
         """The inputs that gradients are taken with respect to (not constants)."""
@@ -133,6 +140,15 @@ STEP_KINDS = (
 )
 _CLAIM_KEYS = ("wrt", "claim", "assume", "expect")
 _EXPECTS = ("proved", "refuted", "unknown")
+
+
+def as_layer(layer) -> Layer:
+    """A Layer as it is, or loaded from a built-in name or a path.
+
+    >>> as_layer("linear").name
+    'linear'
+    """
+    return layer if isinstance(layer, Layer) else load_layer(layer)
 
 
 def builtin_layer_names() -> list[str]:

@@ -24,7 +24,7 @@ import z3
 
 from . import domains
 from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten
-from .errors import InputError, InternalError
+from .errors import InternalError
 from .ir import in_range
 from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
 
@@ -592,14 +592,10 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
     """
     from . import counterexample as cx
     from .language import claim_tensor, parse_claim
-    from .layer import load_layer
+    from .layer import as_layer
 
-    if isinstance(layer, str):
-        layer = load_layer(layer)
-    if wrt not in layer.inputs:
-        raise InputError(f"--wrt {wrt!r} is not an input of layer {layer.name!r} (inputs: {', '.join(layer.inputs)})")
-    if wrt in layer.constants:
-        raise InputError(f"--wrt {wrt!r} is a constant of layer {layer.name!r}: it is not differentiated")
+    layer = as_layer(layer)
+    layer.require_differentiable(wrt)
     extra = tuple(cx.parse_assumptions(list(assume), layer))
     parsed = parse_claim(claim, layer, wrt)
     tensor = claim_tensor(parsed, layer)

@@ -131,11 +131,11 @@ class ReportPrinter(LatexPrinter):
             text = r"\left(%s\right)" % text
         return sums + text
 
-    def _print_Pow(self, expr, rational=False):
+    def _print_Pow(self, expr, **kwargs):
         # a power of a sum (or of anything printed with its own superscript) needs parentheses
         if isinstance(expr.base, sp.Sum | sp.exp) and not expr.exp.is_negative:
             return r"\left(%s\right)^{%s}" % (self._print(expr.base), self._print(expr.exp))
-        return super()._print_Pow(expr, rational=rational)
+        return super()._print_Pow(expr, **kwargs)
 
     def _print_Iverson(self, expr):
         return r"\left[%s\right]" % self._print(expr.args[0])
