@@ -155,7 +155,9 @@ def _numpy_number(value) -> str:
         return f"({int(value.p)} / {int(value.q)})"
     if value.is_Float:
         return repr(float(value))
-    return sp.pycode(value).replace("math.", "np.")
+    code = sp.pycode(value).replace("math.", "np.")
+    # a compound number such as N*D is an operand of the operator around it: 2 * x / (N * D)
+    return code if value.is_Atom or isinstance(value, sp.Function) else f"({code})"
 
 
 def to_latex(node: Node, names: Mapping[str, str] | None = None) -> str:

@@ -256,3 +256,17 @@ def test_check_sizes_include_edge_sizes():
     assert any(s["H"] == s["kh"] and s["W"] == s["kw"] and s["H"] > 1 for s in sizes)
     assert any(len(set(s.values())) >= 3 for s in sizes)
     assert all(s["kh"] <= s["H"] and s["kw"] <= s["W"] for s in sizes)
+
+
+# -- every built-in layer -------------------------------------------------------------------------
+
+
+def test_compound_number_in_a_closed_form_keeps_its_parentheses():
+    # mse's 2 * (x - t) / (N * D) was emitted as 2 * (x - t) / D * N
+    source = emit_numpy("mse")
+    assert "/ (D * N)" in source or "/ (N * D)" in source
+    module = load_source(source)
+    x, t = np.random.default_rng(5).standard_normal((2, 3, 4))
+    xt = torch.tensor(x, requires_grad=True)
+    F.mse_loss(xt, torch.tensor(t)).backward()
+    np.testing.assert_allclose(module["grad_x"](x=x, t=t), xt.grad.numpy(), rtol=1e-12)
