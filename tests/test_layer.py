@@ -139,7 +139,7 @@ def test_describe_layer_shows_tensors_and_forward():
     assert "x [H, W]" in text and "w [kh, kw]" in text
     assert "kh <= H" in text
     assert "correlate(x, w, 'valid') + b" in text
-    assert "Sum(" in text and "y[i0, i1]" in text
+    assert "Sum_{" in text and "y[i0, i1]" in text
     assert "convolve(g, w, 'full')" in text
     loss = describe_layer(load_layer("softmax_cross_entropy"))
     assert "constant" in loss and "L = " in loss
