@@ -288,6 +288,10 @@ def _term_weight(t: Term, slots: list, ctx: domains.Z3Context, order=None, sizes
                 break
             if progress:
                 break
+    if any(set(vars_) & e.free_symbols for e in eqs):
+        # a summation variable the index equations could not be solved for (inside a floor,
+        # say): its count is not a plain membership, so nothing is claimed about it
+        raise Unsupported("an index equation that cannot be solved for its summation variable")
     conds = [ctx.cond(sp.Eq(e, 0)) for e in eqs] + [
         ctx.cond(g) for g in guard + extra if not (set(vars_) & g.free_symbols)
     ]
