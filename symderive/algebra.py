@@ -158,7 +158,8 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         c = canonical_condition(c)
         if c in (sp.true, sp.false):
             return [Term(sp.S.One)] if c == sp.true else []
-        complement = _complement(c)
+        # (a NaN compares false both ways: only where no partial operation is involved)
+        complement = None if c.has(Defined) else _complement(c)
         if complement is not None:
             # [a <= b] = 1 - [a > b]: one atom per comparison, whichever way it is written
             return flatten(1 - Iverson(complement), ctx, guards)
