@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -619,7 +620,9 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
             detail="Index domains decided by z3, scalar algebra in SymPy; cross-checked by exact evaluation at the smallest sizes.",
             **base,
         )
-    found = cx.find_counterexample(layer, wrt, tensor, extra)
+    # the concrete search spends at most its own budget, and never more than the timeout
+    deadline = time.monotonic() + min(float(timeout), cx.SEARCH_SECONDS)
+    found = cx.find_counterexample(layer, wrt, tensor, extra, deadline=deadline)
     if found is None and outcome.sizes:
         found = cx.find_counterexample(layer, wrt, tensor, extra, at_sizes=outcome.sizes)
     if found is not None:
