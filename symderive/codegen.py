@@ -24,12 +24,14 @@ import inspect
 import io
 import itertools
 import subprocess
+import textwrap
 import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
 
 from . import tree as T
 from .concrete import EvaluationError, Evaluator, concrete_shape, evaluate, is_valid_at
@@ -97,8 +99,14 @@ def tidy_statement(line: str) -> str:
 
     >>> tidy_statement("return (f(x, 'valid') + b)")
     'return f(x, "valid") + b'
+    >>> tidy_statement("O = (g.shape[1])  # noqa: E741")
+    'O = g.shape[1]  # noqa: E741'
     """
+    comments = [t.string for t in tokenize.generate_tokens(io.StringIO(line).readline) if t.type == tokenize.COMMENT]
     text = ast.unparse(ast.parse(line))
+    if comments:
+        # ast drops comments; a trailing one (a noqa) is kept
+        return tidy_statement(text) + "  " + comments[-1]
     out = []
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
         if (
@@ -151,8 +159,29 @@ def format_source(source: str) -> str:
     return done.stdout if done.returncode == 0 and done.stdout else source
 
 
+#: width of a docstring line's text, so that the emitted module keeps ruff's 120 columns
+DOC_WIDTH = 112
+
+
+def wrap_doc(doc: str, width: int = DOC_WIDTH) -> str:
+    """A docstring with each long line wrapped at spaces, continuation lines indented.
+
+    >>> wrap_doc("dL/dx = a + b + c, proved", width=12).split(chr(10))
+    ['dL/dx = a +', '    b + c,', '    proved']
+    """
+    out = []
+    for line in doc.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        out += textwrap.wrap(
+            line, width=width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+        )
+    return "\n".join(out)
+
+
 def _indent_doc(doc: str) -> str:
-    lines = doc.strip("\n").split("\n")
+    lines = wrap_doc(doc.strip("\n")).split("\n")
     if len(lines) == 1:
         return f'    """{lines[0]}"""'
     body = "\n".join(("    " + ln) if ln else "" for ln in lines[1:])
@@ -266,7 +295,7 @@ def forward_function(layer) -> Function:
     """The emitted ``forward``: the layer's output from its inputs."""
     if layer.forward_tree is not None:
         code, args, helpers = closed_form_code(layer, layer.forward_tree)
-        body = _sized_body(layer, args, _needed_sizes(layer.forward_tree), [], code, layer.forward.shape, None)
+        args, body = _sized_body(layer, args, _needed_sizes(layer.forward_tree), code, layer.forward.shape, None)
     else:
         lowering = IndexLowering(layer)
         body, args, helpers = lowering.function_body(layer.forward_index, layer.output_indices, layer.forward.shape)
@@ -315,14 +344,14 @@ def _claim_function(layer, wrt: str, text: str, verdict: Verdict) -> Function:
         built_shape = T.build(parsed.tree, layer.scope()).shape
         if _shape_matches(layer, built_shape, target):
             built_shape = target
-        body = _sized_body(
-            layer, args, _needed_sizes(parsed.tree), [], code, target, None if built_shape == target else wrt
-        )
-        if built_shape != target and wrt not in args:
+        if built_shape != target:
             args = _ordered_args(layer, set(args) | {wrt})
+        args, body = _sized_body(
+            layer, args, _needed_sizes(parsed.tree), code, target, None if built_shape == target else wrt, prefer=wrt
+        )
     else:
         lowering = IndexLowering(layer)
-        body, args, helpers = lowering.function_body(parsed.body, tuple(parsed.index), target)
+        body, args, helpers = lowering.function_body(parsed.body, tuple(parsed.index), target, prefer=wrt)
     assumptions = verdict.assumptions or tuple(a.text for a in layer.assumptions)
     doc = (
         f"dL/d{wrt} = {text}, proved by symderive for layer {layer.name}.\n\n"
@@ -338,7 +367,7 @@ def _derived_function(layer, wrt: str) -> Function:
     derivation = derive(layer, wrt)
     target = layer.inputs[wrt]
     lowering = IndexLowering(layer)
-    body, args, helpers = lowering.function_body(derivation.gradient, tuple(derivation.index), target)
+    body, args, helpers = lowering.function_body(derivation.gradient, tuple(derivation.index), target, prefer=wrt)
     index = ", ".join(str(i) for i in derivation.index)
     lhs = f"d{wrt}[{index}]" if index else f"d{wrt}"
     doc = (
@@ -372,7 +401,9 @@ def _shape_matches(layer, shape, target) -> bool:
         return True
     if len(shape) != len(target):
         return False
-    for sizes in check_sizes(layer, count=8, limit=6):
+    # every accepted size up to the default limit, not only the four check sizes: a shape
+    # that differs for one parity of H + 2 - kh must not be taken for the input's shape
+    for sizes, _ in valid_sizes(layer):
         ev = Evaluator(sizes, {})
         try:
             if any(ev.value(sp.sympify(a)) != ev.value(sp.sympify(b)) for a, b in zip(shape, target, strict=True)):
@@ -461,11 +492,12 @@ def _needed_sizes(node) -> set[sp.Symbol]:
     return out
 
 
-def _sized_body(layer, args, sizes, lines, code, target, broadcast_from) -> list[str]:
-    """Body lines: size bindings, the expression, and the shape fix-up of the result."""
-    body = list(lines)
+def _sized_body(layer, args, sizes, code, target, broadcast_from, prefer=None) -> tuple[tuple[str, ...], list[str]]:
+    """(arguments, body lines): size bindings, the expression, and the shape fix-up of the result."""
+    body = []
     if sizes:
-        body += size_bindings(layer, args, sizes)
+        args, bindings = bind_sizes(layer, args, sizes, prefer)
+        body += bindings
     *pre, last = code.split("\n")
     body += pre
     if broadcast_from is not None:
@@ -474,7 +506,74 @@ def _sized_body(layer, args, sizes, lines, code, target, broadcast_from) -> list
         body.append(f"return np.asarray({last})")
     else:
         body.append(f"return {last}")
-    return body
+    return args, body
+
+
+def bind_sizes(layer, args, sizes, prefer=None) -> tuple[tuple[str, ...], list[str]]:
+    """(arguments, binding lines) for the sizes a body needs.
+
+    When the arguments it reads do not give every size (``g`` of length
+    ``floor((L - k) / 2) + 1`` does not give ``L``), the input being differentiated
+    (``prefer``) is declared too for its shape, then other inputs mentioning a missing size.
+
+    >>> from symderive.layer import load_layer
+    >>> layer = load_layer("conv1d_ncl_s2")
+    >>> bind_sizes(layer, ("w", "g"), {sp.Symbol("L", integer=True, positive=True)}, prefer="x")
+    (('x', 'w', 'g'), ['L = x.shape[2]'])
+    """
+    args = tuple(args)
+    try:
+        return args, size_bindings(layer, args, sizes)
+    except NotVectorisable:
+        pass
+    names = set(args)
+    candidates = ([prefer] if prefer in layer.inputs else []) + list(layer.inputs)
+    for name in candidates:
+        if name in names or not any(sp.sympify(d).free_symbols & set(sizes) for d in layer.inputs[name]):
+            continue
+        names.add(name)
+        try:
+            return _ordered_args(layer, names), size_bindings(layer, _ordered_args(layer, names), sizes)
+        except NotVectorisable:
+            continue
+    return args, size_bindings(layer, _ordered_args(layer, names), sizes)
+
+
+class _SizePrinter(PythonCodePrinter):
+    """Python for integer size expressions: a floor or ceiling of a quotient by a constant
+    is integer division, so shapes and bindings stay ``int`` (NumPy refuses float indices)."""
+
+    def __init__(self):
+        super().__init__({"fully_qualified_modules": False})
+
+    def _print_floor(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if den.is_Integer:
+            return f"({self._print(num)}) // {int(den)}"
+        return f"int({super()._print_floor(e)})"
+
+    def _print_ceiling(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if den.is_Integer:
+            return f"-(({self._print(-num)}) // {int(den)})"
+        return f"int({super()._print_ceiling(e)})"
+
+
+def size_code(expr) -> str:
+    """Python computing an integer size expression exactly, as an ``int``.
+
+    A quotient by a constant that the sizes make whole (a size solved from a shape) is
+    written as integer division.
+
+    >>> H, k = sp.symbols("H k", integer=True, positive=True)
+    >>> size_code(sp.floor((H - k) / 2) + 1), size_code((H - k + 2) / 2)
+    ('(H - k) // 2 + 1', '(H - k + 2) // 2')
+    """
+    expr = sp.sympify(expr)
+    num, den = sp.fraction(sp.together(expr))
+    if den.is_Integer and den != 1 and not expr.has(sp.floor, sp.ceiling, sp.Mod):
+        return f"({_SizePrinter().doprint(num)}) // {int(den)}"
+    return _SizePrinter().doprint(expr)
 
 
 def size_bindings(layer, args, sizes) -> list[str]:
@@ -493,11 +592,12 @@ def size_bindings(layer, args, sizes) -> list[str]:
         changed = False
         for d, code in dims:
             unknown = [s for s in d.free_symbols if s not in known]
-            if len(unknown) == 1 and sp.degree(d, unknown[0]) == 1:
+            # a dimension linear in one unknown size gives it; floor(H / 2) and the like do not
+            if len(unknown) == 1 and d.is_polynomial(unknown[0]) and sp.degree(d, unknown[0]) == 1:
                 value = sp.Symbol("_value_")
                 solved = sp.solve(sp.Eq(d, value), unknown[0])
                 if len(solved) == 1:
-                    known[unknown[0]] = sp.pycode(
+                    known[unknown[0]] = size_code(
                         solved[0].xreplace(
                             {s: sp.Symbol(known[s]) for s in d.free_symbols if s in known} | {value: sp.Symbol(code)}
                         )
@@ -507,7 +607,13 @@ def size_bindings(layer, args, sizes) -> list[str]:
     if missing:
         raise NotVectorisable(f"size {missing[0]} cannot be read from the arguments {', '.join(args)}")
     order = {s: k for k, s in enumerate(layer.sizes)}
-    return [f"{s} = {known[s]}" for s in sorted(sizes, key=lambda s: order.get(s, len(order)))]
+    return [_binding(s, known[s]) for s in sorted(sizes, key=lambda s: order.get(s, len(order)))]
+
+
+def _binding(size, code: str) -> str:
+    """``O = g.shape[1]``: the layer's own size names, even the ones ruff finds ambiguous (l, O, I)."""
+    line = f"{size} = {code}"
+    return line + "  # noqa: E741" if str(size) in {"l", "O", "I"} else line
 
 
 # -- lowering an index form to broadcast NumPy --------------------------------------------------
@@ -516,11 +622,11 @@ _GATHER = '''def _gather(a, *index):
     """a[index] with index arrays broadcast together; reads outside a's shape are 0."""
     index = np.broadcast_arrays(*(np.asarray(i) for i in index))
     inside = np.ones(index[0].shape, dtype=bool)
-    for i, n in zip(index, a.shape):
+    for i, n in zip(index, a.shape, strict=True):
         inside &= (i >= 0) & (i < n)
     if a.size == 0:
         return np.zeros(inside.shape, dtype=a.dtype)
-    clipped = tuple(np.clip(i, 0, n - 1) for i, n in zip(index, a.shape))
+    clipped = tuple(np.clip(i, 0, n - 1) for i, n in zip(index, a.shape, strict=True))
     return np.where(inside, a[clipped], 0)
 '''
 
@@ -577,8 +683,13 @@ class IndexLowering:
         self.counter = itertools.count()
         self.names: set[str] = set()
 
-    def function_body(self, expr: sp.Expr, index: tuple, shape) -> tuple[list[str], tuple[str, ...], set[str]]:
-        """(body lines, arguments, helpers) of a function returning ``expr`` over ``shape``."""
+    def function_body(
+        self, expr: sp.Expr, index: tuple, shape, prefer: str | None = None
+    ) -> tuple[list[str], tuple[str, ...], set[str]]:
+        """(body lines, arguments, helpers) of a function returning ``expr`` over ``shape``.
+
+        ``prefer`` names the input whose shape is ``shape``, declared when the sizes cannot
+        be read from the arguments the expression reads."""
         shape = tuple(sp.sympify(d) for d in shape)
         for k, (i, n) in enumerate(zip(index, shape, strict=True)):
             name = self._fresh(str(i))
@@ -593,14 +704,7 @@ class IndexLowering:
         args = _ordered_args(self.layer, self.reads)
         if self.sizes - set(self.layer.sizes):
             raise NotVectorisable(f"unexpected symbols {sorted(map(str, self.sizes - set(self.layer.sizes)))}")
-        needed = set(self.sizes)
-        try:
-            bindings = size_bindings(self.layer, args, needed)
-        except NotVectorisable:
-            wanted = {s for s in needed}
-            extra = [n for n in self.layer.inputs if set(self.layer.inputs[n]) & wanted]
-            args = _ordered_args(self.layer, set(args) | set(extra))
-            bindings = size_bindings(self.layer, args, needed)
+        args, bindings = bind_sizes(self.layer, args, set(self.sizes), prefer)
         body = bindings + self.lines + [f"return {result}"]
         helpers = {"_gather"} if any("_gather(" in ln for ln in self.lines) or "_gather(" in result else set()
         if any("_range(" in ln for ln in self.lines):
@@ -621,7 +725,7 @@ class IndexLowering:
     def _size_code(self, expr) -> str:
         expr = sp.sympify(expr)
         self.sizes |= {s for s in expr.free_symbols}
-        return sp.pycode(expr).replace("math.", "np.")
+        return size_code(expr)
 
     @staticmethod
     def _at(val: Val, depth: int) -> str:
@@ -676,6 +780,10 @@ class IndexLowering:
             return self._piecewise(e)
         if isinstance(e, sp.floor):
             return self._floor(e.args[0])
+        if isinstance(e, sp.ceiling):
+            # ceiling(a / q) == -floor(-a / q), and floor is exact integer division
+            inner = self._floor(-e.args[0])
+            return Val(f"(-{inner.code})", inner.depth)
         if isinstance(e, sp.Mod):
             (a, b), depth = self._common([self.lower(x) for x in e.args])
             return Val(f"({a} % {b})", depth)
@@ -827,11 +935,15 @@ def compile_module(source: str) -> dict:
 # -- the check ---------------------------------------------------------------------------------
 
 
-def check_sizes(layer, count: int = 4, limit: int | None = None) -> list[dict]:
-    """A few small size assignments satisfying the layer's assumptions, edge sizes first.
+def valid_sizes(layer, limit: int | None = None) -> list[tuple[dict, int]]:
+    """Every size assignment up to ``limit`` that the layer accepts, with its count of tight assumptions.
 
-    The smallest (dimensions of 1), one with the most assumptions tight (a kernel as
-    large as the input), one with the most distinct sizes (non-square), and the largest.
+    The default limit keeps the enumeration to a few thousand points (5 per size up to
+    four sizes, else 3).
+
+    >>> from symderive.layer import load_layer
+    >>> len(valid_sizes(load_layer("linear")))
+    25
     """
     sizes = tuple(layer.sizes)
     limit = limit or (5 if len(sizes) <= 4 else 3)
@@ -849,6 +961,17 @@ def check_sizes(layer, count: int = 4, limit: int | None = None) -> list[dict]:
         candidates.append((env, tight))
     if not candidates:
         raise InternalError(f"no sizes up to {limit} satisfy the assumptions of layer {layer.name}")
+    return candidates
+
+
+def check_sizes(layer, count: int = 4, limit: int | None = None) -> list[dict]:
+    """A few small size assignments satisfying the layer's assumptions, edge sizes first.
+
+    The smallest (dimensions of 1), one with the most assumptions tight (a kernel as
+    large as the input), one with the most distinct sizes (non-square), and the largest.
+    """
+    sizes = tuple(layer.sizes)
+    candidates = valid_sizes(layer, limit)
     chosen: list[dict] = []
 
     def pick(key):

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
+import inspect
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
+
+# the torch forwards, sizes and data of the new layers are shared with tests/test_layers_torch.py
+# (tests/ is on sys.path under pytest)
+import test_layers_torch as new_layers
 import torch
 import torch.nn.functional as F
 
 from symderive import codegen
 from symderive.codegen import ClaimNotProved, emit_numpy, emit_tests
 from symderive.errors import InputError, InternalError
-from symderive.layer import load_layer
+from symderive.layer import builtin_layer_names, load_layer
 from symderive.ops import OPERATORS
 
 torch.set_default_dtype(torch.float64)
@@ -270,3 +277,87 @@ def test_compound_number_in_a_closed_form_keeps_its_parentheses():
     xt = torch.tensor(x, requires_grad=True)
     F.mse_loss(xt, torch.tensor(t)).backward()
     np.testing.assert_allclose(module["grad_x"](x=x, t=t), xt.grad.numpy(), rtol=1e-12)
+
+
+def test_size_code_is_exact_integer_arithmetic():
+    import sympy as sp
+
+    H, k, v = sp.symbols("H k v", integer=True, positive=True)
+    for expr in [sp.floor((H - k) / 2) + 1, (H - v + 2) / 2, sp.ceiling((H - k) / 3), sp.Mod(H - k, 2)]:
+        code = codegen.size_code(expr)
+        for h, kk in [(7, 3), (8, 3), (1, 1), (9, 2)]:
+            got = eval(code, {"H": h, "k": kk, "v": 2 + (h % 2)})  # noqa: S307 -- our own generated text
+            want = expr.subs({H: h, k: kk, v: 2 + (h % 2)})
+            assert type(got) is int and got == want, (expr, code, h, kk)
+
+
+def test_a_size_the_read_arguments_do_not_give_is_read_from_the_input_differentiated():
+    # g of conv1d_ncl_s2 has length floor((L - k) / 2) + 1, which does not give L
+    source = emit_numpy("conv1d_ncl_s2")
+    module = load_source(source)
+    assert "L = x.shape[2]" in source
+    assert "x" in inspect.signature(module["grad_x"]).parameters
+
+
+def test_a_size_solved_from_a_dilated_shape_is_an_integer():
+    # kh from g.shape[2] == H - 2 * kh + 2 was the float (H - g.shape[2] + 2) / 2: float index arrays
+    source = emit_numpy("conv2d_nchw_d2")
+    assert "// 2" in source and "1 / 2 *" not in source
+
+
+BUILTINS = builtin_layer_names()
+#: a few sizes per built-in layer: the first is the edge (dimensions of 1), then kernels
+#: as large as the input, strides that do not divide, non-square
+SEED_SIZES = {"conv2d": [(1, 1, 1, 1), (4, 1, 2, 1), (5, 4, 5, 3)], "linear": [(1, 1), (5, 3)]}
+
+
+@functools.cache
+def emitted_source(name: str) -> str:
+    return emit_numpy(name)
+
+
+def layer_cases(name: str, layer):
+    """(values with g, torch output, {wrt: torch gradient}) at a few sizes of one layer."""
+    if name in LAYERS:
+        fn, shapes_of, sizes = LAYERS[name]
+        for size in SEED_SIZES.get(name, sizes[:3]):
+            values = random_inputs(name, shapes_of(*size), np.random.default_rng(zlib.crc32(repr(size).encode())))
+            y, g, grads = autograd(name, values, layer)
+            if g is not None:
+                values["g"] = g
+            yield size, values, y, grads
+        return
+    for sizes in new_layers.SIZES[name][:3]:
+        values = new_layers.random_values(layer, sizes, new_layers.rng_for("codegen", name, sizes))
+        y = new_layers.torch_forward(name, values)[0].detach().numpy()
+        grads = {wrt: new_layers.torch_gradient(layer, wrt, values) for wrt in layer.differentiable}
+        yield sizes, values, y, grads
+
+
+def test_every_builtin_layer_has_torch_cases():
+    assert len(BUILTINS) >= 23
+    assert set(BUILTINS) <= set(LAYERS) | set(new_layers.SIZES)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_every_builtin_layer_emits_code_matching_torch_autograd(name):
+    layer = load_layer(name)
+    module = load_source(emitted_source(name))
+    for size, values, y, grads in layer_cases(name, layer):
+        np.testing.assert_allclose(call(module["forward"], values), y, rtol=1e-10, atol=1e-12, err_msg=f"{size}")
+        for wrt in layer.differentiable:
+            got = call(module[f"grad_{wrt}"], values)
+            assert isinstance(got, np.ndarray) and got.shape == np.shape(values[wrt]), (wrt, size, got.shape)
+            np.testing.assert_allclose(got, grads[wrt], rtol=1e-9, atol=1e-11, err_msg=f"grad_{wrt} at {size}")
+
+
+def test_every_builtin_layers_emitted_module_is_ruff_clean(tmp_path):
+    for name in BUILTINS:
+        (tmp_path / f"{name}_grads.py").write_text(emitted_source(name))
+    opts = ["--isolated", "--line-length", "120"]
+    ruff = [sys.executable, "-m", "ruff"]
+    rules = ["--select", "E,F,W,I,B,UP"]
+    checked = subprocess.run([*ruff, "check", *opts, *rules, str(tmp_path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
+    formatted = subprocess.run([*ruff, "format", *opts, "--check", str(tmp_path)], capture_output=True, text=True)
+    assert formatted.returncode == 0, formatted.stdout
