@@ -73,6 +73,13 @@ def is_integer_expr(e, ctx: Context) -> bool:
     return all(s.is_integer for s in e.free_symbols)
 
 
+def _is_size_coefficient(expr, ctx: Context) -> bool:
+    """A rational function of the sizes (guards on sizes are guards, not coefficients)."""
+    if expr.free_symbols - set(ctx.sizes) or not is_integer_expr(expr, ctx):
+        return False
+    return not expr.has(Iverson, sp.KroneckerDelta, sp.Piecewise, sp.floor, sp.ceiling, sp.Mod, sp.Max, sp.Min)
+
+
 def is_integer_cond(c, ctx: Context) -> bool:
     """Whether a condition involves only integers."""
     if c in (sp.true, sp.false):
@@ -110,7 +117,7 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
     1
     """
     expr = sp.sympify(expr)
-    if expr.is_Number or (is_integer_expr(expr, ctx) and not expr.free_symbols - set(ctx.sizes)):
+    if expr.is_Number or _is_size_coefficient(expr, ctx):
         return [Term(expr)] if expr != 0 else []
     if isinstance(expr, sp.Indexed):
         name = str(expr.base.label)
