@@ -307,12 +307,26 @@ def forward_function(layer) -> Function:
     return Function("forward", args, body, doc, layer.forward, helpers)
 
 
+#: recent gradient functions by (layer object, wrt, claim): ``codegen -o --tests`` emits the
+#: module and then its tests from the same layer object without proving every claim twice
+_RECENT: dict[tuple[int, str, str | None], tuple[object, Function]] = {}
+
+
 def gradient_function(layer, wrt: str, claim: str | None) -> Function:
     """The emitted ``grad_<wrt>``, from a proved claim or the derived index form."""
+    key = (id(layer), wrt, claim)
+    if key in _RECENT and _RECENT[key][0] is layer:
+        return _RECENT[key][1]
     chosen = _proved_claim(layer, wrt, claim)
     if chosen is not None:
-        return _claim_function(layer, wrt, *chosen)
-    return _derived_function(layer, wrt)
+        fn = _claim_function(layer, wrt, *chosen)
+    else:
+        fn = _derived_function(layer, wrt)
+    if len(_RECENT) >= 64:
+        _RECENT.pop(next(iter(_RECENT)))
+    # the entry holds the layer itself, so its id is not reused while the entry lives
+    _RECENT[key] = (layer, fn)
+    return fn
 
 
 def _proved_claim(layer, wrt: str, claim: str | None):
@@ -980,7 +994,9 @@ def check_sizes(layer, count: int = 4, limit: int | None = None) -> list[dict]:
             chosen.append(max(rest, key=key)[0])
 
     pick(lambda c: -sum(c[0].values()))
-    pick(lambda c: (c[1], sum(c[0].values())))
+    if any(tight for _, tight in candidates):
+        # without size assumptions this would only be the largest sizes again (slow to evaluate)
+        pick(lambda c: (c[1], sum(c[0].values())))
     pick(lambda c: (len(set(c[0].values())), -abs(sum(c[0].values()) - 2.5 * len(sizes))))
     pick(lambda c: (len(set(c[0].values())), sum(c[0].values())))
     return chosen[:count]
@@ -1000,6 +1016,7 @@ def random_values(layer, sizes, rng) -> dict[str, np.ndarray]:
 
 
 def _apply_assumptions(layer, values, xp):
+    dtypes = {n: np.asarray(v).dtype for n, v in values.items()}
     for a in layer.assumptions:
         if a.kind == "size":
             continue
@@ -1018,7 +1035,8 @@ def _apply_assumptions(layer, values, xp):
             values[a.lhs.name] = (v + v.T) / 2
         else:
             raise CodegenRefusal(f"cannot generate check values satisfying assumption {a.text!r}")
-    return values
+    # arithmetic on a 0-d object array (eps of batch_norm) gives a bare SymPy number
+    return {n: np.asarray(v, dtype=dtypes[n]) for n, v in values.items()}
 
 
 def _tenth(v):

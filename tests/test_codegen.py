@@ -106,9 +106,15 @@ def call(function, values):
     return function(**{a: values[a] for a in inspect.signature(function).parameters})
 
 
+@functools.cache
+def emitted_source(name: str) -> str:
+    """The emitted module of a built-in layer, once per test run."""
+    return emit_numpy(name)
+
+
 @pytest.fixture(scope="module")
 def emitted():
-    return {name: emit_numpy(name) for name in LAYERS}
+    return {name: emitted_source(name) for name in LAYERS}
 
 
 @pytest.mark.parametrize("layer_name", list(LAYERS))
@@ -311,11 +317,6 @@ BUILTINS = builtin_layer_names()
 SEED_SIZES = {"conv2d": [(1, 1, 1, 1), (4, 1, 2, 1), (5, 4, 5, 3)], "linear": [(1, 1), (5, 3)]}
 
 
-@functools.cache
-def emitted_source(name: str) -> str:
-    return emit_numpy(name)
-
-
 def layer_cases(name: str, layer):
     """(values with g, torch output, {wrt: torch gradient}) at a few sizes of one layer."""
     if name in LAYERS:
@@ -361,3 +362,33 @@ def test_every_builtin_layers_emitted_module_is_ruff_clean(tmp_path):
     assert checked.returncode == 0, checked.stdout
     formatted = subprocess.run([*ruff, "format", *opts, "--check", str(tmp_path)], capture_output=True, text=True)
     assert formatted.returncode == 0, formatted.stdout
+
+
+def test_cli_codegen_with_tests_for_new_layers_runs_green_and_can_fail(tmp_path):
+    layers = ["conv2d_nchw_s2p1", "batch_norm", "attention"]
+    cli = [sys.executable, "-m", "symderive", "codegen"]
+    runs = [
+        subprocess.Popen(
+            [*cli, name, "-o", f"{name}_grads.py", "--tests", f"test_{name}_grads.py"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in layers
+    ]
+    for name, run in zip(layers, runs, strict=True):
+        out, errs = run.communicate(timeout=300)
+        assert run.returncode == 0, (name, out, errs)
+        assert f"wrote test_{name}_grads.py" in out
+    pytest_run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:symderive", str(tmp_path)]
+    green = subprocess.run(pytest_run, cwd=tmp_path, capture_output=True, text=True)
+    assert green.returncode == 0, green.stdout
+    # forward + dx, dgamma, dbeta (batch_norm); forward + dx, dw, db; forward + dQ, dK, dV
+    assert "12 passed" in green.stdout
+    module = tmp_path / "batch_norm_grads.py"
+    module.write_text(
+        module.read_text() + "\n_good = grad_gamma\n\n\ndef grad_gamma(**kw):\n    return _good(**kw) + 1e-6\n"
+    )
+    red = subprocess.run(pytest_run, cwd=tmp_path, capture_output=True, text=True)
+    assert red.returncode == 1 and "test_grad_gamma" in red.stdout and "11 passed" in red.stdout
