@@ -978,11 +978,12 @@ def valid_sizes(layer, limit: int | None = None) -> list[tuple[dict, int]]:
     return candidates
 
 
-def check_sizes(layer, count: int = 4, limit: int | None = None) -> list[dict]:
+def check_sizes(layer, count: int = 5, limit: int | None = None) -> list[dict]:
     """A few small size assignments satisfying the layer's assumptions, edge sizes first.
 
     The smallest (dimensions of 1), one with the most assumptions tight (a kernel as
-    large as the input), one with the most distinct sizes (non-square), and the largest.
+    large as the input), one with the most distinct sizes (non-square), the largest, and
+    one with parities unlike the others'.
     """
     sizes = tuple(layer.sizes)
     candidates = valid_sizes(layer, limit)
@@ -999,6 +1000,21 @@ def check_sizes(layer, count: int = 4, limit: int | None = None) -> list[dict]:
         pick(lambda c: (c[1], sum(c[0].values())))
     pick(lambda c: (len(set(c[0].values())), -abs(sum(c[0].values()) - 2.5 * len(sizes))))
     pick(lambda c: (len(set(c[0].values())), sum(c[0].values())))
+
+    # strided shapes depend on parities (output_padding for odd H + 2 - kh only): one more
+    # point with the parities furthest from those already chosen
+    def parities(env):
+        # of the sizes and of their differences (H + 2 - kh is odd when H and kh differ in parity)
+        v = list(env.values())
+        return [a % 2 for a in v] + [(a - b) % 2 for a, b in itertools.combinations(v, 2)]
+
+    seen = [parities(env) for env in chosen]
+
+    def parity_distance(c):
+        mine = parities(c[0])
+        return min(sum(a != b for a, b in zip(mine, p, strict=True)) for p in seen), -sum(c[0].values())
+
+    pick(parity_distance)
     return chosen[:count]
 
 

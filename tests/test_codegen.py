@@ -392,3 +392,23 @@ def test_cli_codegen_with_tests_for_new_layers_runs_green_and_can_fail(tmp_path)
     )
     red = subprocess.run(pytest_run, cwd=tmp_path, capture_output=True, text=True)
     assert red.returncode == 1 and "test_grad_gamma" in red.stdout and "11 passed" in red.stdout
+
+
+def test_check_sizes_cover_both_parities_of_each_strided_axis():
+    # conv2d_nchw_s2p1 needs output_padding (W + 2 - kw) % 2 on its own: some check size must make it 1
+    layer = load_layer("conv2d_nchw_s2p1")
+    sizes = [{str(k): v for k, v in s.items()} for s in codegen.check_sizes(layer)]
+    assert {(s["H"] - s["kh"]) % 2 for s in sizes} == {0, 1}
+    assert {(s["W"] - s["kw"]) % 2 for s in sizes} == {0, 1}
+
+
+def test_check_catches_an_output_padding_dropped_on_one_axis(monkeypatch):
+    op = OPERATORS["conv_transpose2d"]
+
+    def without_width_padding(**kw):
+        kw["output_padding"] = (kw["output_padding"][0], 0)
+        return op.to_numpy(**kw)
+
+    monkeypatch.setitem(OPERATORS, "conv_transpose2d", dataclasses.replace(op, to_numpy=without_width_padding))
+    with pytest.raises(InternalError, match="grad_x"):
+        emit_numpy("conv2d_nchw_s2p1")
