@@ -43,7 +43,10 @@ import torch.nn.functional as F
 torch.set_default_dtype(torch.float64)
 
 RTOL, ATOL = 1e-6, 1e-8
-PROVE_TIMEOUT = {"full": 8.0, "small": 8.0}
+PROVE_TIMEOUT = {"full": 6.0, "small": 8.0}
+WORKER_MEMORY = 6 * 2**30
+JOB_WAIT = 180
+MAX_GRID = 4_000_000
 
 
 class Unjudgeable(Exception):
@@ -484,6 +487,9 @@ class ClaimEvaluator:
         """The claimed gradient array of an index-form claim, over the gradient's shape."""
         sums = [(id(n), k) for n in ast.walk(rhs) if _is_sum(n) for k in range(len(n.args) - 1)]
         self.ndim = len(lhs_indices) + len(sums)
+        cells = math.prod(shape) * (2 * self.radius + 1) ** len(sums)
+        if cells > MAX_GRID:
+            raise Unjudgeable(f"index grid of {cells} points")
         self.axes = {key: len(lhs_indices) + j for j, key in enumerate(sums)}
         if len(lhs_indices) != len(shape):
             raise ClaimRaised("wrong number of free indices")
@@ -1021,7 +1027,7 @@ def jobs(size: str) -> list[tuple]:
     """The campaign's mutants as jobs (small: a deterministic spread over the base claims)."""
     from symderive.layer import load_layer
 
-    count = 8 if size == "full" else 5
+    count = 6 if size == "full" else 5
     timeout = PROVE_TIMEOUT[size]
     out = []
     for number, (layer, wrt, claim, assume) in enumerate(base_claims()):
@@ -1058,7 +1064,11 @@ def summarise(results: list[Result], seconds: float) -> dict:
 
 
 def _worker_init() -> None:
+    import resource
+
     torch.set_num_threads(1)
+    # a runaway mutant must end in MemoryError (reported as a crash), not in the OOM killer
+    resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
 
 
 def campaign(size: str = "full", processes: int = 2) -> tuple[dict, list[Result]]:
@@ -1068,7 +1078,14 @@ def campaign(size: str = "full", processes: int = 2) -> tuple[dict, list[Result]
     if processes > 1:
         # spawn, not fork: a forked child of a process that already ran torch can deadlock
         with multiprocessing.get_context("spawn").Pool(processes, initializer=_worker_init) as pool:
-            results = list(pool.imap_unordered(run_one, work, chunksize=1))
+            pending = [(j, pool.apply_async(run_one, (j,))) for j in work]
+            results = []
+            for j, r in pending:
+                try:
+                    results.append(r.get(timeout=JOB_WAIT))
+                except multiprocessing.TimeoutError:
+                    # the worker died or hung: a bug of the prover or of the campaign, kept visible
+                    results.append(Result(j[0], j[1], j[2], j[4], "unjudged", "crash", "worker lost (killed or hung)"))
     else:
         results = [run_one(j) for j in work]
     return summarise(results, time.perf_counter() - t0), results
