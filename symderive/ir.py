@@ -74,8 +74,9 @@ class Iverson(sp.Function):
             return sp.S.Zero
         return None
 
-    def _latex(self, printer):
-        return rf"\left[{printer._print(self.args[0])}\right]"
+    def _latex(self, printer, exp=None):
+        inner = rf"\left[{printer._print(self.args[0])}\right]"
+        return inner if exp is None else rf"{inner}^{{{exp}}}"
 
     def _eval_is_zero(self):
         return None
@@ -289,8 +290,9 @@ class Defined(sp.Function):
     def _eval_derivative(self, s):
         return Defined(self.args[0].diff(s), self.args[1])
 
-    def _latex(self, printer):
-        return printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        inner = printer._print(self.args[0])
+        return inner if exp is None else rf"\left({inner}\right)^{{{exp}}}"
 
     def _sympystr(self, printer):
         return printer._print(self.args[0])
