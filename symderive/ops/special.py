@@ -20,23 +20,35 @@ from .elementwise import elementwise_tensor, normalize_axes, option_code, option
 from .reduce import Reduction, _bool, reduced_shape
 
 
+def _floating(x):
+    x = np.asarray(x)
+    # float32 stays float32; integers and booleans compute in float64
+    return x if x.dtype.kind == "f" else x.astype(float)
+
+
 def _softmax(x, axis=None):
-    x = np.asarray(x, dtype=float)
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    x = _floating(x)
+    # one buffer, reused in place: shift by the maximum, exponentiate, normalise
+    e = np.subtract(x, np.max(x, axis=axis, keepdims=True), out=np.empty_like(x))
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
 
 
 def _log_softmax(x, axis=None):
-    x = np.asarray(x, dtype=float)
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    x = _floating(x)
+    shift = np.max(x, axis=axis, keepdims=True)
+    e = np.subtract(x, shift, out=np.empty_like(x))
+    np.exp(e, out=e)
+    # x - (max + log sum exp(x - max)): one pass over x, into the buffer the exponentials used
+    shift += np.log(np.sum(e, axis=axis, keepdims=True))
+    return np.subtract(x, shift, out=e)
 
 
 def _logsumexp(a, axis=None, keepdims=False):
-    a = np.asarray(a, dtype=float)
+    a = _floating(a)
     m = np.max(a, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
+    m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
     if keepdims:
         return out
@@ -44,12 +56,13 @@ def _logsumexp(a, axis=None, keepdims=False):
 
 
 def _expit(x):
-    x = np.asarray(x, dtype=float)
+    x = _floating(x)
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    d = 1 + e
+    return np.where(x >= 0, 1 / d, e / d)
 
 
-for _fn in (_softmax, _log_softmax, _logsumexp, _expit):
+for _fn in (_floating, _softmax, _log_softmax, _logsumexp, _expit):
     numpy_helper(_fn.__name__, inspect.getsource(_fn))
 
 
@@ -95,7 +108,7 @@ def _normaliser(name, value, latex):
             to_latex=lambda x, axis=None: r"{}{}\left({}\right)".format(
                 latex, "" if axis is None else f"_{{{option_latex(axis)}}}", x
             ),
-            numpy_helpers=(f"_{name}",),
+            numpy_helpers=("_floating", f"_{name}"),
         )
     )
 
@@ -153,7 +166,7 @@ register(
         to_latex=lambda a, axis=None, b=None, keepdims=False, return_sign=False: (
             r"\log\sum{}\exp\left({}\right)".format("" if axis is None else f"_{{{option_latex(axis)}}}", a)
         ),
-        numpy_helpers=("_logsumexp",),
+        numpy_helpers=("_floating", "_logsumexp"),
     )
 )
 
@@ -177,7 +190,7 @@ for _name, _family in (("expit", "scipy.special"), ("sigmoid", "sympy")):
             shape_rule=lambda x: (tuple(x), sp.true),
             to_numpy=lambda x: f"_expit({x})",
             to_latex=lambda x: rf"\sigma\left({x}\right)",
-            numpy_helpers=("_expit",),
+            numpy_helpers=("_floating", "_expit"),
             algebra="elementwise",
         )
     )

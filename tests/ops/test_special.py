@@ -104,3 +104,29 @@ def test_softmax_definition_is_the_plain_quotient():
     numerator, denominator = sp.fraction(element)
     assert numerator.func == sp.exp
     assert isinstance(denominator, GSum)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "expit"])
+def test_lowerings_keep_float32_and_leave_the_input_alone(name, axis):
+    op = OPERATORS[name]
+    x = (np.random.default_rng(5).normal(size=(3, 5)) * 4).astype(np.float32)
+    before = x.copy()
+    code = op.to_numpy(x="x") if name == "expit" else op.to_numpy(**{op.params[0].name: "x", "axis": axis})
+    out = _lowered(op, code, {"x": x})
+    expected = ss.expit(x.astype(float)) if name == "expit" else getattr(ss, name)(x.astype(float), axis=axis)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=2e-6, atol=1e-6)
+    np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_normalisers_of_integers_and_0d_arrays_are_float64_arrays(name):
+    op = OPERATORS[name]
+    ints = np.array([[3, -1, 0], [2, 2, 7]])
+    out = _lowered(op, op.to_numpy(x="x", axis=1), {"x": ints})
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, getattr(ss, name)(ints.astype(float), axis=1), rtol=1e-12)
+    zero_d = _lowered(op, op.to_numpy(x="x", axis=None), {"x": np.asarray(2.5)})
+    assert isinstance(zero_d, np.ndarray) and zero_d.shape == ()
+    np.testing.assert_allclose(zero_d, getattr(ss, name)(2.5))
