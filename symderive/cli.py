@@ -96,7 +96,9 @@ def wall_clock(seconds: float | None) -> Iterator[None]:
         raise ClaimTimeout()
 
     previous = signal.signal(signal.SIGALRM, _ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # rings again every 0.25 s: a ring that lands where Python ignores exceptions (a
+    # destructor inside z3, say) must not silently lose the timeout
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.25)
     try:
         yield
     finally:
