@@ -36,7 +36,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import tree as T
 from .concrete import EvaluationError, Evaluator, concrete_shape, evaluate, is_valid_at
 from .errors import InputError, InternalError
-from .ir import GSum, Iverson, Tensor
+from .ir import Defined, GSum, Iverson, Tensor
 from .ops import NUMPY_HELPERS, OPERATORS
 from .verdict import ERROR, PROVED, REFUTED, Verdict
 
@@ -696,6 +696,7 @@ class IndexLowering:
         self.sizes: set[sp.Symbol] = set()
         self.counter = itertools.count()
         self.names: set[str] = set()
+        self.sums: dict[tuple, Val] = {}
 
     def function_body(
         self, expr: sp.Expr, index: tuple, shape, prefer: str | None = None
@@ -792,6 +793,10 @@ class IndexLowering:
             return Val(f"np.asarray({a} == {b}, dtype=float)", depth)
         if isinstance(e, sp.Piecewise):
             return self._piecewise(e)
+        if isinstance(e, Defined):
+            # a partial operation outside its domain is nan, as the evaluator and NumPy have it
+            (value, cond), depth = self._common([self.lower(e.args[0]), self.condition(e.args[1])])
+            return Val(f"np.where({cond}, {value}, np.nan)", depth)
         if isinstance(e, sp.floor):
             return self._floor(e.args[0])
         if isinstance(e, sp.ceiling):
@@ -873,9 +878,14 @@ class IndexLowering:
         raise NotVectorisable(f"cannot lower condition {c}")
 
     def _gsum(self, e: GSum) -> Val:
-        body = e.function
-        limits = list(e.limits)
-        return self._sum_limits(body, limits)
+        # the straight-line body keeps every temporary, so a sum met again at the same depth
+        # with the same bindings of its free indices is the temporary already computed
+        # (a derived batch-norm gradient repeats its variance sum dozens of times)
+        bound = tuple(sorted((str(s), self.vars[s]) for s in e.free_symbols if s in self.vars))
+        key = (e, self.depth, bound)
+        if key not in self.sums:
+            self.sums[key] = self._sum_limits(e.function, list(e.limits))
+        return self.sums[key]
 
     def _sum_limits(self, body, limits) -> Val:
         if not limits:
@@ -908,8 +918,18 @@ class IndexLowering:
 
 
 def _depends_on(body, inner_limits, var) -> bool:
-    """Whether a summand (inside its inner limits) mentions ``var``, so its array has var's axis."""
-    return sp.sympify(body).has(var) or any(sp.sympify(b).has(var) for _, lo, hi in inner_limits for b in (lo, hi))
+    """Whether a summand (inside its inner limits) mentions ``var`` free, so its array has var's axis.
+
+    A sum inside the summand that binds a variable of the same name does not count: its
+    array has no axis for the outer one, and the outer sum must still count its terms.
+
+    >>> k = sp.Symbol("k", integer=True)
+    >>> _depends_on(GSum(sp.IndexedBase("x")[k], (k, 0, 3)), [], k)
+    False
+    """
+    return var in sp.sympify(body).free_symbols or any(
+        var in sp.sympify(b).free_symbols for _, lo, hi in inner_limits for b in (lo, hi)
+    )
 
 
 # -- the module --------------------------------------------------------------------------------

@@ -412,3 +412,43 @@ def test_check_catches_an_output_padding_dropped_on_one_axis(monkeypatch):
     monkeypatch.setitem(OPERATORS, "conv_transpose2d", dataclasses.replace(op, to_numpy=without_width_padding))
     with pytest.raises(InternalError, match="grad_x"):
         emit_numpy("conv2d_nchw_s2p1")
+
+
+def _lowered(layer_name, expr, index, shape):
+    """A one-function module computing an index expression with IndexLowering."""
+    layer = load_layer(layer_name)
+    body, args, helpers = codegen.IndexLowering(layer).function_body(expr, index, shape)
+    fn = codegen.Function("f", args, body, "f.", None, helpers)
+    return load_source(codegen.module_source(layer, [fn]))["f"], args
+
+
+def test_a_sum_over_a_variable_only_bound_inside_its_summand_counts_its_terms():
+    # Sum_k (Sum_k x[k]) == n * sum(x): the inner k is another variable (derived batch-norm gradients)
+    import sympy as sp
+
+    from symderive.ir import GSum, index_symbol, read
+
+    layer = load_layer("linear")
+    (n,) = layer.inputs["x"]
+    k, i = index_symbol("k"), index_symbol("i")
+    inner = GSum(read("x", (k,)), (k, 0, n - 1))
+    expr = GSum(inner * read("x", (i,)), (k, 0, n - 1))
+    f, args = _lowered("linear", expr, (i,), (n,))
+    x = np.random.default_rng(2).standard_normal(4)
+    np.testing.assert_allclose(f(x=x), 4 * x.sum() * x, rtol=1e-12)
+    assert sp.Symbol("k") not in expr.free_symbols
+
+
+def test_a_partial_operation_outside_its_domain_is_nan():
+    import sympy as sp
+
+    from symderive.ir import Defined, index_symbol, read
+
+    layer = load_layer("linear")
+    (n,) = layer.inputs["x"]
+    i = index_symbol("i")
+    xi = read("x", (i,))
+    f, _ = _lowered("linear", Defined(1 / xi, sp.Ne(xi, 0)), (i,), (n,))
+    with np.errstate(divide="ignore"):
+        got = f(x=np.array([2.0, 0.0, -4.0]))
+    np.testing.assert_array_equal(got, [0.5, np.nan, -0.25])
