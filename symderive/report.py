@@ -137,6 +137,14 @@ class ReportPrinter(LatexPrinter):
             return r"\left(%s\right)^{%s}" % (self._print(expr.base), self._print(expr.exp))
         return super()._print_Pow(expr, **kwargs)
 
+    def _print_exp(self, expr, exp=None):
+        # a long exponent (a sum, a fraction) is unreadable as a superscript: write exp(...)
+        arg = expr.args[0]
+        if not (arg.has(sp.Sum) or isinstance(arg, sp.Mul | sp.Add) and sp.count_ops(arg) > 2):
+            return super()._print_ExpBase(expr, exp)
+        inner = r"\exp\left(%s\right)" % self._print(arg)
+        return inner if exp is None else r"%s^{%s}" % (inner, exp)
+
     def _print_Iverson(self, expr):
         return r"\left[%s\right]" % self._print(expr.args[0])
 
