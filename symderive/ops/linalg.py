@@ -150,7 +150,9 @@ register(
         params=(Param("a", "tensor", required=True), Param("axes", "axis")),
         definition=transpose_tensor,
         shape_rule=transpose_shape,
-        to_numpy=lambda a, axes=None: f"np.transpose({a}, {option_code(axes)})",
+        to_numpy=lambda a, axes=None: (
+            f"np.transpose({a})" if axes is None else f"np.transpose({a}, {option_code(axes)})"
+        ),
         to_latex=_transpose_latex,
         algebra="linear",
     )

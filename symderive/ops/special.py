@@ -28,20 +28,22 @@ def _floating(x):
 
 def _softmax(x, axis=None):
     x = _floating(x)
-    # one buffer, reused in place: shift by the maximum, exponentiate, normalise
-    e = np.subtract(x, np.max(x, axis=axis, keepdims=True), out=np.empty_like(x))
+    # one buffer, reused in place: shift by the maximum, exponentiate, normalise (asarray: a 0-d
+    # difference is a NumPy scalar, which cannot be written in place); methods, not np.max/np.sum,
+    # whose Python wrappers cost microseconds on small arrays
+    e = np.asarray(x - x.max(axis=axis, keepdims=True))
     np.exp(e, out=e)
-    e /= np.sum(e, axis=axis, keepdims=True)
+    e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax(x, axis=None):
     x = _floating(x)
-    shift = np.max(x, axis=axis, keepdims=True)
-    e = np.subtract(x, shift, out=np.empty_like(x))
+    shift = x.max(axis=axis, keepdims=True)
+    e = np.asarray(x - shift)
     np.exp(e, out=e)
     # x - (max + log sum exp(x - max)): one pass over x, into the buffer the exponentials used
-    shift += np.log(np.sum(e, axis=axis, keepdims=True))
+    shift = shift + np.log(e.sum(axis=axis, keepdims=True))
     return np.subtract(x, shift, out=e)
 
 
