@@ -595,12 +595,26 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
     >>> prove("linear", "x", "w.T @ g").verdict
     'proved'
     """
-    from . import counterexample as cx
-    from .language import claim_tensor, parse_claim
     from .layer import as_layer
 
     layer = as_layer(layer)
     layer.require_differentiable(wrt)
+    # proved and refuted are final: a layer object remembers them (codegen and reports
+    # ask again about the claims the command line has just proved)
+    key = (wrt, claim, tuple(assume), cross_check)
+    remembered = layer.extras.setdefault("verdicts", {})
+    if key in remembered:
+        return remembered[key]
+    verdict = _decide(layer, wrt, claim, assume, timeout, cross_check)
+    if verdict.verdict in (PROVED, REFUTED):
+        remembered[key] = verdict
+    return verdict
+
+
+def _decide(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bool) -> Verdict:
+    from . import counterexample as cx
+    from .language import claim_tensor, parse_claim
+
     extra = tuple(cx.parse_assumptions(list(assume), layer))
     parsed = parse_claim(claim, layer, wrt)
     tensor = claim_tensor(parsed, layer)
