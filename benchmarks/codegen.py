@@ -10,7 +10,10 @@ whole backward pass (every gradient), the ratio emitted / fastest peer, and a ra
 GFLOP/s beside this machine's NumPy 1024x1024 GEMM rate for GEMM-shaped work
 (convolutions, batched linear), GB/s beside a NumPy array copy's rate for memory-bound
 work (matrix-vector, outer product, softmax). All rates are measured in the same run,
-the reference one again just before each row.
+the reference one again just before each row. On a machine busy with other processes,
+threaded BLAS and torch stall (the same GEMM takes a scheduler slice, whatever its size);
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/codegen.py`` then gives
+single-threaded figures that compare like with like.
 """
 
 from __future__ import annotations
@@ -299,7 +302,7 @@ def main(only: list[str] | None = None) -> None:
     modules.update({name: load(name) for name in LAYERS})
     print(
         f"emitted and checked {len(modules)} modules in {time.perf_counter() - t0:.1f} s; torch threads {torch.get_num_threads()}"
-        f"; {os.cpu_count()} CPUs, load average {_load()} (other processes make threaded BLAS and torch stall)"
+        f"; {os.cpu_count()} CPUs, load average {_load()}{_busy_warning()}"
     )
     peers = ("scipy", "torch", "numpy")
     cases = [
@@ -341,6 +344,15 @@ def main(only: list[str] | None = None) -> None:
                     f"{label:<26}{pass_name:<9}{_fmt(times['emitted']):>11}{cells}{ratio:>8.2f}  {rate:.2f} {unit} ({ref})"
                 )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; load average {_load()}")
+
+
+def _busy_warning() -> str:
+    if os.getloadavg()[0] < (os.cpu_count() or 1):
+        return ""
+    return (
+        "\n  busy machine: threaded BLAS and torch stall for scheduler slices; for steadier figures run with"
+        " OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"
+    )
 
 
 def _load() -> str:
