@@ -185,6 +185,13 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
                 previous.append(cond)
                 out += [Term(t.coeff, t.vars, (g,) + t.guard, t.factors) for t in flatten(val, ctx, guards + (g,))]
             return out
+        if not expr.has(Defined):
+            # branches on values: sum of [branch condition] * value, as the deriver writes them
+            parts, previous = [], []
+            for val, cond in expr.args:
+                parts.append(Iverson(sp.And(cond, *[sp.Not(p) for p in previous])) * val)
+                previous.append(cond)
+            return flatten(sp.Add(*parts), ctx, guards)
         return [_atom(expr, ctx, guards)]
     if isinstance(expr, sp.Pow):
         base, e = expr.args
