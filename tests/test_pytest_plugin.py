@@ -72,8 +72,9 @@ def test_expect_refuted_passes_when_refuted_and_fails_when_proved(pytester):
 
 
 def test_expect_unknown(pytester):
-    # a difference only at n >= 9, beyond the concrete search's sizes: no proof, no counterexample
-    _layer_file(pytester, "lin", '[[claims]]\nwrt = "x"\nclaim = "w.T @ g + (n >= 9)"\nexpect = "unknown"\n')
+    # true, but beyond the prover (three separate comparison atoms): no proof, no counterexample
+    claim = "w.T @ g * (x > 0) + w.T @ g * (x < 0) + w.T @ g * (x == 0)"
+    _layer_file(pytester, "lin", f'[[claims]]\nwrt = "x"\nclaim = "{claim}"\nexpect = "unknown"\n')
     pytester.runpytest().assert_outcomes(passed=1)
 
 

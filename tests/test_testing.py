@@ -42,8 +42,9 @@ def test_shape_mismatch_names_both_shapes():
 
 
 def test_unknown_claim_fails_with_the_reason():
-    # wrong only when n >= 9: beyond the concrete search, and no all-sizes proof
-    claim = "w.T @ g + (n >= 9)"
+    # true (the three cases cover every x), but the comparisons are separate atoms to the
+    # prover: no proof, and no counterexample since there is none
+    claim = "w.T @ g * (x > 0) + w.T @ g * (x < 0) + w.T @ g * (x == 0)"
     verdict = prove("linear", "x", claim)
     assert verdict.verdict == "unknown"
     with pytest.raises(AssertionError) as info:
