@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .ir import GSum, Iverson, gsum, index_symbol, read, subs_free
+from .ir import GSum, Iverson, gsum, held_form, index_symbol, read, subs_free
 
 WRT_NAMES = ("p", "q", "r", "u", "v", "z")
 OUT_NAMES = ("i", "j", "l", "o", "c", "h")
@@ -140,18 +140,10 @@ def diff_read(expr: sp.Expr, name: str, at: tuple) -> sp.Expr:
 
 def _chain_rule(expr: sp.Expr, name: str, at: tuple) -> sp.Expr:
     """SymPy's derivative of ``expr`` in its maximal read/sum subterms, times theirs."""
-    holders: dict[sp.Expr, sp.Symbol] = {}
-
-    def hold(e):
-        if isinstance(e, sp.Indexed | GSum) or (isinstance(e, sp.Symbol) and e.is_real and not e.is_integer):
-            if e not in holders:
-                holders[e] = sp.Dummy("h", real=True)
-            return holders[e]
-        if not e.args:
-            return e
-        return e.func(*(hold(a) for a in e.args))
-
-    held = hold(expr)
+    held, holders = held_form(
+        expr,
+        lambda e: isinstance(e, sp.Indexed | GSum) or (isinstance(e, sp.Symbol) and e.is_real and not e.is_integer),
+    )
     if any(isinstance(a, sp.Subs | sp.Derivative) for a in sp.preorder_traversal(held)):
         raise NotDifferentiable(f"no derivative rule for {expr}")
     total = []

@@ -379,3 +379,28 @@ class PlainPrinter(StrPrinter):
 def plain(expr) -> str:
     """A one-line readable text form of an index expression (for the command line)."""
     return PlainPrinter().doprint(expr)
+
+
+def held_form(expr: Expr, is_held: Callable[[sp.Basic], bool]) -> tuple[Expr, dict]:
+    """``expr`` with every maximal subterm that ``is_held`` picks replaced by a real symbol.
+
+    Returns the held expression and the map subterm -> symbol (equal subterms share one),
+    so SymPy can differentiate or simplify in them as plain variables.
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> held, holders = held_form(sp.exp(x) * x, lambda e: isinstance(e, sp.Indexed))
+    >>> len(holders)
+    1
+    """
+    holders: dict = {}
+
+    def hold(e):
+        if is_held(e):
+            if e not in holders:
+                holders[e] = sp.Dummy("h", real=True)
+            return holders[e]
+        if not e.args:
+            return e
+        return e.func(*(hold(a) for a in e.args))
+
+    return hold(sp.sympify(expr)), holders

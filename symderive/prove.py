@@ -491,20 +491,9 @@ def scalar_identity(expr) -> bool:
     >>> scalar_identity(sp.exp(-x) / (1 + sp.exp(-x)) ** 2 - (1 / (1 + sp.exp(-x))) * (1 - 1 / (1 + sp.exp(-x))))
     True
     """
-    from .ir import GSum, Iverson
+    from .ir import GSum, Iverson, held_form
 
-    holders: dict = {}
-
-    def hold(e):
-        if isinstance(e, sp.Indexed | GSum | Iverson | sp.Piecewise | sp.KroneckerDelta):
-            if e not in holders:
-                holders[e] = sp.Dummy("h", real=True)
-            return holders[e]
-        if not e.args:
-            return e
-        return e.func(*(hold(a) for a in e.args))
-
-    held = hold(sp.sympify(expr))
+    held, _ = held_form(expr, lambda e: isinstance(e, sp.Indexed | GSum | Iverson | sp.Piecewise | sp.KroneckerDelta))
     if held == 0:
         return True
     if sp.count_ops(held) > 400:
