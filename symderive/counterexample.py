@@ -240,17 +240,6 @@ def true_gradient(layer: Layer, wrt: str, sizes: dict, values: dict) -> np.ndarr
 
 
 # -- sizes -------------------------------------------------------------------------------
-def _size_conditions(layer: Layer, extra) -> list:
-    conds = list(layer.size_assumptions())
-    for a in extra:
-        if isinstance(a, Assumption):
-            if a.kind == "size":
-                conds.append(a.cond)
-        else:
-            conds.append(a)
-    return conds
-
-
 def _compositions(total: int, parts: int, largest: int) -> Iterator[tuple[int, ...]]:
     """Tuples of ``parts`` integers in 1..largest summing to ``total``, lexicographically."""
     if parts == 0:
@@ -282,7 +271,7 @@ def size_candidates(layer: Layer, extra_assumptions=(), max_size: int = MAX_SIZE
     [(1, 1), (1, 2), (1, 3), (2, 2)]
     """
     syms = tuple(layer.sizes)
-    conds = _size_conditions(layer, extra_assumptions)
+    conds = layer.size_assumptions(extra_assumptions)
     for total in range(len(syms), len(syms) * max_size + 1):
         for combo in _compositions(total, len(syms), max_size):
             env = dict(zip(syms, combo, strict=True))
@@ -521,7 +510,7 @@ def _given_sizes(layer: Layer, assumptions, sizes: dict) -> list[dict]:
         return []
     if any(v < 1 for v in env.values()):
         return []
-    return [env] if all(_holds(c, env) for c in _size_conditions(layer, assumptions)) else []
+    return [env] if all(_holds(c, env) for c in layer.size_assumptions(assumptions)) else []
 
 
 class SearchSummary:
@@ -566,10 +555,7 @@ def find_counterexample(
     # at_sizes: the one size assignment a solver model points at
     candidates = size_candidates(layer, assumptions)
     if at_sizes is not None:
-        env = {sp.Symbol(str(k), integer=True, positive=True): int(v) for k, v in at_sizes.items()}
-        conds = _size_conditions(layer, assumptions)
-        ok = all(v >= 1 for v in env.values()) and all(_holds(c, env) for c in conds)
-        candidates = iter([env] if ok else [])
+        candidates = iter(_given_sizes(layer, assumptions, at_sizes))
     for env in itertools.islice(candidates, max_candidates or MAX_SIZE_CANDIDATES):
         if deadline is not None and time.monotonic() > deadline:
             summary.timed_out = True

@@ -115,10 +115,16 @@ class Layer:
         out[self.output] = self.forward
         return out
 
-    def size_assumptions(self) -> list[sp.Basic]:
-        """The conditions on sizes: every size >= 1, and the layer's size assumptions."""
+    def size_assumptions(self, extra=()) -> list[sp.Basic]:
+        """The conditions on sizes: every size >= 1, the layer's size assumptions, and those
+        of ``extra`` (Assumptions of kind "size", or SymPy conditions as they are)."""
         conds = [sp.Ge(s, 1) for s in self.sizes]
         conds += [a.cond for a in self.assumptions if a.kind == "size"]
+        for a in extra:
+            if not isinstance(a, Assumption):
+                conds.append(a)
+            elif a.kind == "size":
+                conds.append(a.cond)
         return conds
 
 
@@ -210,7 +216,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
     >>> layer_from_dict({"name": "id", "inputs": {"x": ["n"]}, "output": {"y": "2 * x"}}).forward.shape
     (n,)
     """
-    from .language import RESERVED, parse_size_expr
+    from .language import RESERVED
 
     for key in data:
         if key not in _TOP_KEYS:
@@ -228,19 +234,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
     for tname, shape in inputs_raw.items():
         where = f"{source}: inputs.{tname}"
         _check_tensor_name(tname, where, RESERVED)
-        _expect(shape, list, where)
-        dims = []
-        for k, d in enumerate(shape):
-            if isinstance(d, bool) or not isinstance(d, str | int):
-                raise InputError("a dimension is a size expression string or an integer", where=f"{where}[{k}]")
-            try:
-                e, _ = parse_size_expr(str(d), sizes, where=f"{where}[{k}]", new_sizes=True)
-            except InputError as exc:
-                raise _rewhere(exc, f"{where}[{k}]") from None
-            for s in e.free_symbols:
-                sizes.setdefault(str(s), s)
-            dims.append(e)
-        inputs[tname] = tuple(dims)
+        inputs[tname] = _dimensions(_expect(shape, list, where), sizes, where)
     for s in sizes:
         if s in inputs:
             raise InputError(f"{s!r} is both a size and a tensor", where=f"{source}: inputs.{s}")
@@ -294,6 +288,27 @@ def _load_labels(raw, layer: Layer, source: str) -> dict:
     return out
 
 
+def _dimensions(raw: list, sizes: dict, where: str) -> tuple:
+    """A list of dimensions (size expression strings or integers) as SymPy expressions.
+
+    New size symbols are added to ``sizes`` in the order they appear.
+    """
+    from .language import parse_size_expr
+
+    dims = []
+    for k, d in enumerate(raw):
+        if isinstance(d, bool) or not isinstance(d, str | int):
+            raise InputError("a dimension is a size expression string or an integer", where=f"{where}[{k}]")
+        try:
+            e, _ = parse_size_expr(str(d), sizes, where=f"{where}[{k}]", new_sizes=True)
+        except InputError as exc:
+            raise _rewhere(exc, f"{where}[{k}]") from None
+        for s in e.free_symbols:
+            sizes.setdefault(str(s), s)
+        dims.append(e)
+    return tuple(dims)
+
+
 def _check_tensor_name(name: str, where: str, reserved) -> None:
     if not name.isidentifier() or name.startswith("_"):
         raise InputError(f"{name!r} is not a valid tensor name", where=where)
@@ -314,7 +329,6 @@ def _load_assumption(text: str, inputs, sizes, where: str) -> Assumption:
 
 def _load_output(table, inputs, sizes, source: str, reserved) -> dict:
     """The output entry: its name, forward tensor, tree or index definition, text."""
-    from .language import parse_size_expr
 
     _expect(table, dict, f"{source}: output")
     entries = [k for k in table if k != "shape"]
@@ -329,17 +343,7 @@ def _load_output(table, inputs, sizes, source: str, reserved) -> dict:
     shape = None
     if "shape" in table:
         shape_where = f"{source}: output.shape"
-        raw = _expect(table["shape"], list, shape_where)
-        shape = []
-        for k, d in enumerate(raw):
-            try:
-                e, _ = parse_size_expr(str(d), sizes, where=f"{shape_where}[{k}]", new_sizes=True)
-            except InputError as exc:
-                raise _rewhere(exc, f"{shape_where}[{k}]") from None
-            for s in e.free_symbols:
-                sizes.setdefault(str(s), s)
-            shape.append(e)
-        shape = tuple(shape)
+        shape = _dimensions(_expect(table["shape"], list, shape_where), sizes, shape_where)
     try:
         if _is_index_form(text, name):
             return _index_output(text, name, inputs, sizes, shape, where)

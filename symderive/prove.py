@@ -42,10 +42,6 @@ class Outcome:
 # -- assumptions --------------------------------------------------------------------------
 
 
-def _size_conditions(layer, extra) -> list:
-    return layer.size_assumptions() + [a.cond for a in extra if a.kind == "size"]
-
-
 def _positive_tensors(layer, extra) -> set:
     out = set()
     for a in list(layer.assumptions) + list(extra):
@@ -508,7 +504,7 @@ def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
     """The all-sizes decision for a parsed claim (no concrete search here)."""
     from .derive import NotDifferentiable, simplify_guards
 
-    size_conds = _size_conditions(layer, extra)
+    size_conds = layer.size_assumptions(extra)
     shape = decide_shape(claim_tensor, layer.inputs[wrt], size_conds, layer.sizes)
     if shape.status != "proved":
         return shape
