@@ -104,6 +104,15 @@ def wall_clock(seconds: float | None) -> Iterator[None]:
     signal.setitimer(signal.ITIMER_REAL, seconds, 0.25)
     try:
         yield
+    except InputError:
+        raise
+    except Exception as exc:
+        # a ring that lands inside a library call can come out wrapped (ctypes turns it
+        # into an ArgumentError while converting a z3 argument): after the clock has run
+        # out, whatever went wrong is the timeout
+        if rang:
+            raise ClaimTimeout() from exc
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

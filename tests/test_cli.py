@@ -115,6 +115,32 @@ def test_wall_clock_times_out_even_when_the_ring_is_swallowed():
         gc.collect()
 
 
+def test_wall_clock_turns_a_wrapped_ring_into_the_timeout():
+    import ctypes
+
+    def convert(value):
+        # ctypes calls this while converting the argument; the ring lands here
+        deadline = time.monotonic() + 0.05
+        while time.monotonic() < deadline:
+            pass
+        return value
+
+    class Slow:
+        @classmethod
+        def from_param(cls, value):
+            return convert(value)
+
+    labs = ctypes.CDLL(None).labs
+    labs.argtypes = [Slow]
+    with pytest.raises(ClaimTimeout), wall_clock(0.01):
+        labs(-3)
+
+
+def test_wall_clock_keeps_other_errors_when_the_clock_has_not_run_out():
+    with pytest.raises(ZeroDivisionError), wall_clock(5.0):
+        1 / 0
+
+
 def test_wall_clock_lets_a_quick_block_finish():
     with wall_clock(5.0):
         total = sum(range(1000))
