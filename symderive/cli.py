@@ -19,6 +19,7 @@ import importlib
 import inspect
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -675,6 +676,14 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (a test's capture)
+        pass
+
+
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run one command line; returns the exit status (never raises, never prints a traceback).
 
@@ -709,6 +718,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=err)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`symderive ... | head`): what is left to print has nowhere
+        # to go, and Python's flush at exit must not report the same pipe again
+        _quiet_stdout()
+        return 141
     except Exception as exc:  # noqa: BLE001  (anything else is a bug of symderive, reported as such)
         print(
             _one_line(f"{prog}: internal error (a bug in symderive): {type(exc).__name__}: {exc}; please report it"),

@@ -272,3 +272,20 @@ def test_console_script_runs(tmp_path):
         [str(script), "prove", "nosuchlayer", "--wrt", "x", "g"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_reader_that_goes_away_is_not_an_internal_error():
+    # `symderive prove ... | head -1`: the pipe closes before the verdict is printed
+    script = Path(sys.executable).with_name("symderive")
+    script = script if script.exists() else shutil.which("symderive")
+    run = subprocess.Popen(
+        [str(script), "prove", "linear", "--wrt", "x", "w @ g"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run.stdout.close()
+    err = run.stderr.read()
+    status = run.wait(timeout=120)
+    assert "Traceback" not in err and "internal error" not in err and "Exception ignored" not in err, err
+    assert status == 141
