@@ -15,6 +15,7 @@ rest on rounding. Nothing here ever answers ``proved``.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,8 @@ RANDOM_PROBES = 16
 MAX_ASSIGNMENTS = 3000
 #: a 50-digit value smaller than this is not called nonzero
 CERTAIN_MARGIN = sp.Float("1e-30", 50)
+#: the relative difference the float screen calls "same"
+SCREEN_SAME = 1e-12
 
 
 # -- numbers as users see them ---------------------------------------------------------
@@ -308,6 +311,12 @@ def _is_zero(value) -> bool:
         return False
 
 
+def _bounds_a_tensor(a: Assumption) -> bool:
+    from .tree import Num, Ref
+
+    return a.kind == "sign" and isinstance(a.lhs, Ref) and isinstance(a.rhs, Num)
+
+
 class _Assumptions:
     """The layer's tensor assumptions at concrete sizes, checkable on value assignments."""
 
@@ -317,9 +326,11 @@ class _Assumptions:
         scope = layer.scope()
         self.env = env
         self.pairs = [(a, build(a.lhs, scope), build(a.rhs, scope)) for a in assumptions]
+        # a bound on a whole tensor (``eps > 0``) is kept by drawing values from domain()
+        self.to_check = [p for p in self.pairs if not _bounds_a_tensor(p[0])]
 
     def hold(self, values: dict) -> bool:
-        for a, lhs_t, rhs_t in self.pairs:
+        for a, lhs_t, rhs_t in self.to_check:
             try:
                 lhs = evaluate(lhs_t, self.env, values, exact=True)
                 rhs = evaluate(rhs_t, self.env, values, exact=True)
@@ -333,11 +344,9 @@ class _Assumptions:
 
     def domain(self, name: str) -> tuple:
         """The small values an element of ``name`` may take, from simple sign assumptions (``x > 0``)."""
-        from .tree import Num, Ref
-
         allowed = list(SMALL_VALUES)
         for a, _, _ in self.pairs:
-            if a.kind != "sign" or not isinstance(a.lhs, Ref) or a.lhs.name != name or not isinstance(a.rhs, Num):
+            if not _bounds_a_tensor(a) or a.lhs.name != name:
                 continue
             bound = a.rhs.value
             allowed = [v for v in allowed if _relation_holds(a.rel or ">", sp.Integer(v), bound)]
@@ -354,12 +363,15 @@ class _Comparison:
         self.symbols = {n: symbol_array(f"_{n}", shapes[n]) for n in self.names}
         self.flat_symbols = [s for n in self.names for s in self.symbols[n].flat]
         self.grad = self.claimed = None
+        self._screen = None
         try:
             # everything symbolic: one expansion, then cheap substitutions per assignment
             self.grad = gradient_expressions(layer, wrt, self._sizes(), self.symbols)
             self.claimed = evaluate(claim, env, self.symbols, exact=True)
         except (EvaluationError, TypeError, ValueError, ZeroDivisionError):
             self.grad = self.claimed = None
+        if self.grad is not None:
+            self._screen = _float_screen(self.flat_symbols, self.grad, self.claimed)
 
     def _sizes(self) -> dict:
         return {str(k): v for k, v in self.env.items()}
@@ -384,6 +396,10 @@ class _Comparison:
 
     def first_difference(self, values: dict):
         """``(index, expected_array, claimed_array)`` where the sides certainly differ, else None."""
+        if self._screen is not None and self._screen.agrees(
+            [values[n][i] for n in self.names for i in _cells(values[n])]
+        ):
+            return None
         both = self.arrays(values)
         if both is None:
             return None
@@ -394,6 +410,55 @@ class _Comparison:
             ):
                 return idx, expected, claimed
         return None
+
+
+def _cells(arr: np.ndarray) -> Iterator[tuple]:
+    return itertools.product(*(range(d) for d in arr.shape))
+
+
+class _FloatScreen:
+    """Both sides compiled for float evaluation: a quick filter, never a verdict.
+
+    Exact substitution into large symbolic gradients (batch or layer normalisation) costs
+    tens of milliseconds per value assignment; most assignments show no difference, and
+    this says so in microseconds. Only an assignment the screen cannot clear (a visible
+    difference, an undefined or non-real value, an evaluation error) goes on to the exact
+    comparison, so a refutation still rests on exact values alone. A difference below the
+    screen's resolution is missed, which can only turn a refutation into ``unknown``.
+    """
+
+    def __init__(self, fn, count: int):
+        self.fn, self.count = fn, count
+
+    def agrees(self, values: list) -> bool:
+        """Whether the two sides agree to twelve digits at ``values`` (exact numbers, flat)."""
+        try:
+            sides = self.fn(*(float(v) for v in values))
+            return all(_same(a, b) for a, b in zip(sides[: self.count], sides[self.count :], strict=True))
+        except Exception:  # noqa: BLE001  (anything the screen cannot settle goes to the exact comparison)
+            return False
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, complex) or isinstance(b, complex):
+        return False
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    return abs(a - b) <= SCREEN_SAME * (1 + abs(a) + abs(b))
+
+
+def _float_screen(symbols: list, grad: np.ndarray, claimed: np.ndarray) -> _FloatScreen | None:
+    """Both sides compiled by ``lambdify`` to Python's math module, or None where they cannot be."""
+    if grad.shape != claimed.shape:
+        return None
+    sides = [_exact(v) for v in grad.flat] + [_exact(v) for v in claimed.flat]
+    try:
+        # dummify: the compiled source names only generated arguments, never a tensor's name
+        fn = sp.lambdify(symbols, sides, modules="math", dummify=True, cse=True)
+    except Exception:  # noqa: BLE001  (no screen: every assignment takes the exact path)
+        return None
+    return _FloatScreen(fn, grad.size)
 
 
 def _substitute(arr: np.ndarray, point: dict) -> np.ndarray:

@@ -333,3 +333,57 @@ def test_json_numbers(value, expected):
 )
 def test_certainly_nonzero(value, nonzero):
     assert cx.certainly_nonzero(value) is nonzero
+
+
+# -- large symbolic gradients (the float screen in front of the exact comparison) ---------
+NORM_MUTANTS = [
+    pytest.param(
+        "batch_norm",
+        "gamma / sqrt(var(x, axis=0) + eps) * (g - mean(g, axis=0) - (x - mean(x)) / sqrt(var(x, axis=0) + eps)"
+        " * mean(g * (x - mean(x, axis=0)) / sqrt(var(x, axis=0) + eps), axis=0))",
+        id="batch_norm-mean-over-all",
+    ),
+    pytest.param(
+        "layer_norm",
+        "(g * gamma - mean(g * gamma, axis=1, keepdims=True) - (x - mean(x, axis=1, keepdims=True))"
+        " / sqrt(var(x, axis=1, keepdims=True) + eps) * mean(g * gamma * x / sqrt(var(x, axis=1, keepdims=True)"
+        " + eps), axis=1, keepdims=True)) / sqrt(var(x, axis=1, keepdims=True) + eps)",
+        id="layer_norm-uncentred-x",
+    ),
+]
+
+
+def torch_norm(name: str, t: dict) -> torch.Tensor:
+    eps = float(t["eps"])
+    if name == "batch_norm":
+        return torch.nn.functional.batch_norm(t["x"], None, None, t["gamma"], t["beta"], training=True, eps=eps)
+    return torch.nn.functional.layer_norm(t["x"], t["x"].shape[-1:], t["gamma"], t["beta"], eps=eps)
+
+
+@pytest.mark.parametrize(("name", "claim"), NORM_MUTANTS)
+def test_normalisation_mutants_are_refuted_and_torch_agrees(name, claim):
+    # these answered "unknown" within the soundness campaign's 15 s before the float screen
+    layer = load_layer(name)
+    found = cx.find_counterexample(layer, "x", claim_of(layer, "x", claim), deadline=None)
+    assert found is not None and not found.is_shape_mismatch
+    values = {n: torch.tensor(np.asarray(v, dtype=np.float64)) for n, v in found.values.items()}
+    g = values.pop("g")
+    values["x"].requires_grad_(True)
+    (torch_norm(name, values) * g).sum().backward()
+    true = values["x"].grad.numpy()
+    assert float(sp.sympify(found.expected)) == pytest.approx(true[found.index], rel=1e-12, abs=1e-12)
+    claimed = float(sp.sympify(found.claimed))
+    assert abs(claimed - true[found.index]) > 1e-6
+
+
+@pytest.mark.parametrize("name", ["batch_norm", "layer_norm"])
+def test_normalisation_true_claims_have_no_counterexample(name):
+    layer = load_layer(name)
+    for known in layer.claims:
+        if known.expect == "proved" and known.wrt == "x":
+            summary = cx.SearchSummary()
+            found = cx.find_counterexample(
+                layer, "x", claim_of(layer, "x", known.claim), summary=summary, max_candidates=2
+            )
+            # the whole search at the two smallest sizes ran, and nothing was called a difference
+            assert found is None and not summary.timed_out and len(summary.tried) == 2
