@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .domains import settle_piecewise
 from .ir import GSum, Iverson, gsum, held_form, index_symbol, read, subs_free
 
 WRT_NAMES = ("p", "q", "r", "u", "v", "z")
@@ -276,7 +277,7 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
     out_idx = _pick_names(OUT_NAMES, len(layer.forward.shape), taken)
     steps: list[Step] = []
     lhs = partial_symbol("L", wrt, at)
-    y_elem = resolve_size_piecewise(layer.forward.element(out_idx), layer.size_assumptions())
+    y_elem = settle_piecewise(layer.forward.element(out_idx), layer.size_assumptions())
     if layer.is_loss:
         loss = y_elem
         steps.append(Step("loss", "The loss is the layer's output.", sp.Symbol("L"), loss))
@@ -285,7 +286,7 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
     else:
         y_sym = read(layer.output, out_idx) if out_idx else sp.Symbol(layer.output, real=True)
         g_read = read("g", out_idx)
-        out_shape = [resolve_size_piecewise(n, layer.size_assumptions()) for n in layer.forward.shape]
+        out_shape = [settle_piecewise(n, layer.size_assumptions()) for n in layer.forward.shape]
         limits = [(i, 0, n - 1) for i, n in zip(out_idx, out_shape, strict=True)]
         steps.append(
             Step(
@@ -361,29 +362,6 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
     names = readable_names(steps, taken | {str(s) for s in at} | {str(s) for s in out_idx})
     steps = [Step(s.kind, s.text, s.lhs.xreplace(names), s.rhs.xreplace(names), s.label) for s in steps]
     return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=gradient.xreplace(names), steps=tuple(steps))
-
-
-def resolve_size_piecewise(expr: sp.Expr, facts: list) -> sp.Expr:
-    """Choose the branch of each Piecewise over sizes that the assumptions decide.
-
-    >>> H, k = sp.symbols("H k", integer=True, positive=True)
-    >>> resolve_size_piecewise(sp.Piecewise((H - k + 1, H >= k), (k - H + 1, True)), [H >= k])
-    H - k + 1
-    """
-    from .domains import implies
-
-    def visit(e):
-        if isinstance(e, sp.Piecewise) and all(not c.has(sp.Indexed) for _, c in e.args):
-            for value, cond in e.args:
-                if implies(facts, cond) is True:
-                    return visit(value)
-                if implies(facts, sp.Not(cond)) is not True:
-                    break
-        if not e.args or isinstance(e, sp.Indexed):
-            return e
-        return e.func(*(visit(a) for a in e.args))
-
-    return visit(expr)
 
 
 def piecewise_to_iverson(expr: sp.Expr) -> sp.Expr:

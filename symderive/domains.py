@@ -196,3 +196,60 @@ def satisfiable(conds, ctx: Z3Context | None = None):
         return check(list(conds), ctx)[0]
     except NonLinear:
         return None
+
+
+def decided_by(facts, cond, cache: dict | None = None):
+    """True or False where ``facts`` (size conditions) decide ``cond`` for all integers, else None.
+
+    A condition that reads a tensor (``x[i] > 0``) is never decided here.
+
+    >>> H, k = sp.symbols("H k", integer=True, positive=True)
+    >>> decided_by([H >= k], H + 1 > k), decided_by([H >= k], H < k), decided_by([], H >= k)
+    (True, False, None)
+    """
+    if cond in (sp.true, True):
+        return True
+    if cond in (sp.false, False):
+        return False
+    cache = {} if cache is None else cache
+    if cond not in cache:
+        cache[cond] = None
+        if not cond.has(sp.Indexed):
+            try:
+                if implies(facts, cond) is True:
+                    cache[cond] = True
+                elif implies(facts, sp.Not(cond)) is True:
+                    cache[cond] = False
+            except Exception:  # noqa: BLE001  (no decision procedure for this condition: it stays undecided)
+                cache[cond] = None
+    return cache[cond]
+
+
+def settle_piecewise(expr, facts, cache: dict | None = None):
+    """``expr`` with each ``Piecewise`` reduced to the branches that ``facts`` leave possible.
+
+    A branch whose condition the facts imply is taken (and ends the list); one whose
+    condition they refute is dropped; anything undecided stays. Sound wherever the facts
+    hold, which is everywhere a layer is used (its own size assumptions).
+
+    >>> H, k = sp.symbols("H k", integer=True, positive=True)
+    >>> settle_piecewise(sp.Piecewise((H - k + 1, H >= k), (k - H + 1, True)), [H >= k])
+    H - k + 1
+    """
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.Piecewise):
+        return expr
+    cache = {} if cache is None else cache
+
+    def settle(pw):
+        kept = []
+        for value, cond in pw.args:
+            verdict = decided_by(facts, cond, cache)
+            if verdict is True and not kept:
+                return value
+            if verdict is not False:
+                kept.append((value, cond))
+            if verdict is True:
+                break
+        return sp.Piecewise(*kept) if kept else pw
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), settle)

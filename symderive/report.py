@@ -29,6 +29,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from .domains import settle_piecewise
 from .errors import InputError
 from .ir import GSum, Iverson, index_symbol
 
@@ -233,45 +234,6 @@ def _free_name(name: str, used: set[str]) -> str:
     while name in used:
         name += "'"
     return name
-
-
-def under_assumptions(expr, facts, cache: dict | None = None):
-    """``expr`` with every ``Piecewise`` reduced to the branch the size assumptions select.
-
-    A branch whose condition the facts imply is taken; one whose condition they refute is
-    dropped; anything undecided stays as it is.
-
-    >>> H, k = sp.symbols("H k", integer=True, positive=True)
-    >>> under_assumptions(sp.Piecewise((H - k + 1, H >= k), (k - H + 1, True)), [H >= k])
-    H - k + 1
-    """
-    if not isinstance(expr, sp.Basic) or not expr.has(sp.Piecewise):
-        return expr
-    cache = {} if cache is None else cache
-
-    def decide(cond):
-        if cond not in cache:
-            try:
-                from .domains import implies
-
-                cache[cond] = True if implies(facts, cond) else (False if implies(facts, sp.Not(cond)) else None)
-            except Exception:  # no decision procedure for this condition: keep the branch
-                cache[cond] = None
-        return cache[cond]
-
-    def resolve(pw):
-        kept = []
-        for value, cond in pw.args:
-            verdict = True if cond == sp.true else decide(cond)
-            if verdict is True and not kept:
-                return value
-            if verdict is not False:
-                kept.append((value, cond))
-            if verdict is True:
-                break
-        return sp.Piecewise(*kept) if kept else pw
-
-    return expr.replace(lambda e: isinstance(e, sp.Piecewise), resolve)
 
 
 def math_latex(expr, taken: Iterable[str] = ()) -> str:
@@ -677,7 +639,7 @@ def _taken(layer) -> set[str]:
 def display_form(layer):
     """A function that reduces an expression's Piecewise branches under the layer's size assumptions."""
     facts, cache = layer.size_assumptions(), {}
-    return lambda expr: under_assumptions(expr, facts, cache)
+    return lambda expr: settle_piecewise(expr, facts, cache)
 
 
 def step_views(layer, derivation, section: int, show=None) -> list[StepView]:
