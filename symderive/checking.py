@@ -545,6 +545,14 @@ def _argument_names(layer) -> list[str]:
     return list(layer.inputs) + ([] if layer.is_loss else ["g"])
 
 
+def _check_tolerances(rtol, atol) -> None:
+    """InputError unless both tolerances are finite numbers >= 0 (a negative or NaN one fails every comparison)."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value < 0:
+            raise InputError(f"{name} must be a finite number >= 0, got {value!r}", where=f"--{name}")
+
+
 def check_many(
     layer,
     wrt: str,
@@ -559,6 +567,7 @@ def check_many(
 
     >>> # check_many("conv2d", "x", ["alice.py:conv2d_backward_x", "bob.py:conv2d_backward_x"])
     """
+    _check_tolerances(rtol, atol)
     layer = _as_layer(layer)
     _check_wrt(layer, wrt)
     for impl in impls:

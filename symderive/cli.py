@@ -144,6 +144,16 @@ def _timeout_value(text: str) -> float:
 _timeout_value.__name__ = "timeout (positive seconds)"
 
 
+def _tolerance_value(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return value
+
+
+_tolerance_value.__name__ = "tolerance (a finite number >= 0)"
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout",
@@ -218,8 +228,8 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("layer", metavar="LAYER")
     p.add_argument("--wrt", required=True, metavar="NAME")
     p.add_argument("--impl", action="append", required=True, metavar="FILE.py:FUNCTION")
-    p.add_argument("--rtol", type=float, default=1e-7)
-    p.add_argument("--atol", type=float, default=1e-9)
+    p.add_argument("--rtol", type=_tolerance_value, default=1e-7, metavar="R", help="relative tolerance (>= 0)")
+    p.add_argument("--atol", type=_tolerance_value, default=1e-9, metavar="A", help="absolute tolerance (>= 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     _add_common(p)

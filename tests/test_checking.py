@@ -158,6 +158,17 @@ def test_input_errors(tmp_path):
         check_implementation("linear", "q", lambda g: g)
 
 
+@pytest.mark.parametrize(
+    ("rtol", "atol"), [(-1, 1e-9), (float("nan"), 1e-9), (0.0, -1), (1e-7, float("inf")), ("1", 0)]
+)
+def test_tolerances_must_be_finite_and_not_negative(rtol, atol):
+    # a negative or NaN tolerance would call every correct implementation wrong
+    with pytest.raises(InputError, match="tol"):
+        check_implementation("linear", "b", lambda g: np.array(g), rtol=rtol, atol=atol)
+    with pytest.raises(InputError, match="tol"):
+        check_many("linear", "b", [lambda g: np.array(g)], rtol=rtol, atol=atol)
+
+
 def test_scalar_input_and_loss_layer_with_normalised_target(tmp_path):
     # db of conv2d is a 0-d array: sum(g); softmax cross-entropy needs sum(t) == 1 to have softmax(s) - t
     assert check_implementation("conv2d", "b", lambda g: np.array(g.sum())).ok

@@ -214,6 +214,9 @@ def bad_json(tmp_path):
     return str(path)
 
 
+COURSE = Path(__file__).parents[1] / "examples" / "course"
+CHECK_ALICE = ["check", "conv2d", "--wrt", "x", "--impl", f"{COURSE}/students/alice.py:conv2d_backward_x"]
+
 INPUT_ERRORS = [
     pytest.param(lambda p: ["prove", "nosuchlayer", "--wrt", "x", RIGHT], "nosuchlayer", id="unknown-layer"),
     pytest.param(lambda p: ["prove", "conv2d", "--wrt", "x", "frobnicate(g)"], "frobnicate", id="unknown-function"),
@@ -232,6 +235,10 @@ INPUT_ERRORS = [
     pytest.param(lambda p: ["frob"], "frob", id="unknown-command"),
     pytest.param(lambda p: [], "COMMAND", id="no-command"),
     pytest.param(lambda p: ["show", "nosuchlayer"], "nosuchlayer", id="show-unknown-layer"),
+    pytest.param(lambda p: [*CHECK_ALICE, "--rtol", "-1"], "--rtol", id="negative-rtol"),
+    pytest.param(lambda p: [*CHECK_ALICE, "--rtol", "nan"], "--rtol", id="nan-rtol"),
+    pytest.param(lambda p: [*CHECK_ALICE, "--atol", "-1", "--rtol", "0"], "--atol", id="negative-atol"),
+    pytest.param(lambda p: [*CHECK_ALICE, "--atol", "inf"], "--atol", id="infinite-atol"),
 ]
 
 
