@@ -473,15 +473,130 @@ def closed_form_code(layer, node) -> tuple[str, tuple[str, ...], set[str]]:
             helpers.update(OPERATORS[n.op].numpy_helpers)
         elif isinstance(n, T.Scalar):
             raise NotVectorisable("an index-form value inside a closed form is not lowered to NumPy")
-    code = T.to_numpy(node)
+    statements = InPlaceLowering(layer)
+    code = statements.code(node)
     if output_used:
         if layer.forward_tree is None:
             raise NotVectorisable(f"the claim uses {layer.output}, whose forward pass is in index form")
-        fwd_code, fwd_args, fwd_helpers = closed_form_code(layer, layer.forward_tree)
+        _, fwd_args, fwd_helpers = closed_form_code(layer, layer.forward_tree)
         names |= set(fwd_args)
         helpers |= fwd_helpers
-        code = f"{_output_var(layer)} = {fwd_code}\n{code}"
-    return code, _ordered_args(layer, names), helpers
+        *fwd_lines, fwd_code = statements.code(layer.forward_tree).split("\n")
+        code = "\n".join([*fwd_lines, f"{_output_var(layer)} = {fwd_code}", code])
+    return code, _ordered_args(layer, names), helpers | statements.helpers
+
+
+#: elementwise operators whose NumPy lowering is the ufunc ``np.<name>`` (``out=`` allowed)
+_BINARY_UFUNCS = ("add", "subtract", "multiply", "divide")
+_UNARY_UFUNCS = ("negative", "exp", "log", "sqrt", "square", "tanh", "log1p", "expm1")
+
+#: operators whose NumPy helper returns a new floating array of its argument's shape, which the
+#: emitted code owns and may overwrite
+_FRESH_ARRAYS = ("softmax", "log_softmax")
+
+_INTO = '''def _into(a, b):
+    """a as the out= of a ufunc of a and b (a is an array this module made) when NumPy's result has a's dtype."""
+    # an array b of a wider dtype (float64 t against float32 s) promotes: the result is then a new array
+    return a if type(b) is np.ndarray and (b.dtype == a.dtype or np.result_type(a, b) == a.dtype) else None
+'''
+
+
+class InPlaceLowering:
+    """A closed form as NumPy statements that write elementwise results into arrays the code made.
+
+    ``(softmax(s, axis=1) - t) / N`` allocates and passes over an [N, K] array three times
+    when written as one expression; here the subtraction and the division (a multiply by
+    the reciprocal of a size) reuse the softmax's own array. A result goes into an operand
+    only when it has that operand's shape (decided now, from the symbolic shapes) and its
+    dtype (decided at run time by ``_into`` unless the other operand is a Python number,
+    which NumPy never lets widen a floating array), so no result changes.
+
+    >>> from symderive.layer import load_layer
+    >>> from symderive.language import parse_claim
+    >>> layer = load_layer("log_softmax_nll")
+    >>> print(InPlaceLowering(layer).code(parse_claim("(softmax(s, axis=1) - t) / N", layer, "s").tree))
+    buf = _softmax(s, axis=1)
+    buf = np.subtract(buf, t, out=_into(buf, t))
+    np.multiply(buf, 1 / N, out=buf)
+    """
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.lines: list[str] = []
+        self.helpers: set[str] = set()
+        self.count = 0
+        self.taken = set(layer.inputs) | set(map(str, layer.sizes)) | {layer.output, "g", "np"}
+
+    def code(self, node) -> str:
+        """Statements, then the expression of the result (lines of text)."""
+        self.lines = []
+        text, _ = self.lower(node)
+        if self.lines and self.lines[-1].startswith(f"{text} = "):
+            # the last update is the result itself: return it rather than rebind and return the name
+            text = self.lines.pop()[len(text) + 3 :]
+        return "\n".join([*self.lines, text])
+
+    def lower(self, node) -> tuple[str, bool]:
+        """(code, whether it names an array of our own that may be overwritten)."""
+        if not isinstance(node, T.Call):
+            return T.to_numpy(node), False
+        if node.op in _FRESH_ARRAYS:
+            name = self._fresh()
+            self.lines.append(f"{name} = {self._call(node)}")
+            return name, True
+        if node.op in _BINARY_UFUNCS:
+            return self._binary(node)
+        if node.op in _UNARY_UFUNCS:
+            x, fresh = self.lower(node.arg("x"))
+            if fresh:
+                self.lines.append(f"{x} = np.{node.op}({x}, out={x})")
+                return x, True
+            return OPERATORS[node.op].to_numpy(x=x), False
+        return self._call(node), False
+
+    def _call(self, node) -> str:
+        return OPERATORS[node.op].to_numpy(**T._map_args(node, lambda n: self.lower(n)[0]))
+
+    def _binary(self, node) -> tuple[str, bool]:
+        x1, x2 = node.arg("x1"), node.arg("x2")
+        (a, a_fresh), (b, b_fresh) = self.lower(x1), self.lower(x2)
+        shape = self._shape(node)
+        if a_fresh and self._shape(x1) == shape:
+            into, other, other_node = a, b, x2
+        elif b_fresh and self._shape(x2) == shape:
+            into, other, other_node = b, a, x1
+        else:
+            return OPERATORS[node.op].to_numpy(x1=a, x2=b), False
+        ufunc = f"np.{node.op}"
+        if node.op == "divide" and into == a and _is_number(other_node) and other_node.value.is_zero is False:
+            # a multiply costs a fraction of a divide; the reciprocal of a number is a Python float
+            ufunc, b = (
+                "np.multiply",
+                f"1 / {b}" if isinstance(other_node.value, sp.Symbol | sp.Integer) else f"1 / ({b})",
+            )
+        if _is_number(other_node):
+            out = into
+        else:
+            out = f"_into({into}, {other})"
+            self.helpers.add("_into")
+        self.lines.append(f"{into} = {ufunc}({a}, {b}, out={out})")
+        return into, True
+
+    def _shape(self, node) -> tuple:
+        return tuple(T.build(node, self.layer.scope()).shape)
+
+    def _fresh(self) -> str:
+        while True:
+            self.count += 1
+            name = "buf" if self.count == 1 else f"buf{self.count}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+
+def _is_number(node) -> bool:
+    """Whether a tree node is lowered to a real Python number (an int, a float, a size)."""
+    return isinstance(node, T.Num) and sp.sympify(node.value).is_real is True
 
 
 def _output_var(layer) -> str:
@@ -653,7 +768,7 @@ _RANGE = '''def _range(lo, hi):
 '''
 
 #: helpers owned by codegen (the operators' helpers live in ``symderive.ops``)
-CODEGEN_HELPERS = {"_gather": _GATHER, "_range": _RANGE}
+CODEGEN_HELPERS = {"_gather": _GATHER, "_range": _RANGE, "_into": _INTO}
 
 _NUMPY_FUNCS = {
     sp.exp: "np.exp",

@@ -452,3 +452,101 @@ def test_a_partial_operation_outside_its_domain_is_nan():
     with np.errstate(divide="ignore"):
         got = f(x=np.array([2.0, 0.0, -4.0]))
     np.testing.assert_array_equal(got, [0.5, np.nan, -0.25])
+
+
+# -- in-place updates and row blocks of the normalisers (issue 5's speed work) -------------------
+
+
+@functools.cache
+def _log_softmax_nll_module() -> dict:
+    return load_source(emit_numpy(load_layer("log_softmax_nll")), "log_softmax_nll")
+
+
+def _torch_cross_entropy_and_grad(s, t):
+    ts = torch.tensor(s, dtype=torch.float64, requires_grad=True)
+    loss = F.cross_entropy(ts, torch.tensor(t, dtype=torch.float64))
+    loss.backward()
+    return loss.item(), ts.grad.numpy()
+
+
+# below and above the 65536-element blocking threshold; 70 rows of 1000 are blocks of 32, 32, 6;
+# one row, one column (blocks of 32768 rows), and a row length under 16 (no buffer change)
+@pytest.mark.parametrize("shape", [(3, 5), (64, 1000), (70, 1000), (1, 70000), (70000, 1), (9000, 8), (300, 257)])
+def test_emitted_log_softmax_nll_matches_torch_above_and_below_the_blocking_threshold(shape):
+    m = _log_softmax_nll_module()
+    rng = np.random.default_rng(sum(shape))
+    s = 4 * rng.standard_normal(shape)
+    t = rng.dirichlet(np.ones(shape[1]), size=shape[0])
+    before = (s.copy(), t.copy())
+    loss, grad = _torch_cross_entropy_and_grad(s, t)
+    got_loss, got_grad = m["forward"](s=s, t=t), m["grad_s"](s=s, t=t)
+    assert got_grad.shape == shape and got_grad.dtype == np.float64
+    np.testing.assert_allclose(got_loss, loss, rtol=1e-10)
+    np.testing.assert_allclose(got_grad, grad, rtol=1e-9, atol=1e-15)
+    # the in-place updates write only into arrays the emitted code made
+    np.testing.assert_array_equal(s, before[0])
+    np.testing.assert_array_equal(t, before[1])
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (70, 1000)])
+@pytest.mark.parametrize(
+    ("s_dtype", "t_dtype"), [(np.float32, np.float64), (np.float64, np.float32), (np.float32,) * 2]
+)
+def test_emitted_updates_promote_dtypes_as_numpys_out_of_place_result(shape, s_dtype, t_dtype):
+    m = _log_softmax_nll_module()
+    rng = np.random.default_rng(7)
+    s = (4 * rng.standard_normal(shape)).astype(s_dtype)
+    t = rng.dirichlet(np.ones(shape[1]), size=shape[0]).astype(t_dtype)
+    grad = m["grad_s"](s=s, t=t)
+    # NumPy's own out-of-place result type: float32 s with float64 t is float64
+    assert grad.dtype == np.result_type(s, t)
+    assert np.asarray(m["forward"](s=s, t=t)).dtype == np.result_type(s, t)
+    loss, expected = _torch_cross_entropy_and_grad(s.astype(float), t.astype(float))
+    # float32 t sums to 1 only to float32 precision, and torch's gradient is softmax * sum(t) - t
+    tol = 2e-5
+    np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol / shape[0])
+    np.testing.assert_allclose(m["forward"](s=s, t=t), loss, rtol=tol)
+
+
+def test_an_update_that_broadcasts_past_its_operand_is_not_written_in_place():
+    from symderive.language import parse_claim
+
+    layer = load_layer("log_softmax_nll")
+    # softmax of a [K] row minus t [N, K] is [N, K]: the [K] array cannot hold it
+    tree = parse_claim("softmax(sum(s, axis=0)) - t", layer, "s").tree
+    code = codegen.InPlaceLowering(layer).code(tree)
+    assert "out=" not in code
+    *lines, last = code.split("\n")
+    rng = np.random.default_rng(3)
+    s, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    namespace = load_source(emit_numpy(layer))  # for the helpers
+    exec("\n".join(lines) + f"\nresult = {last}", namespace | {"s": s, "t": t}, scope := {})  # noqa: S102
+    expected = scipy_softmax(s.sum(axis=0)) - t
+    np.testing.assert_allclose(scope["result"], expected, rtol=1e-12)
+
+
+def test_a_division_by_a_size_is_a_multiply_in_place_and_a_division_by_an_array_is_not():
+    from symderive.language import parse_claim
+
+    layer = load_layer("log_softmax_nll")
+    by_size = codegen.InPlaceLowering(layer).code(parse_claim("(softmax(s, axis=1) - t) / N", layer, "s").tree)
+    assert "np.multiply(buf, 1 / N, out=buf)" in by_size
+    by_array = codegen.InPlaceLowering(layer).code(parse_claim("softmax(s, axis=1) / t", layer, "s").tree)
+    assert "np.divide(buf, t, out=_into(buf, t))" in by_array
+
+
+def test_into_refuses_operands_that_widen_or_are_not_arrays():
+    namespace = load_source(emit_numpy(load_layer("log_softmax_nll")))
+    into = namespace["_into"]
+    a32, a64 = np.ones(3, np.float32), np.ones(3)
+    assert into(a32, np.ones(3, np.float32)) is a32
+    assert into(a64, np.ones(3, np.float32)) is a64
+    assert into(a32, np.ones(3)) is None
+    assert into(a32, np.float64(2.0)) is None  # a NumPy scalar is not weak: it would promote
+    assert into(a32, [1.0, 2.0, 3.0]) is None
+
+
+def scipy_softmax(x, axis=None):
+    import scipy.special
+
+    return scipy.special.softmax(x, axis=axis)

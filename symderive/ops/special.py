@@ -28,23 +28,68 @@ def _floating(x):
 
 def _softmax(x, axis=None):
     x = _floating(x)
+    blocks = _row_blocks(x, axis)
+    if blocks is None:
+        return _softmax_block(x, axis)
+    return _in_row_blocks(_softmax_block, x, axis, blocks)
+
+
+def _softmax_block(x, axis, out=None):
     # one buffer, reused in place: shift by the maximum, exponentiate, normalise (asarray: a 0-d
     # difference is a NumPy scalar, which cannot be written in place); methods, not np.max/np.sum,
-    # whose Python wrappers cost microseconds on small arrays
-    e = np.asarray(x - x.max(axis=axis, keepdims=True))
+    # whose Python wrappers cost microseconds on small arrays; a multiply by the reciprocal of the
+    # total, not a divide, which costs several times as much per element
+    e = np.asarray(np.subtract(x, x.max(axis=axis, keepdims=True), out=out))
     np.exp(e, out=e)
-    e /= e.sum(axis=axis, keepdims=True)
+    e *= 1 / e.sum(axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax(x, axis=None):
     x = _floating(x)
+    blocks = _row_blocks(x, axis)
+    if blocks is None:
+        return _log_softmax_block(x, axis)
+    return _in_row_blocks(_log_softmax_block, x, axis, blocks)
+
+
+def _log_softmax_block(x, axis, out=None):
     shift = x.max(axis=axis, keepdims=True)
-    e = np.asarray(x - shift)
+    e = np.asarray(np.subtract(x, shift, out=out))
     np.exp(e, out=e)
     # x - (max + log sum exp(x - max)): one pass over x, into the buffer the exponentials used
     shift = shift + np.log(e.sum(axis=axis, keepdims=True))
     return np.subtract(x, shift, out=e)
+
+
+def _row_blocks(x, axis):
+    """Slices of x's first axis, each about 32Ki elements, or None when x is one block.
+
+    Normalising along other axes treats blocks of rows independently; a block's passes (max,
+    shift, exp, sum, scale) then run in the L2 cache instead of streaming the array five times.
+    """
+    if axis is None or x.ndim < 2 or x.size < 65536:
+        return None
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    if any(a % x.ndim == 0 for a in axes):
+        return None
+    rows = max(1, 32768 * x.shape[0] // x.size)
+    return [slice(a, a + rows) for a in range(0, x.shape[0], rows)]
+
+
+def _in_row_blocks(normalise, x, axis, blocks):
+    out = np.empty(x.shape, x.dtype)
+    # NumPy's ufunc buffer, when longer than a row, makes a broadcast per-row operand (the max,
+    # the total) be copied row by row: 3x slower; a buffer shorter than a row avoids the copies
+    saved = np.getbufsize()
+    row = x.shape[-1]
+    np.setbufsize(row - row % 16 if 16 <= row < saved else saved)
+    try:
+        for rows in blocks:
+            normalise(x[rows], axis, out[rows])
+    finally:
+        np.setbufsize(saved)
+    return out
 
 
 def _logsumexp(a, axis=None, keepdims=False):
@@ -64,7 +109,17 @@ def _expit(x):
     return np.where(x >= 0, 1 / d, e / d)
 
 
-for _fn in (_floating, _softmax, _log_softmax, _logsumexp, _expit):
+for _fn in (
+    _floating,
+    _softmax,
+    _softmax_block,
+    _log_softmax,
+    _log_softmax_block,
+    _row_blocks,
+    _in_row_blocks,
+    _logsumexp,
+    _expit,
+):
     numpy_helper(_fn.__name__, inspect.getsource(_fn))
 
 
@@ -110,7 +165,7 @@ def _normaliser(name, value, latex):
             to_latex=lambda x, axis=None: r"{}{}\left({}\right)".format(
                 latex, "" if axis is None else f"_{{{option_latex(axis)}}}", x
             ),
-            numpy_helpers=("_floating", f"_{name}"),
+            numpy_helpers=("_floating", f"_{name}", f"_{name}_block", "_row_blocks", "_in_row_blocks"),
         )
     )
 

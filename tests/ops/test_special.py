@@ -130,3 +130,41 @@ def test_normalisers_of_integers_and_0d_arrays_are_float64_arrays(name):
     zero_d = _lowered(op, op.to_numpy(x="x", axis=None), {"x": np.asarray(2.5)})
     assert isinstance(zero_d, np.ndarray) and zero_d.shape == ()
     np.testing.assert_allclose(zero_d, getattr(ss, name)(2.5))
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    [
+        ((70, 1000), 1),
+        ((70, 1000), -1),
+        ((70, 1000), 0),  # along the blocked axis: one block
+        ((1000, 70), 0),
+        ((9, 40, 300), (1, 2)),
+        ((9, 40, 300), 1),
+        ((300, 300), None),
+        ((1, 70000), 1),
+        ((70000, 1), 1),
+        ((300, 257), 1),
+    ],
+)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_blocked_normalisers_match_scipy_along_every_axis(name, shape, axis):
+    op = OPERATORS[name]
+    rng = np.random.default_rng(len(shape) + shape[0])
+    x = rng.normal(size=shape) * 4
+    before = x.copy()
+    saved = np.getbufsize()
+    out = _lowered(op, op.to_numpy(x="x", axis=axis), {"x": x})
+    np.testing.assert_allclose(out, getattr(ss, name)(x, axis=axis), rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(x, before)
+    assert np.getbufsize() == saved  # the ufunc buffer size is restored
+
+
+def test_blocked_normalisers_restore_the_buffer_size_when_they_raise():
+    op = OPERATORS["softmax"]
+    saved = np.getbufsize()
+    x = np.zeros((70, 1000))
+    x[40, 1] = -1000.0  # exp(-1000) underflows, in the second block
+    with np.errstate(under="raise"), pytest.raises(FloatingPointError):
+        _lowered(op, op.to_numpy(x="x", axis=1), {"x": x})
+    assert np.getbufsize() == saved
