@@ -803,17 +803,22 @@ def claims_by_input(layer, claims: Mapping | None, wrt) -> dict[str, list[tuple[
     return out
 
 
-def report_data(layer, claims: Mapping | None = None, wrt=None) -> dict:
-    """Everything a report shows, derived and proved now, as template data."""
+def report_data(layer, claims: Mapping | None = None, wrt=None, timeout: float | None = None) -> dict:
+    """Everything a report shows, derived and proved now, as template data.
+
+    ``timeout`` (seconds) bounds each claim's proof; a claim that runs out of time is
+    shown as unknown with the reason (None: :func:`symderive.prove.prove`'s default).
+    """
     from .derive import derive
     from .prove import prove
+
 
     sections, chosen = [], {}
     for k, (name, entries) in enumerate(claims_by_input(layer, claims, wrt).items()):
         derivation = derive(layer, name)
         views = []
         for j, (text, assume) in enumerate(entries):
-            verdict = prove(layer, name, text, assume=assume)
+            verdict = _verdict_within(prove, layer, name, text, assume, timeout)
             views.append(claim_view(layer, name, text, verdict, key=f"eq:c{k}:{j}"))
             if verdict.proved and not assume:
                 chosen.setdefault(name, text)
@@ -835,6 +840,21 @@ def report_data(layer, claims: Mapping | None = None, wrt=None) -> dict:
                 view.code = listing_safe(function_source(module, f"grad_{section.wrt}")) if emitted else ""
                 view.code_note = "" if view.code else (note or "(the module below emits another proved claim)")
     return {"layer": layer_view(layer), "sections": sections, "module": listing_safe(module) if module else ""}
+
+
+def _verdict_within(prove, layer, wrt: str, claim: str, assume, timeout: float | None):
+    """``prove``'s verdict, or unknown with the reason when ``timeout`` seconds run out first."""
+    if timeout is None:
+        return prove(layer, wrt, claim, assume=assume)
+    # prove's own timeout bounds its counterexample search; the wall clock bounds the proof
+    from .cli import ClaimTimeout, wall_clock
+    from .verdict import UNKNOWN, Verdict
+
+    try:
+        with wall_clock(float(timeout)):
+            return prove(layer, wrt, claim, assume=assume, timeout=float(timeout))
+    except ClaimTimeout:
+        return Verdict(UNKNOWN, layer=layer.name, wrt=wrt, claim=claim, reason=f"timeout (after {timeout:g} s)")
 
 
 # -- templates and output ----------------------------------------------------------------
@@ -870,20 +890,23 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_tex(layer, claims: Mapping | None = None, wrt=None) -> str:
+def render_tex(layer, claims: Mapping | None = None, wrt=None, timeout: float | None = None) -> str:
     """The report's LaTeX source.
 
     >>> # render_tex(load_layer("conv2d")) -> '\\\\documentclass...'
     """
-    return environment().get_template("report.tex.j2").render(**report_data(layer, claims, wrt))
+    return environment().get_template("report.tex.j2").render(**report_data(layer, claims, wrt, timeout))
 
 
-def report(layer, claims: Mapping | None = None, output: str | Path = "report.pdf", wrt=None) -> Path:
+def report(
+    layer, claims: Mapping | None = None, output: str | Path = "report.pdf", wrt=None, timeout: float | None = None
+) -> Path:
     """Write a layer's report to ``output`` (``.tex``, or ``.pdf`` compiled with latexmk).
 
     ``claims`` maps input names to a claim or a list of claims (default: the layer's
     known claims); ``wrt`` names the inputs to report on (default: the ones named in
-    ``claims``, else every differentiable input).
+    ``claims``, else every differentiable input); ``timeout`` bounds each claim's proof
+    in seconds (a claim out of time shows as unknown, with the reason).
 
     >>> # report(load_layer("conv2d"), {"x": 'convolve(g, w, "full")'}, "conv2d.pdf")
     """
@@ -895,14 +918,27 @@ def report(layer, claims: Mapping | None = None, output: str | Path = "report.pd
     suffix = output.suffix.lower()
     if suffix not in (".tex", ".pdf"):
         raise InputError(f"the report's file name must end in .tex or .pdf, not {output.name!r}", where="report")
+    _require_writable_folder(output)
     if suffix == ".pdf":
         _require_latexmk(output)
-    tex = render_tex(layer, claims, wrt)
-    if suffix == ".tex":
-        output.write_text(tex, encoding="utf-8")
-    else:
-        output.write_bytes(compile_pdf(tex))
+    tex = render_tex(layer, claims, wrt, timeout)
+    data = tex.encode("utf-8") if suffix == ".tex" else compile_pdf(tex)
+    try:
+        output.write_bytes(data)
+    except OSError as err:
+        raise InputError(f"cannot write {output}: {err.strerror or err}", where="report") from err
     return output
+
+
+def _require_writable_folder(output: Path) -> None:
+    """Fail before the (slow) proofs and compile when the report could not be written anyway."""
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {output}: the folder {folder} does not exist", where="report")
+    if not os.access(folder, os.W_OK | os.X_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise InputError(f"cannot write {output}: permission denied", where="report")
+    if output.is_dir():
+        raise InputError(f"cannot write {output}: it is a folder", where="report")
 
 
 def _require_latexmk(output: Path) -> None:

@@ -122,6 +122,36 @@ def test_other_suffixes_and_names_are_input_errors(tmp_path):
         rp.report(load_layer("softmax_cross_entropy"), wrt="t", output=tmp_path / "r.tex")
 
 
+@pytest.mark.parametrize("suffix", [".tex", ".pdf"])
+def test_missing_folder_is_an_input_error_before_any_work(tmp_path, suffix, monkeypatch):
+    # nothing may be proved or compiled for a report that cannot be written
+    monkeypatch.setattr(rp, "render_tex", lambda *a, **k: pytest.fail("rendered a report it cannot write"))
+    target = tmp_path / "no" / "such" / f"x{suffix}"
+    with pytest.raises(InputError, match=r"cannot write .*does not exist"):
+        rp.report(load_layer("linear"), output=target)
+    (tmp_path / f"dir{suffix}").mkdir()
+    with pytest.raises(InputError, match="cannot write .*folder"):
+        rp.report(load_layer("linear"), output=tmp_path / f"dir{suffix}")
+
+
+def test_a_failing_write_is_an_input_error(tmp_path, monkeypatch):
+    def refuse(self, data):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(rp.Path, "write_bytes", refuse)
+    with pytest.raises(InputError, match=r"cannot write .*x\.tex: Permission denied"):
+        rp.report(load_layer("linear"), output=tmp_path / "x.tex")
+
+
+def test_a_claim_out_of_time_shows_as_unknown_with_the_reason():
+    # a fresh layer object: verdicts proved earlier in the session are remembered on it
+    data = rp.report_data(load_layer("batch_norm"), wrt="x", timeout=0.05)
+    views = data["sections"][0].claims
+    assert views and all(v.verdict == "unknown" and "timeout" in v.reason for v in views)
+    tex = rp.environment().get_template("report.tex.j2").render(**data)
+    assert "Reason: timeout (after 0.05 s)" in tex
+
+
 @needs_latex
 def test_latex_failure_shows_the_log_lines():
     with pytest.raises(rp.LatexError, match="Undefined control sequence"):
