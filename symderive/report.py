@@ -812,7 +812,6 @@ def report_data(layer, claims: Mapping | None = None, wrt=None, timeout: float |
     from .derive import derive
     from .prove import prove
 
-
     sections, chosen = [], {}
     for k, (name, entries) in enumerate(claims_by_input(layer, claims, wrt).items()):
         derivation = derive(layer, name)
