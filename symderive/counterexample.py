@@ -37,8 +37,10 @@ MAX_SIZE = 6
 MAX_SIZE_CANDIDATES = 100
 #: without a deadline, the search stops after this many seconds (it answers unknown then)
 SEARCH_SECONDS = 20.0
-#: size assignments with more scalar unknowns than this are skipped (too slow to expand)
+#: size assignments with more scalar unknowns than this are skipped (too slow to expand),
+#: except the smallest allowed one (a layer of fixed sizes has no other) up to the hard limit
 MAX_UNKNOWNS = 64
+HARD_MAX_UNKNOWNS = 1024
 #: value assignments tried per size assignment: random probes, then the minimal search
 RANDOM_PROBES = 16
 MAX_ASSIGNMENTS = 3000
@@ -583,14 +585,35 @@ class SearchSummary:
 
     def __init__(self):
         self.tried: list[dict] = []
+        self.too_large: list[dict] = []
         self.timed_out = False
 
     def describe(self) -> str:
-        if not self.tried:
-            return "no allowed sizes were tried"
-        largest = max(self.tried, key=lambda env: (sum(env.values()), tuple(env.values())))
-        text = ", ".join(f"{k}={v}" for k, v in largest.items()) or "the layer's fixed sizes"
-        return f"{text} ({len(self.tried)} size assignments tried)"
+        """The sizes searched, and those left out as too large.
+
+        >>> summary = SearchSummary()
+        >>> summary.tried.append({"n": 2}); summary.too_large.append({"n": 40})
+        >>> summary.describe()
+        'sizes up to n=2 (1 size assignments tried; sizes with more than 64 scalar values, such as n=40, are beyond the concrete search)'
+        """
+        notes = []
+        if self.tried:
+            largest = max(self.tried, key=lambda env: (sum(env.values()), tuple(env.values())))
+            text = "sizes up to " + _sizes_text(largest)
+            notes.append(f"{len(self.tried)} size assignments tried")
+        else:
+            text = "no sizes"
+        if self.too_large:
+            limit = MAX_UNKNOWNS if self.tried else HARD_MAX_UNKNOWNS
+            notes.append(
+                f"sizes with more than {limit} scalar values, such as {_sizes_text(self.too_large[0])},"
+                " are beyond the concrete search"
+            )
+        return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _sizes_text(env: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in env.items()) or "the layer's fixed sizes"
 
 
 def find_counterexample(
@@ -629,7 +652,9 @@ def find_counterexample(
         if mismatch is not None:
             return mismatch
         shapes = input_shapes(layer, env)
-        if sum(int(np.prod(s)) for s in shapes.values()) > MAX_UNKNOWNS:
+        unknowns = sum(int(np.prod(s)) for s in shapes.values())
+        if unknowns > (MAX_UNKNOWNS if summary.tried else HARD_MAX_UNKNOWNS):
+            summary.too_large.append({str(k): int(v) for k, v in env.items()})
             continue
         summary.tried.append({str(k): int(v) for k, v in env.items()})
         try:
@@ -672,7 +697,5 @@ def prove_concrete(layer, wrt: str, claim_text: str, assume=(), deadline: float 
     if found is not None:
         return Verdict(REFUTED, counterexample=found, detail="found by concrete search at small sizes", **common)
     if summary.timed_out:
-        return Verdict(UNKNOWN, reason=f"timeout: no counterexample at sizes up to {summary.describe()}", **common)
-    return Verdict(
-        UNKNOWN, reason=f"no counterexample at sizes up to {summary.describe()}; no all-sizes proof", **common
-    )
+        return Verdict(UNKNOWN, reason=f"timeout: no counterexample at {summary.describe()}", **common)
+    return Verdict(UNKNOWN, reason=f"no counterexample at {summary.describe()}; no all-sizes proof", **common)

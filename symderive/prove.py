@@ -621,13 +621,17 @@ def _decide(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bo
         )
     # the concrete search spends at most its own budget, and never more than the timeout
     deadline = time.monotonic() + min(float(timeout), cx.SEARCH_SECONDS)
-    found = cx.find_counterexample(layer, wrt, tensor, extra, deadline=deadline)
+    summary = cx.SearchSummary()
+    found = cx.find_counterexample(layer, wrt, tensor, extra, deadline=deadline, summary=summary)
     if found is None and outcome.sizes:
         found = cx.find_counterexample(layer, wrt, tensor, extra, at_sizes=outcome.sizes)
     if found is not None:
         return Verdict(REFUTED, assumptions=used, counterexample=found, **base)
+    searched = f"{'the search timed out at' if summary.timed_out else 'searched'} {summary.describe()}"
     reason = (
-        outcome.reason if outcome.status == "unknown" else f"{outcome.reason}, but no concrete counterexample was found"
+        f"{outcome.reason}; no concrete counterexample ({searched})"
+        if outcome.status == "unknown"
+        else f"{outcome.reason}, but no concrete counterexample was found ({searched})"
     )
     return Verdict(UNKNOWN, assumptions=used, reason=reason, **base)
 

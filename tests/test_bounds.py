@@ -9,8 +9,10 @@ same verdict on every run; ``--timeout`` guards the command by wall clock.
 
 from __future__ import annotations
 
+import json
 import time
 
+import numpy as np
 import pytest
 import sympy as sp
 import z3
@@ -58,6 +60,25 @@ def test_huge_constant_sizes_are_bounded(capsys, tmp_path):
     assert time.perf_counter() - start < 60
     assert code in (1, 2, 3), out + err
     assert "Traceback" not in out + err
+    if code == 3:
+        # an unknown says why: the sizes are beyond the concrete search
+        assert "beyond the concrete search" in out, out
+
+
+def test_a_fixed_size_layer_above_the_usual_search_limit_is_still_searched(capsys, tmp_path):
+    # 6 x 6 (72 scalar unknowns with g) was skipped as too large and answered unknown;
+    # the smallest allowed size is always searched, and a fixed-size layer has no other
+    path = tmp_path / "square6.toml"
+    path.write_text('name = "square6"\n[inputs]\nx = ["6", "6"]\n[output]\ny = "x * x"\n', encoding="utf-8")
+    code, out, err = run_prove(capsys, str(path), "--wrt", "x", "--json", "3 * x * g")
+    assert code == 1, out + err
+    found = json.loads(out)["counterexample"]
+    x, g = np.array(found["values"]["x"], dtype=float), np.array(found["values"]["g"], dtype=float)
+    # d/dx sum(g * x * x) = 2 x g, independently of symderive
+    assert (
+        2 * x[tuple(found["index"])] * g[tuple(found["index"])]
+        != 3 * x[tuple(found["index"])] * g[tuple(found["index"])]
+    )
     if code == 3:
         assert out.strip(), "unknown without a reason"
 
