@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sympy as sp
+import z3
 
+from . import domains
 from .errors import InputError
 from .ir import Tensor, fresh_indices, leaf, plain
 from .ops import OPERATORS
-from .tree import Node
+from .tree import Call, Node, Num, Ref
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
         forward_text=out["text"],
     )
     layer = dataclasses.replace(layer, forward=_refined(layer.forward, layer.size_assumptions()))
+    _check_sizes(layer, source)
     if layer.is_loss and layer.forward.ndim != 0:
         raise InputError(
             f"a loss output L must be a scalar, got shape {layer.forward.shape}", where=f"{source}: output.L"
@@ -303,6 +306,8 @@ def _dimensions(raw: list, sizes: dict, where: str) -> tuple:
             e, _ = parse_size_expr(str(d), sizes, where=f"{where}[{k}]", new_sizes=True)
         except InputError as exc:
             raise _rewhere(exc, f"{where}[{k}]") from None
+        if not e.free_symbols and not (e.is_Integer and e >= 1):
+            raise InputError(f"dimension {d!r} is not a size: every size is an integer >= 1", where=f"{where}[{k}]")
         for s in e.free_symbols:
             sizes.setdefault(str(s), s)
         dims.append(e)
@@ -466,8 +471,11 @@ def _load_claims(raw, layer: Layer, source: str) -> tuple[KnownClaim, ...]:
             raise InputError(f"{wrt!r} is a constant, not differentiated", where=f"{where}.wrt")
         text = _expect(entry["claim"], str, f"{where}.claim")
         assume = tuple(_strings(entry.get("assume", []), f"{where}.assume"))
-        for j, a in enumerate(assume):
+        parsed = [
             _load_assumption(a, layer.inputs, {str(s): s for s in layer.sizes}, f"{where}.assume[{j}]")
+            for j, a in enumerate(assume)
+        ]
+        check_extra_assumptions(layer, parsed, where=f"{where}.assume")
         expect = _expect(entry.get("expect", "proved"), str, f"{where}.expect")
         if expect not in _EXPECTS:
             raise InputError(f"expect must be one of {', '.join(_EXPECTS)}, got {expect!r}", where=f"{where}.expect")
@@ -508,6 +516,210 @@ def _refined(forward: Tensor, facts) -> Tensor:
         element=lambda idx: sp.sympify(element(idx)).xreplace(true),
         valid=sp.sympify(forward.valid).xreplace(true),
     )
+
+
+# -- consistency ------------------------------------------------------------------------
+def _quoted(texts) -> str:
+    return ", ".join(f'"{t.strip()}"' for t in texts)
+
+
+def _at(sizes: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items())
+
+
+def _relation_text(cond) -> str:
+    """A condition in the spelling an ``assume`` entry takes (``m == n``, not ``Eq(m, n)``)."""
+    if isinstance(cond, sp.Rel):
+        return f"{sp.sstr(cond.lhs)} {cond.rel_op} {sp.sstr(cond.rhs)}"
+    return sp.sstr(cond)
+
+
+def _assumption_hint(cond) -> str:
+    """An assumption that makes ``cond`` hold: the condition itself, or for a disjunction its
+    most general alternative (``n == m`` rather than ``m == 1``)."""
+    if isinstance(cond, sp.And):
+        return " and ".join(f'"{_relation_text(c)}"' for c in cond.args)
+    if isinstance(cond, sp.Or):
+        cond = max(cond.args, key=lambda c: (len(c.free_symbols), -len(sp.sstr(c))))
+    return f'"{_relation_text(cond)}"'
+
+
+def _check_sizes(layer: Layer, source: str) -> None:
+    """Refuse a layer that does not exist at every size its assumptions allow.
+
+    Its assumptions must hold together, imply every dimension >= 1 (LANGUAGE.md: every size
+    is at least 1) and imply the forward's validity condition (the sizes where NumPy accepts
+    the forward): otherwise a claim would be proved or refuted about sizes where the layer
+    itself has no meaning. An undecided question is refused too, never assumed.
+    """
+    found = assumption_contradiction(layer.assumptions, layer.sizes)
+    if found:
+        raise InputError(found, where=f"{source}: assume")
+    facts = [a.cond for a in layer.assumptions if a.kind == "size"]
+    for tname, shape in layer.inputs.items():
+        for k, d in enumerate(shape):
+            _require_size(
+                facts, d, layer.sizes, f"dimension {k} ({sp.sstr(d)}) of {tname}", f"{source}: inputs.{tname}"
+            )
+    where = f"{source}: output.{layer.output}"
+    valid = layer.forward.valid
+    ok, info = domains.failing_sizes(facts, valid, layer.sizes)
+    if ok is None:
+        raise InputError(
+            f"cannot decide whether the forward is defined for all sizes the layer allows ({info}); "
+            f"state its condition {_relation_text(valid)} as assumptions",
+            where=where,
+        )
+    if ok is False:
+        raise InputError(
+            f"the forward is not defined for all sizes the layer allows (e.g. {_at(info)}); "
+            f"add an assumption such as {_assumption_hint(valid)}",
+            where=where,
+        )
+    for k, d in enumerate(layer.forward.shape):
+        _require_size(facts, d, layer.sizes, f"dimension {k} ({sp.sstr(d)}) of the output", where)
+
+
+def _require_size(facts, dim, sizes, what: str, where: str) -> None:
+    ok, info = domains.failing_sizes(facts, sp.Ge(dim, 1), sizes)
+    if ok is None:
+        raise InputError(
+            f"cannot decide whether {what} is at least 1 for all sizes the layer allows ({info})", where=where
+        )
+    if ok is False:
+        raise InputError(
+            f"{what} can be less than 1 (e.g. {_at(info)}), but every size is at least 1; "
+            f"add an assumption such as {_at_least_one(dim)}",
+            where=where,
+        )
+
+
+def _at_least_one(dim) -> str:
+    """``dim >= 1`` spelled as a user would (``"n - k + 1 >= 1"`` as ``"n >= k"``)."""
+    terms = sp.Add.make_args(sp.expand(dim - 1))
+    left = sp.Add(*(t for t in terms if t.as_coeff_Mul()[0] > 0))
+    right = -sp.Add(*(t for t in terms if t.as_coeff_Mul()[0] < 0))
+    return f'"{sp.sstr(left)} >= {sp.sstr(right)}"'
+
+
+def assumption_contradiction(assumptions, sizes) -> str:
+    """Why ``assumptions`` cannot hold together (with every size >= 1), or ``""`` where they can.
+
+    Size conditions are decided by z3 over the integers (undecided is reported, never taken
+    as consistent). Value conditions between plain tensors, sums of one tensor and numbers
+    (``x > 0``, ``eps <= x``, ``sum(t) == 1``) are decided over the reals with one number
+    per tensor, its first element: every elementwise condition holds there (each tensor has
+    one, all sizes being >= 1), so no such numbers means no tensor values. Other value
+    conditions (``w == w.T``) are left out, which can only miss a contradiction.
+
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> assumption_contradiction([Assumption("n >= 3", "size", sp.Ge(n, 3))], [n])
+    ''
+    >>> zero = Num(sp.S(0))
+    >>> positive = Assumption("x > 0", "sign", lhs=Ref("x"), rhs=zero, rel=">")
+    >>> assumption_contradiction([positive, Assumption("x < 0", "sign", lhs=Ref("x"), rhs=zero, rel="<")], [n])
+    'the assumptions "x > 0", "x < 0" contradict each other: no tensor values satisfy them all'
+    """
+    size = [a for a in assumptions if a.kind == "size"]
+    ok, info = domains.failing_sizes([a.cond for a in size], sp.false, sizes)
+    if ok is True:
+        return f"the assumptions {_quoted(a.text for a in size)} contradict each other: no sizes >= 1 satisfy them all"
+    if ok is None:
+        return f"cannot decide whether the assumptions {_quoted(a.text for a in size)} can hold together ({info})"
+    relations = _value_relations(assumptions)
+    if relations:
+        solver = domains.new_solver()
+        solver.add(*relations)
+        if solver.check() == z3.unsat:
+            texts = _quoted(a.text for a in assumptions if a.kind != "size")
+            return f"the assumptions {texts} contradict each other: no tensor values satisfy them all"
+    return ""
+
+
+_Z3_RELATIONS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def _value_relations(assumptions) -> list:
+    """The z3 relations of the value assumptions between plain tensors, sums of a tensor and
+    numbers; other value assumptions are left out (fewer conditions: a contradiction found
+    without them is one with them)."""
+    sums: dict = {}
+    out = [_value_relation(a, sums) for a in assumptions if a.kind != "size"]
+    # a sum of elements that are all < 0 (<= 0, == 0, ...) is too: each sum has an element
+    for a in assumptions:
+        if a.kind == "size" or a.rel not in ("<", "<=", ">", ">=", "=="):
+            continue
+        for (name, _), total in sums.items():
+            if {_value_key(a.lhs), _value_key(a.rhs)} == {("ref", name), ("num", 0)}:
+                swap = [(z3.Real(name), total)]
+                out.append(z3.substitute(_value_relation(a, {}), *swap))
+    return [r for r in out if r is not None]
+
+
+def _value_key(node):
+    if isinstance(node, Ref):
+        return ("ref", node.name)
+    if isinstance(node, Num) and sp.sympify(node.value).is_zero:
+        return ("num", 0)
+    return None
+
+
+def _value_relation(a: Assumption, sums: dict):
+    lhs, rhs = _value_term(a.lhs, sums), _value_term(a.rhs, sums)
+    rel = _Z3_RELATIONS.get(a.rel or "==")
+    if lhs is None or rhs is None or rel is None:
+        return None
+    return rel(lhs, rhs)
+
+
+def _value_term(node, sums: dict):
+    """One real for a plain tensor (its first element) or for a ``sum`` of one (its first
+    entry, for any ``axis``; recorded in ``sums``), a number, or None."""
+    if isinstance(node, Ref):
+        return z3.Real(node.name)
+    if isinstance(node, Num):
+        v = sp.sympify(node.value)
+        return z3.RealVal(str(sp.Rational(v))) if (v.is_Rational or v.is_Float) else None
+    if isinstance(node, Call) and node.op == "negative" and len(node.args) == 1:
+        inner = _value_term(node.args[0][1], sums)
+        return None if inner is None else -inner
+    if isinstance(node, Call) and node.op == "sum":
+        args = dict(node.args)
+        if not isinstance(args.get("a"), Ref) or any(args.get(k) is not None for k in ("dtype", "out")):
+            return None
+        key = (args["a"].name, str(args.get("axis")))
+        return sums.setdefault(key, z3.Real(f"sum({key[0]}, axis={key[1]})"))
+    return None
+
+
+def check_extra_assumptions(layer: Layer, extra, where: str = "--assume") -> None:
+    """Raise an input error if the extra assumptions contradict each other or the layer's.
+
+    A claim "proved" under assumptions that cannot hold would be proved about nothing.
+
+    >>> check_extra_assumptions(load_layer("linear"), [])
+    """
+    extra = list(extra)
+    if not extra:
+        return
+    alone = assumption_contradiction(extra, layer.sizes)
+    if alone:
+        raise InputError(alone, where=where)
+    together = assumption_contradiction([*layer.assumptions, *extra], layer.sizes)
+    if together:
+        own = _quoted(a.text for a in layer.assumptions) or "none besides every size >= 1"
+        why = together.rsplit(": ", 1)[-1] if together.startswith("the assumptions") else together
+        raise InputError(
+            f"{_quoted(a.text for a in extra)} contradicts the layer's assumptions ({own}): {why}",
+            where=where,
+        )
 
 
 # -- showing ---------------------------------------------------------------------------

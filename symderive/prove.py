@@ -599,8 +599,11 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
 def _decide(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bool) -> Verdict:
     from . import counterexample as cx
     from .language import claim_tensor, parse_claim
+    from .layer import check_extra_assumptions
 
     extra = tuple(cx.parse_assumptions(list(assume), layer))
+    # under assumptions that cannot hold every claim would be "proved"
+    check_extra_assumptions(layer, extra)
     parsed = parse_claim(claim, layer, wrt)
     tensor = claim_tensor(parsed, layer)
     used = tuple(a.text for a in layer.assumptions) + tuple(a.text for a in extra)
