@@ -4,9 +4,11 @@
 callable) over a sweep of sizes chosen to catch the usual bugs -- the smallest sizes,
 a kernel as large as the input, dimensions of 1 next to larger ones, non-square
 everything, odd and even sizes -- with random float64 values satisfying the layer's
-assumptions, and compares with the derived gradient evaluated concretely. The first
-failing size (smallest first) is reported with its inputs, the expected and returned
-arrays and the differing elements.
+assumptions, and compares with the derived gradient evaluated concretely. After a
+failure the smaller sizes are retried in LANGUAGE.md's minimal order (smallest sum of
+sizes, ties in declaration order; at most :data:`MAX_SHRINK_CASES`), and the smallest
+failing one is reported with its inputs, the expected and returned arrays and the
+differing elements.
 
 Each implementation runs in a child process (``fork`` where the platform has it) with a
 time bound per call and a memory bound (``RLIMIT_AS``: ``memory_mb`` more than the
@@ -20,6 +22,7 @@ names (``**kwargs`` receives all) and returns the gradient, an array of the inpu
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 import math
@@ -47,6 +50,11 @@ OK, MISMATCH, RAISED, WRONG_SHAPE, WRONG_DTYPE, TIMEOUT, CRASHED = (
 #: size assignments in the sweep at most, and the largest number of scalars in one case
 SWEEP_COUNT = 7
 MAX_CASE_ELEMENTS = 400
+#: arrays of more elements are summarised in ``details()``
+MAX_SHOWN_ELEMENTS = 36
+#: smaller sizes retried after a failure at most (in minimal order), and how many per child process
+MAX_SHRINK_CASES = 60
+SHRINK_CHUNK = 8
 
 
 @dataclass(frozen=True)
@@ -78,18 +86,28 @@ class ImplementationReport:
         where = f" at sizes {_fmt_sizes(self.sizes)}" if self.sizes else ""
         return f"{self.status}{where}" + (f": {self.message}" if self.message else "")
 
-    def details(self) -> str:
-        """The summary, then the counterexample (inputs, expected, returned, differing elements)."""
-        from .testing import format_array
+    def details(self, max_elements: int | None = MAX_SHOWN_ELEMENTS) -> str:
+        """The summary, then the counterexample (inputs, expected, returned, differing elements).
 
+        An array of more than ``max_elements`` elements is summarised (its shape, the
+        corners and ``...``); ``None`` shows every element.
+
+        >>> rep = ImplementationReport(ok=False, impl="f", status="mismatch", sizes={"n": 1},
+        ...                            expected=[1.0], returned=[2.0], differing=[(0,)])
+        >>> print(rep.details())
+        mismatch at sizes n=1
+        expected = [1]
+        returned = [2]
+        differing elements: [0]
+        """
         lines = [self.summary()]
         if self.inputs:
             lines.append("inputs:")
-            lines.extend(_named(f"  {n} = ", v, format_array) for n, v in self.inputs.items())
+            lines.extend(_named(f"  {n} = ", v, max_elements) for n, v in self.inputs.items())
         if self.expected is not None:
-            lines.append(_named("expected = ", self.expected, format_array))
+            lines.append(_named("expected = ", self.expected, max_elements))
         if self.returned is not None:
-            lines.append(_named("returned = ", self.returned, format_array))
+            lines.append(_named("returned = ", self.returned, max_elements))
         if self.differing:
             shown = ", ".join(f"[{', '.join(map(str, i))}]" for i in self.differing[:10])
             more = f" and {len(self.differing) - 10} more" if len(self.differing) > 10 else ""
@@ -112,8 +130,30 @@ class ImplementationReport:
         }
 
 
-def _named(prefix: str, value, fmt) -> str:
-    return prefix + fmt(_short(value)).replace("\n", "\n" + " " * len(prefix))
+def _named(prefix: str, value, max_elements: int | None) -> str:
+    """``prefix`` then the array, continuation lines indented under its first bracket."""
+    text = _format_value(value, max_elements)
+    return prefix + text.replace("\n", "\n" + " " * len(prefix))
+
+
+def _format_value(value, max_elements: int | None) -> str:
+    """An array as aligned rows; one of more than ``max_elements`` elements summarised by NumPy."""
+    from .testing import format_array
+
+    arr = np.asarray(value, dtype=object)
+    if max_elements is None or arr.size <= max_elements or arr.ndim == 0:
+        return format_array(_short(value))
+    try:
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError):  # complex or other values kept as text
+        pass
+    with np.printoptions(precision=6, threshold=max_elements, edgeitems=2, linewidth=100):
+        text = np.array2string(arr, separator=", ")
+    return f"{text}  (shape {_shape_text(arr.shape)})"
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _short(value):
@@ -179,7 +219,8 @@ def _element_count(layer, env) -> int | None:
 def sweep_sizes(layer, count: int = SWEEP_COUNT, max_elements: int = MAX_CASE_ELEMENTS) -> list[dict]:
     """Size assignments that catch the usual bugs, smallest first.
 
-    The smallest allowed sizes; the assumptions tight (a kernel as large as the input)
+    The smallest allowed sizes; the smallest with every size at least 2; the
+    assumptions tight (a kernel as large as the input)
     with sizes above 1; a dimension of 1 next to larger ones; all sizes distinct
     (non-square everything); the largest such; then every size both odd and even (above
     1) where the assumptions allow it. Keys are size names.
@@ -220,7 +261,13 @@ def sweep_sizes(layer, count: int = SWEEP_COUNT, max_elements: int = MAX_CASE_EL
     def values(c):
         return tuple(c[0].values())
 
-    pick(lambda c: (-sum(values(c)), tuple(-v for v in values(c))))
+    def minimal(c):  # LANGUAGE.md's order: smallest sum, ties in declaration order
+        return (-sum(values(c)), tuple(-v for v in values(c)))
+
+    pick(minimal)
+    # every dimension at least 2, as small as possible: a bug that a dimension of 1 hides
+    # (a missing mean over a batch of one, a softmax over one class) shows at the smallest size
+    pick(lambda c: (min(values(c)) >= 2, *minimal(c)))
     pick(lambda c: (c[1] > 0 and min(values(c)) > 1, c[1], len(set(values(c))), -sum(values(c))))
     pick(lambda c: (0 < values(c).count(1) < len(syms), len(set(values(c))), -abs(sum(values(c)) - target)))
     pick(lambda c: (len(set(values(c))), len({v % 2 for v in values(c)}), -abs(sum(values(c)) - target)))
@@ -235,11 +282,11 @@ def sweep_sizes(layer, count: int = SWEEP_COUNT, max_elements: int = MAX_CASE_EL
     return [{str(k): int(v) for k, v in env.items()} for env in chosen]
 
 
-def expected_gradient(layer, wrt: str, sizes: dict, values: dict) -> np.ndarray:
+def expected_gradient(layer, wrt: str, sizes: dict, values: dict, derivation=None) -> np.ndarray:
     """The gradient of the loss w.r.t. ``wrt`` in float64: the derived index form, evaluated.
 
     Falls back to exact differentiation (:func:`symderive.counterexample.true_gradient`)
-    where the deriver has no rule.
+    where the deriver has no rule. ``derivation`` (``derive(layer, wrt)``) saves deriving again.
 
     >>> from .layer import load_layer
     >>> lin = load_layer("linear")
@@ -253,7 +300,7 @@ def expected_gradient(layer, wrt: str, sizes: dict, values: dict) -> np.ndarray:
     from .ir import Tensor
 
     try:
-        d = derive(layer, wrt)
+        d = derivation if derivation is not None else derive(layer, wrt)
         tensor = Tensor(
             shape=layer.inputs[wrt], element=lambda idx: d.gradient.xreplace(dict(zip(d.index, idx, strict=True)))
         )
@@ -263,23 +310,73 @@ def expected_gradient(layer, wrt: str, sizes: dict, values: dict) -> np.ndarray:
         return np.vectorize(float, otypes=[np.float64])(exact) if exact.size else exact.astype(np.float64)
 
 
-def build_cases(layer, wrt: str, seed: int = 0) -> list[Case]:
-    """The sweep's cases: sizes, random float64 arguments (assumptions applied), expected gradient."""
+def _derivation(layer, wrt: str):
+    """``derive(layer, wrt)``, or None where the deriver has no rule (the exact fallback then decides)."""
+    from .derive import NotDifferentiable, derive
+
+    try:
+        return derive(layer, wrt)
+    except (NotDifferentiable, InputError, TypeError):
+        return None
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"the seed must be an integer >= 0, got {seed!r}", where="--seed")
+
+
+def build_cases(layer, wrt: str, seed: int = 0, sizes_list: Sequence[dict] | None = None) -> list[Case]:
+    """Cases for ``sizes_list`` (default: the sweep): random float64 arguments (assumptions applied), expected gradient.
+
+    Each case's values depend only on ``seed`` and its sizes, so a size retried after a
+    failure gets the same values whichever sizes come before it.
+
+    >>> [c.sizes for c in build_cases("linear", "b", sizes_list=[{"n": 2, "m": 3}])]
+    [{'n': 2, 'm': 3}]
+    """
     from .codegen import CodegenRefusal, random_values
 
+    _check_seed(seed)
     layer = _as_layer(layer)
     _check_wrt(layer, wrt)
-    rng = np.random.default_rng(seed)
+    derivation = _derivation(layer, wrt)
     cases = []
-    for sizes in sweep_sizes(layer):
+    for sizes in sweep_sizes(layer) if sizes_list is None else sizes_list:
         env = {s: sizes[str(s)] for s in layer.sizes}
+        rng = np.random.default_rng([int(seed), *(int(v) for v in sizes.values())])
         try:
             values = random_values(layer, env, rng)
         except CodegenRefusal as exc:
             raise InputError(str(exc), where=layer.source or layer.name) from None
         values = {n: np.asarray(v, dtype=np.float64) for n, v in values.items()}
-        cases.append(Case(sizes, values, expected_gradient(layer, wrt, sizes, values)))
+        cases.append(Case(dict(sizes), values, expected_gradient(layer, wrt, sizes, values, derivation)))
     return cases
+
+
+def smaller_sizes(layer, failing: dict, skip: Sequence[dict] = (), limit: int = 0) -> list[dict]:
+    """The size assignments before ``failing`` in LANGUAGE.md's minimal order, smallest first.
+
+    Smallest sum of sizes first, ties by the sizes in declaration order; assignments in
+    ``skip`` and those over :data:`MAX_CASE_ELEMENTS` scalars are left out; at most
+    ``limit`` of them (default :data:`MAX_SHRINK_CASES`).
+
+    >>> smaller_sizes("linear", {"n": 2, "m": 2}, skip=[{"n": 1, "m": 1}])
+    [{'n': 1, 'm': 2}, {'n': 2, 'm': 1}, {'n': 1, 'm': 3}]
+    """
+    from .counterexample import size_candidates
+
+    layer = _as_layer(layer)
+    target = tuple(int(failing[str(s)]) for s in layer.sizes)
+    out: list[dict] = []
+    for env in itertools.islice(size_candidates(layer, max_size=max(sum(target), 1)), 20000):
+        key = tuple(int(v) for v in env.values())
+        if (sum(key), key) >= (sum(target), target) or len(out) >= (limit or MAX_SHRINK_CASES):
+            break
+        sizes = {str(k): int(v) for k, v in env.items()}
+        n = _element_count(layer, env)
+        if sizes not in skip and n is not None and n <= MAX_CASE_ELEMENTS:
+            out.append(sizes)
+    return out
 
 
 # -- running an implementation in a child process ----------------------------------------------
@@ -577,7 +674,41 @@ def check_many(
             raise InputError(f"an implementation is FILE.py:FUNCTION or a callable, got {impl!r}", where="--impl")
     cases = build_cases(layer, wrt, seed)
     names = _argument_names(layer)
-    return [run_cases(impl, cases, names, rtol, atol, timeout, memory_mb) for impl in impls]
+    shrink = _Shrinker(layer, wrt, seed, names, rtol, atol, timeout, memory_mb)
+    return [shrink.smallest(run_cases(impl, cases, names, rtol, atol, timeout, memory_mb), impl) for impl in impls]
+
+
+class _Shrinker:
+    """After a failure, the smaller sizes retried in minimal order: the report of the smallest failing one.
+
+    Cases are built once per size assignment and shared by the implementations, and run a
+    chunk per child process, so a failure early in the order costs little.
+    """
+
+    def __init__(self, layer, wrt, seed, names, rtol, atol, timeout, memory_mb):
+        self.layer, self.wrt, self.seed, self.names = layer, wrt, seed, names
+        self.run_args = (rtol, atol, timeout, memory_mb)
+        self.cases: dict[tuple, Case] = {}
+
+    def _case(self, sizes: dict) -> Case:
+        key = tuple(sizes.values())
+        if key not in self.cases:
+            self.cases[key] = build_cases(self.layer, self.wrt, self.seed, [sizes])[0]
+        return self.cases[key]
+
+    def smallest(self, report: ImplementationReport, impl) -> ImplementationReport:
+        """``report``, or the failure at the smallest size before its sizes where ``impl`` fails too."""
+        if report.ok or not report.sizes:
+            return report
+        tried = list(report.sizes_tried)
+        candidates = smaller_sizes(self.layer, report.sizes, skip=tried)
+        for start in range(0, len(candidates), SHRINK_CHUNK):
+            chunk = [self._case(s) for s in candidates[start : start + SHRINK_CHUNK]]
+            smaller = run_cases(impl, chunk, self.names, *self.run_args)
+            tried += smaller.sizes_tried
+            if not smaller.ok and smaller.sizes:
+                return dataclasses.replace(smaller, sizes_tried=tried)
+        return dataclasses.replace(report, sizes_tried=tried)
 
 
 def check_implementation(

@@ -154,6 +154,16 @@ def _tolerance_value(text: str) -> float:
 _tolerance_value.__name__ = "tolerance (a finite number >= 0)"
 
 
+def _seed_value(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_seed_value.__name__ = "seed (an integer >= 0)"
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout",
@@ -230,7 +240,7 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--impl", action="append", required=True, metavar="FILE.py:FUNCTION")
     p.add_argument("--rtol", type=_tolerance_value, default=1e-7, metavar="R", help="relative tolerance (>= 0)")
     p.add_argument("--atol", type=_tolerance_value, default=1e-9, metavar="A", help="absolute tolerance (>= 0)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed_value, default=0, metavar="N", help="seed of the random values (>= 0)")
     p.add_argument("--json", action="store_true")
     _add_common(p)
     return parser
@@ -635,6 +645,17 @@ def _report_json(rep) -> dict:
     return {"ok": _report_ok(rep), "summary": str(rep)}
 
 
+def _report_text(rep, ok: bool) -> str:
+    """An implementation's result for people: the summary, and for a failure the counterexample."""
+    if not ok and callable(getattr(rep, "details", None)):
+        return rep.details()
+    return rep.summary() if callable(getattr(rep, "summary", None)) else str(rep)
+
+
+def _indented(text: str, pad: str = "  ") -> str:
+    return "\n".join(pad + line for line in text.splitlines())
+
+
 def cmd_check(args, out, err) -> int:
     check_implementation = _library("checking", "check_implementation")
     layer = load(args.layer)
@@ -658,8 +679,7 @@ def cmd_check(args, out, err) -> int:
         if args.json:
             print(json.dumps(_report_json(rep), default=str), file=out)
         else:
-            summary = rep.summary() if callable(getattr(rep, "summary", None)) else str(rep)
-            print(f"{spec}: {'agrees' if ok else 'DIFFERS'}\n  {summary}", file=out)
+            print(f"{spec}: {'agrees' if ok else 'DIFFERS'}\n{_indented(_report_text(rep, ok))}", file=out)
     return combined_status(statuses)
 
 

@@ -3,6 +3,7 @@
 Expected gradients are recomputed here with torch autograd, independently of symderive.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -48,14 +49,14 @@ def test_correct_conv_backward_is_ok():
     assert len(report.sizes_tried) >= 5
 
 
-def test_unflipped_kernel_is_a_mismatch_at_the_first_size_with_a_kernel_above_one_element():
+def test_unflipped_kernel_is_a_mismatch_at_the_smallest_size_with_a_kernel_above_one_element():
     report = check_implementation("conv2d", "x", unflipped_conv_backward)
     assert not report.ok and report.status == "mismatch"
-    # the bug is invisible for a 1x1 kernel and visible (random values) for any other
-    sweep = sweep_sizes(load_layer("conv2d"))
-    first_bad = next(s for s in sweep if s["kh"] * s["kw"] > 1)
-    assert report.sizes == first_bad
-    assert all(s["kh"] * s["kw"] == 1 for s in report.sizes_tried)
+    # the bug is invisible for a 1x1 kernel and visible (random values) for any other; with
+    # kh <= H, kw <= W the smallest sum of sizes with one is 6, first in declaration order
+    # H=1, W=2, kh=1, kw=2 (LANGUAGE.md's minimal order)
+    assert report.sizes == {"H": 1, "W": 2, "kh": 1, "kw": 2}
+    assert report.sizes_tried and all(s["kh"] * s["kw"] == 1 for s in report.sizes_tried)
     inputs = report.inputs
     expected = torch_conv2d_dx(inputs["x"], inputs["w"], inputs["b"], inputs["g"])
     np.testing.assert_allclose(np.array(report.expected), expected, rtol=1e-12, atol=1e-12)
@@ -65,6 +66,73 @@ def test_unflipped_kernel_is_a_mismatch_at_the_first_size_with_a_kernel_above_on
     assert report.differing == differing and differing
     assert "mismatch at sizes" in report.summary()
     assert "differing elements:" in report.details()
+
+
+def torch_log_softmax_nll_ds(s, t) -> np.ndarray:
+    """dL/ds of torch's cross_entropy with probability targets (mean over the batch)."""
+    st = torch.tensor(np.array(s, dtype=float), requires_grad=True)
+    torch.nn.functional.cross_entropy(st, torch.tensor(np.array(t, dtype=float))).backward()
+    return st.grad.numpy()
+
+
+def test_a_missing_mean_is_reported_at_the_smallest_size_that_shows_it():
+    def no_mean(s, t):
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True) - t  # "/ N" forgotten
+
+    report = check_implementation("log_softmax_nll", "s", no_mean)
+    # invisible at N=1 (dividing by 1) and at K=1 (softmax = t = 1, the gradient is 0):
+    # the smallest sizes that show it are N=2, K=2
+    assert report.status == "mismatch" and report.sizes == {"N": 2, "K": 2}, report.details()
+    s, t = np.array(report.inputs["s"]), np.array(report.inputs["t"])
+    np.testing.assert_allclose(np.array(report.expected), torch_log_softmax_nll_ds(s, t), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.array(report.returned), 2 * torch_log_softmax_nll_ds(s, t), rtol=1e-12)
+
+
+def test_every_dimension_at_least_two_comes_early_in_the_sweep():
+    for name in ("log_softmax_nll", "linear", "conv2d"):
+        sweep = sweep_sizes(load_layer(name))
+        assert any(min(s.values()) >= 2 for s in sweep[:3]), (name, sweep)
+
+
+@pytest.mark.parametrize("kind", ["mismatch", "raised"])
+def test_after_a_failure_the_smallest_failing_size_is_reported(kind):
+    # linear: x[n], w[m, n]; wrong only once n >= 3, which the sweep first meets at a larger size
+    def late_bug(w, g):
+        if w.shape[1] >= 3:
+            if kind == "raised":
+                raise ArithmeticError("late")
+            return w.T @ g + 1.0
+        return w.T @ g
+
+    report = check_implementation("linear", "x", late_bug)
+    assert report.status == kind
+    # the smallest sum of sizes with n >= 3 is n=3, m=1
+    assert report.sizes == {"n": 3, "m": 1}, report.details()
+    assert all(s["n"] < 3 for s in report.sizes_tried)
+    inputs = report.inputs
+    assert np.array(inputs["w"]).shape == (1, 3)
+    np.testing.assert_allclose(np.array(report.expected), np.array(inputs["w"]).T @ np.array(inputs["g"]))
+
+
+def test_details_summarise_large_arrays_and_show_small_ones():
+    def plus_one(w, g):
+        return w.T @ g + 1.0
+
+    report = check_implementation("linear", "x", plus_one)
+    assert report.sizes == {"n": 1, "m": 1}
+    text = report.details()
+    assert "expected = [" in text and "returned = [" in text and "  w = [[" in text
+    big = dataclasses.replace(report, expected=list(np.arange(50.0)), returned=list(np.arange(50.0) + 1))
+    line = next(x for x in big.details().splitlines() if x.startswith("expected = "))
+    assert "..." in line and "(shape (50,))" in line and "49" in line and "25" not in line
+    assert "..." not in big.details(max_elements=None)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3"])
+def test_the_seed_is_a_non_negative_integer(seed):
+    with pytest.raises(InputError, match="seed"):
+        check_implementation("linear", "b", lambda g: np.array(g), seed=seed)
 
 
 LINEAR_DX = "def dx(w, g):\n    return w.T @ g\n"

@@ -239,6 +239,7 @@ INPUT_ERRORS = [
     pytest.param(lambda p: [*CHECK_ALICE, "--rtol", "nan"], "--rtol", id="nan-rtol"),
     pytest.param(lambda p: [*CHECK_ALICE, "--atol", "-1", "--rtol", "0"], "--atol", id="negative-atol"),
     pytest.param(lambda p: [*CHECK_ALICE, "--atol", "inf"], "--atol", id="infinite-atol"),
+    pytest.param(lambda p: [*CHECK_ALICE, "--seed", "-1"], "--seed", id="negative-seed"),
 ]
 
 
@@ -259,6 +260,32 @@ def test_internal_error_exit_70(capsys, monkeypatch):
     status, _, err = run(capsys, "prove", "conv2d", "--wrt", "x", RIGHT)
     line = assert_one_line_error(status, err, expected=70)
     assert "bug" in line and "please report" in line and "boom" in line
+
+
+# -- check -------------------------------------------------------------------------------------
+def test_check_prints_the_counterexample_arrays_under_differs(capsys):
+    bob = f"{COURSE}/students/bob.py:conv2d_backward_x"
+    status, out, _ = run(capsys, *CHECK_ALICE, "--impl", bob)
+    assert status == 1
+    alice_part, bob_part = out.split(f"{bob}: DIFFERS\n")
+    assert alice_part.startswith(f"{CHECK_ALICE[-1]}: agrees\n  ok: agrees at ")
+    lines = bob_part.splitlines()
+    assert lines[0].startswith("  mismatch at sizes H=1, W=2, kh=1, kw=2: 2 of 2 elements differ")
+    assert lines[1] == "  inputs:" and [x.split(" = ")[0] for x in lines[2:6]] == ["    x", "    w", "    b", "    g"]
+    # the unflipped kernel returns the true gradient reversed: the two printed rows are mirror images
+    expected = json.loads(lines[6].split(" = ", 1)[1].replace(" ", ""))
+    returned = json.loads(lines[7].split(" = ", 1)[1].replace(" ", ""))
+    assert lines[6].startswith("  expected = ") and lines[7].startswith("  returned = ")
+    assert returned == [row[::-1] for row in expected]
+    assert lines[8] == "  differing elements: [0, 0], [0, 1]"
+
+
+def test_check_json_one_object_per_implementation(capsys):
+    bob = f"{COURSE}/students/bob.py:conv2d_backward_x"
+    status, out, _ = run(capsys, *CHECK_ALICE, "--impl", bob, "--json")
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert status == 1 and [r["ok"] for r in rows] == [True, False]
+    assert rows[1]["sizes"] == {"H": 1, "W": 2, "kh": 1, "kw": 2}
 
 
 # -- the installed console script -----------------------------------------------------------------
