@@ -25,7 +25,7 @@ class Step:
 
     ``kind`` names the rule: ``"loss"``, ``"chain rule"``, ``"forward"``,
     ``"partial derivative"``, ``"kronecker deltas"``, ``"delta elimination"``,
-    ``"guards"``, ``"reindex"``, ``"result"``. ``lhs`` and ``rhs`` are SymPy
+    ``"guards"``, ``"reindex"``, ``"kernel offsets"``, ``"result"``. ``lhs`` and ``rhs`` are SymPy
     expressions (the equation ``lhs = rhs``), ``text`` a sentence saying what was done,
     ``label`` the seed's equation name where one applies (``"Eq. E"``, ``"(2)"``).
     """
@@ -356,6 +356,10 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
     if shifted is not None:
         new_rhs, text = shifted
         steps.append(Step("reindex", text, lhs, new_rhs))
+    by_offsets = by_kernel_offsets(gradient, at, layer.sizes)
+    if by_offsets is not None:
+        new_rhs, text = by_offsets
+        steps.append(Step("kernel offsets", text, lhs, new_rhs))
     steps.append(Step("result", f"The gradient with respect to {wrt}.", lhs, gradient))
     labels = layer.labels.get(wrt, {})
     steps = [Step(s.kind, s.text, s.lhs, s.rhs, labels.get(s.kind, s.label)) for s in steps]
@@ -449,6 +453,105 @@ def reindexed(expr: sp.Expr, sizes) -> tuple[sp.Expr, str] | None:
         "so that the reads line up with the textbook form."
     )
     return GSum(body, *limits), text
+
+
+def by_kernel_offsets(expr: sp.Expr, at, sizes) -> tuple[sp.Expr, str] | None:
+    """A presentation step: sum over the kernel offsets ``m = p - i`` instead of the outputs ``i``.
+
+    Applies to a summation variable ``i`` read as ``p - i`` (``p`` one of ``at``) whose
+    guards bound ``p - i`` by sizes alone: the guard becomes the new range and the old
+    range becomes the guard (seed 004 writes ``sum_m g[p - m] w[m]`` this way).
+    Returns the new expression and a sentence, or None where no variable qualifies.
+
+    >>> i, p = index_symbol("i"), index_symbol("p")
+    >>> k, n = sp.symbols("k n", integer=True, positive=True)
+    >>> body = Iverson(sp.And(p - i >= 0, p - i <= k - 1)) * read("g", (i,)) * read("w", (p - i,))
+    >>> by_kernel_offsets(GSum(body, (i, 0, n - k)), [p], {k, n})[0]
+    Sum(Iverson((-m + p >= 0) & (-m + p <= -k + n))*g[-m + p]*w[m], (m, 0, k - 1))
+    """
+    if not isinstance(expr, GSum):
+        return None
+    sizes, at = set(sizes), list(at)
+    body, limits, said = expr.function, list(expr.limits), []
+    fresh = iter(index_symbol(n) for n in ("m", "n", "m1", "n1", "m2", "n2"))
+    taken = {str(s) for s in expr.free_symbols} | {str(v) for v, _, _ in limits}
+    for pos, (var, lo, hi) in enumerate(list(limits)):
+        origin = _read_as_offset(body, var, at)
+        if origin is None:
+            continue
+        new = next((f for f in fresh if str(f) not in taken), None)
+        if new is None:
+            break
+        moved = sp.expand(subs_free(body, {var: origin - new}))
+        bounds = _size_bounds(moved, new, sizes)
+        if bounds is None:
+            continue
+        guard, new_lo, new_hi = bounds
+        old_range = Iverson(sp.And(origin - new >= lo, origin - new <= hi))
+        body = (moved / guard) * old_range
+        limits[pos] = (new, new_lo, new_hi)
+        said.append(f"{new} = {origin} - {var}")
+    if not said:
+        return None
+    text = (
+        f"Sum over the kernel offsets instead of the outputs ({', '.join(said)}): "
+        "the outputs an element reaches become the guard."
+    )
+    return GSum(body, *limits), text
+
+
+def _read_as_offset(body, var, at):
+    """The ``p`` of ``at`` where some read's index is exactly ``p - var``, else None."""
+    for r in sorted(body.atoms(sp.Indexed), key=str):
+        for ix in r.indices:
+            for p in at:
+                if sp.expand(ix - (p - var)) == 0:
+                    return p
+    return None
+
+
+def _size_bounds(body, var, sizes):
+    """``(guard, lo, hi)``: an Iverson factor of ``body`` saying ``lo <= var <= hi`` in sizes alone."""
+    for factor in sp.Mul.make_args(body):
+        if not isinstance(factor, Iverson):
+            continue
+        cond = factor.args[0]
+        parts = sp.And.make_args(cond)
+        lo = hi = None
+        for rel in parts:
+            if not isinstance(rel, sp.Rel) or rel.free_symbols - sizes != {var}:
+                lo = hi = None
+                break
+            bound = _bound_of(rel, var)
+            if bound is None:
+                lo = hi = None
+                break
+            side, value = bound
+            lo, hi = (value, hi) if side == "lo" else (lo, value)
+        if lo is not None and hi is not None:
+            return factor, lo, hi
+    return None
+
+
+def _bound_of(rel, var):
+    """``("lo", a)`` for ``var >= a`` or ``("hi", b)`` for ``var <= b`` (integers, coefficient +-1), else None.
+
+    >>> i, n = index_symbol("i"), sp.Symbol("n", integer=True)
+    >>> _bound_of(n - i > 0, i), _bound_of(i + 1 >= 0, i)
+    (('hi', n - 1), ('lo', -1))
+    """
+    if not isinstance(rel, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return None
+    diff = sp.expand(rel.lhs - rel.rhs)
+    c = diff.coeff(var)
+    if c not in (1, -1):
+        return None
+    rest = sp.expand(diff - c * var)
+    strict = 1 if isinstance(rel, (sp.Gt, sp.Lt)) else 0
+    # diff >= 0 (or > 0): c = 1 bounds var from below, c = -1 from above; diff <= 0 the other way
+    if isinstance(rel, (sp.Ge, sp.Gt)):
+        return ("lo", -rest + strict) if c == 1 else ("hi", rest - strict)
+    return ("hi", -rest - strict) if c == 1 else ("lo", rest + strict)
 
 
 def _size_offset(body, var, sizes):

@@ -7,6 +7,9 @@ pass written in torch, at several sizes with random, non-symmetric float64 data.
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -17,7 +20,7 @@ from symderive.concrete import evaluate
 from symderive.derive import derive, eliminate_deltas
 from symderive.errors import InputError
 from symderive.ir import GSum, Tensor, index_symbol, read, size_symbol
-from symderive.layer import load_layer
+from symderive.layer import LAYERS_DIR, load_layer
 
 
 def _conv_full(t):
@@ -122,7 +125,7 @@ def test_deltas_appear_then_are_eliminated(layer, wrt):
     assert not d.gradient.has(sp.KroneckerDelta)
 
 
-GRADIENT_STEPS = ("kronecker deltas", "delta elimination", "guards", "reindex", "result")
+GRADIENT_STEPS = ("kronecker deltas", "delta elimination", "guards", "reindex", "kernel offsets", "result")
 
 
 @pytest.mark.parametrize(("layer", "wrt"), WRT)
@@ -150,6 +153,19 @@ def test_convolution2d_shows_the_shift_by_kh_minus_1():
     assert reindex, f"no reindex step in {[s.kind for s in d.steps]}"
     kh = size_symbol("kh")
     assert any((s.rhs.has(kh) or s.text.count("kh")) for s in reindex)
+
+
+def test_conv2d_ends_with_seed_004s_sum_over_the_kernel():
+    """Seed 004: dL/dI(i', j') = sum_{m < k1, n < k2} dL/dY(i' - m, j' - n) w(m, n)."""
+    d = derive("conv2d", "x")
+    (step,) = [s for s in d.steps if s.kind == "kernel offsets"]
+    kh, kw = size_symbol("kh"), size_symbol("kw")
+    (m, lo_m, hi_m), (n, lo_n, hi_n) = step.rhs.limits
+    assert (lo_m, hi_m, lo_n, hi_n) == (0, kh - 1, 0, kw - 1)
+    p, q = d.index
+    reads = {str(r.base): r.indices for r in step.rhs.atoms(sp.Indexed)}
+    assert reads["w"] == (m, n)
+    assert reads["g"] == (p - m, q - n)
 
 
 def test_bad_wrt_and_constant_wrt_are_input_errors():
@@ -209,3 +225,25 @@ def test_eliminate_deltas_non_unit_coefficient_keeps_divisibility():
             t = Tensor(shape=(), element=lambda idx, v=value: v)
             got = float(evaluate(t, {}, {"x": x}))
             assert got == (x[pv] if want else 0.0), (nv, pv, value)
+
+
+BUILT_IN = sorted(p.stem for p in Path(LAYERS_DIR).glob("*.toml"))
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_presentation_steps_keep_the_gradient_of_every_built_in_layer(name):
+    """Re-indexing steps (shift, kernel offsets, guards) change the form, never the value."""
+    from symderive.counterexample import input_shapes, size_candidates
+
+    lay = load_layer(name)
+    for wrt in lay.differentiable:
+        d = derive(lay, wrt)
+        steps = [s for s in d.steps if s.kind in ("guards", "reindex", "kernel offsets")]
+        for sizes in itertools.islice(size_candidates(lay), 0, 6, 5):
+            shapes = input_shapes(lay, sizes)
+            values = {n: RNG.standard_normal(s) for n, s in shapes.items()}
+            env = {str(k): v for k, v in sizes.items()}
+            expected = derived_value(d, d.gradient, lay.inputs[wrt], env, values)
+            for step in steps:
+                got = derived_value(d, step.rhs, lay.inputs[wrt], env, values)
+                np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=f"{name}/{wrt} {step.kind}")
