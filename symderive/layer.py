@@ -530,6 +530,8 @@ def _at(sizes: dict) -> str:
 def _relation_text(cond) -> str:
     """A condition in the spelling an ``assume`` entry takes (``m == n``, not ``Eq(m, n)``)."""
     if isinstance(cond, sp.Rel):
+        if cond.lhs.is_number and not cond.rhs.is_number:
+            cond = cond.reversed
         return f"{sp.sstr(cond.lhs)} {cond.rel_op} {sp.sstr(cond.rhs)}"
     return sp.sstr(cond)
 

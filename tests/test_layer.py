@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.signal as ss
@@ -338,3 +340,225 @@ claim = "dx[i] == 2 * x[i]"
     shown = describe_layer(layer)
     assert "defined as: L == Sum(x[i] ** 2, i)" in shown
     assert "dx: dx[i] == 2 * x[i]" in shown
+
+
+# -- layers that do not exist at every size they allow --------------------------------------
+def _sizes_in(message: str) -> dict:
+    """The sizes of a refusal's ``(e.g. m=1, n=2)``."""
+    inside = message.split("(e.g. ", 1)[1].split(")", 1)[0]
+    return {k: int(v) for k, v in (part.split("=") for part in inside.split(", "))}
+
+
+def _numpy_inputs(shapes: dict, sizes: dict, rng) -> dict:
+    return {
+        name: rng.normal(size=tuple(sizes[d] if d in sizes else int(d) for d in shape))
+        for name, shape in shapes.items()
+    }
+
+
+def _layer_text(inputs: dict, output: str, assume=()) -> str:
+    lines = ['name = "probe"']
+    if assume:
+        lines.append("assume = [" + ", ".join(f'"{a}"' for a in assume) + "]")
+    lines.append("[inputs]")
+    lines += [f"{k} = [{', '.join(repr(d) for d in v)}]" for k, v in inputs.items()]
+    lines += ["[output]", f'y = "{output}"']
+    return "\n".join(lines) + "\n"
+
+
+UNDEFINED_FORWARDS = [
+    # inputs, forward, the same forward in NumPy, the assumption that makes it a layer
+    ({"w": ["m", "n"], "x": ["n"]}, "w.T @ x", lambda v: v["w"].T @ v["x"], "m == n"),
+    ({"x": ["n"], "w": ["m"]}, "x + w", lambda v: v["x"] + v["w"], "n == m"),
+    ({"a": ["p", "q"], "b": ["r", "s"]}, "a @ b", lambda v: v["a"] @ v["b"], "q == r"),
+    ({"x": ["n", "3"], "w": ["n"]}, "x * w", lambda v: v["x"] * v["w"], "n == 3"),
+]
+
+
+@pytest.mark.parametrize(("inputs", "forward", "numpy_forward", "fix"), UNDEFINED_FORWARDS, ids=lambda v: str(v))
+def test_forward_undefined_at_allowed_sizes_is_refused(tmp_path, inputs, forward, numpy_forward, fix):
+    path = _write(tmp_path, _layer_text(inputs, forward), "undefined.toml")
+    with pytest.raises(InputError) as info:
+        load_layer(str(path))
+    message = str(info.value)
+    assert str(path) in message and "output.y" in message, message
+    assert "not defined for all sizes the layer allows" in message and f'"{fix}"' in message, message
+    # the sizes named are sizes where NumPy itself refuses the forward
+    sizes = _sizes_in(message)
+    assert all(v >= 1 for v in sizes.values()), message
+    with pytest.raises(ValueError, match="broadcast|mismatch|shape"):
+        numpy_forward(_numpy_inputs(inputs, sizes, np.random.default_rng(1)))
+    # the hinted assumption makes it a layer, whose forward is NumPy's wherever it holds
+    layer = load_layer(str(_write(tmp_path, _layer_text(inputs, forward, [fix]), "fixed.toml")))
+    rng = np.random.default_rng(2)
+    names = [str(s) for s in layer.sizes]
+    for values in itertools.product(range(1, 4), repeat=len(names)):
+        at = dict(zip(names, values, strict=True))
+        lhs, rhs = (at[side] if side in at else int(side) for side in fix.split(" == "))
+        if lhs != rhs:
+            continue
+        arrays = _numpy_inputs(inputs, at, rng)
+        np.testing.assert_allclose(evaluate(layer.forward, at, arrays), numpy_forward(arrays))
+
+
+@pytest.mark.parametrize(
+    ("dims", "fragments"),
+    [
+        ('["-2"]', ["inputs.x[0]", "dimension '-2'", "integer >= 1"]),
+        ('["0"]', ["inputs.x[0]", "dimension '0'", "integer >= 1"]),
+        ("[-2]", ["inputs.x[0]", "dimension -2", "integer >= 1"]),
+        ('["n", 0]', ["inputs.x[1]", "dimension 0", "integer >= 1"]),
+        ('["3 - 5"]', ["inputs.x[0]", "dimension '3 - 5'", "integer >= 1"]),
+    ],
+    ids=["minus-two", "zero", "int-minus-two", "int-zero", "folded-negative"],
+)
+def test_constant_dimension_below_one_is_refused(tmp_path, dims, fragments):
+    path = _write(tmp_path, f'name = "c"\n[inputs]\nx = {dims}\n[output]\ny = "2 * x"\n', "const.toml")
+    with pytest.raises(InputError) as info:
+        load_layer(str(path))
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_size_expression_that_can_fall_below_one_is_refused(tmp_path):
+    path = _write(tmp_path, _layer_text({"x": ["n - 3"]}, "2 * x"), "nm3.toml")
+    with pytest.raises(InputError) as info:
+        load_layer(str(path))
+    message = str(info.value)
+    assert "inputs.x" in message and "n - 3" in message and "less than 1" in message, message
+    assert _sizes_in(message)["n"] - 3 < 1
+    assert '"n >= 4"' in message
+    layer = load_layer(str(_write(tmp_path, _layer_text({"x": ["n - 3"]}, "2 * x", ["n >= 4"]), "ok.toml")))
+    assert layer.inputs["x"] == (n - 3,)
+
+
+def test_output_dimension_that_can_fall_below_one_is_refused(tmp_path):
+    text = _layer_text({"x": ["n"], "w": ["k"]}, "y[i] == Sum(x[i + j] * w[j], (j, 0, k - 1))")
+    with pytest.raises(InputError) as info:
+        load_layer(str(_write(tmp_path, text, "valid.toml")))
+    message = str(info.value)
+    assert "output.y" in message and "less than 1" in message and '"n >= k"' in message, message
+    at = _sizes_in(message)
+    # NumPy's valid correlation of these sizes is empty (or, swapped, not the layer's)
+    assert at["n"] - at["k"] + 1 < 1
+    layer = load_layer(
+        str(_write(tmp_path, _layer_text({"x": ["n"], "w": ["k"]}, text.split('y = "')[1][:-2], ["n >= k"]), "ok.toml"))
+    )
+    x, w = np.random.default_rng(4).normal(size=5), np.random.default_rng(5).normal(size=2)
+    np.testing.assert_allclose(evaluate(layer.forward, {"n": 5, "k": 2}, {"x": x, "w": w}), np.correlate(x, w, "valid"))
+
+
+def test_explicit_output_shape_below_one_is_refused(tmp_path):
+    text = _layer_text({"x": ["n"]}, "y[i] == x[i]") + 'shape = ["n - 1"]\n'
+    with pytest.raises(InputError) as info:
+        load_layer(str(_write(tmp_path, text, "shape.toml")))
+    assert "output.y" in str(info.value) and "less than 1" in str(info.value) and "n=1" in str(info.value)
+
+
+def _brute_force_satisfiable(conds, names, largest=30) -> bool:
+    for values in itertools.product(range(1, largest + 1), repeat=len(names)):
+        if all(c(dict(zip(names, values, strict=True))) for c in conds):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("assume", "oracle", "fragments"),
+    [
+        (["n >= 3", "n <= 2"], [lambda s: s["n"] >= 3, lambda s: s["n"] <= 2], ["no sizes"]),
+        (["n % 2 == 0", "(n + 1) % 2 == 0"], [lambda s: s["n"] % 2 == 0, lambda s: (s["n"] + 1) % 2 == 0], ["sizes"]),
+        (["m >= n + 1", "n >= m"], [lambda s: s["m"] >= s["n"] + 1, lambda s: s["n"] >= s["m"]], ["sizes"]),
+        (["x > 0", "x < 0"], None, ["no tensor values"]),
+        (["x >= 1", "x <= 0.5"], None, ["no tensor values"]),
+        (["x == 2", "x != 2"], None, ["no tensor values"]),
+        (["sum(x) == 1", "x <= 0"], None, ["no tensor values"]),
+        (["sum(x) == 1", "0 > x"], None, ["no tensor values"]),
+    ],
+    ids=["sizes", "parity", "order", "sign", "bounds", "equal-unequal", "sum-sign", "sum-sign-reversed"],
+)
+def test_contradictory_assumptions_are_refused(tmp_path, capsys, assume, oracle, fragments):
+    from symderive.cli import main
+
+    if oracle is not None:  # no sizes in a box satisfy them, by plain Python arithmetic
+        assert not _brute_force_satisfiable(oracle, ["n", "m"])
+    path = _write(tmp_path, _layer_text({"x": ["n"], "w": ["m", "n"]}, "w @ x", assume), "contra.toml")
+    with pytest.raises(InputError) as info:
+        load_layer(str(path))
+    message = str(info.value)
+    assert str(path) in message and ": assume:" in message and "contradict each other" in message, message
+    for fragment in fragments + [f'"{a}"' for a in assume]:
+        assert fragment in message, message
+    status = main(["prove", str(path), "--wrt", "x", "3 * w.T @ g"], prog="symderive")
+    _, err = capsys.readouterr()
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "assume",
+    [
+        ["n >= 3", "n <= 3"],
+        ["x >= 0", "x <= 0"],
+        ["sum(x) == 1", "x >= 0"],
+        ["sum(x) == 0", "x != 0"],
+        ["x > -1", "x < 0.5"],
+    ],
+    ids=["sizes", "sign-point", "simplex", "sum-zero", "interval"],
+)
+def test_consistent_assumptions_still_load(tmp_path, assume):
+    layer = load_layer(str(_write(tmp_path, _layer_text({"x": ["n"], "w": ["m", "n"]}, "w @ x", assume))))
+    assert [a.text for a in layer.assumptions] == assume
+
+
+def test_claim_assumption_contradicting_the_layer_is_refused(tmp_path):
+    text = _layer_text({"x": ["n"], "w": ["m", "n"]}, "w @ x", ["n >= 3"])
+    text += '[[claims]]\nwrt = "x"\nclaim = "w.T @ g"\nassume = ["n <= 2"]\n'
+    with pytest.raises(InputError) as info:
+        load_layer(str(_write(tmp_path, text)))
+    message = str(info.value)
+    assert "claims[0].assume" in message and '"n <= 2"' in message and '"n >= 3"' in message, message
+
+
+AUDIT_FILES = {
+    "inc": ({"w": ["m", "n"], "x": ["n"]}, "w.T @ x", "x", "w @ g"),
+    "add": ({"x": ["n"], "w": ["m"]}, "x + w", "x", "g"),
+    "neg": ({"x": ["-2"]}, "2 * x", "x", "2 * x * g"),
+    "zero": ({"x": ["0"]}, "2 * x", "x", "5 * g"),
+    "nm3": ({"x": ["n - 3"]}, "2 * x", "x", "3 * g"),
+}
+
+
+@pytest.mark.parametrize("name", AUDIT_FILES)
+def test_cli_refuses_bad_layers_with_one_line(tmp_path, capsys, name):
+    from symderive.cli import main
+
+    inputs, forward, wrt, claim = AUDIT_FILES[name]
+    path = _write(tmp_path, _layer_text(inputs, forward), f"{name}.toml")
+    for argv in (["show", str(path)], ["prove", str(path), "--wrt", wrt, claim]):
+        status = main(argv, prog="symderive")
+        out, err = capsys.readouterr()
+        assert status == 2, (argv, out, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert str(path) in err
+
+
+@pytest.mark.parametrize("name", builtin_layer_names())
+def test_builtin_layer_exists_at_every_size_it_allows(name):
+    from symderive import domains
+
+    layer = load_layer(name)
+    facts = [a.cond for a in layer.assumptions if a.kind == "size"]
+    assert domains.failing_sizes(facts, layer.forward.valid, layer.sizes) == (True, None)
+    for dim in [d for shape in layer.inputs.values() for d in shape] + list(layer.forward.shape):
+        assert domains.failing_sizes(facts, sp.Ge(dim, 1), layer.sizes) == (True, None), dim
+
+
+def test_example_layers_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    paths = sorted(root.glob("user_layers/*.toml")) + sorted(root.glob("course/*.toml"))
+    assert len(paths) >= 4
+    for path in paths:
+        assert load_layer(str(path)).forward is not None
