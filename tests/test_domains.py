@@ -112,3 +112,45 @@ def test_box_count_agrees_with_enumeration():
         found += 1
         s.add(z3.Or(ctx.var(i) != m.eval(ctx.var(i)), ctx.var(j) != m.eval(ctx.var(j))))
     assert found == sum(1 for a in range(4) for b in range(3) if (a + b) % 2 == 0)
+
+
+# -- failing_sizes: implication over sizes >= 1, with the sizes where it fails ----------------
+m_, n_ = sp.symbols("m n", integer=True, positive=True)
+
+
+@pytest.mark.parametrize(
+    ("premises", "conclusion", "holds"),
+    [
+        ([], sp.Eq(m_, n_), lambda m, n: m == n),
+        ([], sp.Ge(n_ - 3, 1), lambda m, n: n - 3 >= 1),
+        ([sp.Ge(n_, m_)], sp.Ge(n_ - m_ + 1, 1), lambda m, n: n - m + 1 >= 1),
+        ([sp.Eq(sp.Mod(n_, 2), 0)], sp.Ge(n_, 2), lambda m, n: n >= 2),
+        ([], sp.Or(sp.Eq(m_, 1), sp.Eq(n_, 1), sp.Eq(m_, n_)), lambda m, n: m == 1 or n == 1 or m == n),
+    ],
+)
+def test_failing_sizes_agrees_with_enumeration(premises, conclusion, holds):
+    ok, sizes = domains.failing_sizes(premises, conclusion, [m_, n_])
+
+    def premise_ok(m, n):
+        return all(bool(p.subs({m_: m, n_: n})) for p in premises)
+
+    box = [(m, n) for m in range(1, 25) for n in range(1, 25) if premise_ok(m, n)]
+    if all(holds(m, n) for m, n in box):
+        assert (ok, sizes) == (True, None)
+        return
+    assert ok is False and set(sizes) == {"m", "n"}
+    m, n = sizes["m"], sizes["n"]
+    assert m >= 1 and n >= 1 and premise_ok(m, n) and not holds(m, n)
+
+
+def test_failing_sizes_detects_contradictions_and_states_the_size_floor():
+    # n >= 3 and n <= 2 have no solution: they imply anything, false included
+    assert domains.failing_sizes([sp.Ge(n_, 3), sp.Le(n_, 2)], sp.false, [n_]) == (True, None)
+    # over all integers n + m <= 1 is satisfiable; with every size >= 1 it is not
+    assert domains.failing_sizes([sp.Le(n_ + m_, 1)], sp.false, [m_, n_]) == (True, None)
+    assert domains.failing_sizes([sp.Le(n_ + m_, 2)], sp.false, [m_, n_]) == (False, {"m": 1, "n": 1})
+
+
+def test_failing_sizes_undecided_outside_presburger():
+    ok, reason = domains.failing_sizes([], sp.Ge(sp.Symbol("a", integer=True) * sp.Symbol("b", integer=True), 1), [])
+    assert ok is None and "Presburger" in reason

@@ -1119,3 +1119,48 @@ def test_extra_assumptions(layer_paths, layer, wrt, claim, assume, expected, siz
     assert not np.isclose(expected_arr[idx], claimed_arr[idx])
     assert np.isclose(as_number(ce.expected), expected_arr[idx])
     assert np.isclose(as_number(ce.claimed), claimed_arr[idx])
+
+
+# -- extra assumptions that cannot hold ------------------------------------------------------
+CONTRADICTORY = [
+    pytest.param("linear", "x", "3 * w.T @ g", ["n == 2", "n == 3"], "contradict each other", id="sizes-each-other"),
+    pytest.param("linear", "x", "3 * w.T @ g", ["n >= m + 1", "m >= n"], "contradict each other", id="order"),
+    pytest.param("linear", "x", "3 * w.T @ g", ["x > 0", "x <= 0"], "contradict each other", id="values"),
+    pytest.param("conv2d", "x", 'convolve(g, w, "full")', ["kh > H"], "the layer's assumptions", id="conv-kernel"),
+    pytest.param("softmax_cross_entropy", "s", "softmax(s) - t", ["t < 0"], "the layer's assumptions", id="sum-t"),
+]
+
+
+@pytest.mark.parametrize(("layer", "wrt", "claim", "assume", "fragment"), CONTRADICTORY)
+def test_contradictory_extra_assumptions_are_input_errors(capsys, layer, wrt, claim, assume, fragment):
+    from symderive.cli import main
+
+    with pytest.raises(InputError) as info:
+        prove(layer, wrt, claim, assume=assume)
+    message = str(info.value)
+    assert message.startswith("--assume:") and fragment in message, message
+    for a in assume:
+        assert f'"{a}"' in message, message
+    argv = ["prove", layer, "--wrt", wrt, claim]
+    for a in assume:
+        argv += ["--assume", a]
+    status = main(argv, prog="symderive")
+    out, err = capsys.readouterr()
+    assert status == 2 and out == "", (out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and fragment in err, err
+
+
+def test_contradictory_size_assumptions_have_no_sizes():
+    # the oracle for the size cases above: no sizes in a box satisfy them (plain integers)
+    box = itertools.product(range(1, 40), repeat=2)
+    assert not any(n == 2 and n == 3 for n, _ in box)
+    assert not any(n >= m + 1 and m >= n for n, m in itertools.product(range(1, 40), repeat=2))
+    assert not any(kh > H and kh <= H for H, kh in itertools.product(range(1, 40), repeat=2))
+
+
+def test_consistent_extra_assumptions_still_decide():
+    assert prove("linear", "x", "w.T @ g", assume=["n == 2", "m >= n + 1"]).verdict == P
+    refuted = prove("linear", "x", "3 * w.T @ g", assume=["n == 2", "m == 3"])
+    assert refuted.verdict == R
+    assert {k: int(v) for k, v in refuted.counterexample.sizes.items()} == {"n": 2, "m": 3}
+    assert prove("softmax_cross_entropy", "s", "softmax(s) - t", assume=["t >= 0"]).verdict == P
