@@ -544,6 +544,8 @@ class InPlaceLowering:
             name = self._fresh()
             self.lines.append(f"{name} = {self._call(node)}")
             return name, True
+        if node.op == "sum" and self._is_product_sum(node):
+            return self._product_sum(node)
         if node.op in _BINARY_UFUNCS:
             return self._binary(node)
         if node.op in _UNARY_UFUNCS:
@@ -581,6 +583,46 @@ class InPlaceLowering:
             self.helpers.add("_into")
         self.lines.append(f"{into} = {ufunc}({a}, {b}, out={out})")
         return into, True
+
+    def _is_product_sum(self, node) -> bool:
+        # sum(a * b, axis) over two arrays of one shape, summed without keepdims or options
+        product = node.arg("a")
+        options = dict(node.args)
+        return (
+            isinstance(product, T.Call)
+            and product.op == "multiply"
+            and not options.get("keepdims")
+            and options.get("dtype") is None
+            and options.get("out") is None
+            and not _is_number(product.arg("x1"))
+            and not _is_number(product.arg("x2"))
+            and self._shape(product.arg("x1")) == self._shape(product.arg("x2"))
+        )
+
+    def _product_sum(self, node) -> tuple[str, bool]:
+        """``sum(a * b, axis)`` as one ``np.einsum`` pass when a or b is a floating array of our own.
+
+        The product is never written out (a pass and an array saved, and the sum reads half as
+        much). Only with a floating operand: einsum keeps an integer product's dtype where
+        ``np.sum`` widens it, but a float with anything promotes alike in both.
+        """
+        product = node.arg("a")
+        (a, a_fresh), (b, b_fresh) = self.lower(product.arg("x1")), self.lower(product.arg("x2"))
+        ndim = len(self._shape(product))
+        if not (a_fresh or b_fresh) or ndim == 0:
+            code = OPERATORS["multiply"].to_numpy(x1=a, x2=b)
+            return OPERATORS["sum"].to_numpy(
+                **T._map_args(node, lambda n: code if n is product else self.lower(n)[0])
+            ), False
+        axis = dict(node.args).get("axis")
+        from .ops.elementwise import normalize_axes
+
+        summed = normalize_axes(axis, ndim, "sum")
+        letters = "ijklmnopqrstuvwxyz"[:ndim]
+        kept = "".join(c for d, c in enumerate(letters) if d not in summed)
+        # the array of our own first: einsum does not conjugate, but keep a real operand in front
+        first, second = (a, b) if a_fresh else (b, a)
+        return f'np.einsum("{letters},{letters}->{kept}", {first}, {second})', False
 
     def _shape(self, node) -> tuple:
         return tuple(T.build(node, self.layer.scope()).shape)

@@ -550,3 +550,30 @@ def scipy_softmax(x, axis=None):
     import scipy.special
 
     return scipy.special.softmax(x, axis=axis)
+
+
+@pytest.mark.parametrize("s_dtype", [np.float32, np.float64])
+def test_emitted_log_softmax_nll_with_one_hot_integer_targets(s_dtype):
+    m = _log_softmax_nll_module()
+    rng = np.random.default_rng(11)
+    s = (4 * rng.standard_normal((70, 1000))).astype(s_dtype)
+    labels = rng.integers(0, 1000, size=70)
+    t = np.zeros((70, 1000), dtype=np.int64)
+    t[np.arange(70), labels] = 1
+    loss = F.cross_entropy(torch.tensor(s, dtype=torch.float64), torch.tensor(labels)).item()
+    got = m["forward"](s=s, t=t)
+    # NumPy promotes float32 with int64 to float64, in the einsum as in the product it replaces
+    assert np.asarray(got).dtype == np.result_type(s, t)
+    assert m["grad_s"](s=s, t=t).dtype == np.result_type(s, t)
+    np.testing.assert_allclose(got, loss, rtol=1e-9 if s_dtype == np.float64 else 1e-6)
+
+
+def test_a_sum_of_a_product_with_an_array_of_our_own_is_one_einsum():
+    from symderive.language import parse_claim
+
+    layer = load_layer("log_softmax_nll")
+    lower = codegen.InPlaceLowering(layer)
+    fused = lower.code(parse_claim("sum(t * log_softmax(s, axis=1), axis=1)", layer, "s").tree)
+    assert 'np.einsum("ij,ij->i", buf, t)' in fused
+    plain = codegen.InPlaceLowering(layer).code(parse_claim("sum(t * s, axis=1)", layer, "s").tree)
+    assert plain == "np.add.reduce((t * s), axis=1)"

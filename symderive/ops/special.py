@@ -38,10 +38,12 @@ def _softmax_block(x, axis, out=None):
     # one buffer, reused in place: shift by the maximum, exponentiate, normalise (asarray: a 0-d
     # difference is a NumPy scalar, which cannot be written in place); methods, not np.max/np.sum,
     # whose Python wrappers cost microseconds on small arrays; a multiply by the reciprocal of the
-    # total, not a divide, which costs several times as much per element
-    e = np.asarray(np.subtract(x, x.max(axis=axis, keepdims=True), out=out))
+    # total, not a divide, which costs several times as much per element; over all elements the
+    # max and total are NumPy scalars (keepdims arrays cost microseconds more on small arrays)
+    keep = axis is not None
+    e = np.asarray(np.subtract(x, x.max(axis=axis, keepdims=keep), out=out))
     np.exp(e, out=e)
-    e *= 1 / e.sum(axis=axis, keepdims=True)
+    e *= 1 / e.sum(axis=axis, keepdims=keep)
     return e
 
 
@@ -54,11 +56,12 @@ def _log_softmax(x, axis=None):
 
 
 def _log_softmax_block(x, axis, out=None):
-    shift = x.max(axis=axis, keepdims=True)
+    keep = axis is not None
+    shift = x.max(axis=axis, keepdims=keep)
     e = np.asarray(np.subtract(x, shift, out=out))
     np.exp(e, out=e)
     # x - (max + log sum exp(x - max)): one pass over x, into the buffer the exponentials used
-    shift = shift + np.log(e.sum(axis=axis, keepdims=True))
+    shift = shift + np.log(e.sum(axis=axis, keepdims=keep))
     return np.subtract(x, shift, out=e)
 
 
