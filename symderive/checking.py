@@ -409,8 +409,12 @@ def _load_function(impl) -> Callable:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not callable(getattr(module, name, None)):
-        raise LookupError(f"{path} has no function {name!r}")
+        raise MissingFunction(f"{path} has no function {name!r}")
     return getattr(module, name)
+
+
+class MissingFunction(LookupError):
+    """``FILE.py:FUNCTION`` names no function of the file (the user's mistake: an input error)."""
 
 
 def _arguments(fn: Callable, names: Sequence[str]) -> list[str]:
@@ -421,7 +425,9 @@ def _arguments(fn: Callable, names: Sequence[str]) -> list[str]:
     for p in params:
         unknown = p.name not in names and p.default is p.empty
         if unknown and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise TypeError(f"it takes an argument {p.name!r}, which is none of {', '.join(names)}")
+            raise TypeError(
+                f"it takes an argument {p.name!r}, which is none of {', '.join(names)}{_definition_site(fn)}"
+            )
     return [p.name for p in params if p.name in names and p.kind is not p.POSITIONAL_ONLY]
 
 
@@ -443,12 +449,59 @@ def _limit_memory(memory_mb: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _describe_exception(exc: BaseException) -> str:
-    where = ""
+def _definition_site(fn) -> str:
+    """`` (at FILE, line N)`` where ``fn`` is defined, or "" when that is not known."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None:
+        return ""
+    return f" (at {Path(code.co_filename).name}, line {code.co_firstlineno})"
+
+
+def _user_files(impl, fn) -> set[str]:
+    """The files that are the user's: the one ``FILE.py:FUNCTION`` names, and where ``fn`` is defined."""
+    files = set()
+    if isinstance(impl, str) and ":" in impl:
+        files.add(_resolved(impl.rsplit(":", 1)[0]))
+    code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
+    if code is not None:
+        files.add(_resolved(code.co_filename))
+    return files
+
+
+def _resolved(filename: str) -> str:
+    try:
+        return str(Path(filename).resolve())
+    except (OSError, RuntimeError):
+        return filename
+
+
+def _is_library_file(filename: str) -> bool:
+    """Whether a frame is symderive's, or an installed package's or the standard library's (not the user's)."""
+    import sysconfig
+
+    here = str(Path(__file__).resolve().parent)
+    resolved = _resolved(filename)
+    if resolved.startswith(here) or filename.startswith("<"):
+        return True
+    roots = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(root and resolved.startswith(_resolved(root)) for root in roots)
+
+
+def _describe_exception(exc: BaseException, impl=None, fn=None) -> str:
+    """``Type: message (at FILE, line N)``, where the line is the last one in the user's code.
+
+    The user's file (the one ``impl`` names, or where ``fn`` is defined) wins; then any
+    other file that is neither symderive's nor an installed library's; otherwise no place
+    is named, since a line inside symderive or NumPy says nothing about the user's bug.
+    """
     frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        last = frames[-1]
-        where = f" (at {Path(last.filename).name}, line {last.lineno})"
+    mine = _user_files(impl, fn)
+    frame = next((f for f in reversed(frames) if _resolved(f.filename) in mine), None)
+    if frame is None:
+        frame = next((f for f in reversed(frames) if not _is_library_file(f.filename)), None)
+    where = f" (at {Path(frame.filename).name}, line {frame.lineno})" if frame else ""
+    if isinstance(exc, SyntaxError) and exc.filename and frame is None:
+        where = f" (at {Path(exc.filename).name}, line {exc.lineno})"
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
 
@@ -470,18 +523,23 @@ def _child(conn, impl, arguments: list[dict], names: list[str], memory_mb: float
         os.dup2(2, 1)  # the user's prints must not mix with the checker's (JSON) output
         sys.stdout = sys.stderr
         _limit_memory(memory_mb)
+        fn = None
         try:
             fn = _load_function(impl)
             used = _arguments(fn, names)
-        except BaseException as exc:  # noqa: BLE001
-            conn.send(("load", -1, _describe_exception(exc)))
+        except MissingFunction as exc:
+            conn.send(("missing", -1, str(exc)))
             return
+        except BaseException as exc:  # noqa: BLE001
+            conn.send(("load", -1, _describe_exception(exc, impl, fn)))
+            return
+        conn.send(("loaded", -1, None))
         for k, args in enumerate(arguments):
             try:
                 with np.errstate(all="ignore"):
                     out = fn(**{n: args[n].copy() for n in used})
             except BaseException as exc:  # noqa: BLE001  (SystemExit and MemoryError are results too)
-                conn.send(("raised", k, _describe_exception(exc)))
+                conn.send(("raised", k, _describe_exception(exc, impl, fn)))
                 return
             conn.send(("returned", k, _portable(out)))
     finally:
@@ -612,17 +670,17 @@ def run_cases(impl, cases: list[Case], names: list[str], rtol, atol, timeout, me
     child = _Child(impl, cases, names, memory_mb)
     tried: list = []
     try:
+        failure = _loading_failure(name, child.receive(timeout), timeout, memory_mb)
+        if failure is not None:
+            return failure
         for case in cases:
             msg = child.receive(timeout)
             if msg[0] == "timeout":
                 return _failure(name, TIMEOUT, case, f"no result within {timeout:g} s", tried)
             if msg[0] == "crashed":
                 return _failure(name, CRASHED, case, msg[1], tried)
-            if msg[0] == "load":
-                return _failure(name, RAISED, None, f"could not be loaded: {msg[2]}", tried)
             if msg[0] == "raised":
-                extra = f" (the memory bound is {memory_mb:g} MB)" if msg[2].startswith("MemoryError") else ""
-                return _failure(name, RAISED, case, msg[2] + extra, tried)
+                return _failure(name, RAISED, case, msg[2] + _memory_note(msg[2], memory_mb), tried)
             failure = _compare(name, case, msg[2], rtol, atol, tried)
             if failure is not None:
                 return failure
@@ -638,6 +696,37 @@ def run_cases(impl, cases: list[Case], names: list[str], rtol, atol, timeout, me
     )
 
 
+def _memory_note(description: str, memory_mb: float) -> str:
+    return f" (the memory bound is {memory_mb:g} MB)" if description.startswith("MemoryError") else ""
+
+
+def _loading_failure(name: str, msg: tuple, timeout: float, memory_mb: float) -> ImplementationReport | None:
+    """The report when loading the implementation failed, None once it is loaded; InputError when the function is missing."""
+    if msg[0] == "loaded":
+        return None
+    if msg[0] == "missing":
+        raise InputError(msg[2], where=f"--impl {name}")
+    if msg[0] == "timeout":
+        return _failure(name, TIMEOUT, None, f"loading it took longer than {timeout:g} s", [])
+    if msg[0] == "crashed":
+        return _failure(name, CRASHED, None, f"{msg[1]} while loading it", [])
+    return _failure(name, RAISED, None, f"could not be loaded: {msg[2]}{_memory_note(msg[2], memory_mb)}", [])
+
+
+def _require_function(impl: str, names: list[str], timeout: float, memory_mb: float) -> None:
+    """InputError, before anything runs, when ``FILE.py:FUNCTION`` names no function of the file.
+
+    The file is imported in a child process, like every run of user code.
+    """
+    child = _Child(impl, [], names, memory_mb)
+    try:
+        msg = child.receive(timeout)
+    finally:
+        child.stop()
+    if msg[0] == "missing":
+        raise InputError(msg[2], where=f"--impl {impl}")
+
+
 def _argument_names(layer) -> list[str]:
     return list(layer.inputs) + ([] if layer.is_loss else ["g"])
 
@@ -648,6 +737,13 @@ def _check_tolerances(rtol, atol) -> None:
         ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or value < 0:
             raise InputError(f"{name} must be a finite number >= 0, got {value!r}", where=f"--{name}")
+
+
+def _check_bounds(timeout, memory_mb) -> None:
+    for name, value in (("timeout", timeout), ("memory_mb", memory_mb)):
+        ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value <= 0:
+            raise InputError(f"{name} must be a finite number > 0, got {value!r}", where=f"--{name}")
 
 
 def check_many(
@@ -665,6 +761,8 @@ def check_many(
     >>> # check_many("conv2d", "x", ["alice.py:conv2d_backward_x", "bob.py:conv2d_backward_x"])
     """
     _check_tolerances(rtol, atol)
+    _check_seed(seed)
+    _check_bounds(timeout, memory_mb)
     layer = _as_layer(layer)
     _check_wrt(layer, wrt)
     for impl in impls:
@@ -672,8 +770,11 @@ def check_many(
             _split_spec(impl)
         elif not callable(impl):
             raise InputError(f"an implementation is FILE.py:FUNCTION or a callable, got {impl!r}", where="--impl")
-    cases = build_cases(layer, wrt, seed)
     names = _argument_names(layer)
+    for impl in impls:
+        if isinstance(impl, str):
+            _require_function(impl, names, timeout, memory_mb)
+    cases = build_cases(layer, wrt, seed)
     shrink = _Shrinker(layer, wrt, seed, names, rtol, atol, timeout, memory_mb)
     return [shrink.smallest(run_cases(impl, cases, names, rtol, atol, timeout, memory_mb), impl) for impl in impls]
 

@@ -657,23 +657,26 @@ def _indented(text: str, pad: str = "  ") -> str:
 
 
 def cmd_check(args, out, err) -> int:
-    check_implementation = _library("checking", "check_implementation")
+    check_many = _library("checking", "check_many")
     layer = load(args.layer)
     _check_wrt(layer, args.wrt)
-    statuses = []
     for spec in args.impl:
         if ":" not in spec:
             raise InputError(f"--impl takes FILE.py:FUNCTION, got {spec!r}", where="--impl")
-        rep = _call(
-            check_implementation,
-            layer,
-            args.wrt,
-            spec,
-            rtol=args.rtol,
-            atol=args.atol,
-            seed=args.seed,
-            timeout=args.timeout,
-        )
+    # one call for all: every --impl is checked for its function before any of them runs,
+    # and all run on the same cases
+    reports = _call(
+        check_many,
+        layer,
+        args.wrt,
+        list(args.impl),
+        rtol=args.rtol,
+        atol=args.atol,
+        seed=args.seed,
+        timeout=args.timeout,
+    )
+    statuses = []
+    for spec, rep in zip(args.impl, reports, strict=True):
         ok = _report_ok(rep)
         statuses.append(EXIT_OK if ok else EXIT_REFUTED)
         if args.json:

@@ -217,6 +217,52 @@ def test_file_specs_and_the_calling_convention(tmp_path):
     assert dave.status == "raised" and "no_such_module" in dave.message
 
 
+def test_a_missing_function_is_an_input_error_before_anything_runs(tmp_path):
+    (tmp_path / "impls.py").write_text(LINEAR_DX + "\nnot_a_function = 5\n")
+    good = f"{tmp_path}/impls.py:dx"
+    for missing in ("nofunc", "not_a_function"):
+        with pytest.raises(InputError, match=f"no function '{missing}'"):
+            check_many("linear", "x", [good, f"{tmp_path}/impls.py:{missing}"])
+
+
+def test_error_places_are_in_the_users_file_not_in_symderive_or_numpy(tmp_path):
+    (tmp_path / "impls.py").write_text(
+        textwrap.dedent(
+            """\
+            import numpy as np
+
+
+            def extra(w, g, h):
+                return w.T @ g
+
+
+            def inverse(w):
+                return np.linalg.cholesky(-(w @ w.T) - np.eye(len(w)))
+
+
+            def uses_inverse(w, g):
+                return inverse(w).T @ g
+
+
+            def greedy(w, g):
+                big = np.ones(2**31)
+                return w.T @ g + big[0]
+            """
+        )
+    )
+    specs = [f"{tmp_path}/impls.py:{n}" for n in ("extra", "uses_inverse", "greedy")]
+    extra, inverse, greedy = check_many("linear", "x", specs, memory_mb=200)
+    # the missing argument: where the function is defined
+    assert extra.status == "raised" and extra.message.endswith("(at impls.py, line 4)"), extra.message
+    # numpy raises (the matrix is negative definite): the last line of the user's file is named
+    assert inverse.status == "raised" and "LinAlgError" in inverse.message
+    assert inverse.message.endswith("(at impls.py, line 9)"), inverse.message
+    assert greedy.status == "raised" and "MemoryError" in greedy.message
+    assert "(at impls.py, line 17)" in greedy.message, greedy.message
+    for r in (extra, inverse, greedy):
+        assert "checking.py" not in r.message and "numeric.py" not in r.message and "linalg" not in r.message
+
+
 def test_input_errors(tmp_path):
     with pytest.raises(InputError):
         check_implementation("linear", "x", f"{tmp_path}/missing.py:dx")

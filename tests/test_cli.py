@@ -280,6 +280,15 @@ def test_check_prints_the_counterexample_arrays_under_differs(capsys):
     assert lines[8] == "  differing elements: [0, 0], [0, 1]"
 
 
+def test_check_a_missing_function_is_an_input_error(capsys, tmp_path):
+    (tmp_path / "impls.py").write_text("def dx(w, g):\n    return w.T @ g\n")
+    status, out, err = run(
+        capsys, "check", "linear", "--wrt", "x", "--impl", f"{tmp_path}/impls.py:dx", "--impl", "impls.py:nofunc"
+    )
+    line = assert_one_line_error(status, err)
+    assert "nofunc" in line and "checking.py" not in line and out == ""
+
+
 def test_check_json_one_object_per_implementation(capsys):
     bob = f"{COURSE}/students/bob.py:conv2d_backward_x"
     status, out, _ = run(capsys, *CHECK_ALICE, "--impl", bob, "--json")
