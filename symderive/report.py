@@ -66,6 +66,39 @@ def latex_escape(text: object) -> str:
     return _SPECIALS_RE.sub(lambda m: LATEX_SPECIALS[m.group()], text)
 
 
+#: characters after which long code or text (a claim, a forward pass) may break its line
+BREAK_AFTER = frozenset(",([.*/+-=@")
+
+
+def latex_text(text: object) -> str:
+    """``text`` escaped like :func:`latex_escape`, with line breaks allowed after punctuation.
+
+    ``\\texttt`` breaks only at spaces, so a long claim would run into the margin.
+
+    >>> latex_text("f(a,b)")
+    'f(\\\\allowbreak{}a,\\\\allowbreak{}b)'
+    """
+    text = str(text)
+    out = []
+    for k, c in enumerate(text):
+        out.append(latex_escape(c))
+        after = text[k + 1] if k + 1 < len(text) else " "
+        # never inside a number (0.05, 1e-3)
+        if c in BREAK_AFTER and not after.isspace() and not (after.isdigit() and c in ".-+"):
+            out.append(r"\allowbreak{}")
+    return "".join(out)
+
+
+def seed_label(label: str) -> str:
+    """A seed's equation name as text that cannot be read as one of the report's numbers.
+
+    >>> seed_label("(2)"), seed_label("Eq. E")
+    ('Eq. (2) of the seed', 'Eq. E of the seed')
+    """
+    label = str(label).strip()
+    return (label if label.lower().startswith("eq") else "Eq. " + label) + " of the seed"
+
+
 def _typesettable(c: str) -> bool:
     return c in "\n\t" or (" " <= c <= "~") or ("\u00a0" <= c <= "\u00ff")
 
@@ -513,10 +546,11 @@ def number_latex(value) -> str:
     return r"\texttt{%s}" % latex_escape(value)
 
 
-def array_latex(values, mark: tuple | None = None) -> str:
+def array_latex(values, mark: tuple | None = None, name: str = "") -> str:
     """Nested lists (or an array) as a ``bmatrix``; the element at ``mark`` boxed in red.
 
-    Vectors are rows; arrays of rank 3 and more are shown as their 2-D slices.
+    Vectors are rows; arrays of rank 3 and more are shown as their 2-D slices, each as
+    ``name[0, 1, :, :] = ...`` (``name`` is LaTeX).
 
     >>> array_latex([[1, 2], [3, 4]], mark=(1, 0))
     '\\\\begin{bmatrix}1 & 2 \\\\\\\\ {\\\\color{red}\\\\boxed{3}} & 4\\\\end{bmatrix}'
@@ -535,7 +569,8 @@ def array_latex(values, mark: tuple | None = None) -> str:
     slices = []
     for lead in itertools.product(*(range(d) for d in arr.shape[:-2])):
         sub_mark = mark[-2:] if mark is not None and tuple(mark[:-2]) == lead else None
-        slices.append(r"[%s, :, :] = %s" % (", ".join(map(str, lead)), array_latex(arr[lead].tolist(), sub_mark)))
+        where = "%s[%s, :, :]" % (name, ", ".join(map(str, lead)))
+        slices.append("%s = %s" % (where, array_latex(arr[lead].tolist(), sub_mark)))
     return r",\quad ".join(slices)
 
 
@@ -568,14 +603,48 @@ def counterexample_view(cex, layer, wrt: str) -> CounterexampleView:
     if cex.is_shape_mismatch:
         claimed = "" if cex.claimed_shape is None else _shape_tuple(cex.claimed_shape)
         return CounterexampleView(
-            sizes, True, expected_shape=_shape_tuple(cex.expected_shape), claimed_shape=claimed, message=cex.message
+            sizes,
+            True,
+            expected_shape=_shape_tuple(cex.expected_shape),
+            claimed_shape=claimed,
+            message=_shape_message(cex),
         )
-    values = [(math_latex(sp.Symbol(n)), array_latex(v)) for n, v in (cex.values or {}).items()]
+    values = [tensor_values_latex(math_latex(sp.Symbol(n)), v) for n, v in (cex.values or {}).items()]
     index = tuple(cex.index or ())
-    expected = array_latex(cex.expected_array, index) if cex.expected_array is not None else number_latex(cex.expected)
-    claimed = array_latex(cex.claimed_array, index) if cex.claimed_array is not None else number_latex(cex.claimed)
+    grad = gradient_symbol(layer, wrt)
+    expected = _side_latex(cex.expected_array, cex.expected, index, grad)
+    claimed = _side_latex(cex.claimed_array, cex.claimed, index, r"\mathrm{claim}")
     index_latex = math_latex(sp.IndexedBase(wrt)[index]) if index else math_latex(sp.Symbol(wrt))
     return CounterexampleView(sizes, False, values, expected, claimed, index_latex, message=cex.message)
+
+
+def tensor_values_latex(name: str, values) -> str:
+    """``name = matrix`` (or one line per 2-D slice, ``name[0, 0, :, :] = matrix``).
+
+    >>> tensor_values_latex("x", [1, 2])
+    'x = \\\\begin{bmatrix}1 & 2\\\\end{bmatrix}'
+    """
+    if np.ndim(np.array(values, dtype=object)) > 2:
+        return array_latex(values, name=name)
+    return "%s = %s" % (name, array_latex(values))
+
+
+def _side_latex(array, number, index: tuple, name: str) -> str:
+    if array is None:
+        return number_latex(number)
+    return array_latex(array, index, name=name)
+
+
+def _shape_message(cex) -> str:
+    """The search's note on a shape mismatch, without what the report's sentence already says."""
+    message = str(cex.message or "")
+    if cex.claimed_shape is None:
+        if message.rstrip(". ") == "the claim is not defined at these sizes":
+            return ""
+        rest = message.removeprefix("the claim is not defined here: ")
+        if rest != message:
+            return "Reason: " + rest
+    return message
 
 
 def _shape_tuple(shape) -> str:
@@ -884,8 +953,9 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters["e"] = latex_escape
-    env.filters["escape"] = latex_escape
+    env.filters["e"] = latex_text
+    env.filters["escape"] = latex_text
+    env.filters["seed"] = lambda label: latex_text(seed_label(label))
     return env
 
 
@@ -955,6 +1025,11 @@ class LatexError(InputError):
 
 def compile_pdf(tex: str, timeout: float = 180.0) -> bytes:
     """Compile LaTeX source to PDF bytes with latexmk (shell escape off) in a temporary folder."""
+    return compile_latex(tex, timeout)[0]
+
+
+def compile_latex(tex: str, timeout: float = 180.0) -> tuple[bytes, str]:
+    """(PDF bytes, LaTeX's log) of LaTeX source, compiled with latexmk (shell escape off)."""
     _require_latexmk(Path("report.pdf"))
     with tempfile.TemporaryDirectory(prefix="symderive-report-") as tmp:
         src = Path(tmp) / "report.tex"
@@ -966,12 +1041,20 @@ def compile_pdf(tex: str, timeout: float = 180.0) -> bytes:
             run = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as err:
             raise LatexError(f"LaTeX did not finish within {timeout:.0f} s", where="report") from err
-        pdf = Path(tmp) / "report.pdf"
+        pdf, log = Path(tmp) / "report.pdf", Path(tmp) / "report.log"
+        text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else run.stdout + run.stderr
         if run.returncode != 0 or not pdf.is_file():
-            log = Path(tmp) / "report.log"
-            text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else run.stdout + run.stderr
             raise LatexError("LaTeX failed:\n" + latex_log_errors(text), where="report")
-        return pdf.read_bytes()
+        return pdf.read_bytes(), text
+
+
+def overfull_boxes(log: str) -> list[float]:
+    """The widths (pt) by which lines stick out of the margin, from a LaTeX log.
+
+    >>> overfull_boxes("Overfull \\hbox (74.2pt too wide) in paragraph at lines 5--9\\nOverfull \\vbox (3.0pt too high)")
+    [74.2]
+    """
+    return [float(w) for w in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide\)", log)]
 
 
 def latex_log_errors(log: str, context: int = 4) -> str:
@@ -999,7 +1082,7 @@ def derivation_markdown(derivation) -> str:
     """A derivation in short, as Markdown with ``$$`` math (Jupyter's ``_repr_markdown_``)."""
     out = [f"**Gradient of {_md_code(derivation.layer)} with respect to {_md_code(derivation.wrt)}**", ""]
     for k, step in enumerate(derivation.steps, 1):
-        tag = f" ({step.label})" if step.label else ""
+        tag = f" [{seed_label(step.label)}]" if step.label else ""
         out.append(f"{k}. *{step.kind}*{tag}: {_md_plain(step.text)}")
         if step.rhs is not None:
             lines = equation_lines(step.lhs, step.rhs, budget=10**6)
