@@ -760,6 +760,14 @@ def check_many(
 
     >>> # check_many("conv2d", "x", ["alice.py:conv2d_backward_x", "bob.py:conv2d_backward_x"])
     """
+    __tracebackhide__ = True  # an input error in a user's test: its line, not symderive's frames
+    try:
+        return _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb)
+    except InputError as exc:
+        raise exc.with_traceback(None) from None
+
+
+def _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb) -> list[ImplementationReport]:
     _check_tolerances(rtol, atol)
     _check_seed(seed)
     _check_bounds(timeout, memory_mb)
@@ -830,4 +838,5 @@ def check_implementation(
     >>> check_implementation("linear", "b", lambda g: np.array(g)).status
     'ok'
     """
+    __tracebackhide__ = True
     return check_many(layer, wrt, [impl], rtol=rtol, atol=atol, seed=seed, timeout=timeout, memory_mb=memory_mb)[0]

@@ -20,14 +20,23 @@ def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), tim
     """Assert that ``claim`` is the gradient of ``layer``'s loss w.r.t. ``wrt`` for all sizes.
 
     Returns the (proved) verdict; raises ``AssertionError`` with the counterexample on
-    ``refuted`` and with the reason on ``unknown``.
+    ``refuted`` and with the reason on ``unknown``, and :class:`~symderive.errors.InputError`
+    on a bad claim, layer or assumption. pytest shows neither with a traceback into symderive.
 
     >>> assert_gradient("linear", "x", "w.T @ g").verdict
     'proved'
     """
+    # a failure is the user's test failing: pytest shows the test's line, not this one
+    __tracebackhide__ = True
+    from .errors import InputError
     from .prove import prove
 
-    verdict = prove(layer, wrt, claim, assume=tuple(assume), timeout=timeout)
+    try:
+        verdict = prove(layer, wrt, claim, assume=tuple(assume), timeout=timeout)
+    except InputError as exc:
+        # the user's mistake (a bad claim, layer or assumption): its one-line message,
+        # without the frames of symderive's parser that found it
+        raise exc.with_traceback(None) from None
     if verdict.verdict != PROVED:
         raise AssertionError(render_verdict(verdict))
     return verdict

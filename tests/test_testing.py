@@ -1,5 +1,8 @@
 """symderive.testing: assert_gradient and the rendering of counterexamples."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -55,6 +58,48 @@ def test_unknown_claim_fails_with_the_reason():
 
 def test_assumptions_are_passed_through():
     assert assert_gradient("linear", "x", "w.T @ g", assume=["m >= 2"]).assumptions == ("m >= 2",)
+
+
+USER_TESTS = """
+from symderive.checking import check_implementation
+from symderive.testing import assert_gradient
+
+
+def test_refuted():
+    assert_gradient("conv2d", "x", "correlate(g, w, 'full')")
+
+
+def test_bad_claim():
+    assert_gradient("linear", "x", "frobnicate(g)")
+
+
+def test_bad_layer():
+    assert_gradient("nosuchlayer", "x", "g")
+
+
+def test_bad_impl():
+    check_implementation("linear", "x", "missing.py:dx")
+"""
+
+
+@pytest.mark.parametrize("tb", ["auto", "long"])
+def test_failures_in_a_users_pytest_run_show_no_frames_of_symderive(tmp_path, tb):
+    (tmp_path / "test_user.py").write_text(USER_TESTS)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--tb={tb}", "test_user.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = run.stdout + run.stderr
+    assert "4 failed" in out, out
+    # the counterexample and the one-line input errors, each at the user's line
+    assert "counterexample at sizes H=1, W=2, kh=1, kw=2" in out
+    assert "unknown function 'frobnicate'" in out and "nosuchlayer" in out and "missing.py" in out
+    for line in ("test_user.py:7:", "test_user.py:11:", "test_user.py:15:", "test_user.py:19:"):
+        assert line in out, out
+    assert "symderive/testing.py" not in out and "symderive/" not in out.replace("symderive/errors", ""), out
 
 
 def test_format_array_aligns_matrices_and_blocks():
