@@ -408,7 +408,21 @@ def prove_claim(
 
 
 def _error_verdict(layer_arg, wrt, claim, message: str) -> Verdict:
-    return Verdict(ERROR, layer=str(layer_arg), wrt=str(wrt), claim=str(claim), reason=message)
+    """An ``error`` verdict; layer, wrt and claim are echoed as given (a batch entry's own JSON values)."""
+    return Verdict(ERROR, layer=layer_arg, wrt=wrt, claim=claim, reason=message)
+
+
+class _Entry(dict):
+    """A JSON object of a batch file, remembering keys it gave twice (JSON keeps only the last)."""
+
+    duplicates: tuple = ()
+
+
+def _entry_object(pairs) -> _Entry:
+    entry = _Entry(pairs)
+    keys = [k for k, _ in pairs]
+    entry.duplicates = tuple(sorted({k for k in keys if keys.count(k) > 1}))
+    return entry
 
 
 def _read_batch(path_text: str) -> tuple[list, Path]:
@@ -418,7 +432,7 @@ def _read_batch(path_text: str) -> tuple[list, Path]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read batch file: {exc.strerror or exc}", where=path_text) from exc
     try:
-        entries = json.loads(text)
+        entries = json.loads(text, object_pairs_hook=_entry_object)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where=path_text
@@ -428,13 +442,33 @@ def _read_batch(path_text: str) -> tuple[list, Path]:
     return entries, path.resolve().parent
 
 
+BATCH_KEYS = ("layer", "wrt", "claim", "assume")
+
+
 def _batch_entry(entry, number: int, batch: str):
+    """(layer, wrt, claim, assume) of one batch entry; InputError for a bad entry.
+
+    Every key is checked: an unknown one (a typo such as "asume") would otherwise drop
+    what it was meant to say and change the verdict.
+    """
+    import difflib
+
     where = f"{batch}, entry {number}"
     if not isinstance(entry, dict):
         raise InputError("an entry is a JSON object with layer, wrt, claim (and assume)", where=where)
-    missing = [k for k in ("layer", "wrt", "claim") if not isinstance(entry.get(k), str)]
+    unknown = [k for k in entry if k not in BATCH_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], BATCH_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown key {unknown[0]!r}{hint}; an entry has only {', '.join(BATCH_KEYS)}", where=where)
+    if getattr(entry, "duplicates", ()):
+        raise InputError(f"key {entry.duplicates[0]!r} given twice", where=where)
+    missing = [k for k in ("layer", "wrt", "claim") if k not in entry]
     if missing:
-        raise InputError(f"missing or non-string {', '.join(missing)}", where=where)
+        raise InputError(f"missing {', '.join(missing)}", where=where)
+    for key in ("layer", "wrt", "claim"):
+        if not isinstance(entry[key], str):
+            raise InputError(f"{key} must be a string, got {json.dumps(entry[key])}", where=where)
     assume = entry.get("assume", [])
     if not isinstance(assume, list) or not all(isinstance(a, str) for a in assume):
         raise InputError("assume must be a list of strings", where=where)
@@ -459,7 +493,7 @@ def _verdicts(args) -> Iterator[tuple[Verdict, str]]:
             yield prove_claim(layer_arg, wrt, claim, assume, args.timeout, base=base), where
         except InputError as exc:
             message = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
-            yield _error_verdict(raw.get("layer", ""), raw.get("wrt", ""), raw.get("claim", ""), message), where
+            yield _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), where
 
 
 def cmd_prove(args, out, err) -> int:
@@ -496,9 +530,14 @@ def format_array(value, indent: str = "    ") -> str:
     return json.dumps(value)
 
 
+def _shown(value) -> str:
+    """A verdict's layer, wrt or claim as text: a string as itself, a bad entry's other JSON value as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def format_verdict(verdict: Verdict) -> str:
     """A verdict for people: the claim, the verdict, and the counterexample or the reason."""
-    head = f"{verdict.layer}, d/d{verdict.wrt}: {verdict.claim}"
+    head = f"{_shown(verdict.layer)}, d/d{_shown(verdict.wrt)}: {_shown(verdict.claim)}"
     if verdict.verdict == PROVED:
         assumed = f" (assuming {', '.join(verdict.assumptions)})" if verdict.assumptions else ""
         return f"{head}\n  proved{assumed}"

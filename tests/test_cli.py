@@ -195,6 +195,36 @@ def test_batch_in_order_with_an_error_entry_and_a_relative_layer(capsys, tmp_pat
     assert "entry 2" in err and "Traceback" not in err
 
 
+def test_batch_bad_entries_are_error_lines_and_the_batch_goes_on(capsys, tmp_path):
+    entries_text = """[
+     {"layer": "linear", "wrt": "x", "claim": "-w.T @ g", "asume": ["m >= 2"]},
+     {"layer": "linear", "wrt": "x", "claim": 5},
+     {"layer": "linear", "wrt": "x", "claim": "w.T @ g", "claim": "w @ g"},
+     {"layer": "linear", "wrt": "x"},
+     "linear",
+     {"layer": "linear", "wrt": "x", "claim": "w.T @ g", "assume": ["m >= 2"]}
+    ]"""
+    batch = tmp_path / "batch.json"
+    batch.write_text(entries_text, encoding="utf-8")
+    status, out, err = run(capsys, "prove", "--batch", str(batch), "--json")
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["verdict"] for r in rows] == ["error"] * 5 + ["proved"]
+    # a typo'd key would drop the assumption (and -w.T @ g is refuted without it)
+    assert "'asume'" in rows[0]["error"] and "assume" in rows[0]["error"].replace("'asume'", "")
+    assert "claim" in rows[1]["error"] and rows[1]["claim"] == 5  # echoed as given, not as "5"
+    assert "twice" in rows[2]["error"]
+    assert "missing claim" in rows[3]["error"] and rows[3]["claim"] is None
+    assert rows[4]["layer"] is None
+    assert rows[5]["assumptions"] == ["m >= 2"]
+    for number, row in enumerate(rows[:5], start=1):
+        assert row["error"].startswith(f"{batch}, entry {number}: ")
+    # exit 2 (an input error anywhere), one one-line message per bad entry, nothing else
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 5 and "Traceback" not in err
+    assert [line.split(": ", 3)[2] for line in lines] == [f"{batch}, entry {n}" for n in range(1, 6)]
+
+
 def test_batch_human_readable(capsys, tmp_path):
     batch = write_batch(tmp_path, [{"layer": "linear", "wrt": "x", "claim": "w @ g"}])
     status, out, _ = run(capsys, "prove", "--batch", str(batch))
