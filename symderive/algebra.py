@@ -287,6 +287,9 @@ def canonical_condition(c):
     def lift(r):
         if not isinstance(r, sp.Rel):
             return visit(r) if isinstance(r, sp.And | sp.Or | sp.Not) else r
+        truth = _truth_test(r)
+        if truth is not None:
+            return visit(truth)
         for side in (r.lhs, r.rhs):
             pw = next((a for a in sp.preorder_traversal(side) if isinstance(a, sp.Piecewise)), None)
             if pw is not None:
@@ -300,6 +303,9 @@ def canonical_condition(c):
     def visit(e):
         if isinstance(e, sp.Rel):
             return lift(e)
+        if isinstance(e, sp.ITE):
+            c, a, b = e.args
+            return visit(sp.Or(sp.And(c, a), sp.And(sp.Not(c), b)))
         if isinstance(e, sp.And | sp.Or | sp.Not):
             return e.func(*(visit(a) for a in e.args))
         return e
@@ -310,6 +316,32 @@ def canonical_condition(c):
     except Exception:  # noqa: BLE001 - simplification is only cosmetic here
         pass
     return out
+
+
+def _truth_test(r):
+    """A comparison of a 0/1 value ``[c]`` with 0 or 1 as ``c``, ``not c``, true or false, else None.
+
+    ``where(x > 0, g, 0)`` branches on ``[x > 0] != 0``, which is ``x > 0`` itself.
+
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("i", integer=True)]
+    >>> _truth_test(sp.Ne(Iverson(x > 0), 0)), _truth_test(sp.Eq(Iverson(x > 0), 1))
+    (x[i] > 0, x[i] > 0)
+    """
+    if isinstance(r.rhs, Iverson) and not isinstance(r.lhs, Iverson):
+        r = r.reversed
+    if not isinstance(r.lhs, Iverson) or r.rhs not in (sp.S.Zero, sp.S.One):
+        return None
+    c, one = r.lhs.args[0], r.rhs == 1
+    # [c] is 0 or 1, so each comparison holds where c does, where it does not, always or never
+    answers = {
+        sp.StrictGreaterThan: sp.false if one else c,
+        sp.GreaterThan: c if one else sp.true,
+        sp.StrictLessThan: sp.Not(c) if one else sp.false,
+        sp.LessThan: sp.true if one else sp.Not(c),
+        sp.Equality: c if one else sp.Not(c),
+        sp.Unequality: sp.Not(c) if one else c,
+    }
+    return answers.get(type(r))
 
 
 def _is_atomic_base(base, ctx) -> bool:

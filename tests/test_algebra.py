@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 import sympy as sp
 
 from symderive.algebra import Context, flatten, is_integer_cond, is_integer_expr
@@ -102,3 +103,32 @@ def test_integer_predicates():
     assert not is_integer_expr(read("x", (i,)), CTX)
     assert is_integer_cond(sp.Ge(i, n), CTX)
     assert not is_integer_cond(sp.Gt(read("x", (i,)), 0), CTX)
+
+
+# -- where(...) branches on [c] != 0, which is c itself ----------------------------------------
+@pytest.mark.parametrize(
+    ("claim", "verdict"),
+    [
+        ("where(x > 0, g, 0)", "proved"),
+        ("where(y > 0, g, 0)", "proved"),
+        ("where(x <= 0, 0, g)", "proved"),
+        ("where(x >= 0, g, 0)", "refuted"),
+        ("where(x > 0, 0, g)", "refuted"),
+        ("where(y > 0, 0, g)", "refuted"),
+    ],
+)
+def test_where_claims_on_relu_match_torch(claim, verdict):
+    from symderive.prove import prove
+
+    v = prove("relu", "x", claim)
+    assert v.verdict == verdict, v.reason
+    if verdict == "refuted":
+        # torch's relu gradient at the counterexample differs from the claim there
+        import torch
+
+        found = v.counterexample
+        x = torch.tensor(found.values["x"], dtype=torch.float64, requires_grad=True)
+        g = torch.tensor(found.values["g"], dtype=torch.float64)
+        (torch.relu(x) * g).sum().backward()
+        assert float(x.grad[tuple(found.index)]) == float(sp.Rational(found.expected))
+        assert float(sp.Rational(found.claimed)) != float(x.grad[tuple(found.index)])
