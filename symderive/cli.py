@@ -612,15 +612,34 @@ def cmd_derive(args, out, err) -> int:
 
 
 def _claims_of(layer, pairs) -> dict[str, str]:
+    """codegen's claims: one per input (the emitted module has one gradient function per input).
+
+    Without ``--claim``: for each input, the layer's last known claim that is expected
+    to be proved and needs no extra assumption (code must hold for all sizes).
+    """
     if pairs:
         claims = {}
         for name, text in pairs:
             _check_wrt(layer, name)
             if name in claims:
-                raise InputError(f"two claims for {name!r}", where="--claim")
+                raise InputError(
+                    f"two claims for {name!r}: codegen emits one gradient function per input, give one --claim {name}",
+                    where="--claim",
+                )
             claims[name] = text
         return claims
     return {c.wrt: c.claim for c in layer.claims if c.expect == PROVED and not c.assume}
+
+
+def _report_claims(layer, pairs) -> dict[str, list[str]] | None:
+    """report's claims: every ``--claim`` of an input, in order (repeats welcome), or None for all known claims."""
+    if not pairs:
+        return None
+    claims: dict[str, list[str]] = {}
+    for name, text in pairs:
+        _check_wrt(layer, name)
+        claims.setdefault(name, []).append(text)
+    return claims
 
 
 def cmd_codegen(args, out, err) -> int:
@@ -663,8 +682,9 @@ def cmd_report(args, out, err) -> int:
     if Path(args.output).suffix.lower() not in (".pdf", ".tex"):
         raise InputError(f"the report is written as FILE.pdf or FILE.tex, got {args.output!r}", where="-o")
     layer = load(args.layer)
-    claims = _claims_of(layer, args.claim)
-    _call(report, layer, claims=claims, output=args.output, timeout=args.timeout)
+    # without --claim the report shows every claim the layer knows (the known mistakes and
+    # those needing assumptions too), as symderive.report.report(layer) does
+    report(layer, claims=_report_claims(layer, args.claim), output=args.output, timeout=args.timeout)
     print(f"wrote {args.output}", file=out)
     return EXIT_OK
 

@@ -327,6 +327,61 @@ def test_check_json_one_object_per_implementation(capsys):
     assert rows[1]["sizes"] == {"H": 1, "W": 2, "kh": 1, "kw": 2}
 
 
+# -- report ------------------------------------------------------------------------------------
+LINEAR_WITH_MISTAKES = """
+[[claims]]
+wrt = "x"
+claim = "w @ g"
+expect = "refuted"
+
+[[claims]]
+wrt = "x"
+claim = "-w.T @ g"
+assume = ["m >= 2"]
+expect = "refuted"
+"""
+
+
+def test_report_without_claim_shows_every_known_claim_like_the_library(capsys, tmp_path):
+    from symderive.report import report
+
+    layer = tmp_path / "lin.toml"
+    layer.write_text((LAYERS_DIR / "linear.toml").read_text(encoding="utf-8") + LINEAR_WITH_MISTAKES)
+    status, out, _ = run(capsys, "report", str(layer), "-o", str(tmp_path / "cli.tex"))
+    assert status == 0 and "wrote" in out
+    report(str(layer), output=tmp_path / "api.tex")
+    cli_tex = (tmp_path / "cli.tex").read_text(encoding="utf-8")
+    assert cli_tex == (tmp_path / "api.tex").read_text(encoding="utf-8")
+    # the known mistakes (one needing an assumption) are in it, not only one claim per input
+    assert "w @ g" in cli_tex and "T @ g}: \\verdict{\\textcolor{refuted}" in cli_tex
+
+
+def test_report_passes_repeated_claims_and_the_timeout(capsys, tmp_path, monkeypatch):
+    import symderive.report
+
+    seen = {}
+
+    def fake_report(layer, claims=None, output="report.pdf", wrt=None, timeout=None):
+        seen.update(layer=layer.name, claims=claims, timeout=timeout)
+        return output
+
+    monkeypatch.setattr(symderive.report, "report", fake_report)
+    argv = ["report", "conv2d", "-o", str(tmp_path / "r.tex"), "--claim", "x", RIGHT, "--claim", "w", "g"]
+    status, _, _ = run(capsys, *argv, "--claim", "x", FLIP, "--timeout", "7.5")
+    assert status == 0
+    assert seen == {"layer": "conv2d", "claims": {"x": [RIGHT, FLIP], "w": ["g"]}, "timeout": 7.5}
+    status, _, _ = run(capsys, "report", "conv2d", "-o", str(tmp_path / "r.tex"))
+    assert status == 0 and seen["claims"] is None and seen["timeout"] == 60.0
+
+
+def test_codegen_refuses_two_claims_for_one_input_with_a_clear_message(capsys, tmp_path):
+    argv = ["codegen", "conv2d", "-o", str(tmp_path / "m.py"), "--claim", "x", RIGHT, "--claim", "x", FLIP]
+    status, _, err = run(capsys, *argv)
+    line = assert_one_line_error(status, err)
+    assert "two claims for 'x'" in line and "one gradient function per input" in line
+    assert not (tmp_path / "m.py").exists()
+
+
 # -- the installed console script -----------------------------------------------------------------
 def test_console_script_runs(tmp_path):
     script = Path(sys.executable).with_name("symderive")
