@@ -255,13 +255,14 @@ def settle_piecewise(expr, facts, cache: dict | None = None):
     return expr.replace(lambda e: isinstance(e, sp.Piecewise), settle)
 
 
-def failing_sizes(premises, conclusion, sizes):
+def failing_sizes(premises, conclusion, sizes, rlimit: int | None = None):
     """Whether ``premises`` imply ``conclusion`` for all sizes >= 1, with sizes where they do not.
 
     Returns ``(True, None)`` (implied), ``(False, {name: value})`` (premises hold and the
     conclusion fails there; every size is given) or ``(None, reason)`` (undecided: the
     question is outside Presburger arithmetic or the resource limit ran out). The size
     floor is stated to z3 directly: SymPy folds ``Ge(n, 1)`` to true for a positive symbol.
+    ``rlimit`` replaces :data:`RLIMIT` for this question (still deterministic).
 
     >>> m, n = sp.symbols("m n", integer=True, positive=True)
     >>> failing_sizes([], sp.Eq(m, n), [m, n])[0], failing_sizes([sp.Eq(m, n)], sp.Eq(m, n), [m, n])
@@ -270,11 +271,16 @@ def failing_sizes(premises, conclusion, sizes):
     ctx = Z3Context()
     try:
         facts = [ctx.var(s) >= 1 for s in sizes] + [ctx.cond(p) for p in premises]
-        sat, model = check([*facts, z3.Not(ctx.cond(conclusion))], ctx)
+        solver = new_solver()
+        if rlimit is not None:
+            solver.set("rlimit", rlimit)
+        solver.add(*facts, z3.Not(ctx.cond(conclusion)))
     except NonLinear as exc:
         return None, f"outside Presburger arithmetic ({exc})"
-    if sat is None:
+    answer = solver.check()
+    if answer == z3.unknown:
         return None, "the solver's resource limit ran out"
-    if not sat:
+    if answer == z3.unsat:
         return True, None
+    model = solver.model()
     return False, {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}

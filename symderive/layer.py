@@ -519,6 +519,16 @@ def _refined(forward: Tensor, facts) -> Tensor:
 
 
 # -- consistency ------------------------------------------------------------------------
+#: z3's budget for a layer's own questions (is it defined, are its assumptions consistent):
+#: small questions, kept apart from the prover's RLIMIT so that a layer loads or is refused
+#: the same way whatever limit a proof runs under
+LAYER_RLIMIT = 20_000_000
+
+
+def _failing_sizes(premises, conclusion, sizes):
+    return domains.failing_sizes(premises, conclusion, sizes, rlimit=LAYER_RLIMIT)
+
+
 def _quoted(texts) -> str:
     return ", ".join(f'"{t.strip()}"' for t in texts)
 
@@ -565,7 +575,7 @@ def _check_sizes(layer: Layer, source: str) -> None:
             )
     where = f"{source}: output.{layer.output}"
     valid = layer.forward.valid
-    ok, info = domains.failing_sizes(facts, valid, layer.sizes)
+    ok, info = _failing_sizes(facts, valid, layer.sizes)
     if ok is None:
         raise InputError(
             f"cannot decide whether the forward is defined for all sizes the layer allows ({info}); "
@@ -583,7 +593,7 @@ def _check_sizes(layer: Layer, source: str) -> None:
 
 
 def _require_size(facts, dim, sizes, what: str, where: str) -> None:
-    ok, info = domains.failing_sizes(facts, sp.Ge(dim, 1), sizes)
+    ok, info = _failing_sizes(facts, sp.Ge(dim, 1), sizes)
     if ok is None:
         raise InputError(
             f"cannot decide whether {what} is at least 1 for all sizes the layer allows ({info})", where=where
@@ -623,14 +633,15 @@ def assumption_contradiction(assumptions, sizes) -> str:
     'the assumptions "x > 0", "x < 0" contradict each other: no tensor values satisfy them all'
     """
     size = [a for a in assumptions if a.kind == "size"]
-    ok, info = domains.failing_sizes([a.cond for a in size], sp.false, sizes)
+    ok, info = _failing_sizes([a.cond for a in size], sp.false, sizes)
     if ok is True:
         return f"the assumptions {_quoted(a.text for a in size)} contradict each other: no sizes >= 1 satisfy them all"
     if ok is None:
         return f"cannot decide whether the assumptions {_quoted(a.text for a in size)} can hold together ({info})"
     relations = _value_relations(assumptions)
     if relations:
-        solver = domains.new_solver()
+        solver = z3.Solver()
+        solver.set("rlimit", LAYER_RLIMIT)
         solver.add(*relations)
         if solver.check() == z3.unsat:
             texts = _quoted(a.text for a in assumptions if a.kind != "size")
