@@ -183,19 +183,40 @@ def conv_tensor(op, input, weight, bias=None, stride=1, padding=0, dilation=1, g
 
     def element(idx):
         lead, co, outs = idx[: int(batched)], idx[int(batched)], idx[int(batched) + 1 :]
-        ci = dummy_index("c")
-        ms = tuple(dummy_index("m") for _ in kernel)
-        spatial = tuple(o * s - p + m * d for o, s, p, m, d in zip(outs, stride, lo, ms, dilation, strict=True))
-        limits = [(ci, 0, c_per_group - 1)] + [(m, 0, k - 1) for m, k in zip(ms, kernel, strict=True)]
-        total = sp.S.Zero
-        for g in range(groups):
-            body = input.at((*lead, g * c_per_group + ci, *spatial)) * weight.at((co, ci, *ms))
-            guard = group_member(co, g, out_per_group) if groups > 1 else sp.S.One
-            total += guard * gsum(body, *limits)
-        if bias is not None:
-            total += bias.at((co,))
-        return total
 
+        def group_body(g, ci, ms):
+            spatial = tuple(o * s - p + m * d for o, s, p, m, d in zip(outs, stride, lo, ms, dilation, strict=True))
+            return input.at((*lead, g * c_per_group + ci, *spatial)) * weight.at((co, ci, *ms))
+
+        return grouped_sum(co, c_per_group, kernel, groups, out_per_group, group_body, bias)
+
+    return _channel_mixing_tensor(shape, valid, element, input, weight, bias)
+
+
+def grouped_sum(co, c_per_group, kernel, groups: int, out_per_group, group_body, bias=None) -> sp.Expr:
+    """Output channel ``co``'s sum over its group's input channels and the kernel taps, plus bias.
+
+    ``group_body(g, ci, ms)`` is the summand for group ``g``, input channel ``ci`` of the
+    group and kernel taps ``ms``; with groups, each group's sum is guarded by ``co``
+    belonging to it. Shared by ``conv`` and ``conv_transpose``.
+
+    >>> k = sp.Symbol("k", integer=True, positive=True)
+    >>> grouped_sum(sp.S.Zero, 1, (k,), 1, 1, lambda g, ci, ms: ms[0]).limits[1][2]
+    k - 1
+    """
+    ci = dummy_index("c")
+    ms = tuple(dummy_index("m") for _ in kernel)
+    limits = [(ci, 0, c_per_group - 1)] + [(m, 0, k - 1) for m, k in zip(ms, kernel, strict=True)]
+    total = sp.S.Zero
+    for g in range(groups):
+        member = group_member(co, g, out_per_group) if groups > 1 else sp.S.One
+        total += member * gsum(group_body(g, ci, ms), *limits)
+    if bias is not None:
+        total += bias.at((co,))
+    return total
+
+
+def _channel_mixing_tensor(shape, valid, element, input, weight, bias) -> Tensor:
     valid = sp.And(valid, input.valid, weight.valid, sp.true if bias is None else bias.valid)
     return Tensor(shape=shape, element=element, zero_outside=False, valid=valid)
 
@@ -272,24 +293,19 @@ def conv_transpose_tensor(
 
     def element(idx):
         lead, co, outs = idx[: int(batched)], idx[int(batched)], idx[int(batched) + 1 :]
-        ci = dummy_index("c")
-        ms = tuple(dummy_index("m") for _ in kernel)
-        reads = [transposed_read(o, p, m, d, s) for o, p, m, d, s in zip(outs, pads, ms, dilation, stride, strict=True)]
-        guard = sp.Mul(*(r[1] for r in reads))
-        spatial = tuple(r[0] for r in reads)
-        limits = [(ci, 0, in_per_group - 1)] + [(m, 0, k - 1) for m, k in zip(ms, kernel, strict=True)]
-        total = sp.S.Zero
-        for g in range(groups):
-            channel = g * in_per_group + ci
-            body = guard * input.at((*lead, channel, *spatial)) * weight.at((channel, co - g * out_per_group, *ms))
-            member = group_member(co, g, out_per_group) if groups > 1 else sp.S.One
-            total += member * gsum(body, *limits)
-        if bias is not None:
-            total += bias.at((co,))
-        return total
 
-    valid = sp.And(valid, input.valid, weight.valid, sp.true if bias is None else bias.valid)
-    return Tensor(shape=shape, element=element, zero_outside=False, valid=valid)
+        def group_body(g, ci, ms):
+            reads = [
+                transposed_read(o, p, m, d, s) for o, p, m, d, s in zip(outs, pads, ms, dilation, stride, strict=True)
+            ]
+            guard = sp.Mul(*(r[1] for r in reads))
+            channel = g * in_per_group + ci
+            spatial = tuple(r[0] for r in reads)
+            return guard * input.at((*lead, channel, *spatial)) * weight.at((channel, co - g * out_per_group, *ms))
+
+        return grouped_sum(co, in_per_group, kernel, groups, out_per_group, group_body, bias)
+
+    return _channel_mixing_tensor(shape, valid, element, input, weight, bias)
 
 
 # -- average pooling -------------------------------------------------------------------------
