@@ -366,6 +366,7 @@ class FlipPicture:
     flipped_cells: tuple[tuple[str, ...], ...]
     marks: dict
     definition: Equation
+    axes: str = "every axis"
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,12 @@ class ReachPicture:
     reached: tuple[tuple[int, int], ...]
     element_latex: str
     sizes_latex: str
+    note: str = ""
+    padding: int = 0
+
+
+#: the batched (torch) convolutions: their spatial axes follow batch and channel
+TORCH_CONVS = {"conv1d": 1, "conv2d": 2, "conv_transpose1d": 1, "conv_transpose2d": 2}
 
 
 SIGNAL_KERNEL_PARAMS = {"convolve": "in2", "correlate": "in2", "convolve2d": "in2", "correlate2d": "in2"}
@@ -414,11 +421,13 @@ def _first_ref(call, names: tuple[str, ...]):
 def flip_picture(layer) -> FlipPicture | None:
     """The kernel of a convolution layer and its flip, drawn as in seed 004 (None elsewhere)."""
     calls = signal_calls(layer.forward_tree) if layer.forward_tree is not None else []
-    kernels = [_first_ref(c, ("in2", "weight")) for c in calls]
-    kernels = [k for k in kernels if k in layer.inputs and 1 <= len(layer.inputs[k]) <= 2]
+    kernels = [(_first_ref(c, ("in2", "weight")), TORCH_CONVS.get(c.op, 0)) for c in calls]
+    kernels = [(k, n) for k, n in kernels if k in layer.inputs and 1 <= len(layer.inputs[k]) - n <= 2]
     if not kernels:
         return None
-    name = kernels[0]
+    name, spatial = kernels[0]
+    if spatial:
+        return _spatial_flip_picture(layer, name, spatial)
     rank = len(layer.inputs[name])
     dims = (4,) if rank == 1 else (2, 3)
     base = sp.IndexedBase(name)
@@ -434,6 +443,27 @@ def flip_picture(layer) -> FlipPicture | None:
     rhs = math_latex(base[tuple(d - 1 - v for d, v in zip(shape, vars_, strict=True))])
     eq = Equation((lhs + " &= " + rhs,), key="eq:flip")
     return FlipPicture(math_latex(sp.Symbol(name)), lhs_flip, rows, flipped, marks, eq)
+
+
+def _spatial_flip_picture(layer, name: str, spatial: int) -> FlipPicture:
+    """A torch kernel ``w[o, c, ...]``: the flip of its spatial axes, drawn on one slice ``w[0, 0]``."""
+    dims = (4,) if spatial == 1 else (2, 3)
+    idx = list(itertools.product(*(range(d) for d in dims)))
+    compact = {p: _compact_entry(name, p) for p in idx}
+    rows = _as_rows(dims, [compact[p] for p in idx])
+    flipped = _as_rows(dims, [compact[tuple(d - 1 - k for d, k in zip(dims, p, strict=True))] for p in idx])
+    marks = {compact[idx[0]]: "red", compact[idx[1]]: "blue"}
+    shape = layer.inputs[name]
+    lead = [index_symbol(v) for v in ("o", "c")]
+    vars_ = [index_symbol(v) for v in ("m", "n")[:spatial]]
+    base = sp.IndexedBase(name)
+    lhs = r"\tilde{%s}[%s]" % (math_latex(sp.Symbol(name)), ", ".join(math_latex(v) for v in lead + vars_))
+    spatial_dims = shape[len(shape) - spatial :]
+    rhs = math_latex(base[tuple(lead) + tuple(d - 1 - v for d, v in zip(spatial_dims, vars_, strict=True))])
+    eq = Equation((lhs + " &= " + rhs,), key="eq:flip")
+    slice_ = r"%s[0, 0, %s]" % (math_latex(sp.Symbol(name)), ", ".join([":"] * spatial))
+    flipped_name = r"\tilde{%s}[0, 0, %s]" % (math_latex(sp.Symbol(name)), ", ".join([":"] * spatial))
+    return FlipPicture(slice_, flipped_name, rows, flipped, marks, eq, axes="every spatial axis")
 
 
 def _compact_entry(name: str, point: tuple[int, ...]) -> str:
@@ -460,11 +490,11 @@ def safe_names(layer) -> dict[str, str]:
     return {n: math_latex(sp.Symbol(n)) for n in names}
 
 
-def illustrative_sizes(layer, data: str | None = None) -> dict | None:
+def illustrative_sizes(layer, data: str | None = None, ones=frozenset()) -> dict | None:
     """Small sizes that satisfy the layer's assumptions, data dimensions larger than kernels.
 
-    Sizes in the shape of ``data`` (the first input unless named) prefer 5, 6, ..., others
-    2, 3, ...; None when nothing up to 7 fits.
+    Sizes in the shape of ``data`` (the first input unless named) prefer 5, 6, ..., sizes
+    in ``ones`` prefer 1, others 2, 3, ...; None when nothing up to 7 fits.
     """
     from .concrete import Evaluator
 
@@ -472,7 +502,7 @@ def illustrative_sizes(layer, data: str | None = None) -> dict | None:
     big = {s for d in layer.inputs[data] for s in sp.sympify(d).free_symbols}
     prefs = []
     for k, s in enumerate(layer.sizes):
-        first = 5 + k % 2 if s in big else 2 + k % 2
+        first = 1 if s in ones else 5 + k % 2 if s in big else 2 + k % 2
         prefs.append([first] + [v for v in range(1, 8) if v != first])
     conds = layer.size_assumptions() + [layer.forward.valid]
     for combo in itertools.islice(itertools.product(*prefs), 5000):
@@ -491,9 +521,14 @@ def reach_picture(layer, wrt: str) -> ReachPicture | None:
 
     if layer.forward_tree is None or not signal_calls(layer.forward_tree):
         return None
-    if len(layer.inputs[wrt]) not in (1, 2) or len(layer.forward.shape) != len(layer.inputs[wrt]):
+    lead = _batch_axes(layer, wrt)
+    rank = len(layer.inputs[wrt])
+    if rank - lead not in (1, 2) or len(layer.forward.shape) != rank:
         return None
-    sizes = illustrative_sizes(layer)
+    # a torch convolution is drawn on its spatial slice: one batch element, one channel in and out
+    ones = {s for shape in layer.inputs.values() for d in shape[:lead] for s in sp.sympify(d).free_symbols}
+    spatial = {s for d in layer.inputs[wrt][lead:] for s in sp.sympify(d).free_symbols}
+    sizes = illustrative_sizes(layer, wrt, ones=frozenset(ones - spatial))
     if sizes is None:
         return None
     values = {}
@@ -508,21 +543,55 @@ def reach_picture(layer, wrt: str) -> ReachPicture | None:
         in_shape = concrete_shape(layer.input_tensor(wrt), sizes)
     except Exception:  # no picture rather than no report
         return None
-    element = tuple(d // 2 for d in in_shape)
+    element = (0,) * lead + tuple(d // 2 for d in in_shape[lead:])
     target = values[wrt][element]
-    reached = tuple(p for p in np.ndindex(out.shape) if target in sp.sympify(out[p]).free_symbols)
-    as2d = (lambda t: t) if len(in_shape) == 2 else (lambda t: (0,) + tuple(t))
+    reached = tuple(
+        p for p in np.ndindex(out.shape) if p[:lead] == (0,) * lead and target in sp.sympify(out[p]).free_symbols
+    )
+
+    def as2d(t):
+        t = tuple(t)[lead:]
+        return t if len(t) == 2 else (0,) + t
+
     sizes_latex = r",\ ".join(math_latex(sp.Eq(s, v)) for s, v in sizes.items())
+    call = signal_calls(layer.forward_tree)[0]
     return ReachPicture(
-        input_name=math_latex(sp.Symbol(wrt)),
-        output_name=math_latex(sp.Symbol(layer.output)),
+        input_name=_slice_name(wrt, lead, rank),
+        output_name=_slice_name(layer.output, lead, rank),
         input_shape=as2d(in_shape),
         output_shape=as2d(out.shape),
         element=as2d(element),
         reached=tuple(as2d(p) for p in reached),
         element_latex=math_latex(sp.IndexedBase(wrt)[element]),
         sizes_latex=sizes_latex,
+        note=_conv_note(call) if lead else "",
+        padding=int(dict(call.args).get("padding", 0) or 0) if lead and _padding_is_int(call) else 0,
     )
+
+
+def _batch_axes(layer, wrt: str) -> int:
+    """2 when ``wrt`` is the data input of a torch convolution (batch and channel axes lead), else 0."""
+    for call in signal_calls(layer.forward_tree):
+        if call.op in TORCH_CONVS and _first_ref(call, ("input",)) == wrt:
+            return 2
+    return 0
+
+
+def _slice_name(name: str, lead: int, rank: int) -> str:
+    if not lead:
+        return math_latex(sp.Symbol(name))
+    return r"%s[0, 0, %s]" % (math_latex(sp.Symbol(name)), ", ".join([":"] * (rank - lead)))
+
+
+def _padding_is_int(call) -> bool:
+    return isinstance(dict(call.args).get("padding", 0), int)
+
+
+def _conv_note(call) -> str:
+    """The convolution's stride, padding and dilation, as the picture's caption says them."""
+    args = dict(call.args)
+    parts = [f"{key} {args[key]}" for key in ("stride", "padding", "dilation", "groups") if key in args]
+    return ", ".join(parts)
 
 
 # -- counterexamples ---------------------------------------------------------------------
