@@ -306,6 +306,9 @@ def defined(value: Expr, cond) -> Expr:
     1/n
     """
     cond = sp.sympify(cond)
+    if cond.has(Defined):
+        # a comparison with nan is False (or True for !=): require the compared value's domain
+        cond = sp.And(domain_condition(cond), strip_domains(cond))
     if cond == sp.true:
         return value
     return Defined(value, cond)
@@ -348,6 +351,106 @@ def power_value(b: Expr, e: Expr) -> Expr:
     if not e.is_nonnegative and not (b.is_nonzero or b.is_positive or b.is_negative):
         conds.append(sp.Ne(b, 0))
     return defined(value, sp.And(*conds)) if conds else value
+
+
+def domain_parts(expr) -> list:
+    """The maximal subterms of ``expr`` that carry a domain: Defined nodes, and sums or
+    Piecewise choices with a Defined inside (their domain is not one plain condition).
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> [p.args[1] for p in domain_parts(2 * log_value(x) + x)]
+    [x[i] > 0]
+    """
+    out: dict = {}
+
+    def walk(e):
+        if not isinstance(e, sp.Basic) or not e.args or isinstance(e, sp.Indexed):
+            return
+        if isinstance(e, Defined | GSum | sp.Piecewise):
+            if e.has(Defined):
+                out[e] = None
+            return
+        for a in e.args:
+            walk(a)
+
+    walk(sp.sympify(expr))
+    return list(out)
+
+
+def strip_domains(expr):
+    """``expr`` with every ``Defined(v, c)`` replaced by ``v`` (for conditions whose
+    domains are already required separately: a comparison with nan would not say so).
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> strip_domains(divide_value(1, x) + 1)
+    1 + 1/x[i]
+    """
+    if not isinstance(expr, sp.Basic) or not expr.has(Defined):
+        return expr
+    if isinstance(expr, Defined):
+        return strip_domains(expr.args[0])
+    return expr.func(*(strip_domains(a) for a in expr.args))
+
+
+def domain_condition(expr) -> sp.Boolean:
+    """The condition under which every partial operation in ``expr`` is defined.
+
+    A sum needs its body defined at every index of its ranges (``[not ok]`` counted to 0);
+    a Piecewise needs its conditions defined and the branch it takes defined.
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> domain_condition(log_value(x) * divide_value(1, x))
+    (x[i] > 0) & Ne(x[i], 0)
+    """
+    return sp.And(*(_part_condition(p) for p in domain_parts(expr)))
+
+
+def _part_condition(part) -> sp.Boolean:
+    if isinstance(part, Defined):
+        value, cond = part.args
+        inner = [domain_condition(a) for a in (cond.args if isinstance(cond, sp.Basic) else ())]
+        return sp.And(*inner, strip_domains(cond), domain_condition(value))
+    if isinstance(part, GSum):
+        body = domain_condition(part.function)
+        if body == sp.true:
+            return sp.true
+        return sp.Eq(GSum(Iverson(sp.Not(body)), *part.limits), 0)
+    # Piecewise: the conditions are evaluated up to the branch taken, whose value must be defined
+    conds, previous = [], []
+    for value, cond in part.args:
+        conds.append(domain_condition(cond))
+        taken = sp.And(strip_domains(cond), *[sp.Not(strip_domains(p)) for p in previous])
+        value_ok = domain_condition(value)
+        if value_ok != sp.true:
+            conds.append(sp.Or(sp.Not(taken), value_ok))
+        previous.append(cond)
+    return sp.And(*conds)
+
+
+def keep_domains(result: Expr, *operands: Expr, otherwise: Expr | None = None) -> Expr:
+    """``result`` of an operation on ``operands``, undefined wherever an operand is.
+
+    SymPy evaluates ``0 * log(x)`` to 0, ``d - d`` to 0 and ``d ** 0`` to 1 as it builds
+    them, dropping the domain of ``d``; NumPy computes every operand and its nan
+    propagates. A domain the result no longer carries is put back around it, or, with
+    ``otherwise``, the result is ``otherwise`` outside it (a comparison with nan is False).
+
+    >>> x = read("x", (index_symbol("i"),))
+    >>> keep_domains(sp.S.Zero, log_value(x)).args
+    (0, x[i] > 0)
+    """
+    result = sp.sympify(result)
+    parts: dict = {}
+    for operand in operands:
+        for p in domain_parts(operand):
+            parts[p] = None
+    lost = sorted((p for p in parts if not result.has(p)), key=sp.default_sort_key)
+    if not lost:
+        return result
+    cond = sp.And(*(_part_condition(p) for p in lost))
+    if otherwise is None:
+        return defined(result, cond)
+    return sp.Piecewise((result, cond), (otherwise, True)) if cond != sp.true else result
 
 
 class PlainPrinter(StrPrinter):

@@ -81,3 +81,102 @@ def test_softmax_cross_entropy_needs_its_assumption():
     claim = torch.softmax(torch.tensor(s), 0).numpy() - t
     assert not np.allclose(st.grad.numpy(), claim)
     assert prove("softmax_cross_entropy", "s", "softmax(s) * sum(t) - t").verdict == "proved"
+
+
+# found by an audit: SymPy evaluates 0 * log(x) to 0, d - d to 0 and d ** 0 to 1 as it
+# builds them, which dropped the domain of d; NumPy computes log(x) and its nan propagates
+_TANH_GRAD = "g * (1 - y**2)"
+_LOST_DOMAIN_CLAIMS = [
+    ("tanh", "x", f"{_TANH_GRAD} + 0 * log(x)", np.log),
+    ("tanh", "x", f"{_TANH_GRAD} + log(x) - log(x)", np.log),
+    ("tanh", "x", f"{_TANH_GRAD} + sqrt(x) - sqrt(x)", np.sqrt),
+    ("tanh", "x", f"{_TANH_GRAD} + 0 * (1 / x)", lambda x: 1 / x),
+    ("tanh", "x", f"{_TANH_GRAD} + 0 * sum(log(x))", np.log),
+    ("tanh", "x", f"{_TANH_GRAD} + maximum(log(x), 0) * 0", np.log),
+    ("tanh", "x", f"{_TANH_GRAD} + abs(log(x)) - abs(log(x))", np.log),
+    ("linear", "x", "w.T @ g + 0 * log(x)", np.log),
+]
+
+
+@pytest.mark.parametrize(("layer", "wrt", "claim", "partial"), _LOST_DOMAIN_CLAIMS)
+def test_a_domain_sympy_simplifies_away_is_still_refuted(layer, wrt, claim, partial):
+    v = prove(layer, wrt, claim)
+    assert v.verdict == "refuted", v
+    ce = v.counterexample
+    assert ce.claimed == "nan", ce
+    assert set(ce.sizes.values()) == {1}, ce.sizes
+    # the oracle: NumPy's partial operation is not finite there (nan, or log(0) = -inf)
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(partial(np.array(ce.values["x"], dtype=float))).all()
+    with np.errstate(all="ignore"):
+        assert np.isnan(0 * partial(np.array(ce.values["x"], dtype=float))).any()
+
+
+@pytest.mark.parametrize(
+    ("compare", "numpy_compare"),
+    [(">=", np.greater_equal), ("==", np.equal), ("<=", np.less_equal), ("!=", np.not_equal)],
+)
+def test_comparing_an_undefined_value_with_itself_is_numpys_false(compare, numpy_compare):
+    # SymPy decides log(x) >= log(x) is True; NumPy's nan >= nan is False (and nan != nan True)
+    with np.errstate(all="ignore"):
+        at_nan = float(numpy_compare(np.log(-1.0), np.log(-1.0)))
+        at_one = float(numpy_compare(np.log(1.0), np.log(1.0)))
+    assert at_nan != at_one
+    claim = f"{_TANH_GRAD} + (log(x) {compare} log(x)) - {int(at_one)}"
+    v = prove("tanh", "x", claim)
+    assert v.verdict == "refuted", v
+    assert float(v.counterexample.claimed) == at_nan - at_one
+
+
+def test_nan_to_the_power_zero_is_one_as_in_numpy():
+    # IEEE pow: nan ** 0 == 1 and 1 ** nan == 1, so these claims are right wherever NumPy evaluates them
+    with np.errstate(all="ignore"):
+        x = np.array([-1.0, 0.0, 2.0])
+        assert (np.log(x) ** 0 == 1).all() and (1 ** np.log(x) == 1).all()
+    assert prove("tanh", "x", f"{_TANH_GRAD} * log(x)**0").verdict == "proved"
+    assert prove("tanh", "x", f"{_TANH_GRAD} * 1**log(x)").verdict == "proved"
+    v = prove("tanh", "x", f"{_TANH_GRAD} * (0 * log(x))**0 + 0 * log(x)**2")
+    assert v.verdict == "refuted" and v.counterexample.claimed == "nan"
+
+
+def test_where_does_not_take_the_domain_of_the_branch_it_does_not_choose():
+    # np.where(x > 0, log(x), 0) is defined everywhere: the nan of log(x) at x <= 0 is not read
+    with np.errstate(all="ignore"):
+        assert not np.isnan(np.where(np.array([-1.0, 0.0, 2.0]) > 0, np.log([-1.0, 0.0, 2.0]), 0)).any()
+    assert prove("tanh", "x", f"{_TANH_GRAD} + where(x > 0, log(x), 0) * 0").verdict != "refuted"
+    # (the prover does not use the branch condition x > 0 to discharge the domain: unknown is honest)
+    assert prove("tanh", "x", f"{_TANH_GRAD} + where(x > 0, 0 * log(x), 0)").verdict in ("proved", "unknown")
+
+
+def test_a_kept_domain_is_discharged_by_the_assumption_that_implies_it():
+    assert prove("tanh", "x", f"{_TANH_GRAD} + 0 * log(x)", assume=["x > 0"]).verdict == "proved"
+    assert prove("tanh", "x", f"{_TANH_GRAD} + sqrt(x) - sqrt(x)", assume=["x > 0"]).verdict == "proved"
+
+
+def test_a_loss_with_logs_of_values_still_proves_its_gradient():
+    # sigmoid_bce takes log(1 - sigmoid(x)), which SymPy does not know is defined
+    x = torch.tensor([[0.3, -1.2, 2.0], [0.1, 0.7, -0.4]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.nn.functional.binary_cross_entropy(torch.sigmoid(x), t).backward()
+    assert torch.allclose(x.grad, (torch.sigmoid(x) - t) / x.numel())
+    assert prove("sigmoid_bce", "x", "(sigmoid(x) - t) / (N * D)").verdict == "proved"
+    assert prove("sigmoid_bce", "x", "(sigmoid(x) - t) / (N * D) + 0 * log(1 - sigmoid(x))").verdict == "proved"
+
+
+# found by an audit: einsum let a label repeated within one operand broadcast from size 1,
+# so einsum("ii", w) passed for a 1 x 2 w; NumPy raises ("collapsing index ... don't match")
+@pytest.mark.parametrize(
+    ("wrt", "claim"), [("x", 'w.T @ g + 0 * einsum("ii", w)'), ("b", 'g + 0 * einsum("ii->i", w)')]
+)
+def test_einsum_diagonal_of_a_non_square_matrix_is_refuted(wrt, claim):
+    with pytest.raises(ValueError):
+        np.einsum("ii", np.ones((1, 2)))
+    v = prove("linear", wrt, claim, assume=["n == 1", "m == 2"])
+    assert v.verdict == "refuted", v
+    assert v.counterexample.is_shape_mismatch and v.counterexample.claimed_shape is None
+    v = prove("linear", wrt, claim)
+    assert v.verdict == "refuted", v
+    sizes = v.counterexample.sizes
+    assert sorted(sizes.values()) == [1, 2], sizes
+    with pytest.raises(ValueError):
+        np.einsum("ii", np.ones((sizes["m"], sizes["n"])))

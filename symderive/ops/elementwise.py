@@ -12,7 +12,27 @@ from collections.abc import Callable
 import sympy as sp
 
 from ..errors import InputError
-from ..ir import Iverson, Shape, Tensor, divide_value, log_value, power_value, sqrt_value
+from ..ir import (
+    Iverson,
+    Shape,
+    Tensor,
+    defined,
+    divide_value,
+    domain_condition,
+    keep_domains,
+    log_value,
+    power_value,
+    sqrt_value,
+    strip_domains,
+)
+
+#: ``elementwise_tensor(domains=...)``: nan propagates (NumPy's arithmetic and functions)
+PROPAGATE = "propagate"
+#: ``elementwise_tensor(domains=...)``: nan propagates through a function that branches on
+#: its arguments (``maximum``, ``abs``): the branch conditions are written on the defined values
+BRANCHES = "branches"
+#: ``elementwise_tensor(domains=...)``: the operator chooses (``where`` reads one branch)
+CHOOSE = "choose"
 
 
 def broadcast_pair(a: sp.Expr, b: sp.Expr) -> tuple[sp.Expr, sp.Boolean]:
@@ -73,11 +93,17 @@ def broadcast_index(idx: tuple, shape_in: Shape, shape_out: Shape) -> tuple:
     return tuple(out)
 
 
-def elementwise_tensor(fn: Callable[..., sp.Expr], *args: Tensor, zero_preserving: bool = False) -> Tensor:
+def elementwise_tensor(
+    fn: Callable[..., sp.Expr], *args: Tensor, zero_preserving: bool = False, domains=PROPAGATE
+) -> Tensor:
     """The tensor ``fn(a[idx], b[idx], ...)`` over the broadcast of the arguments.
 
     ``zero_preserving`` says that ``fn`` is 0 whenever every argument is (so the
-    result needs no range guard when its arguments need none).
+    result needs no range guard when its arguments need none). ``domains`` says what
+    an undefined (nan) argument gives: :data:`PROPAGATE` and :data:`BRANCHES` nan, a
+    number that number (a comparison with nan is False), :data:`CHOOSE` whatever ``fn``
+    says (``where``). A domain SymPy drops while building ``fn`` (``0 * log(x)`` is 0)
+    is kept.
 
     >>> from ..ir import leaf
     >>> n = sp.Symbol("n", integer=True, positive=True)
@@ -92,13 +118,36 @@ def elementwise_tensor(fn: Callable[..., sp.Expr], *args: Tensor, zero_preservin
         return a.element(idx) if a.shape == shape else a.at(broadcast_index(idx, a.shape, shape))
 
     def element(idx):
-        return fn(*(operand(a, idx) for a in args))
+        values = [operand(a, idx) for a in args]
+        if domains == PROPAGATE:
+            return keep_domains(fn(*values), *values)
+        if domains == CHOOSE:
+            return fn(*values)
+        return branched_value(fn, values, None if domains == BRANCHES else sp.sympify(domains))
 
     same_shapes = all(a.shape == shape for a in args)
     zero_outside = zero_preserving and same_shapes and all(a.zero_outside for a in args)
     return Tensor(
         shape=shape, element=element, zero_outside=zero_outside, valid=sp.And(valid, *(a.valid for a in args))
     )
+
+
+def branched_value(fn: Callable[..., sp.Expr], values: list, otherwise: sp.Expr | None) -> sp.Expr:
+    """``fn`` of ``values`` where all are defined, else nan (or ``otherwise``).
+
+    ``fn`` branches on its arguments; a branch condition on an undefined value would be
+    decided by SymPy (``d >= d`` is True) where NumPy's nan makes every comparison False.
+
+    >>> from ..ir import log_value
+    >>> x = sp.Symbol("x", real=True)
+    >>> branched_value(lambda a, b: Iverson(a >= b), [log_value(x), log_value(x)], sp.S.Zero).args[1]
+    (0, True)
+    """
+    cond = sp.And(*(domain_condition(v) for v in values))
+    result = fn(*(strip_domains(v) for v in values))
+    if cond == sp.true:
+        return result
+    return defined(result, cond) if otherwise is None else sp.Piecewise((result, cond), (otherwise, True))
 
 
 # -- the table ------------------------------------------------------------------------
@@ -117,10 +166,12 @@ def unary(
     zero_preserving: bool,
     family: str = "numpy",
     by_name: bool = True,
+    domains=PROPAGATE,
 ) -> Operator:
     """Register an elementwise function of one array (``exp``, ``tanh`` ...).
 
-    ``numpy`` is the NumPy function's dotted name, ``latex`` a format with ``{x}``.
+    ``numpy`` is the NumPy function's dotted name, ``latex`` a format with ``{x}``;
+    ``domains`` as in :func:`elementwise_tensor`.
 
     >>> OPERATORS_EXAMPLE = unary.__name__
     """
@@ -129,7 +180,7 @@ def unary(
             name=name,
             family=family,
             params=(Param("x", "tensor", required=True),),
-            definition=lambda x: elementwise_tensor(fn, x, zero_preserving=zero_preserving),
+            definition=lambda x: elementwise_tensor(fn, x, zero_preserving=zero_preserving, domains=domains),
             shape_rule=_unary_shape,
             to_numpy=lambda x: f"{numpy}({x})",
             to_latex=lambda x: latex.format(x=x),
@@ -227,10 +278,19 @@ def _binary_shape(x1, x2):
     return broadcast_shapes(x1, x2)
 
 
-def binary(name: str, fn: Callable, numpy: str, latex: str, zero_preserving: bool, by_name: bool = True) -> Operator:
+def binary(
+    name: str,
+    fn: Callable,
+    numpy: str,
+    latex: str,
+    zero_preserving: bool,
+    by_name: bool = True,
+    domains=PROPAGATE,
+) -> Operator:
     """Register an elementwise function of two broadcast arrays (params ``x1``, ``x2``).
 
-    ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}``.
+    ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}``; ``domains`` as in
+    :func:`elementwise_tensor`.
 
     >>> from . import OPERATORS
     >>> OPERATORS["add"].params[0].name
@@ -241,7 +301,7 @@ def binary(name: str, fn: Callable, numpy: str, latex: str, zero_preserving: boo
             name=name,
             family="numpy",
             params=(Param("x1", "tensor", required=True), Param("x2", "tensor", required=True)),
-            definition=lambda x1, x2: elementwise_tensor(fn, x1, x2, zero_preserving=zero_preserving),
+            definition=lambda x1, x2: elementwise_tensor(fn, x1, x2, zero_preserving=zero_preserving, domains=domains),
             shape_rule=_binary_shape,
             to_numpy=lambda x1, x2: numpy.format(x1=x1, x2=x2),
             to_latex=lambda x1, x2: latex.format(x1=paren(x1), x2=paren(x2)),
@@ -249,6 +309,19 @@ def binary(name: str, fn: Callable, numpy: str, latex: str, zero_preserving: boo
             by_name=by_name,
         )
     )
+
+
+def power_kept(b, e):
+    """``b ** e`` undefined where ``b`` or ``e`` is, except that, as in IEEE and NumPy,
+    ``nan ** 0`` and ``1 ** nan`` are 1 (SymPy gives 1 there as well).
+
+    >>> from ..ir import log_value
+    >>> x = sp.Symbol("x", real=True)
+    >>> power_kept(log_value(x), sp.S.Zero), power_kept(sp.S.One, log_value(x))
+    (1, 1)
+    """
+    read = [v for v, ignored in ((b, e == 0), (e, b == 1)) if not ignored]
+    return keep_domains(power_value(b, e), *read)
 
 
 def iverson_of(relation: Callable[[sp.Expr, sp.Expr], sp.Boolean]) -> Callable[[sp.Expr, sp.Expr], sp.Expr]:
@@ -327,15 +400,17 @@ binary("add", sp.Add, "({x1} + {x2})", "{x1} + {x2}", zero_preserving=True, by_n
 binary("subtract", lambda a, b: a - b, "({x1} - {x2})", "{x1} - {x2}", zero_preserving=True, by_name=False)
 binary("multiply", sp.Mul, "({x1} * {x2})", r"{x1} \odot {x2}", zero_preserving=True, by_name=False)
 binary("divide", divide_value, "({x1} / {x2})", r"{x1} \oslash {x2}", zero_preserving=False, by_name=False)
-binary("power", power_value, "({x1} ** {x2})", "{x1}^{{{x2}}}", zero_preserving=False, by_name=False)
-binary("less", iverson_of(sp.Lt), "({x1} < {x2})", r"\left[{x1} < {x2}\right]", zero_preserving=True, by_name=False)
-binary("less_equal", iverson_of(sp.Le), "({x1} <= {x2})", r"\left[{x1} \le {x2}\right]", False, by_name=False)
-binary("greater", iverson_of(sp.Gt), "({x1} > {x2})", r"\left[{x1} > {x2}\right]", zero_preserving=True, by_name=False)
-binary("greater_equal", iverson_of(sp.Ge), "({x1} >= {x2})", r"\left[{x1} \ge {x2}\right]", False, by_name=False)
-binary("equal", iverson_of(sp.Eq), "({x1} == {x2})", r"\left[{x1} = {x2}\right]", zero_preserving=False, by_name=False)
-binary("not_equal", iverson_of(sp.Ne), "({x1} != {x2})", r"\left[{x1} \ne {x2}\right]", True, by_name=False)
-binary("maximum", maximum_of, "np.maximum({x1}, {x2})", r"\max\left({x1}, {x2}\right)", zero_preserving=True)
-binary("minimum", minimum_of, "np.minimum({x1}, {x2})", r"\min\left({x1}, {x2}\right)", zero_preserving=True)
+binary("power", power_kept, "({x1} ** {x2})", "{x1}^{{{x2}}}", zero_preserving=False, by_name=False, domains=CHOOSE)
+# a comparison with nan is False (so != is True): SymPy decides x <= x before any value is known
+_CMP = {"by_name": False, "domains": 0}
+binary("less", iverson_of(sp.Lt), "({x1} < {x2})", r"\left[{x1} < {x2}\right]", True, **_CMP)
+binary("less_equal", iverson_of(sp.Le), "({x1} <= {x2})", r"\left[{x1} \le {x2}\right]", False, **_CMP)
+binary("greater", iverson_of(sp.Gt), "({x1} > {x2})", r"\left[{x1} > {x2}\right]", True, **_CMP)
+binary("greater_equal", iverson_of(sp.Ge), "({x1} >= {x2})", r"\left[{x1} \ge {x2}\right]", False, **_CMP)
+binary("equal", iverson_of(sp.Eq), "({x1} == {x2})", r"\left[{x1} = {x2}\right]", False, **_CMP)
+binary("not_equal", iverson_of(sp.Ne), "({x1} != {x2})", r"\left[{x1} \ne {x2}\right]", True, by_name=False, domains=1)
+binary("maximum", maximum_of, "np.maximum({x1}, {x2})", r"\max\left({x1}, {x2}\right)", True, domains=BRANCHES)
+binary("minimum", minimum_of, "np.minimum({x1}, {x2})", r"\min\left({x1}, {x2}\right)", True, domains=BRANCHES)
 
 unary("negative", lambda x: -x, "np.negative", r"-{x}", zero_preserving=True, by_name=False)
 unary("positive", lambda x: x, "np.positive", r"+{x}", zero_preserving=True, by_name=False)
@@ -349,8 +424,8 @@ unary("sin", sp.sin, "np.sin", r"\sin\left({x}\right)", zero_preserving=True)
 unary("cos", sp.cos, "np.cos", r"\cos\left({x}\right)", zero_preserving=False)
 unary("log1p", lambda x: log_value(1 + x), "np.log1p", r"\log\left(1 + {x}\right)", zero_preserving=True)
 unary("expm1", lambda x: sp.exp(x) - 1, "np.expm1", r"\left(e^{{{x}}} - 1\right)", zero_preserving=True)
-unary("abs", abs_kinked, "np.abs", r"\left|{x}\right|", zero_preserving=True)
-unary("sign", sign_of, "np.sign", r"\operatorname{{sign}}\left({x}\right)", zero_preserving=True)
+unary("abs", abs_kinked, "np.abs", r"\left|{x}\right|", zero_preserving=True, domains=BRANCHES)
+unary("sign", sign_of, "np.sign", r"\operatorname{{sign}}\left({x}\right)", zero_preserving=True, domains=BRANCHES)
 
 
 def _where_shape(condition, x, y):
@@ -363,7 +438,7 @@ register(
         family="numpy",
         params=(Param("condition", "tensor", required=True), Param("x", "tensor"), Param("y", "tensor")),
         definition=lambda condition, x=None, y=None: elementwise_tensor(
-            where_of, condition, *_both("where", x, y), zero_preserving=True
+            where_of, condition, *_both("where", x, y), zero_preserving=True, domains=CHOOSE
         ),
         shape_rule=_where_shape,
         to_numpy=lambda condition, x=None, y=None: f"np.where({condition}, {x}, {y})",
@@ -391,7 +466,7 @@ def _clip_definition(a, a_min=None, a_max=None):
         hi = rest[-1] if a_max is not None else None
         return clip_of(v, lo, hi)
 
-    return elementwise_tensor(fn, a, *bounds)
+    return elementwise_tensor(fn, a, *bounds, domains=BRANCHES)
 
 
 def _clip_shape(a, a_min=None, a_max=None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..errors import InputError
-from ..ir import Iverson, Tensor, dummy_index, gsum
+from ..ir import Iverson, Tensor, dummy_index, gsum, keep_domains
 from . import Operator, Param, register
 from .elementwise import (
     broadcast_index,
@@ -32,6 +32,15 @@ def _tensor(shape, element, valid=sp.true, zero_outside=False) -> Tensor:
 
 
 # -- matmul -----------------------------------------------------------------------------
+def kept_product(*factors: sp.Expr) -> sp.Expr:
+    """The product of factors, undefined where one is (``0 * log(x)`` is nan in NumPy).
+
+    >>> kept_product(sp.Integer(2), sp.Integer(3))
+    6
+    """
+    return keep_domains(sp.Mul(*factors), *factors)
+
+
 def matmul_shape(x1, x2):
     """``np.matmul``'s result shape and validity (1-D operands promoted, batch broadcast).
 
@@ -71,7 +80,7 @@ def matmul_tensor(x1: Tensor, x2: Tensor) -> Tensor:
         bi = broadcast_index(bidx, b_shape[:-2], batch) + (k, j)
         ai = ai[1:] if x1.ndim == 1 else ai
         bi = bi[:-1] if x2.ndim == 1 else bi
-        return gsum(x1.at(ai) * x2.at(bi), (k, 0, a_shape[-1] - 1))
+        return gsum(kept_product(x1.at(ai), x2.at(bi)), (k, 0, a_shape[-1] - 1))
 
     return _tensor(shape, element, sp.And(valid, x1.valid, x2.valid), zero_outside=True)
 
@@ -301,7 +310,10 @@ def outer_tensor(a: Tensor, b: Tensor) -> Tensor:
     """
     shape, _ = outer_shape(a.shape, b.shape)
     return _tensor(
-        shape, lambda idx: flat_read(a, idx[0]) * flat_read(b, idx[1]), sp.And(a.valid, b.valid), zero_outside=False
+        shape,
+        lambda idx: kept_product(flat_read(a, idx[0]), flat_read(b, idx[1])),
+        sp.And(a.valid, b.valid),
+        zero_outside=False,
     )
 
 
@@ -351,7 +363,7 @@ def dot_tensor(a: Tensor, b: Tensor) -> Tensor:
         k = dummy_index("k")
         ai, rest = idx[:na], idx[na:]
         bi = (k,) if b.ndim == 1 else rest[:-1] + (k,) + rest[-1:]
-        return gsum(a.at(ai + (k,)) * b.at(bi), (k, 0, a.shape[-1] - 1))
+        return gsum(kept_product(a.at(ai + (k,)), b.at(bi)), (k, 0, a.shape[-1] - 1))
 
     return _tensor(shape, element, sp.And(valid, a.valid, b.valid), zero_outside=True)
 
@@ -395,14 +407,32 @@ def parse_einsum(subscripts: str, nops: int) -> tuple[list[str], str]:
 
 
 def _einsum_sizes(inputs, shapes, subscripts):
+    # NumPy: a label repeated within one operand (a diagonal) needs equal sizes there;
+    # only across operands does a size-1 dimension broadcast
     sizes, valid = {}, []
     for labels, shape in zip(inputs, shapes, strict=True):
         if len(labels) != len(shape):
             raise InputError(f"einsum: operand with subscripts {labels!r} has {len(shape)} dimensions")
+        own = {}
         for c, d in zip(labels, shape, strict=False):
+            d = sp.sympify(d)
+            if c in own:
+                valid.append(_equal_sizes(own[c], d))
+            else:
+                own[c] = d
+        for c, d in own.items():
             sizes[c], ok = broadcast_pair(sizes.get(c, sp.S.One), d)
             valid.append(ok)
     return sizes, sp.And(*valid)
+
+
+def _equal_sizes(a: sp.Expr, b: sp.Expr) -> sp.Boolean:
+    # true, false, or the equation (never Eq's own evaluation on assumptions alone)
+    if a == b:
+        return sp.true
+    if a.is_Integer and b.is_Integer:
+        return sp.false
+    return sp.Eq(a, b)
 
 
 def einsum_shape(subscripts, operands):
@@ -447,7 +477,7 @@ def einsum_tensor(subscripts, operands) -> Tensor:
             factors.append(
                 t.at(tuple(_einsum_index(var[c], d, sizes[c]) for c, d in zip(labels, t.shape, strict=False)))
             )
-        return gsum(sp.Mul(*factors), *((var[c], 0, sizes[c] - 1) for c in summed))
+        return gsum(kept_product(*factors), *((var[c], 0, sizes[c] - 1) for c in summed))
 
     return _tensor(tuple(sizes[c] for c in out), element, sp.And(valid, *(t.valid for t in operands)))
 

@@ -1,5 +1,7 @@
 """Linear-algebra, construction and slicing operators against NumPy."""
 
+import itertools
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -252,3 +254,53 @@ def test_getitem_symbolic_bound_holds_for_every_size():
     for k in range(1, 7):
         np.testing.assert_allclose(evaluate(t, {"n": 4, "k": k}, {"a": a}), a[k:])
     assert sp.simplify(t.shape[0].subs({N: 5, K: 2})) == 3
+
+
+EINSUM_VALIDITY_SPECS = [
+    "ii",
+    "ii->i",
+    "iij,j->i",
+    "iji->j",
+    "ii,i->i",
+    "ij,jk",
+    "ij,ij->ij",
+    "ij,j->i",
+    "i,i->i",
+    "ij,kj->ik",
+    "ij,ji",
+    "ij,jk,kl->il",
+    "ij,i->ij",
+]
+
+
+def _accepts(spec, shapes, optimize):
+    arrays = [np.ones(s) for s in shapes]
+    try:
+        np.einsum(spec, *arrays, optimize=optimize)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("spec", EINSUM_VALIDITY_SPECS)
+def test_einsum_validity_is_exactly_where_numpy_accepts(spec):
+    # one size symbol per dimension; every assignment from {1, 2, 3}: size-1 broadcasting
+    # across operands is allowed, a label repeated within one operand needs equal sizes
+    labels = spec.split("->")[0].split(",")
+    dims = [[size_symbol(f"d{k}_{j}") for j in range(len(lab))] for k, lab in enumerate(labels)]
+    flat = [d for ds in dims for d in ds]
+    _, valid = OPERATORS["einsum"].shape_rule(subscripts=spec, operands=tuple(tuple(ds) for ds in dims))
+    for values in itertools.product([1, 2, 3], repeat=len(flat)):
+        at = dict(zip(flat, values, strict=True))
+        shapes = [tuple(at[d] for d in ds) for ds in dims]
+        accepted = _accepts(spec, shapes, optimize=False)
+        assert accepted == _accepts(spec, shapes, optimize=True), (spec, shapes)
+        assert bool(valid.subs(at)) == accepted, (spec, shapes, valid)
+
+
+def test_einsum_diagonal_of_a_non_square_matrix_is_invalid_even_with_a_size_one_side():
+    with pytest.raises(ValueError):
+        np.einsum("ii", np.ones((2, 1)))
+    _, valid = OPERATORS["einsum"].shape_rule(subscripts="ii", operands=((N, M),))
+    assert valid.subs({N: 2, M: 1}) == sp.false and valid.subs({N: 1, M: 2}) == sp.false
+    assert valid.subs({N: 2, M: 2}) == sp.true
