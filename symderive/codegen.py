@@ -600,7 +600,8 @@ class InPlaceLowering:
         )
 
     def _product_sum(self, node) -> tuple[str, bool]:
-        """``sum(a * b, axis)`` as one ``np.einsum`` pass when a or b is a floating array of our own.
+        """``sum(a * b, axis)`` as one ``np.einsum`` (``np.dot`` for vectors) pass when a or b is a floating
+        array of our own.
 
         The product is never written out (a pass and an array saved, and the sum reads half as
         much). Only with a floating operand: einsum keeps an integer product's dtype where
@@ -620,8 +621,11 @@ class InPlaceLowering:
         summed = normalize_axes(axis, ndim, "sum")
         letters = "ijklmnopqrstuvwxyz"[:ndim]
         kept = "".join(c for d, c in enumerate(letters) if d not in summed)
-        # the array of our own first: einsum does not conjugate, but keep a real operand in front
+        # the array of our own first: neither conjugates, but keep a real operand in front
         first, second = (a, b) if a_fresh else (b, a)
+        if ndim == 1 and summed == (0,):
+            # a dot product: BLAS, and a call costs a fraction of einsum's on small vectors
+            return f"np.dot({first}, {second})", False
         return f'np.einsum("{letters},{letters}->{kept}", {first}, {second})', False
 
     def _shape(self, node) -> tuple:

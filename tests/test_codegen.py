@@ -577,3 +577,22 @@ def test_a_sum_of_a_product_with_an_array_of_our_own_is_one_einsum():
     assert 'np.einsum("ij,ij->i", buf, t)' in fused
     plain = codegen.InPlaceLowering(layer).code(parse_claim("sum(t * s, axis=1)", layer, "s").tree)
     assert plain == "np.add.reduce((t * s), axis=1)"
+
+
+def test_a_sum_of_a_product_of_vectors_with_an_array_of_our_own_is_a_dot_product():
+    from symderive.language import parse_claim
+
+    layer = load_layer("softmax_cross_entropy")
+    code = codegen.InPlaceLowering(layer).code(parse_claim("sum(t * log(softmax(s)))", layer, "s").tree)
+    assert code.endswith("np.dot(buf, t)")
+    m = load_source(emit_numpy(layer))
+    rng = np.random.default_rng(12)
+    for s_dtype, t_dtype in [(np.float32, np.float64), (np.float32, np.float32), (np.float64, np.int64)]:
+        s = (4 * rng.standard_normal(9)).astype(s_dtype)
+        t = np.eye(9, dtype=t_dtype)[4] if t_dtype == np.int64 else rng.dirichlet(np.ones(9)).astype(t_dtype)
+        got = m["forward"](s=s, t=t)
+        assert np.asarray(got).dtype == np.result_type(s, t)
+        expected = torch_softmax_cross_entropy(
+            torch.tensor(s, dtype=torch.float64), torch.tensor(t, dtype=torch.float64)
+        )
+        np.testing.assert_allclose(got, expected.item(), rtol=1e-6 if np.float32 in (s_dtype, t_dtype) else 1e-12)
