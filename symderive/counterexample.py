@@ -667,6 +667,55 @@ def find_counterexample(
     return None
 
 
+def _first_and_all_two(candidates: Iterator[dict], count: int, look: int = 200) -> list[dict]:
+    """The first ``count`` size assignments, and the first with every size at least 2 (a 1 hides
+    flips, transposes and off-by-ones)."""
+    seen = list(itertools.islice(candidates, look))
+    chosen = seen[:count]
+    wide = next((env for env in seen if all(int(v) >= 2 for v in env.values())), None)
+    return chosen + [wide] if wide is not None and wide not in chosen else chosen
+
+
+def disagreement_sizes(
+    layer: Layer, wrt: str, claim_tensor: Tensor, assumptions=(), candidates: int = 3, probes: int = 6
+):
+    """The first of the smallest allowed sizes where the claim and the exact gradient differ, else None.
+
+    A quick second opinion on a proof: at each of the first ``candidates`` size
+    assignments and the first with every size at least 2, the two sides compared symbolically where they expand to the same
+    thing, else at ``probes`` random small values satisfying the tensor assumptions.
+
+    >>> from symderive.language import claim_tensor as tensor_of, parse_claim
+    >>> from symderive.layer import load_layer
+    >>> lay = load_layer("linear")
+    >>> disagreement_sizes(lay, "x", tensor_of(parse_claim("w.T @ g", lay, "x"), lay)) is None
+    True
+    """
+    tensor_assumptions = _tensor_assumptions(layer, assumptions)
+    for env in _first_and_all_two(size_candidates(layer, assumptions), candidates):
+        shapes = input_shapes(layer, env)
+        if sum(max(1, int(np.prod(s))) for s in shapes.values()) > MAX_UNKNOWNS:
+            continue
+        comparison = _Comparison(layer, wrt, claim_tensor, env, shapes)
+        if comparison.grad is not None and comparison.identical():
+            continue
+        checker = _Assumptions(layer, tensor_assumptions, env)
+        slots = _slots(shapes)
+        domains = [checker.domain(n) for n, _ in slots]
+        rng = random.Random(len(slots))
+        tried = 0
+        for _ in range(20 * probes):
+            values = _values_from(shapes, slots, {k: rng.choice(d) for k, d in enumerate(domains) if d})
+            if not checker.hold(values):
+                continue
+            if comparison.first_difference(values) is not None:
+                return {str(k): v for k, v in env.items()}
+            tried += 1
+            if tried >= probes:
+                break
+    return None
+
+
 # -- the verdict -------------------------------------------------------------------------
 def parse_assumptions(texts: Sequence[str], layer: Layer) -> list[Assumption]:
     """Extra assumption strings, parsed exactly like a layer file's ``assume`` entries."""

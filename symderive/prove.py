@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -536,39 +535,15 @@ def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
     return decide_zero(terms, p, free_range, size_conds, layer.sizes)
 
 
-def cross_check_disagreement(layer, wrt: str, tensor, extra=(), candidates: int = 3, probes: int = 6):
+def cross_check_disagreement(layer, wrt: str, tensor, extra=()):
     """Sizes at which exact evaluation contradicts a proof (None: the proof stands).
 
-    The second, independent check of every proof: at the first few allowed sizes, the
-    gradient from SymPy's differentiation of the finite expression against the claim,
-    symbolically where they expand to the same thing, else at random small integer
-    values that satisfy the layer's tensor assumptions.
+    The second, independent check of every proof: SymPy's differentiation of the finite
+    expression at the first few allowed sizes (:func:`counterexample.disagreement_sizes`).
     """
     from . import counterexample as cx
 
-    tensor_assumptions = cx._tensor_assumptions(layer, extra)
-    for env in itertools.islice(cx.size_candidates(layer, extra), candidates):
-        shapes = cx.input_shapes(layer, env)
-        if sum(max(1, math.prod(s)) for s in shapes.values()) > cx.MAX_UNKNOWNS:
-            continue
-        comparison = cx._Comparison(layer, wrt, tensor, env, shapes)
-        if comparison.grad is not None and comparison.identical():
-            continue
-        checker = cx._Assumptions(layer, tensor_assumptions, env)
-        slots = cx._slots(shapes)
-        domains_ = [checker.domain(n) for n, _ in slots]
-        rng = random.Random(len(slots))
-        tried = 0
-        for _ in range(20 * probes):
-            values = cx._values_from(shapes, slots, {k: rng.choice(d) for k, d in enumerate(domains_) if d})
-            if not checker.hold(values):
-                continue
-            if comparison.first_difference(values) is not None:
-                return {str(k): v for k, v in env.items()}
-            tried += 1
-            if tried >= probes:
-                break
-    return None
+    return cx.disagreement_sizes(layer, wrt, tensor, extra)
 
 
 def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_check: bool = True) -> Verdict:

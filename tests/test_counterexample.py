@@ -387,3 +387,18 @@ def test_normalisation_true_claims_have_no_counterexample(name):
             )
             # the whole search at the two smallest sizes ran, and nothing was called a difference
             assert found is None and not summary.timed_out and len(summary.tried) == 2
+
+
+def test_disagreement_sizes_finds_a_wrong_claim_and_passes_a_right_one():
+    layer = load_layer("conv2d")
+    # a missing flip shows only once the kernel is larger than 1 x 1: the first sizes with
+    # every size at least 2 are always among those compared
+    flip = claim_of(layer, "x", 'convolve(g, flip(w), "full")')
+    wrong = cx.disagreement_sizes(layer, "x", flip, candidates=3)
+    assert wrong is not None and min(wrong.values()) >= 2
+    # scipy and torch show the difference at the sizes named
+    values = {"x": RNG.standard_normal((wrong["H"], wrong["W"])), "w": RNG.standard_normal((wrong["kh"], wrong["kw"]))}
+    g = RNG.standard_normal((wrong["H"] - wrong["kh"] + 1, wrong["W"] - wrong["kw"] + 1))
+    true = torch_gradient("conv2d", "x", {**values, "b": 0.0}, g)
+    assert not np.allclose(true, conv_flip_claim_numpy({**values, "g": g}))
+    assert cx.disagreement_sizes(layer, "x", claim_of(layer, "x", 'convolve(g, w, "full")'), candidates=20) is None

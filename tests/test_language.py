@@ -428,6 +428,7 @@ def _nchw_layer():
     return layer_from_dict(
         {
             "name": "conv_s2",
+            "assume": ["H + 2 >= kh", "W + 2 >= kw"],
             "inputs": {"x": ["N", "C", "H", "W"], "w": ["O", "C", "kh", "kw"]},
             "output": {"y": "F.conv2d(x, w, stride=2, padding=1)"},
         }

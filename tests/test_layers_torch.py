@@ -374,7 +374,7 @@ def test_symbolic_conv_option_in_the_forward_is_an_input_error(tmp_path, call, c
 
 def test_symbolic_stride_in_a_claim_is_an_input_error(tmp_path):
     text = (
-        CONV1D_HEAD
+        CONV1D_HEAD.replace("[inputs]", 'assume = ["L >= k"]\n[inputs]')
         + '[output]\ny = "conv1d(x, w)"\n[[claims]]\nwrt = "x"\nclaim = "conv_transpose1d(g, w, stride=k)"\n'
     )
     assert "symbolic stride k" in _load_error(tmp_path, text)

@@ -1164,3 +1164,16 @@ def test_consistent_extra_assumptions_still_decide():
     assert refuted.verdict == R
     assert {k: int(v) for k, v in refuted.counterexample.sizes.items()} == {"n": 2, "m": 3}
     assert prove("softmax_cross_entropy", "s", "softmax(s) - t", assume=["t >= 0"]).verdict == P
+
+
+def test_a_proof_that_exact_evaluation_contradicts_is_an_internal_error(monkeypatch):
+    # the cross-check is the last line of defence: were the all-sizes proof ever wrong,
+    # the answer must be a bug report (exit 70), never "proved"
+    from symderive import counterexample as cx
+    from symderive.cli import main
+    from symderive.errors import InternalError
+
+    monkeypatch.setattr(cx, "disagreement_sizes", lambda *args, **kwargs: {"n": 1, "m": 1})
+    with pytest.raises(InternalError, match="disagrees with exact evaluation"):
+        prove("linear", "x", "w.T @ g")
+    assert main(["prove", "linear", "--wrt", "x", "w.T @ g"], prog="symderive") == 70
