@@ -144,6 +144,7 @@ STEP_KINDS = (
     "delta elimination",
     "guards",
     "reindex",
+    "kernel offsets",
     "result",
 )
 _CLAIM_KEYS = ("wrt", "claim", "assume", "expect")

@@ -247,3 +247,20 @@ def test_presentation_steps_keep_the_gradient_of_every_built_in_layer(name):
             for step in steps:
                 got = derived_value(d, step.rhs, lay.inputs[wrt], env, values)
                 np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=f"{name}/{wrt} {step.kind}")
+
+
+@pytest.mark.parametrize("name", ["conv2d", "convolution2d", "convolution2d_full"])
+def test_every_seed_label_names_a_step_of_the_derivation(name):
+    """The seeds' equation names ([labels] in the layer file) appear on the steps they name."""
+    lay = load_layer(name)
+    assert lay.labels
+    for wrt, labels in lay.labels.items():
+        d = derive(lay, wrt)
+        shown = {s.kind: s.label for s in d.steps if s.label}
+        assert shown == dict(labels), f"{name}/{wrt}: steps {[s.kind for s in d.steps]}"
+
+
+def test_conv2d_labels_seed_004s_equation_2_on_the_sum_over_the_kernel():
+    d = derive("conv2d", "x")
+    (labelled,) = [s for s in d.steps if s.label == "(2)"]
+    assert labelled.kind == "kernel offsets"
