@@ -250,6 +250,9 @@ class _Parser:
                 "divide": lambda: self.divide(a, b, node),
                 "power": lambda: a**b,
             }[opname]()
+            if isinstance(left, Scalar) or isinstance(right, Scalar):
+                # index-form values: NumPy's domains (x / x needs x != 0; 0 * log(x) stays undefined)
+                out = OPERATORS[opname].definition(from_scalar(a), from_scalar(b)).at(())
             if isinstance(out, sp.Integer) and abs(out) > MAX_INT:
                 raise self.error(f"integer {self.source(node)} is too large (at most {MAX_INT})", node)
             kind = Num if isinstance(left, Num) and isinstance(right, Num) else Scalar

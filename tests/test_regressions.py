@@ -180,3 +180,22 @@ def test_einsum_diagonal_of_a_non_square_matrix_is_refuted(wrt, claim):
     assert sorted(sizes.values()) == [1, 2], sizes
     with pytest.raises(ValueError):
         np.einsum("ii", np.ones((sizes["m"], sizes["n"])))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["0 * log(x[i, j])", "x[i, j] * 0 / x[i, j]", "0 * Sum(log(x[i, k]), k)", "log(x[i, j]) - log(x[i, j])"],
+)
+def test_index_form_values_keep_their_domains(extra):
+    # NumPy's x * 0 / x and 0 * log(x) are nan at x == 0, in index form as in closed form
+    with np.errstate(all="ignore"):
+        assert np.isnan(np.float64(0.0) * 0 / np.float64(0.0)) and np.isnan(0 * np.log(np.float64(0.0)))
+    v = prove("tanh", "x", f"dx[i, j] == g[i, j] * (1 - y[i, j]**2) + {extra}")
+    assert v.verdict == "refuted", v
+    assert v.counterexample.claimed == "nan" and set(v.counterexample.sizes.values()) == {1}
+
+
+def test_matrix_products_keep_the_domain_of_a_factor_times_zero():
+    v = prove("linear", "x", "w.T @ (0 * log(g)) + w.T @ g")
+    assert v.verdict == "refuted" and v.counterexample.claimed == "nan", v
+    assert prove("linear", "x", "w.T @ g").verdict == "proved"
