@@ -46,8 +46,10 @@ RANDOM_PROBES = 16
 MAX_ASSIGNMENTS = 3000
 #: a 50-digit value smaller than this is not called nonzero
 CERTAIN_MARGIN = sp.Float("1e-30", 50)
-#: the relative difference the float screen calls "same"
+#: the relative difference the float screen calls "same", and after how many exact comparisons
+#: at one size assignment it is compiled
 SCREEN_SAME = 1e-12
+SCREEN_AFTER = 24
 
 
 # -- numbers as users see them ---------------------------------------------------------
@@ -372,8 +374,8 @@ class _Comparison:
             self.claimed = evaluate(claim, env, self.symbols, exact=True)
         except (EvaluationError, TypeError, ValueError, ZeroDivisionError):
             self.grad = self.claimed = None
-        if self.grad is not None:
-            self._screen = _float_screen(self.flat_symbols, self.grad, self.claimed)
+        # compiled only once a search runs long: most comparisons end within a few assignments
+        self._exact_runs = 0
 
     def _sizes(self) -> dict:
         return {str(k): v for k, v in self.env.items()}
@@ -398,10 +400,13 @@ class _Comparison:
 
     def first_difference(self, values: dict):
         """``(index, expected_array, claimed_array)`` where the sides certainly differ, else None."""
+        if self._screen is None and self.grad is not None and self._exact_runs == SCREEN_AFTER:
+            self._screen = _float_screen(self.flat_symbols, self.grad, self.claimed)
         if self._screen is not None and self._screen.agrees(
             [values[n][i] for n in self.names for i in _cells(values[n])]
         ):
             return None
+        self._exact_runs += 1
         both = self.arrays(values)
         if both is None:
             return None

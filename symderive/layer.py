@@ -527,7 +527,19 @@ LAYER_RLIMIT = 20_000_000
 
 
 def _failing_sizes(premises, conclusion, sizes):
+    if _evidently_true(conclusion, sizes):
+        return True, None
     return domains.failing_sizes(premises, conclusion, sizes, rlimit=LAYER_RLIMIT)
+
+
+def _evidently_true(cond, sizes) -> bool:
+    """``True``, or ``d >= 1`` for a positive constant or a size itself: no solver needed."""
+    if cond is sp.true or cond == sp.true:
+        return True
+    if isinstance(cond, sp.GreaterThan) and cond.rhs == 1:
+        d = cond.lhs
+        return bool((d.is_Integer and d >= 1) or d in set(sizes))
+    return False
 
 
 def _quoted(texts) -> str:
