@@ -941,8 +941,11 @@ def _roles(tree) -> dict:
     return roles
 
 
-def mutants(claim: str, tensors: set) -> list[tuple[str, str]]:
+def mutants(claim: str, tensors: set, wrt: str | None = None) -> list[tuple[str, str]]:
     """(kind, mutant text) for every single AST rewrite of the claim, deduplicated.
+
+    With ``wrt``, also the claim plus a term that is zero except where it is undefined
+    (``0 * log(x)``: NumPy's nan at x <= 0), which SymPy's simplification must not erase.
 
     >>> ("convolve<->correlate", "correlate(g, w, 'full')") in mutants("convolve(g, w, 'full')", {"g", "w"})
     True
@@ -963,6 +966,10 @@ def mutants(claim: str, tensors: set) -> list[tuple[str, str]]:
         text = ast.unparse(ast.UnaryOp(ast.USub(), copy.deepcopy(tree)))
         if text not in seen:
             out.append(("sign flipped", text))
+        if wrt is not None:
+            body = ast.unparse(tree)
+            for term in (f"0 * log({wrt})", f"sqrt({wrt}) - sqrt({wrt})", f"0 / {wrt}"):
+                out.append(("undefined term added", f"{body} + {term}"))
     return out
 
 
@@ -1037,7 +1044,7 @@ def jobs(size: str) -> list[tuple]:
     for number, (layer, wrt, claim, assume) in enumerate(base_claims()):
         lay = load_layer(layer)
         tensors = set(lay.inputs) | {lay.output} | ({"g"} if not lay.is_loss else set())
-        ms = mutants(claim, tensors)
+        ms = mutants(claim, tensors, wrt)
         if size == "small":
             # one mutant per base claim, spread over the mutation kinds: ~100 in all
             ms = [ms[(7 * number) % len(ms)]] if ms else []

@@ -109,3 +109,20 @@ def test_mutants_parse_and_differ_from_the_claim():
     for _, text in ms:
         ast.parse(text, mode="eval")
         assert text != claim
+
+
+@pytest.mark.parametrize(
+    ("layer", "wrt", "claim"),
+    [("tanh", "x", "g * (1 - y ** 2)"), ("linear", "x", "w.T @ g"), ("sigmoid", "x", "g * y * (1 - y)")],
+)
+def test_terms_zero_except_where_undefined_are_refuted(layer, wrt, claim):
+    # 0 * log(x) is nan where x <= 0 in NumPy: SymPy's 0 * anything = 0 must not hide that
+    from symderive.prove import prove
+
+    added = [text for kind, text in soundness.mutants(claim, {wrt}, wrt) if kind == "undefined term added"]
+    assert len(added) == 3
+    for text in added:
+        assert soundness.judge(layer, wrt, text, count=4) == "false", text
+        verdict = prove(layer, wrt, text, timeout=30)
+        assert verdict.verdict == "refuted", (text, verdict.reason)
+        assert soundness.recheck_counterexample(layer, wrt, text, (), verdict.counterexample) == "", text
