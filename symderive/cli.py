@@ -555,11 +555,14 @@ def format_verdict(verdict: Verdict) -> str:
     if ce.is_shape_mismatch:
         expected = tuple(ce.expected_shape)
         if ce.claimed_shape is None:
-            lines.append(f"  the gradient has shape {expected}; the claim is not defined here")
+            # the search's own words say why where they say more than "not defined"
+            why = ce.message or ""
+            why = why.split(": ", 1)[1] if why.startswith("the claim is not defined here: ") else ""
+            lines.append(f"  the gradient has shape {expected}; the claim is not defined at these sizes")
+            if why:
+                lines.append(f"  ({why})")
         else:
             lines.append(f"  the gradient has shape {expected}; the claim has shape {tuple(ce.claimed_shape)}")
-        if ce.message:
-            lines.append(f"  ({ce.message})")
         return "\n".join(lines)
     for name, value in (ce.values or {}).items():
         prefix = f"    {name} = "

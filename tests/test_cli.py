@@ -417,3 +417,10 @@ def test_a_reader_that_goes_away_is_not_an_internal_error():
     status = run.wait(timeout=120)
     assert "Traceback" not in err and "internal error" not in err and "Exception ignored" not in err, err
     assert status == 141
+
+
+def test_a_claim_undefined_at_the_counterexample_sizes_is_said_once(capsys):
+    status, out, _ = run(capsys, "prove", "linear", "--wrt", "x", "w @ g")
+    assert status == 1
+    assert out.count("not defined") == 1, out
+    assert "the gradient has shape (1,)" in out
