@@ -389,11 +389,26 @@ def _check_wrt(layer, wrt: str | None) -> str:
 
 # -- proving ---------------------------------------------------------------------------
 def prove_claim(
-    layer_arg: str, wrt: str, claim: str, assume: Sequence[str], timeout: float, base: Path | None = None
+    layer_arg: str,
+    wrt: str,
+    claim: str,
+    assume: Sequence[str],
+    timeout: float,
+    base: Path | None = None,
+    loaded: dict | None = None,
 ) -> Verdict:
-    """The verdict on one claim, with the wall-clock guard; InputError for a bad input."""
+    """The verdict on one claim, with the wall-clock guard; InputError for a bad input.
+
+    ``loaded`` (LAYER argument and base -> Layer) lets a batch load each layer once, so its
+    claims share the layer's derivations.
+    """
     prove = _library("prove", "prove")
-    layer = load(layer_arg, base)
+    key = (layer_arg, str(base))
+    layer = loaded.get(key) if loaded is not None else None
+    if layer is None:
+        layer = load(layer_arg, base)
+        if loaded is not None:
+            loaded[key] = layer
     _check_wrt(layer, wrt)
     if not isinstance(claim, str) or not claim.strip():
         raise InputError("the claim is empty", where="CLAIM")
@@ -485,12 +500,13 @@ def _verdicts(args) -> Iterator[tuple[Verdict, str]]:
     if args.layer is not None or args.claim is not None or args.wrt or args.assume:
         raise InputError("--batch takes the layers, claims and assumptions from the file only", where="prove")
     entries, base = _read_batch(args.batch)
+    loaded = {}
     for number, entry in enumerate(entries, start=1):
         where = f"{args.batch}, entry {number}"
         raw = entry if isinstance(entry, dict) else {}
         try:
             layer_arg, wrt, claim, assume = _batch_entry(entry, number, args.batch)
-            yield prove_claim(layer_arg, wrt, claim, assume, args.timeout, base=base), where
+            yield prove_claim(layer_arg, wrt, claim, assume, args.timeout, base=base, loaded=loaded), where
         except InputError as exc:
             message = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
             yield _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), where
