@@ -424,3 +424,21 @@ def test_a_claim_undefined_at_the_counterexample_sizes_is_said_once(capsys):
     assert status == 1
     assert out.count("not defined") == 1, out
     assert "the gradient has shape (1,)" in out
+
+
+def test_a_batch_loads_each_layer_once(capsys, tmp_path, monkeypatch):
+    import symderive.cli as cli
+
+    calls = []
+    real = cli.load
+    monkeypatch.setattr(cli, "load", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    entries = [
+        {"layer": "linear", "wrt": "x", "claim": "w.T @ g"},
+        {"layer": "linear", "wrt": "w", "claim": "outer(g, x)"},
+        {"layer": "relu", "wrt": "x", "claim": "g * (x > 0)"},
+    ]
+    batch = tmp_path / "b.json"
+    batch.write_text(json.dumps(entries), encoding="utf-8")
+    status, out, _ = run(capsys, "prove", "--batch", str(batch), "--json")
+    assert status == 0, out
+    assert sorted(calls) == ["linear", "relu"]
