@@ -596,3 +596,79 @@ def test_a_sum_of_a_product_of_vectors_with_an_array_of_our_own_is_a_dot_product
             torch.tensor(s, dtype=torch.float64), torch.tensor(t, dtype=torch.float64)
         )
         np.testing.assert_allclose(got, expected.item(), rtol=1e-6 if np.float32 in (s_dtype, t_dtype) else 1e-12)
+
+
+# -- the convolution layers' emitted code over many sizes, float64 and float32 --------------------
+#: sizes per convolution layer: dimensions of 1, 1x1 kernels, kernels as large as the (padded) input, kernels
+#: larger than the output (the shifted-GEMM lowering's other regime), N = 1, C = 1, non-square, many channels
+CONV_SIZES = {
+    "conv2d_nchw": [
+        dict(N=1, C=1, H=1, W=1, O=1, kh=1, kw=1),
+        dict(N=2, C=3, H=5, W=4, O=2, kh=1, kw=1),
+        dict(N=2, C=2, H=4, W=3, O=3, kh=4, kw=3),
+        dict(N=3, C=5, H=13, W=9, O=4, kh=3, kw=2),
+        dict(N=2, C=3, H=9, W=8, O=2, kh=7, kw=6),
+        dict(N=1, C=1, H=6, W=7, O=1, kh=2, kw=3),
+        dict(N=2, C=9, H=12, W=11, O=7, kh=3, kw=3),
+    ],
+    "conv2d_nchw_s2p1": [
+        dict(N=1, C=1, H=1, W=2, O=1, kh=3, kw=4),
+        dict(N=2, C=3, H=9, W=6, O=2, kh=3, kw=3),
+        dict(N=1, C=2, H=8, W=11, O=3, kh=1, kw=2),
+    ],
+    "conv2d_nchw_d2": [
+        dict(N=1, C=1, H=1, W=1, O=1, kh=1, kw=1),
+        dict(N=2, C=3, H=9, W=8, O=2, kh=3, kw=2),
+        dict(N=1, C=2, H=7, W=5, O=3, kh=4, kw=3),
+    ],
+    "conv2d_nchw_g2": [
+        dict(N=1, Cg=1, H=1, W=1, Og=1, kh=1, kw=1),
+        dict(N=2, Cg=3, H=8, W=7, Og=2, kh=3, kw=2),
+        dict(N=1, Cg=2, H=6, W=5, Og=3, kh=6, kw=4),
+    ],
+    "conv1d_ncl": [
+        dict(N=1, C=1, L=1, O=1, k=1),
+        dict(N=3, C=4, L=17, O=5, k=3),
+        dict(N=2, C=3, L=9, O=2, k=8),
+    ],
+    "conv1d_ncl_s2": [dict(N=1, C=1, L=1, O=1, k=1), dict(N=2, C=3, L=15, O=4, k=4)],
+    "conv_transpose2d_nchw": [
+        dict(N=1, C=1, H=1, W=1, O=1, kh=1, kw=1),
+        dict(N=2, C=3, H=6, W=5, O=4, kh=3, kw=2),
+        dict(N=1, C=2, H=2, W=3, O=3, kh=5, kw=4),
+        dict(N=3, C=1, H=4, W=4, O=1, kh=1, kw=2),
+    ],
+}
+
+#: the benchmark's weight-gradient claim for conv2d_nchw: a conv2d whose kernel is g (larger than its output)
+NCHW_CONV_CLAIMS = {"w": "transpose(conv2d(transpose(x, (1, 0, 2, 3)), transpose(g, (1, 0, 2, 3))), (1, 0, 2, 3))"}
+
+
+@functools.cache
+def conv_module(name: str, claims: tuple = ()) -> dict:
+    return load_source(emit_numpy(name, claims=dict(claims) or None), name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("name", "claims"),
+    [(name, ()) for name in CONV_SIZES] + [("conv2d_nchw", tuple(NCHW_CONV_CLAIMS.items()))],
+    ids=lambda v: v if isinstance(v, str) else ("claims" if v else "default"),
+)
+def test_emitted_convolutions_match_torch_autograd_over_many_sizes(name, claims, dtype):
+    layer = load_layer(name)
+    module = conv_module(name, claims)
+    for sizes in CONV_SIZES[name]:
+        values = new_layers.random_values(layer, sizes, new_layers.rng_for("conv sizes", name, sizes))
+        values = {k: v.astype(dtype) for k, v in values.items()}
+        # the oracle runs in float64 on the same (rounded) data
+        expected = {"forward": new_layers.torch_forward(name, values)[0].detach().numpy()}
+        expected |= {f"grad_{wrt}": new_layers.torch_gradient(layer, wrt, values) for wrt in layer.differentiable}
+        for fn, want in expected.items():
+            got = call(module[fn], values)
+            # the convolution lowerings keep float32; an index-form claim's lowering computes in float64
+            assert got.dtype in (dtype, np.float64) and got.shape == want.shape, (fn, sizes, got.dtype, got.shape)
+            assert fn != "forward" or got.dtype == dtype
+            scale = np.abs(want).max(initial=1.0)
+            atol = 1e-12 * scale if dtype == np.float64 else 1e-5 * scale
+            np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=f"{fn} at {sizes}")

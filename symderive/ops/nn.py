@@ -422,11 +422,63 @@ def _sd_conv(x, w, b, stride, padding, dilation, groups):
                 xp[(slice(None), slice(None)) + sl], w[(slice(None), 0) + pos].reshape((-1,) + (1,) * nsp), out=tmp
             )
             out += tmp
+    elif all(s == 1 for s in stride):
+        out = _sd_conv_shifted(xp, w, dilation, groups)
     else:
         out = _sd_conv_im2col(xp, w, stride, dilation, groups, outs)
     if b is not None:
         out += np.asarray(b, dtype=dt).reshape((c_out,) + (1,) * nsp)
     return out[0] if unbatched else out
+
+
+def _sd_conv_shifted(xp, w, dilation, groups):
+    """The stride-1 convolution of a padded batched input by shifted GEMMs on a flat view, without im2col.
+
+    Each (batch, channel) plane of xp is read flat, H*W long: kernel tap (i, j) then reads every output at the
+    same flat offset i*dh*W + j*dw, so a tap is one GEMM over channels on a strided view. Outputs are computed
+    W wide per row and the last columns, past the valid ones, are dropped. Small kernels (the forward pass, the
+    input gradient): per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy, not kh*kw-fold)
+    and each kernel row is one GEMM over C*kw. Kernels larger than the output (a weight gradient): per output
+    position, one GEMM over the kernel's flat span for each input channel.
+    """
+    if w.ndim == 3:
+        return _sd_conv_shifted(xp[:, :, None], w[:, :, None], (1,) + tuple(dilation), groups)[:, :, 0]
+    n_batch, _, h, wd = xp.shape
+    c_out, c_group, kh, kw = w.shape
+    o_group, (dh, dw) = c_out // groups, dilation
+    ho, wo = h - dh * (kh - 1), wd - dw * (kw - 1)
+    if ho < 1 or wo < 1:  # an empty output (torch allows one from a transposed convolution)
+        return np.zeros((n_batch, c_out, max(ho, 0), max(wo, 0)), dtype=xp.dtype)
+    xf = xp.reshape(n_batch, groups, c_group, h * wd)
+    if dh == dw == 1 and ho * wo < kh * kw:
+        # the kernel zero-padded to rows W wide: its flat span then matches x's
+        span = (kh - 1) * wd + kw
+        wpad = np.zeros((groups, o_group, c_group, kh, wd), dtype=xp.dtype)
+        wpad[..., :kw] = w.reshape(groups, o_group, c_group, kh, kw)
+        wflat = wpad.reshape(groups, o_group, c_group, kh * wd)[..., :span].transpose(0, 2, 3, 1)
+        out = np.empty((n_batch, c_out, ho, wo), dtype=xp.dtype)
+        for i, j in np.ndindex(ho, wo):
+            start = i * wd + j
+            per_channel = np.matmul(xf[..., start : start + span].transpose(1, 2, 0, 3), wflat)
+            out[:, :, i, j] = per_channel.sum(axis=1).transpose(1, 0, 2).reshape(n_batch, c_out)
+        return out
+    span = (ho - 1) * wd + wo
+    width = h * wd - dw * (kw - 1)
+    rows = w.reshape(groups, o_group, c_group, kh, kw).transpose(3, 0, 1, 2, 4)
+    rows = np.ascontiguousarray(rows).reshape(kh, groups, o_group, c_group * kw)
+    out = np.empty((n_batch, groups, o_group, ho * wd), dtype=xp.dtype)
+    stacked = np.empty((groups, c_group, kw, width), dtype=xp.dtype)
+    partial = np.empty((groups, o_group, span), dtype=xp.dtype)
+    for n in range(n_batch):
+        for j in range(kw):
+            stacked[:, :, j] = xf[n, ..., j * dw : j * dw + width]
+        taps = stacked.reshape(groups, c_group * kw, width)
+        acc = out[n, ..., :span]
+        np.matmul(rows[0], taps[..., :span], out=acc)
+        for i in range(1, kh):
+            np.matmul(rows[i], taps[..., i * dh * wd : i * dh * wd + span], out=partial)
+            acc += partial
+    return np.ascontiguousarray(out.reshape(n_batch, c_out, ho, wd)[..., :wo])
 
 
 def _sd_conv_im2col(xp, w, stride, dilation, groups, outs):
@@ -470,6 +522,17 @@ def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilatio
     n_batch, c_in = x.shape[:2]
     ins, ks = x.shape[2:], w.shape[2:]
     c_group, out_group = c_in // groups, w.shape[1]
+    if all(s == 1 for s in stride):
+        # stride 1: the convolution of x padded by d*(k-1) - p (cropped where negative; output_padding more on the
+        # right) with the kernel flipped and its channel axes swapped in each group
+        lo = [d * (k - 1) - p for d, k, p in zip(dilation, ks, padding, strict=True)]
+        hi = [a + e for a, e in zip(lo, output_padding, strict=True)]
+        xe = np.pad(x, [(0, 0), (0, 0)] + [(max(a, 0), max(z, 0)) for a, z in zip(lo, hi, strict=True)])
+        crop = tuple(slice(max(-a, 0), n - max(-z, 0)) for a, z, n in zip(lo, hi, xe.shape[2:], strict=True))
+        wf = np.swapaxes(w.reshape((groups, c_group, out_group) + tuple(ks)), 1, 2)
+        wf = np.flip(wf, tuple(range(3, 3 + nsp))).reshape((groups * out_group, c_group) + tuple(ks))
+        out = _sd_conv(xe[(slice(None),) * 2 + crop], wf, b, (1,) * nsp, (0,) * nsp, dilation, groups)
+        return out[0] if unbatched else out
     outs = [
         (n - 1) * s - 2 * p + d * (k - 1) + e + 1
         for n, s, p, d, k, e in zip(ins, stride, padding, dilation, ks, output_padding, strict=True)
@@ -520,7 +583,7 @@ def _sd_avg_pool2d(x, kernel, stride, padding, count_include_pad, divisor_overri
 
 HELPERS = {
     fn.__name__: numpy_helper(fn.__name__, inspect.getsource(fn))
-    for fn in (_sd_conv, _sd_conv_im2col, _sd_conv_transpose, _sd_avg_pool2d)
+    for fn in (_sd_conv, _sd_conv_shifted, _sd_conv_im2col, _sd_conv_transpose, _sd_avg_pool2d)
 }
 
 
@@ -605,7 +668,7 @@ def _register_conv(name: str, nspatial: int) -> Operator:
             shape_rule,
             to_numpy,
             to_latex,
-            (HELPERS["_sd_conv"], HELPERS["_sd_conv_im2col"]),
+            (HELPERS["_sd_conv"], HELPERS["_sd_conv_shifted"], HELPERS["_sd_conv_im2col"]),
             algebra="bilinear",
         )
     )
@@ -644,7 +707,7 @@ def _register_conv_transpose(name: str, nspatial: int) -> Operator:
         Param("groups", "int", default=1),
         Param("dilation", "ints", default=1),
     )
-    helpers = (HELPERS["_sd_conv_transpose"],)
+    helpers = tuple(HELPERS[h] for h in ("_sd_conv_transpose", "_sd_conv", "_sd_conv_shifted", "_sd_conv_im2col"))
     return register(
         Operator(name, "torch", params, definition, shape_rule, to_numpy, to_latex, helpers, algebra="bilinear")
     )

@@ -375,3 +375,53 @@ def test_avg_pool2d_lowering_keeps_float32(options):
     got = run_lowering("avg_pool2d", {"input": "x"}, {"x": xv}, options)
     assert got.dtype == expected.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def random_conv_case(rng, transposed: bool):
+    """(operator, x, w, b, options) of a random valid conv/conv_transpose: 1-D or 2-D, groups, dilation, padding."""
+    nsp = int(rng.integers(1, 3))
+    n, groups, c_group, o_group = int(rng.integers(1, 4)), int(rng.choice([1, 1, 2, 3])), *rng.integers(1, 4, 2)
+    ks = tuple(int(v) for v in rng.integers(1, 6, nsp))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, nsp))
+    stride = tuple(int(v) for v in rng.choice([1, 1, 1, 2], nsp))
+    padding = tuple(int(v) for v in rng.integers(0, 3, nsp))
+    spans = [d * (k - 1) + 1 for d, k in zip(dilation, ks, strict=True)]
+    ins = tuple(int(max(s - 2 * p, 1) + rng.integers(0, 7)) for s, p in zip(spans, padding, strict=True))
+    x = rng.standard_normal((n, groups * c_group) + ins)
+    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    if transposed:
+        w = rng.standard_normal((groups * c_group, o_group) + ks)
+        options["output_padding"] = tuple(
+            int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation, strict=True)
+        )
+        op = f"conv_transpose{nsp}d"
+    else:
+        w = rng.standard_normal((groups * o_group, c_group) + ks)
+        op = f"conv{nsp}d"
+    return op, x, w, rng.standard_normal(groups * o_group), options
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
+@pytest.mark.parametrize("seed", range(4))
+def test_conv_lowering_matches_torch_on_random_cases(seed, transposed, dtype):
+    """Random sizes and options (both regimes of the shifted-GEMM lowering, and the strided im2col one)."""
+    rng = np.random.default_rng(100 + seed)
+    checked = 0
+    while checked < 40:
+        op, *arrays, options = random_conv_case(rng, transposed)
+        x, w, b = (a.astype(dtype) for a in arrays)
+        t = {k: torch.from_numpy(v) for k, v in {"x": x, "w": w, "b": b}.items()}
+        try:
+            expected = TORCH[op](t["x"], t["w"], t["b"], **options).numpy()
+        except RuntimeError:  # an empty or invalid output: outside what the layers allow
+            continue
+        if expected.size == 0:
+            continue
+        # x transposed in memory (a weight gradient's layout) half the time: the lowering must not assume C order
+        xs = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1) if checked % 2 else x
+        got = run_lowering(op, {"input": "x", "weight": "w", "bias": "b"}, {"x": xs, "w": w, "b": b}, options)
+        assert got.dtype == dtype and got.shape == expected.shape, (op, options, got.shape, expected.shape)
+        atol = (1e-12 if dtype == np.float64 else 1e-5) * np.abs(expected).max()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=atol, err_msg=f"{op} {x.shape} {w.shape} {options}")
+        checked += 1
