@@ -27,6 +27,7 @@ import jinja2
 import jinja2.sandbox
 import numpy as np
 import sympy as sp
+from sympy.logic.boolalg import Boolean
 from sympy.printing.latex import LatexPrinter
 
 from .domains import settle_piecewise
@@ -147,6 +148,12 @@ class ReportPrinter(LatexPrinter):
             return self._print(sp.Symbol(name))
         parts = [p.strip() for p in index.split(",")]
         return "%s[%s]" % (self._print(sp.Symbol(name)), ", ".join(parts))
+
+    def _print_Abbreviation(self, expr, exp=None):
+        # the name is LaTeX made by abbreviate() from fixed letters; the indices are printed
+        name, indices = expr.args[0].name, expr.args[1:]
+        text = name if not indices else r"%s_{%s}" % (name, ", ".join(self._print(i) for i in indices))
+        return text if exp is None else r"%s^{%s}" % (text, exp)
 
     def _print_Dummy(self, expr):
         return self._print_Symbol(sp.Symbol(expr.name))
@@ -303,6 +310,8 @@ class Equation:
     lines: tuple[str, ...]
     key: str
     tag: str = ""
+    #: lines of the ``aligned`` block under the equation that define its abbreviations
+    where: tuple[str, ...] = ()
 
     @property
     def body(self) -> str:
@@ -330,6 +339,22 @@ def equation_lines(lhs, rhs, taken: Iterable[str] = (), budget: int = LINE_BUDGE
     return tuple(lines)
 
 
+def abbreviated_equation(lhs, rhs, key: str, tag: str = "", taken: Iterable[str] = ()) -> Equation:
+    r"""``lhs = rhs`` as a numbered equation, large repeated subexpressions of ``rhs`` named in ``where``.
+
+    >>> x, j = sp.IndexedBase("x"), index_symbol("j")
+    >>> root = sp.sqrt(1 + x[j] ** 2 + x[j + 1] ** 2)
+    >>> eq = abbreviated_equation(sp.Symbol("y"), x[j] / root + 1 / root, key="eq:y")
+    >>> eq.lines, eq.where
+    (('y &= \\frac{x[j]}{\\sigma_{j}} + \\frac{1}{\\sigma_{j}}',), ('\\sigma_{j} &= \\sqrt{x[j + 1]^{2} + x[j]^{2} + 1}',))
+    """
+    taken = set(taken)
+    short, defs = abbreviate(readable(sp.sympify(rhs), taken), taken)
+    lines = equation_lines(lhs, short, taken)
+    where = tuple(line for d in defs for line in equation_lines(d.name, d.value, taken))
+    return Equation(lines, key=key, tag=tag, where=where)
+
+
 def _rhs_pieces(expr) -> list[str]:
     """Pieces a long right side may break between: top-level terms, or a guarded sum's guards and body."""
     printer = ReportPrinter()
@@ -349,8 +374,240 @@ def _rhs_pieces(expr) -> list[str]:
         rest = [f for f in expr.function.args if not isinstance(f, Iverson)]
         if guards and rest:
             sums = printer.doprint(GSum(sp.Integer(1), *expr.limits))[: -len("1")]
-            return [sums + " ".join(printer.doprint(gd) for gd in guards), r"\cdot " + printer.doprint(sp.Mul(*rest))]
+            body = printer.doprint(sp.Mul(*rest))
+            body = r"\left(%s\right)" % body if body.startswith("-") else body
+            return [sums + " ".join(printer.doprint(gd) for gd in guards), r"\cdot " + body]
     return [printer.doprint(expr)]
+
+
+# -- abbreviations for repeated subexpressions ------------------------------------------
+
+
+class Abbreviation(sp.Function):
+    r"""A name for a repeated subexpression read at some indices: ``Abbreviation(name, *indices)``.
+
+    ``name`` is a symbol whose name is the LaTeX of the name; the indices are arguments, so
+    they stay free symbols of the expression (a sum over ``i`` still binds ``A_{i}``).
+
+    >>> ReportPrinter().doprint(Abbreviation(sp.Symbol(r"\sigma"), index_symbol("q")) ** 2)
+    '\\sigma_{q}^{2}'
+    """
+
+
+@dataclass(frozen=True)
+class Definition:
+    """``name = value``: one abbreviation of a step, ``value`` already abbreviated itself."""
+
+    name: Abbreviation
+    value: sp.Basic
+
+
+#: the placeholders that stand for an abbreviation's free indices and bound variables in its key
+_PARAMS = tuple(sp.Dummy(f"p{k}", integer=True) for k in range(12))
+_BOUND = tuple(sp.Dummy(f"b{k}", integer=True) for k in range(24))
+#: repeated subexpressions narrower than this (visible characters) stay written out
+ABBREVIATE_WIDTH = 10
+
+
+def abbreviate(expr, taken: Iterable[str] = (), min_width: int = ABBREVIATE_WIDTH) -> tuple[sp.Basic, list[Definition]]:
+    r"""``expr`` with each large subexpression that occurs more than once replaced by a name.
+
+    Only subexpressions worth a name are named: ones with a sum, a root, an exponential or
+    a logarithm inside. The names say what the subexpression is where that is clear
+    (``\sigma`` a square root, ``\mu`` a mean, ``Z`` a sum of exponentials), else ``A``,
+    ``B``, ...; they carry the free indices as subscripts, so ``\sigma_{j}`` and
+    ``\sigma_{q}`` are one definition read at two indices. Names in ``taken`` are never
+    used. Returns the abbreviated expression and the definitions, outermost first (a
+    definition may use the names defined after it).
+
+    >>> x, j = sp.IndexedBase("x"), index_symbol("j")
+    >>> root = sp.sqrt(1 + x[j] ** 2 + x[j + 1] ** 2)
+    >>> short, defs = abbreviate(x[j] / root + 1 / root)
+    >>> ReportPrinter().doprint(short), ReportPrinter().doprint(defs[0].name)
+    ('\\frac{x[j]}{\\sigma_{j}} + \\frac{1}{\\sigma_{j}}', '\\sigma_{j}')
+    """
+    taken = set(taken)
+    defs: list[Definition] = []
+    bases: set[str] = set()
+    keys: dict = {}
+    widths: dict = {}
+    for _ in range(len(_LETTERS)):
+        parts = [expr] + [d.value for d in defs]
+        found = _largest_repeated(parts, min_width, keys, widths)
+        if found is None:
+            break
+        key, example = found
+        base = sp.Symbol(_abbreviation_base(example, taken | bases))
+        bases.add(base.name)
+        parts = [_replace_keyed(e, key, base, keys) for e in parts]
+        expr = parts[0]
+        defs = [Definition(d.name, v) for d, v in zip(defs, parts[1:], strict=True)]
+        defs.append(Definition(Abbreviation(base, *_index_params(example)), example))
+    return _without_needless(expr, defs)
+
+
+def _without_needless(expr, defs: list[Definition]) -> tuple[sp.Basic, list[Definition]]:
+    """Drop definitions no longer read; write out again those read once at their own indices."""
+    while True:
+        uses = {d.name.args[0]: [] for d in defs}
+        for part in [expr] + [d.value for d in defs]:
+            for node in sp.preorder_traversal(part):
+                if isinstance(node, Abbreviation) and node.args[0] in uses:
+                    uses[node.args[0]].append(node)
+        spare = next((d for d in defs if len(uses[d.name.args[0]]) == 0), None)
+        if spare is None:
+            spare = next((d for d in defs if uses[d.name.args[0]] == [d.name]), None)
+        if spare is None:
+            return expr, defs
+        defs = [d for d in defs if d is not spare]
+        back = {spare.name: spare.value}
+        expr = expr.xreplace(back)
+        defs = [Definition(d.name, d.value.xreplace(back)) for d in defs]
+
+
+def _index_params(expr) -> list:
+    """The free index symbols of ``expr`` (integer, not sizes), in the order they are read."""
+    free = expr.free_symbols
+    out = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Symbol) and node in free and node.is_integer and not node.is_positive:
+            if node not in out:
+                out.append(node)
+    return out
+
+
+def abbreviation_key(expr) -> sp.Basic:
+    """``expr`` with its free indices and bound variables renamed to placeholders by reading order.
+
+    Two subexpressions with one key are the same function of their free indices.
+
+    >>> x, i, j = sp.IndexedBase("x"), index_symbol("i"), index_symbol("j")
+    >>> abbreviation_key(x[i] + 1) == abbreviation_key(x[j] + 1)
+    True
+    """
+    params = _index_params(expr)
+    out = expr.xreplace(dict(zip(params, _PARAMS, strict=False)))
+    bound = []
+    for node in sp.preorder_traversal(out):
+        if isinstance(node, sp.Sum):
+            bound += [lim[0] for lim in node.limits if lim[0] not in bound]
+    return out.xreplace(dict(zip(bound, _BOUND, strict=False)))
+
+
+def _keyed(node, keys: dict):
+    key = keys.get(node)
+    if key is None:
+        key = keys[node] = abbreviation_key(node)
+    return key
+
+
+def _eligible(node) -> bool:
+    """Whether ``node`` is worth a name: it has a sum, root, exponential or logarithm inside."""
+    if not isinstance(node, sp.Basic) or node.is_Atom or not node.free_symbols:
+        return False
+    if isinstance(node, sp.Indexed | Iverson | sp.KroneckerDelta | Boolean | sp.Tuple | Abbreviation):
+        return False
+    if isinstance(node, sp.Pow) and node.exp.is_Integer:
+        # a power is read as its base, raised: the base is the thing to name
+        return False
+    if len(_index_params(node)) > len(_PARAMS):
+        return False
+    return bool(node.atoms(sp.Sum, sp.exp, sp.log)) or _is_root(node)
+
+
+def _is_root(node) -> bool:
+    return isinstance(node, sp.Pow) and node.exp.is_Rational and node.exp.q == 2
+
+
+def _largest_repeated(parts, min_width: int, keys: dict, widths: dict):
+    """(key, first occurrence) of the repeated subexpression whose name saves most, or None."""
+    counts: dict = {}
+    first: dict = {}
+    for part in parts:
+        for node in sp.preorder_traversal(part):
+            for candidate in _candidates(node):
+                key = _keyed(candidate, keys)
+                counts[key] = counts.get(key, 0) + 1
+                first.setdefault(key, candidate)
+    best, best_rank = None, (False, 0)
+    for key, n in counts.items():
+        if n < 2:
+            continue
+        width = widths.get(key)
+        if width is None:
+            width = widths[key] = visible_width(ReportPrinter().doprint(first[key]))
+        # a repeated root is named first (sigma holds its radicand); then the characters a
+        # name saves: every occurrence but the definition's
+        rank = (_is_root(first[key]), (n - 1) * width)
+        if width >= min_width and rank > best_rank:
+            best, best_rank = key, rank
+    return None if best is None else (best, first[best])
+
+
+def _candidates(node) -> list:
+    """The subexpressions ``node`` offers for abbreviation: itself, or the root inside ``b**(-1/2)``."""
+    if not _eligible(node):
+        return []
+    root = _hidden_root(node)
+    # b**(-1/2) is read as 1/sqrt(b): the root is the thing to name
+    return [node] if root is None else [root]
+
+
+def _hidden_root(node):
+    """``sqrt(b)`` for ``b**(p/2)`` with ``p != 1`` (the square root a reader sees in it), else None."""
+    if _is_root(node) and node.exp.p != 1:
+        return sp.sqrt(node.base)
+    return None
+
+
+def _replace_keyed(expr, key, base: sp.Symbol, keys: dict):
+    """``expr`` with every subexpression of this key replaced by its name at its own indices."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom or isinstance(expr, sp.Tuple):
+        return expr
+    if _eligible(expr):
+        root = _hidden_root(expr)
+        if root is None and _keyed(expr, keys) == key:
+            return Abbreviation(base, *_index_params(expr))
+        if root is not None and _keyed(root, keys) == key:
+            # b**(p/2) = sqrt(b)**p
+            return Abbreviation(base, *_index_params(root)) ** expr.exp.p
+    args = [_replace_keyed(a, key, base, keys) for a in expr.args]
+    if all(a is b for a, b in zip(args, expr.args, strict=True)):
+        return expr
+    return expr.func(*args)
+
+
+#: names for abbreviations whose kind is not recognised, in order
+_LETTERS = tuple("ABDEFGHJKMPQRTUV")
+
+
+def _abbreviation_base(expr, taken: set[str]) -> str:
+    """The LaTeX name of an abbreviation: by its kind where recognised, else the next free letter."""
+    wanted = _kind_name(expr)
+    if wanted is not None:
+        latex, plain = wanted
+        if latex not in taken and plain not in taken:
+            return latex
+    for letter in _LETTERS:
+        if letter not in taken:
+            return letter
+    return "A_{%d}" % len(taken)
+
+
+def _kind_name(expr) -> tuple[str, str] | None:
+    """(LaTeX, the plain name it would clash with) for a square root, a mean or a sum of exponentials."""
+    if isinstance(expr, sp.Pow) and expr.exp == sp.Rational(1, 2):
+        return r"\sigma", "sigma"
+    if isinstance(expr, sp.Mul):
+        sums = [a for a in expr.args if isinstance(a, sp.Sum)]
+        rest = [a for a in expr.args if not isinstance(a, sp.Sum)]
+        if len(sums) == 1 and rest and all(isinstance(a, sp.Pow) and a.exp == -1 and a.base.is_positive for a in rest):
+            return r"\mu", "mu"
+    if isinstance(expr, sp.Sum) and expr.function.has(sp.exp):
+        return "Z", "Z"
+    if isinstance(expr, sp.Sum) and isinstance(expr.function, sp.Indexed):
+        return "S", "S"
+    return None
 
 
 # -- pictures ----------------------------------------------------------------------------
@@ -788,8 +1045,7 @@ def step_views(layer, derivation, section: int, show=None) -> list[StepView]:
     for k, step in enumerate(derivation.steps):
         eq = None
         if step.rhs is not None:
-            lines = equation_lines(show(step.lhs), show(step.rhs), taken)
-            eq = Equation(lines, key=f"eq:s{section}:{k}", tag=step.label)
+            eq = abbreviated_equation(show(step.lhs), show(step.rhs), f"eq:s{section}:{k}", step.label, taken)
         out.append(StepView(step.kind, step.text, eq))
     return out
 
