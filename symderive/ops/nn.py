@@ -438,8 +438,8 @@ def _sd_conv_shifted(xp, w, dilation, groups):
     same flat offset i*dh*W + j*dw, so a tap is one GEMM over channels on a strided view. Outputs are computed
     W wide per row and the last columns, past the valid ones, are dropped. Small kernels (the forward pass, the
     input gradient): per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy, not kh*kw-fold)
-    and each kernel row is one GEMM over C*kw. Kernels larger than the output (a weight gradient): per output
-    position, one GEMM over the kernel's flat span for each input channel.
+    and each kernel row is one GEMM over C*kw. Kernels larger than the output (a weight gradient): per input
+    channel, the output columns are stacked and each output row is one GEMM over the kernel's flat span.
     """
     if w.ndim == 3:
         return _sd_conv_shifted(xp[:, :, None], w[:, :, None], (1,) + tuple(dilation), groups)[:, :, 0]
@@ -451,17 +451,24 @@ def _sd_conv_shifted(xp, w, dilation, groups):
         return np.zeros((n_batch, c_out, max(ho, 0), max(wo, 0)), dtype=xp.dtype)
     xf = xp.reshape(n_batch, groups, c_group, h * wd)
     if dh == dw == 1 and ho * wo < kh * kw:
-        # the kernel zero-padded to rows W wide: its flat span then matches x's
-        span = (kh - 1) * wd + kw
+        # the kernel zero-padded to rows W wide, so that its flat span matches x's; per input channel, the wo
+        # output columns are stacked (a wo-fold copy) and each output row is one GEMM over the kernel's span
+        span, width = (kh - 1) * wd + kw, h * wd - (wo - 1)
         wpad = np.zeros((groups, o_group, c_group, kh, wd), dtype=xp.dtype)
         wpad[..., :kw] = w.reshape(groups, o_group, c_group, kh, kw)
-        wflat = wpad.reshape(groups, o_group, c_group, kh * wd)[..., :span].transpose(0, 2, 3, 1)
-        out = np.empty((n_batch, c_out, ho, wo), dtype=xp.dtype)
-        for i, j in np.ndindex(ho, wo):
-            start = i * wd + j
-            per_channel = np.matmul(xf[..., start : start + span].transpose(1, 2, 0, 3), wflat)
-            out[:, :, i, j] = per_channel.sum(axis=1).transpose(1, 0, 2).reshape(n_batch, c_out)
-        return out
+        wflat = wpad.reshape(groups, o_group, c_group, kh * wd)[..., :span]
+        acc = np.zeros((ho, groups, n_batch * wo, o_group), dtype=xp.dtype)
+        partial = np.empty((groups, n_batch * wo, o_group), dtype=xp.dtype)
+        stacked = np.empty((groups, n_batch, wo, width), dtype=xp.dtype)
+        for c in range(c_group):
+            for j in range(wo):
+                stacked[:, :, j] = xf[:, :, c, j : j + width].transpose(1, 0, 2)
+            cols = stacked.reshape(groups, n_batch * wo, width)
+            for i in range(ho):
+                np.matmul(cols[..., i * wd : i * wd + span], wflat[:, :, c].transpose(0, 2, 1), out=partial)
+                acc[i] += partial
+        out = acc.reshape(ho, groups, n_batch, wo, o_group).transpose(2, 1, 4, 0, 3)
+        return np.ascontiguousarray(out).reshape(n_batch, c_out, ho, wo)
     span = (ho - 1) * wd + wo
     width = h * wd - dw * (kw - 1)
     rows = w.reshape(groups, o_group, c_group, kh, kw).transpose(3, 0, 1, 2, 4)
