@@ -8,8 +8,9 @@ For each case and dtype it prints the best-of-N time (``time.perf_counter``; the
 implementations of a pass timed in interleaved rounds) of the forward pass and of the
 whole backward pass (every gradient), the ratio emitted / fastest peer, and a rate:
 GFLOP/s beside this machine's NumPy 1024x1024 GEMM rate for GEMM-shaped work
-(convolutions, batched linear), GB/s beside a NumPy array copy's rate for memory-bound
-work (matrix-vector, outer product, softmax). All rates are measured in the same run,
+(convolutions, batched linear; the batched convolution also beside the rate of its im2col-shaped
+GEMM), GB/s beside a NumPy array copy's rate for memory-bound work (matrix-vector, outer
+product, softmax). All rates are measured in the same run,
 the reference one again just before each row. On a machine busy with other processes,
 threaded BLAS and torch stall (the same GEMM takes a scheduler slice, whatever its size);
 ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/codegen.py`` then gives
@@ -199,7 +200,8 @@ def nchw_case(n, c, hw, o, k, pad, dtype, m):
         ),
     }
     gemm_flops = 2 * n * o * out * out * c * k * k
-    return impls, ("GFLOP/s", (gemm_flops, 2 * gemm_flops))
+    # the im2col GEMM's shape: the rate of that product is a second, shape-matched reference
+    return impls, ("GFLOP/s", (gemm_flops, 2 * gemm_flops), (o, c * k * k, n * out * out))
 
 
 def linear_case(n, m_, dtype, m):
@@ -328,7 +330,8 @@ def main(only: list[str] | None = None) -> None:
         head = f"{'case':<26}{'pass':<9}{'emitted':>11}" + "".join(f"{p:>11}" for p in peers)
         print(head + f"{'ratio':>8}  rate (emitted)")
         for label, make in cases:
-            impls, (unit, work) = make(dtype)
+            impls, (unit, work, *gemm_shape) = make(dtype)
+            shaped = shaped_gemm_rate(dtype, *gemm_shape[0]) if gemm_shape else None
             for k, pass_name in enumerate(("forward", "backward")):
                 reference, reference_work = references[unit]
                 # re-measured beside each row (not interleaved: its 16-64 MiB would evict the case's data)
@@ -339,6 +342,8 @@ def main(only: list[str] | None = None) -> None:
                 rate = work[k] / times["emitted"] / 1e9
                 kind = "GEMM" if unit == "GFLOP/s" else "copy"
                 ref = f"{rate / reference_rate:.0%} of {kind} {reference_rate:.1f}"
+                if shaped:
+                    ref += f", {rate / shaped:.0%} of the im2col-shape GEMM {shaped:.1f}"
                 cells = "".join(f"{_fmt(times.get(p)):>11}" for p in peers)
                 print(
                     f"{label:<26}{pass_name:<9}{_fmt(times['emitted']):>11}{cells}{ratio:>8.2f}  {rate:.2f} {unit} ({ref})"
