@@ -469,23 +469,28 @@ def _sd_conv_shifted(xp, w, dilation, groups):
                 acc[i] += partial
         out = acc.reshape(ho, groups, n_batch, wo, o_group).transpose(2, 1, 4, 0, 3)
         return np.ascontiguousarray(out).reshape(n_batch, c_out, ho, wo)
-    span = (ho - 1) * wd + wo
+    # kernel row i's products (all rows in one GEMM, stacked along M), shifted up i*dh rows, sum to the output
     width = h * wd - dw * (kw - 1)
-    rows = w.reshape(groups, o_group, c_group, kh, kw).transpose(3, 0, 1, 2, 4)
-    rows = np.ascontiguousarray(rows).reshape(kh, groups, o_group, c_group * kw)
-    out = np.empty((n_batch, groups, o_group, ho * wd), dtype=xp.dtype)
+    rows = w.reshape(groups, o_group, c_group, kh, kw).transpose(0, 3, 1, 2, 4)
+    rows = np.ascontiguousarray(rows).reshape(groups, kh * o_group, c_group * kw)
     stacked = np.empty((groups, c_group, kw, width), dtype=xp.dtype)
-    partial = np.empty((groups, o_group, span), dtype=xp.dtype)
+    products = np.empty((groups, kh * o_group, h * wd), dtype=xp.dtype)
+    by_row = products.reshape(groups, kh, o_group, h * wd)
+    shifted = [
+        by_row[:, i, :, i * dh * wd : (i * dh + ho) * wd].reshape(groups, o_group, ho, wd)[..., :wo] for i in range(kh)
+    ]
+    out = np.empty((n_batch, groups, o_group, ho, wo), dtype=xp.dtype)
     for n in range(n_batch):
         for j in range(kw):
             stacked[:, :, j] = xf[n, ..., j * dw : j * dw + width]
-        taps = stacked.reshape(groups, c_group * kw, width)
-        acc = out[n, ..., :span]
-        np.matmul(rows[0], taps[..., :span], out=acc)
-        for i in range(1, kh):
-            np.matmul(rows[i], taps[..., i * dh * wd : i * dh * wd + span], out=partial)
-            acc += partial
-    return np.ascontiguousarray(out.reshape(n_batch, c_out, ho, wd)[..., :wo])
+        np.matmul(rows, stacked.reshape(groups, c_group * kw, width), out=products[..., :width])
+        if kh == 1:
+            out[n] = shifted[0]
+        else:
+            np.add(shifted[0], shifted[1], out=out[n])
+        for part in shifted[2:]:
+            out[n] += part
+    return out.reshape(n_batch, c_out, ho, wo)
 
 
 def _sd_conv_im2col(xp, w, stride, dilation, groups, outs):
