@@ -437,9 +437,10 @@ def _sd_conv_shifted(xp, w, dilation, groups):
     Each (batch, channel) plane of xp is read flat, H*W long: kernel tap (i, j) then reads every output at the
     same flat offset i*dh*W + j*dw, so a tap is one GEMM over channels on a strided view. Outputs are computed
     W wide per row and the last columns, past the valid ones, are dropped. Small kernels (the forward pass, the
-    input gradient): per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy, not kh*kw-fold)
-    and each kernel row is one GEMM over C*kw. Kernels larger than the output (a weight gradient): per input
-    channel, the output columns are stacked and each output row is one GEMM over the kernel's flat span.
+    input gradient): per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy of x, not kh*kw),
+    one GEMM over C*kw gives every kernel row's products, and their sum, shifted by rows, is the output. Kernels
+    larger than the output (a weight gradient): per input channel, the output columns are stacked and each
+    output row is one GEMM over the kernel's flat span.
     """
     if w.ndim == 3:
         return _sd_conv_shifted(xp[:, :, None], w[:, :, None], (1,) + tuple(dilation), groups)[:, :, 0]
