@@ -32,7 +32,7 @@ from sympy.printing.latex import LatexPrinter
 
 from .domains import settle_piecewise
 from .errors import InputError
-from .ir import GSum, Iverson, index_symbol
+from .ir import Defined, GSum, Iverson, index_symbol
 
 # -- escaping -----------------------------------------------------------------------------
 
@@ -149,6 +149,18 @@ class ReportPrinter(LatexPrinter):
         parts = [p.strip() for p in index.split(",")]
         return "%s[%s]" % (self._print(sp.Symbol(name)), ", ".join(parts))
 
+    def parenthesize(self, item, level, is_neg=False, strict=False):
+        # Defined(value, cond) prints as its value: it needs the value's parentheses
+        while isinstance(item, Defined):
+            item = item.args[0]
+        return super().parenthesize(item, level, is_neg, strict)
+
+    def _needs_mul_brackets(self, expr, first=False, last=False) -> bool:
+        return super()._needs_mul_brackets(_shown(expr), first=first, last=last)
+
+    def _needs_brackets(self, expr) -> bool:
+        return super()._needs_brackets(_shown(expr))
+
     def _print_Abbreviation(self, expr, exp=None):
         # the name is LaTeX made by abbreviate() from fixed letters; the indices are printed
         name, indices = expr.args[0].name, expr.args[1:]
@@ -168,7 +180,7 @@ class ReportPrinter(LatexPrinter):
         sums = "".join(r"\sum_{%s=%s}^{%s} " % tuple(map(self._print, lim)) for lim in expr.limits)
         body = expr.function
         text = self._print(body)
-        if isinstance(body, sp.Add):
+        if isinstance(body, sp.Add) or text.startswith("-"):
             text = r"\left(%s\right)" % text
         return sums + text
 
@@ -299,8 +311,12 @@ def visible_width(latex: str) -> int:
     """
     text = re.sub(r"\\(left|right|,|;|quad|qquad|!|mathrm|operatorname|texttt|cdot)\b", "", latex)
     text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m.group(1), m.group(2), key=len), text)
+    # binary operators and relations are set with space on both sides: about one more character
+    spaced = len(
+        re.findall(r"(?<![{(\[,^_])\s*[-+=<>]|\\(?:leq|geq|wedge|vee|cdot|odot|oslash|bmod|times|neq)\b", text)
+    )
     text = re.sub(r"\\[A-Za-z]+", "x", text)
-    return len(re.sub(r"[{}^_&\s]", "", text))
+    return len(re.sub(r"[{}^_&\s]", "", text)) + spaced
 
 
 @dataclass(frozen=True)
@@ -327,8 +343,29 @@ def equation_lines(lhs, rhs, taken: Iterable[str] = (), budget: int = LINE_BUDGE
     """
     taken = set(taken)
     head = "" if lhs is None else math_latex(lhs, taken) + " "
-    pieces = _rhs_pieces(readable(sp.sympify(rhs), taken))
-    lines, current = [], head + "&= " + pieces[0]
+    pieces = _rhs_pieces(readable(sp.sympify(rhs), taken), budget)
+    lines, current = [], head + "&= " + pieces[0].lstrip(TIMES)
+    for piece in pieces[1:]:
+        if visible_width(current + piece) > budget:
+            lines.append(current)
+            current = r"&\quad " + (r"\cdot " + piece[1:] if piece.startswith(TIMES) else piece)
+        else:
+            current += " " + piece.lstrip(TIMES)
+    lines.append(current)
+    return tuple(lines)
+
+
+def latex_equation_lines(lhs: str, rhs: str, budget: int = LINE_BUDGET) -> tuple[str, ...]:
+    """``lhs = rhs`` for LaTeX already written (the operator table's), as ``aligned`` lines.
+
+    A long right side breaks at its top-level operators, or else inside its outermost
+    parentheses (which become ``\\Bigl( ... \\Bigr)``) at their operators and commas.
+
+    >>> latex_equation_lines("y", r"f\\left(a, b\\right) + c", budget=8)
+    ('y &= f\\\\left(a, b\\\\right)', '&\\\\quad + c')
+    """
+    pieces = _latex_pieces(rhs, budget)
+    lines, current = [], lhs + " &= " + pieces[0]
     for piece in pieces[1:]:
         if visible_width(current + piece) > budget:
             lines.append(current)
@@ -337,6 +374,78 @@ def equation_lines(lhs, rhs, taken: Iterable[str] = (), budget: int = LINE_BUDGE
             current += " " + piece
     lines.append(current)
     return tuple(lines)
+
+
+#: where printed LaTeX may break: before a binary operator, after a comma (at the top level)
+_LATEX_BREAKS = re.compile(r" (?=[-+] |\\odot\b|\\oslash\b|\\cdot\b|\\times\b)|(?<=,) ")
+
+
+def _latex_pieces(text: str, budget: int) -> list[str]:
+    text = text.strip()
+    if visible_width(text) <= budget:
+        return [text]
+    parts = _split_top_level(text)
+    if len(parts) > 1:
+        return [q for part in parts for q in _latex_pieces(part, budget)]
+    group = _outer_group(text)
+    if group is None:
+        return [text]
+    head, inner, tail = group
+    pieces = _latex_pieces(inner, budget)
+    if len(pieces) == 1:
+        return [text]
+    return [head + r"\Bigl(" + pieces[0]] + pieces[1:-1] + [pieces[-1] + r"\Bigr)" + tail]
+
+
+def _depths(text: str) -> list[int]:
+    """The nesting depth (braces and ``\\left``/``\\right``) at each character of ``text``."""
+    out, depth, k = [], 0, 0
+    while k < len(text):
+        step = 1
+        if text.startswith(r"\left", k) and not text[k + 5 : k + 6].isalpha():
+            depth += 1
+            step = 5
+        elif text.startswith(r"\right", k) and not text[k + 6 : k + 7].isalpha():
+            depth -= 1
+            step = 6
+        elif text[k] == "\\":
+            step = 2
+        elif text[k] == "{":
+            depth += 1
+        elif text[k] == "}":
+            depth -= 1
+        out += [depth] * step
+        k += step
+    return out[: len(text)]
+
+
+def _split_top_level(text: str) -> list[str]:
+    depths = _depths(text)
+    cuts = [m.start() for m in _LATEX_BREAKS.finditer(text) if depths[m.start()] == 0 and m.start() > 0]
+    bounds = [0] + cuts + [len(text)]
+    return [text[a:b].strip() for a, b in zip(bounds, bounds[1:], strict=False) if text[a:b].strip()]
+
+
+def _outer_group(text: str):
+    """(head, inner, tail) of the widest top-level ``\\left( ... \\right)`` of ``text``, or None."""
+    depths = _depths(text)
+    best = None
+    for m in re.finditer(r"\\left\(", text):
+        start = m.start()
+        if (depths[start - 1] if start else 0) != 0:
+            continue
+        close = next(
+            (k for k in range(m.end(), len(text)) if depths[k] == 0 and text.startswith(r"\right)", k - 5)), None
+        )
+        if close is None:
+            continue
+        end = close - 5
+        if best is None or end - m.end() > best[2] - best[1]:
+            best = (start, m.end(), end)
+    if best is None:
+        return None
+    start, inner_start, end = best
+    return text[:start], text[inner_start:end], text[end + len(r"\right)") :]
 
 
 def abbreviated_equation(lhs, rhs, key: str, tag: str = "", taken: Iterable[str] = ()) -> Equation:
@@ -355,29 +464,121 @@ def abbreviated_equation(lhs, rhs, key: str, tag: str = "", taken: Iterable[str]
     return Equation(lines, key=key, tag=tag, where=where)
 
 
-def _rhs_pieces(expr) -> list[str]:
-    """Pieces a long right side may break between: top-level terms, or a guarded sum's guards and body."""
+#: marks a piece that continues a product: nothing on the same line, ``\cdot`` at a line's start
+TIMES = "\x00"
+
+
+def _rhs_pieces(expr, budget: int = LINE_BUDGET) -> list[str]:
+    """Pieces a long right side may break between, from its expression tree.
+
+    Sums break at their terms, also inside a sum's body and inside a factor of a product
+    (in ``\\Bigl( ... \\Bigr)``, which may span lines); a guarded sum's guards stand apart
+    from its body; a fraction too wide is written ``\\frac{1}{d}`` times its numerator.
+    Joined with spaces (``TIMES`` dropped), the pieces print the expression.
+
+    >>> x = sp.IndexedBase("x")
+    >>> _rhs_pieces(x[1] + x[2])
+    ['x[1] + x[2]']
+    >>> _rhs_pieces(x[1] - x[2], budget=3)
+    ['x[1]', '- x[2]']
+    """
     printer = ReportPrinter()
+    whole = printer.doprint(expr)
+    if visible_width(whole) <= budget:
+        return [whole]
+    return _pieces(expr, printer, budget)
+
+
+def _pieces(expr, printer, budget: int) -> list[str]:
+    text = printer.doprint(expr)
+    if visible_width(text) <= budget:
+        return [text]
+    if isinstance(expr, Defined):
+        return _pieces(_shown(expr), printer, budget)
     if isinstance(expr, sp.Add):
         out = []
         for k, term in enumerate(expr.as_ordered_terms()):
-            text = printer.doprint(term)
-            if k == 0:
-                out.append(text)
-            elif text.startswith("-"):
-                out.append("- " + text[1:].lstrip())
-            else:
-                out.append("+ " + text)
+            out += _signed(_pieces(term, printer, budget), first=k == 0)
         return out
-    if isinstance(expr, GSum) and isinstance(expr.function, sp.Mul):
-        guards = [f for f in expr.function.args if isinstance(f, Iverson)]
-        rest = [f for f in expr.function.args if not isinstance(f, Iverson)]
+    if isinstance(expr, GSum):
+        return _sum_pieces(expr, printer, budget)
+    if isinstance(expr, sp.Mul):
+        return _product_pieces(expr, printer, budget)
+    return [text]
+
+
+def _shown(expr):
+    """``expr`` as printed: a Defined value's condition is not shown."""
+    while isinstance(expr, Defined):
+        expr = expr.args[0]
+    return expr
+
+
+def _signed(pieces: list[str], first: bool) -> list[str]:
+    """A term's pieces with its sign written as the operator before it (none for the first term)."""
+    head = pieces[0].lstrip(TIMES)
+    if first:
+        return [head] + pieces[1:]
+    if head.startswith("-"):
+        return ["- " + head[1:].lstrip()] + pieces[1:]
+    return ["+ " + head] + pieces[1:]
+
+
+def _wrapped(pieces: list[str]) -> list[str]:
+    """Pieces in parentheses that may span lines."""
+    if len(pieces) == 1:
+        return [r"\left(%s\right)" % pieces[0]]
+    return [r"\Bigl(" + pieces[0]] + pieces[1:-1] + [pieces[-1] + r"\Bigr)"]
+
+
+def _sum_pieces(expr, printer, budget: int) -> list[str]:
+    sums = printer.doprint(GSum(sp.Integer(1), *expr.limits))[: -len("1")]
+    body = expr.function
+    if isinstance(body, sp.Mul):
+        guards = [f for f in body.args if isinstance(f, Iverson)]
+        rest = [f for f in body.args if not isinstance(f, Iverson)]
         if guards and rest:
-            sums = printer.doprint(GSum(sp.Integer(1), *expr.limits))[: -len("1")]
-            body = printer.doprint(sp.Mul(*rest))
-            body = r"\left(%s\right)" % body if body.startswith("-") else body
-            return [sums + " ".join(printer.doprint(gd) for gd in guards), r"\cdot " + body]
-    return [printer.doprint(expr)]
+            inner = _pieces(sp.Mul(*rest), printer, budget)
+            if inner[0].startswith("-"):
+                inner = _wrapped(inner)
+            first, *more = [printer.doprint(gd) for gd in guards]
+            return [sums + first] + [TIMES + gd for gd in more] + [TIMES + inner[0]] + inner[1:]
+    inner = _pieces(body, printer, budget)
+    if isinstance(body, sp.Add):
+        inner = _wrapped(inner)
+    return [sums + inner[0].lstrip(TIMES)] + inner[1:]
+
+
+def _product_pieces(expr, printer, budget: int) -> list[str]:
+    """A product: its simple factors first, then each long factor broken in its own pieces."""
+    expr = sp.Mul(*[_shown(f) for f in expr.args])
+    if not isinstance(expr, sp.Mul):
+        return _pieces(expr, printer, budget)
+    if expr.could_extract_minus_sign():
+        inner = _pieces(-expr, printer, budget)
+        return ["- " + inner[0].lstrip(TIMES)] + inner[1:]
+    num, den = expr.as_numer_denom()
+    if den != 1:
+        lead = r"\frac{1}{%s}" % printer.doprint(den)
+        return [lead] + [TIMES + p if k == 0 else p for k, p in enumerate(_pieces(num, printer, budget))]
+    coeff, factors = expr.as_coeff_mul()
+    factors = [_shown(f) for f in factors]
+    simple = [f for f in factors if not isinstance(f, sp.Add | GSum | sp.Mul)]
+    long_ = [f for f in factors if isinstance(f, sp.Add | GSum | sp.Mul)]
+    lead = "-" if coeff == -1 else "" if coeff == 1 else printer.doprint(coeff) + " "
+    out = []
+    for k, f in enumerate(simple):
+        piece = printer.doprint(f)
+        out.append((lead + piece) if k == 0 else TIMES + piece)
+    for f in long_:
+        inner = _pieces(f, printer, budget)
+        if isinstance(f, sp.Add) or inner[0].lstrip(TIMES).startswith("-"):
+            inner = _wrapped(inner)
+        inner = [TIMES + inner[0].lstrip(TIMES)] + inner[1:]
+        out += inner
+    if not simple and out:
+        out[0] = lead + out[0].lstrip(TIMES)
+    return out
 
 
 # -- abbreviations for repeated subexpressions ------------------------------------------
@@ -1076,7 +1277,7 @@ def claim_view(layer, wrt: str, claim: str, verdict, key: str) -> ClaimView:
     view = ClaimView(text=claim, verdict=verdict.verdict, detail=verdict.detail, reason=verdict.reason)
     closed = claim_latex(layer, claim, verdict)
     if closed:
-        view.equation = Equation((gradient_symbol(layer, wrt) + " &= " + closed,), key=key)
+        view.equation = Equation(latex_equation_lines(gradient_symbol(layer, wrt), closed), key=key)
     view.assumptions = [_assumption_view(layer, text) for text in verdict.assumptions]
     if verdict.counterexample is not None:
         view.counterexample = counterexample_view(verdict.counterexample, layer, wrt)
@@ -1127,7 +1328,9 @@ def layer_view(layer) -> dict:
     if layer.forward_tree is not None:
         from .tree import to_latex
 
-        closed = math_latex(sp.Symbol(layer.output)) + " &= " + to_latex(layer.forward_tree, names=safe_names(layer))
+        closed = latex_equation_lines(
+            math_latex(sp.Symbol(layer.output)), to_latex(layer.forward_tree, names=safe_names(layer))
+        )
     inputs = [
         {"name": n, "latex": math_latex(sp.Symbol(n)), "space": space_latex(s), "constant": n in layer.constants}
         for n, s in layer.inputs.items()
@@ -1145,7 +1348,7 @@ def layer_view(layer) -> dict:
         "assumptions": [_assumption_view(layer, a.text) for a in layer.assumptions],
         "forward": forward,
         "forward_ranges": r",\quad ".join(ranges),
-        "closed": Equation((closed,), key="eq:closed") if closed else None,
+        "closed": Equation(closed, key="eq:closed") if closed else None,
         "flip": flip_picture(layer),
     }
 

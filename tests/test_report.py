@@ -240,10 +240,14 @@ STILL_TOO_WIDE = {"attention", "batch_norm", "conv2d_nchw_d2", "conv2d_nchw_g2",
 
 
 @needs_latex
-@pytest.mark.parametrize("name", REPORTED_LAYERS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason="still too wide at 0.7")) if n in STILL_TOO_WIDE else n
+        for n in REPORTED_LAYERS
+    ],
+)
 def test_no_display_is_shrunk_below_the_bound(built, name):
-    if name in STILL_TOO_WIDE:
-        pytest.xfail("long single terms are not broken across lines yet")
     needed = [float(v) for v in re.findall(r"symderive-fitmath: scale=[0-9.]+ needed=([0-9.]+)", LOGS[name])]
     assert all(v >= MIN_SCALE for v in needed), f"{name}: displays need scales {sorted(needed)[:5]}"
 
