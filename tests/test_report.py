@@ -234,19 +234,10 @@ def test_no_line_runs_into_the_margin(built, name):
 
 #: the smallest scale a display may be shrunk to (issue 6: "readable, not shrunk")
 MIN_SCALE = 0.7
-#: layers whose derivation steps still need more than the bounded shrink (line breaking inside
-#: single long terms is not done yet): known failures, listed so that a fix shows up as XPASS
-STILL_TOO_WIDE = {"attention", "batch_norm", "conv2d_nchw_d2", "conv2d_nchw_g2", "layer_norm"}
 
 
 @needs_latex
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason="still too wide at 0.7")) if n in STILL_TOO_WIDE else n
-        for n in REPORTED_LAYERS
-    ],
-)
+@pytest.mark.parametrize("name", REPORTED_LAYERS)
 def test_no_display_is_shrunk_below_the_bound(built, name):
     needed = [float(v) for v in re.findall(r"symderive-fitmath: scale=[0-9.]+ needed=([0-9.]+)", LOGS[name])]
     assert all(v >= MIN_SCALE for v in needed), f"{name}: displays need scales {sorted(needed)[:5]}"
