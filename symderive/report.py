@@ -630,6 +630,7 @@ def abbreviate(expr, taken: Iterable[str] = (), min_width: int = ABBREVIATE_WIDT
     taken = set(taken)
     defs: list[Definition] = []
     bases: set[str] = set()
+    exps: set = set()  # the names of exponentials: a sum of them is a normaliser Z
     keys: dict = {}
     widths: dict = {}
     for _ in range(len(_LETTERS)):
@@ -638,7 +639,9 @@ def abbreviate(expr, taken: Iterable[str] = (), min_width: int = ABBREVIATE_WIDT
         if found is None:
             break
         key, example = found
-        base = sp.Symbol(_abbreviation_base(example, taken | bases))
+        base = sp.Symbol(_abbreviation_base(example, taken | bases, exps))
+        if isinstance(example, sp.exp):
+            exps.add(base)
         bases.add(base.name)
         parts = [_replace_keyed(e, key, base, keys) for e in parts]
         expr = parts[0]
@@ -779,12 +782,12 @@ def _replace_keyed(expr, key, base: sp.Symbol, keys: dict):
 
 
 #: names for abbreviations whose kind is not recognised, in order
-_LETTERS = tuple("ABDEFGHJKMPQRTUV")
+_LETTERS = tuple("ABDFGHJKMPQRTUV")
 
 
-def _abbreviation_base(expr, taken: set[str]) -> str:
+def _abbreviation_base(expr, taken: set[str], exps=frozenset()) -> str:
     """The LaTeX name of an abbreviation: by its kind where recognised, else the next free letter."""
-    wanted = _kind_name(expr)
+    wanted = _kind_name(expr, exps)
     if wanted is not None:
         latex, plain = wanted
         if latex not in taken and plain not in taken:
@@ -795,8 +798,13 @@ def _abbreviation_base(expr, taken: set[str]) -> str:
     return "A_{%d}" % len(taken)
 
 
-def _kind_name(expr) -> tuple[str, str] | None:
-    """(LaTeX, the plain name it would clash with) for a square root, a mean or a sum of exponentials."""
+def _kind_name(expr, exps=frozenset()) -> tuple[str, str] | None:
+    """(LaTeX, the plain name it would clash with) for a square root, a mean, an exponential or a
+    sum of exponentials (``exps``: the names already given to exponentials)."""
+    if isinstance(expr, sp.exp):
+        return "E", "E"
+    if isinstance(expr, sp.Sum) and any(a.args[0] in exps for a in expr.function.atoms(Abbreviation)):
+        return "Z", "Z"
     if isinstance(expr, sp.Pow) and expr.exp == sp.Rational(1, 2):
         return r"\sigma", "sigma"
     if isinstance(expr, sp.Mul):
