@@ -290,6 +290,13 @@ class Defined(sp.Function):
     def _eval_derivative(self, s):
         return Defined(self.args[0].diff(s), self.args[1])
 
+    @property
+    def precedence(self):
+        # printed as its value, so it binds as its value does (a sum inside a product gets brackets)
+        from sympy.printing.precedence import precedence
+
+        return precedence(self.args[0])
+
     def _latex(self, printer, exp=None):
         inner = printer._print(self.args[0])
         return inner if exp is None else rf"\left({inner}\right)^{{{exp}}}"

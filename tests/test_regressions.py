@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 
 from symderive.cli import main
@@ -199,3 +200,13 @@ def test_matrix_products_keep_the_domain_of_a_factor_times_zero():
     v = prove("linear", "x", "w.T @ (0 * log(g)) + w.T @ g")
     assert v.verdict == "refuted" and v.counterexample.claimed == "nan", v
     assert prove("linear", "x", "w.T @ g").verdict == "proved"
+
+
+def test_a_partial_value_inside_a_product_is_printed_in_brackets():
+    # Defined printed bare made g * (a - b) read as g*a - b in reports and derivations
+    from symderive.ir import Defined
+
+    a, b, g = sp.symbols("a b g")
+    product = g * Defined(a - b, a > 0)
+    assert sp.latex(product) == r"g \left(a - b\right)"
+    assert sp.sstr(product) == "g*(a - b)"
