@@ -27,11 +27,7 @@ def _floating(x):
 
 
 def _softmax(x, axis=None):
-    x = _floating(x)
-    blocks = _row_blocks(x, axis)
-    if blocks is None:
-        return _softmax_block(x, axis)
-    return _in_row_blocks(_softmax_block, x, axis, blocks)
+    return _normalised(_softmax_block, x, axis)
 
 
 def _softmax_block(x, axis, out=None):
@@ -48,11 +44,7 @@ def _softmax_block(x, axis, out=None):
 
 
 def _log_softmax(x, axis=None):
-    x = _floating(x)
-    blocks = _row_blocks(x, axis)
-    if blocks is None:
-        return _log_softmax_block(x, axis)
-    return _in_row_blocks(_log_softmax_block, x, axis, blocks)
+    return _normalised(_log_softmax_block, x, axis)
 
 
 def _log_softmax_block(x, axis, out=None):
@@ -78,6 +70,15 @@ def _row_blocks(x, axis):
         return None
     rows = max(1, 32768 * x.shape[0] // x.size)
     return [slice(a, a + rows) for a in range(0, x.shape[0], rows)]
+
+
+def _normalised(normalise, x, axis):
+    # the whole array at once, or (large arrays normalised along a later axis) in row blocks
+    x = _floating(x)
+    blocks = _row_blocks(x, axis)
+    if blocks is None:
+        return normalise(x, axis)
+    return _in_row_blocks(normalise, x, axis, blocks)
 
 
 def _in_row_blocks(normalise, x, axis, blocks):
@@ -119,6 +120,7 @@ for _fn in (
     _log_softmax,
     _log_softmax_block,
     _row_blocks,
+    _normalised,
     _in_row_blocks,
     _logsumexp,
     _expit,
@@ -168,7 +170,7 @@ def _normaliser(name, value, latex):
             to_latex=lambda x, axis=None: r"{}{}\left({}\right)".format(
                 latex, "" if axis is None else f"_{{{option_latex(axis)}}}", x
             ),
-            numpy_helpers=("_floating", f"_{name}", f"_{name}_block", "_row_blocks", "_in_row_blocks"),
+            numpy_helpers=("_floating", f"_{name}", f"_{name}_block", "_row_blocks", "_normalised", "_in_row_blocks"),
         )
     )
 
