@@ -1585,9 +1585,9 @@ def compile_latex(tex: str, timeout: float = 180.0) -> tuple[bytes, str]:
 
 
 def overfull_boxes(log: str) -> list[float]:
-    """The widths (pt) by which lines stick out of the margin, from a LaTeX log.
+    r"""The widths (pt) by which lines stick out of the margin, from a LaTeX log.
 
-    >>> overfull_boxes("Overfull \\hbox (74.2pt too wide) in paragraph at lines 5--9\\nOverfull \\vbox (3.0pt too high)")
+    >>> overfull_boxes("Overfull \\hbox (74.2pt too wide) in paragraph at lines 5--9\nOverfull \\vbox (3.0pt too high)")
     [74.2]
     """
     return [float(w) for w in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide\)", log)]
