@@ -13,7 +13,6 @@ as soon as what it needs exists.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -21,13 +20,12 @@ import json
 import math
 import os
 import re
-import signal
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
+from .clock import ClaimTimeout, wall_clock
 from .errors import InputError, InternalError
 from .ir import plain
 from .verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict
@@ -42,10 +40,6 @@ _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 class NotAvailable(Exception):
     """A command needs a module that this build does not have."""
-
-
-class ClaimTimeout(BaseException):
-    """The wall-clock guard ran out (a BaseException, so library code cannot swallow it)."""
 
 
 # -- exit statuses ---------------------------------------------------------------------
@@ -71,57 +65,6 @@ def verdict_status(verdict: Verdict) -> int:
     1
     """
     return _STATUS_OF_VERDICT.get(verdict.verdict, EXIT_INTERNAL)
-
-
-# -- the wall-clock guard ---------------------------------------------------------------
-@contextlib.contextmanager
-def wall_clock(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`ClaimTimeout` inside the block once ``seconds`` have passed.
-
-    Uses SIGALRM, so it only acts in the main thread (elsewhere it does nothing).
-
-    >>> with wall_clock(5.0):
-    ...     pass
-    """
-    usable = (
-        seconds is not None
-        and seconds > 0
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
-
-    rang = []
-
-    def _ring(signum, frame):
-        rang.append(True)
-        raise ClaimTimeout()
-
-    previous = signal.signal(signal.SIGALRM, _ring)
-    # rings again every 0.25 s: a ring that lands where Python ignores exceptions (a
-    # destructor inside z3, say) must not silently lose the timeout
-    signal.setitimer(signal.ITIMER_REAL, seconds, 0.25)
-    try:
-        yield
-    except InputError:
-        raise
-    except Exception as exc:
-        # a ring that lands inside a library call can come out wrapped (ctypes turns it
-        # into an ArgumentError while converting a z3 argument): after the clock has run
-        # out, whatever went wrong is the timeout
-        if rang:
-            raise ClaimTimeout() from exc
-        raise
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    # the block finished although the time ran out: every ring was swallowed where
-    # Python ignores exceptions, and the answer must still be the same as for a ring
-    # that landed, so the outcome does not depend on where the clock happened to strike
-    if rang:
-        raise ClaimTimeout()
 
 
 # -- argument parsing -----------------------------------------------------------------

@@ -1451,7 +1451,7 @@ def _verdict_within(prove, layer, wrt: str, claim: str, assume, timeout: float |
     if timeout is None:
         return prove(layer, wrt, claim, assume=assume)
     # prove's own timeout bounds its counterexample search; the wall clock bounds the proof
-    from .cli import ClaimTimeout, wall_clock
+    from .clock import ClaimTimeout, wall_clock
     from .verdict import UNKNOWN, Verdict
 
     try:
