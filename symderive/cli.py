@@ -576,8 +576,9 @@ def cmd_derive(args, out, err) -> int:
 def _claims_of(layer, pairs) -> dict[str, str]:
     """codegen's claims: one per input (the emitted module has one gradient function per input).
 
-    Without ``--claim``: for each input, the layer's last known claim that is expected
-    to be proved and needs no extra assumption (code must hold for all sizes).
+    Without ``--claim``: for each input, the known claim codegen tries first
+    (:func:`symderive.codegen.known_claims`: expected to be proved with no extra assumption,
+    the cheapest to run first).
     """
     if pairs:
         claims = {}
@@ -590,7 +591,9 @@ def _claims_of(layer, pairs) -> dict[str, str]:
                 )
             claims[name] = text
         return claims
-    return {c.wrt: c.claim for c in layer.claims if c.expect == PROVED and not c.assume}
+    known_claims = _library("codegen", "known_claims")
+    firsts = {wrt: known_claims(layer, wrt)[:1] for wrt in layer.differentiable}
+    return {wrt: texts[0] for wrt, texts in firsts.items() if texts}
 
 
 def _report_claims(layer, pairs) -> dict[str, list[str]] | None:

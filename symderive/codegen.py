@@ -338,13 +338,34 @@ def _proved_claim(layer, wrt: str, claim: str | None):
         if verdict.verdict != PROVED:
             raise ClaimNotProved(verdict)
         return claim, verdict
-    for known in layer.claims:
-        if known.wrt != wrt or known.expect != PROVED:
-            continue
-        verdict = prove(layer, wrt, known.claim, assume=tuple(known.assume))
+    for known in known_claims(layer, wrt):
+        verdict = prove(layer, wrt, known)
         if verdict.verdict == PROVED:
-            return known.claim, verdict
+            return known, verdict
     return None
+
+
+def known_claims(layer, wrt: str) -> list[str]:
+    """The layer's known claims for ``wrt`` that codegen may emit, the one to try first first.
+
+    Only claims expected to be proved with the layer's own assumptions (code must hold at every
+    size the layer allows, so a claim needing an extra assumption is never emitted unasked).
+    A closed form comes before an index form (whole-array NumPy and BLAS calls rather than
+    gathers), then the smaller expression (fewer passes over arrays), then the layer file's order.
+
+    >>> known_claims("log_softmax_nll", "s")
+    ['(softmax(s, axis=1) - t) / N', '(softmax(s, axis=1) * sum(t, axis=1, keepdims=True) - t) / N']
+    """
+    from .language import parse_claim
+
+    layer = _as_layer(layer)
+    texts = [c.claim for c in layer.claims if c.wrt == wrt and c.expect == PROVED and not c.assume]
+
+    def cost(text: str) -> tuple[int, int]:
+        tree = parse_claim(text, layer, wrt).tree
+        return (1, 0) if tree is None else (0, sum(1 for _ in _walk(tree)))
+
+    return sorted(texts, key=cost)
 
 
 def _claim_function(layer, wrt: str, text: str, verdict: Verdict) -> Function:
@@ -579,6 +600,12 @@ class InPlaceLowering:
         if _is_number(other_node):
             out = into
         else:
+            if not other.isidentifier():
+                # the operand is read twice (the ufunc's argument and _into's test): compute it once
+                name = self._fresh()
+                self.lines.append(f"{name} = {other}")
+                a, b = (name, b) if other == a and into != a else (a, name)
+                other = name
             out = f"_into({into}, {other})"
             self.helpers.add("_into")
         self.lines.append(f"{into} = {ufunc}({a}, {b}, out={out})")

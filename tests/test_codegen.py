@@ -672,3 +672,65 @@ def test_emitted_convolutions_match_torch_autograd_over_many_sizes(name, claims,
             scale = np.abs(want).max(initial=1.0)
             atol = 1e-12 * scale if dtype == np.float64 else 1e-5 * scale
             np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=f"{fn} at {sizes}")
+
+
+# -- which known claim is emitted when none is given -----------------------------------------------
+
+
+def test_known_claims_put_closed_forms_first_and_leave_out_claims_needing_assumptions():
+    layer = load_layer("conv2d_nchw")
+    ranked = codegen.known_claims(layer, "w")
+    # the index-form claim lowers to a gather; the closed form to convolutions
+    assert ranked[0].startswith("transpose(conv2d(")
+    assert any("==" in text for text in ranked[1:])
+    texts = {c.claim for c in layer.claims if c.wrt == "w"}
+    assert set(ranked) <= texts
+    for claim in layer.claims:
+        if claim.assume or claim.expect != "proved":
+            assert claim.claim not in codegen.known_claims(layer, claim.wrt)
+
+
+def test_known_claims_put_the_smaller_of_two_closed_forms_first():
+    ranked = codegen.known_claims("log_softmax_nll", "s")
+    assert ranked == [
+        "(softmax(s, axis=1) - t) / N",
+        "(softmax(s, axis=1) * sum(t, axis=1, keepdims=True) - t) / N",
+    ]
+
+
+def test_a_layer_without_claims_given_emits_its_cheapest_known_claims(tmp_path):
+    from symderive.cli import main
+
+    source = emit_numpy("conv2d_nchw")
+    assert "dL/dw = transpose(conv2d(" in source
+    out = tmp_path / "conv.py"
+    assert main(["codegen", "conv2d_nchw", "-o", str(out)]) == 0
+    # the command line and the Python API choose the same claims
+    assert out.read_text() == source
+    m = load_source(source)
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2, 3, 6, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    g = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
+    dw = m["grad_w"](x=x, g=g)
+    # the convolution path keeps float32 (the index-form gather computed in float64)
+    assert dw.dtype == np.float32
+    tx = torch.tensor(x, dtype=torch.float64)
+    tw = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    (F.conv2d(tx, tw) * torch.tensor(g, dtype=torch.float64)).sum().backward()
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_an_operand_read_twice_by_an_in_place_update_is_computed_once():
+    from symderive.language import parse_claim
+
+    layer = load_layer("log_softmax_nll")
+    claim = "(softmax(s, axis=1) * sum(t, axis=1, keepdims=True) - t) / N"
+    code = codegen.InPlaceLowering(layer).code(parse_claim(claim, layer, "s").tree)
+    assert code.count("np.add.reduce(t") == 1
+    m = load_source(emit_numpy(layer, claims={"s": claim}))
+    rng = np.random.default_rng(5)
+    s = 3 * rng.standard_normal((5, 7))
+    t = rng.uniform(0.1, 1, (5, 7))  # rows not summing to 1: the claim's sum(t) matters
+    expected = (scipy_softmax(s, axis=1) * t.sum(axis=1, keepdims=True) - t) / 5
+    np.testing.assert_allclose(m["grad_s"](s=s, t=t), expected, rtol=1e-12)
