@@ -6,7 +6,8 @@ linear at 1024x1024, softmax cross-entropy on 1000 classes, conv2d_nchw 8x64x56x
 and the batched layers linear_batched (256x1024, W 1024x1024) and log_softmax_nll (256x1000).
 For each case and dtype it prints the best-of-N time (``time.perf_counter``; the
 implementations of a pass timed in interleaved rounds) of the forward pass and of the
-whole backward pass (every gradient), the ratio emitted / fastest peer, and a rate:
+whole backward pass (every gradient), the ratio emitted / fastest peer (torch with its default threads), torch again on one thread
+(shown for comparison, not a peer of the ratio: NumPy's elementwise passes use one core), and a rate:
 GFLOP/s beside this machine's NumPy 1024x1024 GEMM rate for GEMM-shaped work
 (convolutions, batched linear; the batched convolution also beside the rate of its im2col-shaped
 GEMM), GB/s beside a NumPy array copy's rate for memory-bound work (matrix-vector, outer
@@ -327,7 +328,7 @@ def main(only: list[str] | None = None) -> None:
         print(f"   (NumPy GEMM of the batched linear's shape, 256x1024 @ 1024x1024: {shaped:.1f} GFLOP/s)")
         shaped = shaped_gemm_rate(dtype, 64, 64 * 9, 8 * 56 * 56)
         print(f"   (NumPy GEMM of the 8x64x56x56 conv's im2col shape, 64x576 @ 576x25088: {shaped:.1f} GFLOP/s)")
-        head = f"{'case':<26}{'pass':<9}{'emitted':>11}" + "".join(f"{p:>11}" for p in peers)
+        head = f"{'case':<26}{'pass':<9}{'emitted':>11}" + "".join(f"{p:>11}" for p in (*peers, "torch 1t"))
         print(head + f"{'ratio':>8}  rate (emitted)")
         for label, make in cases:
             impls, (unit, work, *gemm_shape) = make(dtype)
@@ -337,18 +338,33 @@ def main(only: list[str] | None = None) -> None:
                 # re-measured beside each row (not interleaved: its 16-64 MiB would evict the case's data)
                 reference_rate = reference_work / best_time(reference, budget=0.3) / 1e9
                 times = best_times({p: impl[k] for p, impl in impls.items()})
-                best_peer = min(t for p, t in times.items() if p != "emitted")
+                times["torch 1t"] = torch_one_thread_time(impls["torch"][k])
+                best_peer = min(times[p] for p in peers if p in times)
                 ratio = times["emitted"] / best_peer
                 rate = work[k] / times["emitted"] / 1e9
                 kind = "GEMM" if unit == "GFLOP/s" else "copy"
                 ref = f"{rate / reference_rate:.0%} of {kind} {reference_rate:.1f}"
                 if shaped:
                     ref += f", {rate / shaped:.0%} of the im2col-shape GEMM {shaped:.1f}"
-                cells = "".join(f"{_fmt(times.get(p)):>11}" for p in peers)
+                cells = "".join(f"{_fmt(times.get(p)):>11}" for p in (*peers, "torch 1t"))
                 print(
                     f"{label:<26}{pass_name:<9}{_fmt(times['emitted']):>11}{cells}{ratio:>8.2f}  {rate:.2f} {unit} ({ref})"
                 )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; load average {_load()}")
+
+
+def torch_one_thread_time(fn) -> float:
+    """The best time of a torch callable on one thread, as NumPy's ufuncs run (shown, not a peer of the ratio).
+
+    The ratio is against torch as users run it (all cores); this column shows how much of a gap
+    is torch's second thread, which NumPy's elementwise passes do not have.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return best_time(fn, budget=0.3)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _busy_warning() -> str:
