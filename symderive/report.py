@@ -1667,15 +1667,6 @@ def _cex_markdown(cex, wrt: str) -> list[str]:
     return out
 
 
-def derivation_latex(derivation) -> str:
-    """A derivation as one ``$$\\begin{aligned}...$$`` block (Jupyter's ``_repr_latex_``)."""
-    lines = []
-    for step in derivation.steps:
-        if step.rhs is not None:
-            lines.append(equation_lines(step.lhs, step.rhs, budget=10**6)[0])
-    return r"$$\begin{aligned}%s\end{aligned}$$" % r" \\ ".join(lines)
-
-
 from ._callable import make_callable  # noqa: E402  (sd.report(...) calls report())
 
 make_callable(__name__)

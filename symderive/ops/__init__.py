@@ -137,11 +137,6 @@ def lookup(name: str) -> Operator:
     return OPERATORS[name]
 
 
-def shape_of(*tensors: Tensor) -> tuple[Shape, ...]:
-    """The shapes of some tensors, in order."""
-    return tuple(t.shape for t in tensors)
-
-
 def all_valid(*conds) -> sp.Boolean:
     """The conjunction of validity conditions.
 
