@@ -272,9 +272,7 @@ def _readable(expr, layer):
     expr = sp.sympify(expr)
     if layer is None or not expr.has(sp.Piecewise):
         return expr
-    facts = {c.canonical: sp.true for c in layer.size_assumptions() if isinstance(c, sp.Rel)}
-    settled = expr.replace(lambda e: isinstance(e, sp.Rel), lambda r: facts.get(r.canonical, r))
-    return sp.simplify(settled)
+    return sp.simplify(settle_sizes(expr, layer))
 
 
 def _assumption_text(layer, extra=()) -> str:
