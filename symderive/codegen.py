@@ -191,11 +191,16 @@ def _indent_doc(doc: str) -> str:
 # -- public entry points -----------------------------------------------------------------------
 
 
-def emit_numpy(layer, claims: Mapping[str, str] | None = None, check: bool = True) -> str:
+def emit_numpy(
+    layer, claims: Mapping[str, str] | None = None, check: bool = True, verdicts: Mapping[str, Verdict] | None = None
+) -> str:
     """The source of a standalone NumPy module for a layer's forward pass and gradients.
 
     ``claims`` maps an input name to a claim for its gradient; it must prove. Other
     inputs use the layer's known claims that prove, else the derived index form.
+    ``verdicts`` (input name -> Verdict) are verdicts a caller already has for ``claims``
+    (the command line proves each claim under its timeout first): a proved verdict of this
+    layer, input and claim is not proved again; any other is ignored.
 
     >>> src = emit_numpy("linear", claims={"x": "transpose(w) @ g"})
     >>> "def grad_x(*, w, g):" in src
@@ -208,9 +213,10 @@ def emit_numpy(layer, claims: Mapping[str, str] | None = None, check: bool = Tru
         raise InputError(
             f"no differentiable input named {sorted(unknown)[0]!r} in layer {layer.name!r}", where="--claim"
         )
+    verdicts = dict(verdicts or {})
     functions = [forward_function(layer)]
     for wrt in layer.differentiable:
-        functions.append(gradient_function(layer, wrt, claims.get(wrt)))
+        functions.append(gradient_function(layer, wrt, claims.get(wrt), verdicts.get(wrt)))
     source = format_source(module_source(layer, functions))
     if check:
         check_functions(layer, functions, source)
@@ -310,12 +316,15 @@ def forward_function(layer) -> Function:
 _RECENT: dict[tuple[int, str, str | None], tuple[object, Function]] = {}
 
 
-def gradient_function(layer, wrt: str, claim: str | None) -> Function:
-    """The emitted ``grad_<wrt>``, from a proved claim or the derived index form."""
+def gradient_function(layer, wrt: str, claim: str | None, verdict: Verdict | None = None) -> Function:
+    """The emitted ``grad_<wrt>``, from a proved claim or the derived index form.
+
+    ``verdict``: a verdict already obtained for ``claim``, used if it proves that claim.
+    """
     key = (id(layer), wrt, claim)
     if key in _RECENT and _RECENT[key][0] is layer:
         return _RECENT[key][1]
-    chosen = _proved_claim(layer, wrt, claim)
+    chosen = _proved_claim(layer, wrt, claim, verdict)
     if chosen is not None:
         fn = _claim_function(layer, wrt, *chosen)
     else:
@@ -327,12 +336,13 @@ def gradient_function(layer, wrt: str, claim: str | None) -> Function:
     return fn
 
 
-def _proved_claim(layer, wrt: str, claim: str | None):
+def _proved_claim(layer, wrt: str, claim: str | None, verdict: Verdict | None = None):
     """(claim text, verdict) for the claim to emit, or None to use the derivation."""
     from .prove import prove
 
     if claim is not None:
-        verdict = prove(layer, wrt, claim)
+        if not _proves(verdict, layer, wrt, claim):
+            verdict = prove(layer, wrt, claim)
         if verdict.verdict != PROVED:
             raise ClaimNotProved(verdict)
         return claim, verdict
@@ -341,6 +351,16 @@ def _proved_claim(layer, wrt: str, claim: str | None):
         if verdict.verdict == PROVED:
             return known, verdict
     return None
+
+
+def _proves(verdict: Verdict | None, layer, wrt: str, claim: str) -> bool:
+    # a verdict on this very claim under the layer's own assumptions: no more, no fewer
+    return (
+        verdict is not None
+        and verdict.verdict == PROVED
+        and (verdict.layer, verdict.wrt, verdict.claim) == (layer.name, wrt, claim)
+        and set(verdict.assumptions) <= {a.text for a in layer.assumptions}
+    )
 
 
 def known_claims(layer, wrt: str) -> list[str]:

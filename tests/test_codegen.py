@@ -734,3 +734,41 @@ def test_an_operand_read_twice_by_an_in_place_update_is_computed_once():
     t = rng.uniform(0.1, 1, (5, 7))  # rows not summing to 1: the claim's sum(t) matters
     expected = (scipy_softmax(s, axis=1) * t.sum(axis=1, keepdims=True) - t) / 5
     np.testing.assert_allclose(m["grad_s"](s=s, t=t), expected, rtol=1e-12)
+
+
+def test_a_proved_verdict_given_for_a_claim_is_not_proved_again(monkeypatch):
+    import symderive.prove as prove_module
+
+    layer = load_layer("linear")
+    verdict = prove_module.prove(layer, "x", "w.T @ g")
+    assert verdict.verdict == "proved"
+    proved, real_prove = [], prove_module.prove
+
+    def counted(layer, wrt, claim, *args, **kwargs):
+        proved.append((wrt, claim))
+        return real_prove(layer, wrt, claim, *args, **kwargs)
+
+    monkeypatch.setattr(prove_module, "prove", counted)
+    source = emit_numpy(layer, claims={"x": "w.T @ g", "w": "outer(g, x)"}, verdicts={"x": verdict})
+    assert "def grad_x(*, w, g):" in source
+    assert proved == [("w", "outer(g, x)"), ("b", "g")]
+
+
+@pytest.mark.parametrize(
+    "mismatch",
+    [
+        {"claim": "w.T @ g"},
+        {"wrt": "b"},
+        {"layer": "linear_batched"},
+        {"verdict": "unknown"},
+        {"assumptions": ("m == n",)},
+    ],
+)
+def test_a_verdict_that_is_not_this_claims_proof_is_ignored(mismatch):
+    from symderive.verdict import Verdict
+
+    layer = load_layer("linear")
+    # "w @ g" is false (w is [m, n]); a verdict that proves something else does not let it through
+    fields = {"verdict": "proved", "layer": "linear", "wrt": "x", "claim": "w @ g", "assumptions": ()} | mismatch
+    with pytest.raises(ClaimNotProved):
+        emit_numpy(layer, claims={"x": "w @ g"}, verdicts={"x": Verdict(**fields)})
