@@ -36,6 +36,7 @@ DEFAULT_TIMEOUT = 60.0
 #: marks an argument that starts with "-" but is a value (a claim such as "-w.T @ g")
 _VALUE_MARK = "\x00"
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+_LONG_OPTION = re.compile(r"^--[A-Za-z][A-Za-z0-9_-]*$")
 
 
 class NotAvailable(Exception):
@@ -74,7 +75,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         # "symderive prove" -> "prove": main() already prefixes the program's name
         command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
-        raise InputError(message, where=command)
+        # a value marked by _protect_values is quoted as the user typed it, without the mark
+        raise InputError(" ".join(message.replace(_VALUE_MARK, "").split()), where=command)
 
 
 def _timeout_value(text: str) -> float:
@@ -229,11 +231,30 @@ def _protect_values(tokens: Sequence[str], parser: argparse.ArgumentParser) -> l
         elif (
             tok.startswith("-") and len(tok) > 1 and not _NEGATIVE_NUMBER.match(tok) and not _known_joined(tok, options)
         ):
+            _refuse_unknown_option(tok, parser)
             out.append(_VALUE_MARK + tok)
         else:
             out.append(tok)
         k += 1
     return out
+
+
+def _refuse_unknown_option(tok: str, parser: argparse.ArgumentParser) -> None:
+    """InputError for ``--name`` that is no option of the command (a typo such as ``--jsn``).
+
+    A claim may start with one "-" (``-w.T @ g``), never sensibly with "--name"; read as a
+    claim, the typo would be an unknown-name error that hides the misspelt option.
+    """
+    name = tok.split("=", 1)[0]
+    if not _LONG_OPTION.match(name):
+        return
+    import difflib
+
+    known = sorted(o for o in parser._option_string_actions if o.startswith("--"))
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else f" (options: {', '.join(known)})"
+    command = parser.prog.split(" ", 1)[1] if " " in parser.prog else ""
+    raise InputError(f"unknown option {name}{hint}", where=command)
 
 
 def _known_joined(tok: str, options) -> bool:

@@ -229,6 +229,29 @@ def test_input_errors_exit_2_with_one_line(capsys, tmp_path, argv, mentions):
     assert mentions in line
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param(
+            ["prove", "linear", "--wrt", "b", "g", "--jsn"], "prove: unknown option --jsn (did you mean --json?)"
+        ),
+        pytest.param(["prove", "linear", "--wrt", "b", "g", "--tim", "5"], "did you mean --timeout?", id="abbreviated"),
+        pytest.param([*CHECK_ALICE, "--sed", "3"], "check: unknown option --sed (did you mean --seed?)", id="check"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_the_option_it_resembles(capsys, argv, expected):
+    status, _, err = run(capsys, *argv)
+    assert expected in assert_one_line_error(status, err)
+
+
+def test_an_unrecognised_argument_is_quoted_as_typed(capsys):
+    # a value that starts with "-" is marked internally so that argparse keeps it a value;
+    # the mark (a NUL byte) must not reach the message
+    status, _, err = run(capsys, "prove", "linear", "--wrt", "x", "w.T @ g", "-q")
+    line = assert_one_line_error(status, err)
+    assert "\x00" not in err and line.endswith("unrecognized arguments: -q")
+
+
 def test_internal_error_exit_70(capsys, monkeypatch):
     import symderive.prove
 
