@@ -45,6 +45,8 @@ EXTRA_REFUSED = {
     "torch.tanh": "torch functions other than torch.nn.functional are not in the table; use tanh",
     "torch.exp": "torch functions other than torch.nn.functional are not in the table; use exp",
 }
+#: NumPy's spellings of a new axis in an index (``x[:, None]``)
+_NEWAXIS = ("np.newaxis", "numpy.newaxis")
 #: functions the parser itself understands (index form)
 SYMPY_FUNCTIONS = ("Sum", "KroneckerDelta")
 #: names no tensor, size or index may take
@@ -279,6 +281,8 @@ class _Parser:
     def _value_Subscript(self, node: ast.Subscript) -> Node:
         base = self.value(node.value)
         entries = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        for e in entries:
+            self.refuse_special_index(e)
         if any(isinstance(e, ast.Slice) for e in entries):
             return self.getitem(base, entries, node)
         idx = tuple(self.index_expr(e) for e in entries)
@@ -290,6 +294,18 @@ class _Parser:
         self.frames[-1].reads.append(_Read(tensor.shape, idx))
         self.valid.append(tensor.valid)
         return Scalar(tensor.at(idx))
+
+    def refuse_special_index(self, entry: ast.AST) -> None:
+        """An input error for NumPy index entries the table has no operator for: a new axis
+        (``None``, ``np.newaxis``) and ``...``, each with what to write instead."""
+        if isinstance(entry, ast.Constant) and entry.value is None or self.dotted(entry) in _NEWAXIS:
+            raise self.error(
+                f"a new axis ({self.source(entry)}) in an index is not supported; "
+                "write outer(a, b), einsum(...) or a Sum, or broadcast along the existing axes",
+                entry,
+            )
+        if isinstance(entry, ast.Constant) and entry.value is Ellipsis:
+            raise self.error("... (Ellipsis) in an index is not supported; write every axis (x[:, :, 0])", entry)
 
     def getitem(self, base: Node, entries: list, node: ast.AST) -> Node:
         key = []
@@ -312,7 +328,8 @@ class _Parser:
     def _value_Tuple(self, node) -> Node:
         raise self.error(f"a tuple {self.source(node)!r} is not an array value", node)
 
-    _value_List = _value_Tuple
+    def _value_List(self, node) -> Node:
+        raise self.error(f"a list {self.source(node)!r} is not an array value", node)
 
     # -- calls -------------------------------------------------------------------------
     def _value_Call(self, node: ast.Call) -> Node:
@@ -582,14 +599,17 @@ class _Parser:
         return e
 
     def check_affine(self, e: sp.Expr, node: ast.AST, variables: set | None = None) -> None:
+        """Raise an input error unless ``e`` is affine in ``variables`` (default: the index
+        variables) with integer coefficients; ``variables`` given means a size expression."""
+        over_sizes = variables is not None
         variables = self.index_symbols() if variables is None else variables
         atoms = {}
         for a in e.atoms(sp.floor, sp.Mod):
             # floor(e / c) and Mod(e, c): e itself must be affine (c is a constant)
             numerator, denominator = sp.fraction(sp.together(a.args[0]))
             if not denominator.is_Integer:
-                raise self.error(f"index {self.source(node)} divides by a non-constant", node)
-            self.check_affine(sp.expand(numerator), node, variables)
+                raise self.error(f"{self.source(node)} divides by a non-constant", node)
+            self.check_affine(sp.expand(numerator), node, variables if over_sizes else None)
             atoms[a] = sp.Dummy(integer=True)
         flat = e.xreplace(atoms)
         used = [v for v in variables | set(atoms.values()) if flat.has(v)]
@@ -597,16 +617,28 @@ class _Parser:
             return
         try:
             poly = sp.Poly(flat, *used)
-        except sp.PolynomialError as exc:
-            raise self.error(f"index {self.source(node)} is not affine in the index variables", node) from exc
-        if poly.total_degree() > 1:
-            raise self.error(f"index {self.source(node)} is not affine in the index variables", node)
+        except sp.PolynomialError:
+            poly = None
+        if poly is None or poly.total_degree() > 1:
+            raise self.error(self.not_affine(node, over_sizes), node)
         for v in used:
             c = poly.coeff_monomial(v)
             if not c.is_Integer:
+                if over_sizes:
+                    raise self.error(self.not_affine(node, over_sizes), node)
                 raise self.error(
                     f"index {self.source(node)} has a non-constant coefficient {c} (a symbolic stride)", node
                 )
+
+    def not_affine(self, node: ast.AST, over_sizes: bool) -> str:
+        """Why an expression is refused: an index must be affine in the index variables, a
+        size expression (a dimension, an assumption) linear in the sizes."""
+        if over_sizes:
+            return (
+                f"{self.source(node)} is not linear in the sizes (sizes may be added, subtracted and "
+                "multiplied by integer constants; // and % by integer constants)"
+            )
+        return f"index {self.source(node)} is not affine in the index variables"
 
     # -- Sum and KroneckerDelta --------------------------------------------------------
     def kronecker(self, node: ast.Call) -> Node:

@@ -287,6 +287,12 @@ ERROR_CASES = [
     E("dx[p, q] == x", "array", 13),
     E("ones(3) + ones(4)", "no size", 1),
     E("x[...]", "Ellipsis", 3),
+    E("x[..., 0]", "write every axis", 3),
+    # NumPy's new axis: named as such, with what to write instead (not "None is not an integer")
+    E("outer(g[:, None], x)", "a new axis (None)", 12),
+    E("g[None] * x", "outer", 3),
+    E("g[:, np.newaxis]", "a new axis (np.newaxis)", 6),
+    E("[g, x]", "a list", 1),
     E("g", "'g'", 1, "softmax_cross_entropy", "s"),
     E("t", "constant", None, "softmax_cross_entropy", "t"),
     E("x", "'z'", None, "conv2d", "z"),
@@ -356,7 +362,7 @@ def test_parse_tree_and_size_expressions():
     e, new = parse_size_expr("H - kh + 1", {}, new_sizes=True)
     H, kh = size_symbol("H"), size_symbol("kh")
     assert e == H - kh + 1 and new == [H, kh]
-    with pytest.raises(InputError, match="affine"):
+    with pytest.raises(InputError, match="not linear in the sizes"):
         parse_size_expr("H * kh", {}, new_sizes=True)
     with pytest.raises(InputError, match="unknown name 'q'"):
         parse_tree("exp(q)", {"s": (n,)}, [n])
@@ -405,6 +411,23 @@ def test_bad_assumptions(text):
     H, kh = size_symbol("H"), size_symbol("kh")
     with pytest.raises(InputError):
         parse_assumption(text, {"x": (H,)}, [H, kh])
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("H * kh >= 1", "H * kh is not linear in the sizes"), ("2 * H >= kh * kh", "kh * kh is not linear in the sizes")],
+)
+def test_a_nonlinear_size_assumption_is_named_as_such_not_as_an_index(text, fragment):
+    H, kh = size_symbol("H"), size_symbol("kh")
+    with pytest.raises(InputError) as info:
+        parse_assumption(text, {"x": (H,)}, [H, kh])
+    assert fragment in str(info.value) and "index" not in str(info.value)
+
+
+def test_a_nonlinear_dimension_is_named_as_such():
+    with pytest.raises(InputError) as info:
+        parse_size_expr("n * m", {}, new_sizes=True)
+    assert "n * m is not linear in the sizes" in str(info.value)
 
 
 def test_index_definition_records_bounds():

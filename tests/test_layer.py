@@ -259,8 +259,11 @@ y = "w @ x"
         (GOOD.replace('y = "w @ x"', 'y = "np.convolve(w, x)"'), ["output.y", "np.convolve"]),
         (GOOD + 'constants = ["v"]\n', ["constants"]),
         (GOOD.replace('name = "lin"', 'name = "lin"\nconstants = ["v"]'), ["constants", "'v'"]),
-        (GOOD.replace('name = "lin"', 'name = "lin"\nassume = ["n * m >= 1"]'), ["assume[0]", "affine"]),
-        (GOOD.replace('x = ["n"]', 'x = ["n * m"]'), ["inputs.x[0]", "affine"]),
+        (
+            GOOD.replace('name = "lin"', 'name = "lin"\nassume = ["n * m >= 1"]'),
+            ["assume[0]", "not linear in the sizes"],
+        ),
+        (GOOD.replace('x = ["n"]', 'x = ["n * m"]'), ["inputs.x[0]", "not linear in the sizes"]),
         (GOOD.replace('x = ["n"]', "x = 3"), ["inputs.x", "list"]),
         (GOOD.replace('x = ["n"]', 'g = ["n"]'), ["inputs.g", "reserved"]),
         (GOOD.replace('[output]\ny = "w @ x"', '[output]\ny = "w @ x"\nz = "x"'), ["output", "exactly one"]),
