@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 import z3
+from sympy.printing.str import StrPrinter
 
 from . import domains
 from .errors import InputError
@@ -183,7 +184,7 @@ def load_layer(name_or_path: str | Path) -> Layer:
     else:
         path = LAYERS_DIR / f"{text}.toml"
         if not path.is_file():
-            raise InputError(f"unknown layer {text!r} (built-in layers: {', '.join(builtin_layer_names())})")
+            raise InputError(_unknown_layer(text))
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -191,6 +192,19 @@ def load_layer(name_or_path: str | Path) -> Layer:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read layer file: {exc}", where=str(path)) from None
     return layer_from_dict(data, source=str(path))
+
+
+def _unknown_layer(name: str) -> str:
+    """The message for a LAYER that is no built-in name: the closest names first, then all of them."""
+    import difflib
+
+    names = builtin_layer_names()
+    close = difflib.get_close_matches(name.lower(), names, n=2, cutoff=0.6)
+    close += [n for n in names if name.lower() in n and n not in close]
+    hint = f"did you mean {' or '.join(repr(c) for c in close[:3])}? " if close else ""
+    if Path(f"{name}.toml").is_file():
+        hint = f"the file {name}.toml is a layer file: write {name}.toml; "
+    return f"unknown layer {name!r} ({hint}built-in layers: {', '.join(names)}; a layer file is a path with / or .toml)"
 
 
 def _rewhere(exc: InputError, where: str) -> InputError:
@@ -550,13 +564,60 @@ def _at(sizes: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items())
 
 
+class _SizePrinter(StrPrinter):
+    """Size expressions as a layer file spells them: ``n // 2`` and ``n % 2``, not
+    ``floor(n/2)`` and ``Mod(n, 2)`` (which a layer file does not accept)."""
+
+    def _print_floor(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if not den.is_Integer or den == 1:
+            return super()._print_Function(e)
+        return f"({self._operand(num)} // {den})"
+
+    def _print_ceiling(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if not den.is_Integer or den == 1:
+            return super()._print_Function(e)
+        return f"({self._operand(num + den - 1)} // {den})"
+
+    def _print_Mod(self, e):
+        return f"({self._operand(e.args[0])} % {self._print(e.args[1])})"
+
+    def _operand(self, e) -> str:
+        text = self._print(e)
+        return f"({text})" if isinstance(e, sp.Add | sp.Mul) else text
+
+
+def size_text(expr) -> str:
+    """A size expression in a layer file's spelling.
+
+    >>> n = sp.Symbol("n", integer=True)
+    >>> size_text(sp.floor(n / 2) - 1), size_text(sp.Mod(n + 1, 2)), size_text(sp.ceiling(n / 2))
+    ('(n // 2) - 1', '(n + 1) % 2', '(n + 1) // 2')
+    """
+    text = _SizePrinter().doprint(sp.sympify(expr))
+    return text[1:-1] if _one_group(text) else text
+
+
+def _one_group(text: str) -> bool:
+    """Whether ``text`` is one parenthesised group, ``(a // 2)`` but not ``(a) % (b)``."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    depth = 0
+    for k, c in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth == 0 and k < len(text) - 1:
+            return False
+    return True
+
+
 def _relation_text(cond) -> str:
     """A condition in the spelling an ``assume`` entry takes (``m == n``, not ``Eq(m, n)``)."""
     if isinstance(cond, sp.Rel):
         if cond.lhs.is_number and not cond.rhs.is_number:
             cond = cond.reversed
-        return f"{sp.sstr(cond.lhs)} {cond.rel_op} {sp.sstr(cond.rhs)}"
-    return sp.sstr(cond)
+        return f"{size_text(cond.lhs)} {cond.rel_op} {size_text(cond.rhs)}"
+    return size_text(cond)
 
 
 def _assumption_hint(cond) -> str:
@@ -584,7 +645,7 @@ def _check_sizes(layer: Layer, source: str) -> None:
     for tname, shape in layer.inputs.items():
         for k, d in enumerate(shape):
             _require_size(
-                facts, d, layer.sizes, f"dimension {k} ({sp.sstr(d)}) of {tname}", f"{source}: inputs.{tname}"
+                facts, d, layer.sizes, f"dimension {k} ({size_text(d)}) of {tname}", f"{source}: inputs.{tname}"
             )
     where = f"{source}: output.{layer.output}"
     valid = layer.forward.valid
@@ -602,7 +663,7 @@ def _check_sizes(layer: Layer, source: str) -> None:
             where=where,
         )
     for k, d in enumerate(layer.forward.shape):
-        _require_size(facts, d, layer.sizes, f"dimension {k} ({sp.sstr(d)}) of the output", where)
+        _require_size(facts, d, layer.sizes, f"dimension {k} ({size_text(d)}) of the output", where)
 
 
 def _require_size(facts, dim, sizes, what: str, where: str) -> None:
@@ -624,7 +685,7 @@ def _at_least_one(dim) -> str:
     terms = sp.Add.make_args(sp.expand(dim - 1))
     left = sp.Add(*(t for t in terms if t.as_coeff_Mul()[0] > 0))
     right = -sp.Add(*(t for t in terms if t.as_coeff_Mul()[0] < 0))
-    return f'"{sp.sstr(left)} >= {sp.sstr(right)}"'
+    return f'"{size_text(left)} >= {size_text(right)}"'
 
 
 def assumption_contradiction(assumptions, sizes) -> str:

@@ -233,6 +233,62 @@ def test_load_by_path_forms(tmp_path, monkeypatch):
         load_layer("missing/layer.toml")
 
 
+@pytest.mark.parametrize(
+    ("typed", "suggested"),
+    [("lineer", "'linear'"), ("conv2D", "'conv2d'"), ("softmax", "'softmax_cross_entropy'")],
+)
+def test_an_unknown_layer_name_suggests_the_close_builtin(typed, suggested):
+    with pytest.raises(InputError) as info:
+        load_layer(typed)
+    assert f"unknown layer {typed!r} (did you mean " in str(info.value) and suggested in str(info.value)
+
+
+def test_a_layer_name_without_toml_points_to_the_file_in_the_folder(tmp_path, monkeypatch):
+    _write(tmp_path, CONV_INDEX % "", "mine.toml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="write mine.toml"):
+        load_layer("mine")
+
+
+STRIDED = """name = "strided"
+%s
+[inputs]
+x = ["n"]
+w = ["k"]
+[output]
+y = "x[::2] + w"
+"""
+HALF = """name = "half"
+%s
+[inputs]
+x = ["n"]
+[output]
+y = "y[i] == x[2 * i]"
+shape = ["n // 2"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "hint", "length"),
+    [
+        (STRIDED, "(n + 1) // 2 == k", lambda n: len(range(0, n, 2))),
+        (HALF, "n // 2 >= 1", lambda n: n // 2),
+    ],
+    ids=["forward-defined", "dimension-at-least-1"],
+)
+def test_the_assumption_a_refusal_suggests_is_valid_layer_syntax_and_is_enough(tmp_path, text, hint, length):
+    with pytest.raises(InputError) as info:
+        load_layer(str(_write(tmp_path, text % "", "bad.toml")))
+    assert f'add an assumption such as "{hint}"' in str(info.value)
+    assert "floor" not in str(info.value) and "ceiling" not in str(info.value)
+    layer = load_layer(str(_write(tmp_path, text % f'assume = ["{hint}"]', "fixed.toml")))
+    # the output has NumPy's length (x[::2] has ceil(n / 2) elements) at every allowed n
+    for size in range(2, 9):
+        env = {str(s): size for s in layer.sizes}
+        env.update({"k": length(size)} if "k" in env else {})
+        assert int(layer.forward.shape[0].subs({s: env[str(s)] for s in layer.sizes})) == length(size)
+
+
 GOOD = """name = "lin"
 [inputs]
 x = ["n"]
