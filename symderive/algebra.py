@@ -63,6 +63,12 @@ class Context:
     implies: object = None
     #: conditions known to hold (size assumptions, free index ranges)
     facts: tuple = ()
+    #: callable(cond_list, cond) -> True/False/None for conditions on tensor values (reals)
+    value_implies: object = None
+    #: conditions on tensor values known to hold here (the branch of a ``where`` being taken)
+    value_facts: tuple = ()
+    #: value conditions already put into canonical form (the solver is asked once per condition)
+    canonical: dict = field(default_factory=dict)
 
 
 def is_integer_expr(e, ctx: Context) -> bool:
@@ -162,14 +168,12 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         c = expr.args[0]
         if is_integer_cond(c, ctx):
             return [Term(sp.S.One, (), (c,), ())]
-        c = canonical_condition(c)
+        c = simplest_condition(canonical_condition(c), ctx)
         if c in (sp.true, sp.false):
             return [Term(sp.S.One)] if c == sp.true else []
         # (a NaN compares false both ways: only where no partial operation is involved)
-        complement = None if c.has(Defined) else _complement(c)
-        if complement is not None:
-            # [a <= b] = 1 - [a > b]: one atom per comparison, whichever way it is written
-            return flatten(1 - Iverson(complement), ctx, guards)
+        if isinstance(c, sp.Rel) and not c.has(Defined):
+            return _comparison_terms(c, ctx, guards)
         if isinstance(c, sp.Or):
             # [a or b] = [a] + [b and not a]: each part an atom of its own
             first, rest = c.args[0], sp.Or(*c.args[1:])
@@ -232,15 +236,71 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
     raise Unsupported(f"cannot put {type(expr).__name__} into canonical form")
 
 
-def _complement(c):
-    """The negation of ``<``, ``<=`` and ``!=`` as ``>=``, ``>`` and ``==`` (else None)."""
-    if isinstance(c, sp.LessThan):
-        return sp.Gt(c.lhs, c.rhs)
-    if isinstance(c, sp.StrictLessThan):
-        return sp.Ge(c.lhs, c.rhs)
-    if isinstance(c, sp.Ne):
-        return sp.Eq(c.lhs, c.rhs)
-    return None
+def merge_indicators(terms: list[Term], ctx: Context) -> list[Term]:
+    """Terms whose 0/1 factors on values are merged: ``[a] * [b]`` is ``[a and b]``, ``[a]**2`` is ``[a]``.
+
+    The merged condition is put into canonical form again, so ``[x > 0] * [x >= 0]``
+    meets the ``[x > 0]`` of another term.
+
+    >>> from symderive.domains import value_implies
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
+    >>> ctx = Context({"x": (3,)}, (), value_implies=value_implies)
+    >>> [t.factors[0].expr for t in merge_indicators(flatten(Iverson(x > 0) * Iverson(x >= 0), ctx), ctx)]
+    [Iverson(x[p] > 0)]
+    """
+    out = []
+    for t in terms:
+        picked = [f for f in t.factors if _is_indicator(f)]
+        if len(picked) < 2:
+            out.append(t)
+            continue
+        rest = Term(t.coeff, t.vars, t.guard, tuple(f for f in t.factors if not _is_indicator(f)))
+        merged = Iverson(sp.And(*(f.expr.args[0] for f in picked)))
+        out += _mul_terms([rest], flatten(merged, ctx, t.guard))
+    return out
+
+
+def _is_indicator(f: Factor) -> bool:
+    return not f.tensor and f.exp == 1 and isinstance(f.expr, Iverson) and not f.expr.has(Defined)
+
+
+#: a comparison of e with 0 in the two atoms [e > 0] and [e == 0]: (constant, [e > 0], [e == 0])
+_BASIS = {
+    sp.StrictGreaterThan: (0, 1, 0),
+    sp.GreaterThan: (0, 1, 1),
+    sp.Equality: (0, 0, 1),
+    sp.Unequality: (1, 0, -1),
+    sp.LessThan: (1, -1, 0),
+    sp.StrictLessThan: (1, -1, -1),
+}
+_REVERSED = {
+    sp.StrictGreaterThan: sp.StrictLessThan,
+    sp.GreaterThan: sp.LessThan,
+    sp.StrictLessThan: sp.StrictGreaterThan,
+    sp.LessThan: sp.GreaterThan,
+    sp.Equality: sp.Equality,
+    sp.Unequality: sp.Unequality,
+}
+
+
+def _comparison_terms(c, ctx: Context, guards) -> list[Term]:
+    """``[a rel b]`` in two atoms of ``e = a - b`` (content and sign normalised): ``[e > 0]``, ``[e == 0]``.
+
+    So every comparison of the same two values meets every other: ``[x >= 0]`` is
+    ``[x > 0] + [x == 0]``, ``[x < 0]`` is ``1 - [x > 0] - [x == 0]``, ``[x != 0]`` is
+    ``1 - [x == 0]`` (for real values; a partial one, nan, is never put here).
+    """
+    e = sp.expand(c.lhs - c.rhs, deep=False).as_content_primitive()[1]
+    rel = type(c)
+    if e.could_extract_minus_sign():
+        e, rel = -e, _REVERSED[rel]
+    constant, positive, zero = _BASIS[rel]
+    out = [Term(sp.Integer(constant))] if constant else []
+    for weight, atom in ((positive, sp.Gt(e, 0)), (zero, sp.Eq(e, 0))):
+        if weight:
+            t = _atom(Iverson(atom), ctx, guards)
+            out.append(Term(weight * t.coeff, t.vars, t.guard, t.factors))
+    return out
 
 
 def normalise_sums(expr):
@@ -344,6 +404,93 @@ def _truth_test(r):
     return answers.get(type(r))
 
 
+#: value conditions with more comparisons than this keep their spelling (the solver is asked
+#: a few times per comparison)
+SIMPLEST_MAX_RELATIONS = 6
+
+
+def simplest_condition(c, ctx: Context):
+    """A condition on tensor values in one canonical spelling among its equivalents.
+
+    Equal conditions must become equal atoms: on ``relu``, ``y != 0`` lifts to
+    ``x > 0 & x != 0``, which is the gradient's ``x > 0``. Decided by the solver over the
+    reals (``ctx.value_implies``), never by SymPy's relational simplification: a
+    condition that always holds is ``true``, one that never does ``false``, one
+    equivalent to one of its own comparisons (or that comparison's negation) is that
+    comparison; otherwise redundant comparisons are dropped. Comparisons are written
+    ``e rel 0`` with ``e``'s content divided out (``2*x > 2`` is ``x - 1 > 0``). A partial
+    condition (nan compares False both ways) is left as it is.
+
+    >>> from symderive.domains import value_implies
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
+    >>> simplest_condition(sp.And(x > 0, sp.Ne(x, 0)), Context({}, (), value_implies=value_implies))
+    x[p] > 0
+    """
+    if ctx.value_implies is None or c in (sp.true, sp.false) or not isinstance(c, sp.Basic) or c.has(Defined):
+        return c
+    if c not in ctx.canonical:
+        relations = sorted(c.atoms(sp.Rel), key=sp.default_sort_key)
+        ctx.canonical[c] = c if len(relations) > SIMPLEST_MAX_RELATIONS else _simplest(c, relations, ctx)
+    return ctx.canonical[c]
+
+
+def _simplest(c, relations: list, ctx: Context):
+    def implies(a, b) -> bool:
+        return ctx.value_implies([a], b) is True
+
+    def equivalent(a, b) -> bool:
+        return implies(a, b) and implies(b, a)
+
+    if implies(sp.true, c):
+        return sp.true
+    if implies(c, sp.false):
+        return sp.false
+    for r in _single_comparisons(relations):
+        if equivalent(c, r):
+            return r
+    return _without_redundant(c, equivalent)
+
+
+def _single_comparisons(relations: list) -> list:
+    """Every comparison of the compared expressions with 0 (``x >= 0 & x <= 0`` is ``x == 0``)."""
+    exprs = []
+    for r in relations:
+        e = sp.expand(r.lhs - r.rhs, deep=False).as_content_primitive()[1]
+        if e not in exprs and -e not in exprs:
+            exprs.append(e)
+    rels = (sp.Gt, sp.Ge, sp.Eq, sp.Le, sp.Lt, sp.Ne)
+    return [normal_relation(rel(e, 0)) for e in exprs for rel in rels]
+
+
+def _without_redundant(c, equivalent):
+    """``c`` without the conjuncts and disjuncts the others make redundant, comparisons normalised."""
+    if isinstance(c, sp.Rel):
+        return normal_relation(c)
+    if not isinstance(c, sp.And | sp.Or):
+        return c
+    kept = [_without_redundant(a, equivalent) for a in sorted(c.args, key=sp.default_sort_key)]
+    for a in list(kept):
+        rest = [b for b in kept if b is not a]
+        if rest and equivalent(c.func(*rest), c.func(*kept)):
+            kept = rest
+    return c.func(*kept)
+
+
+def normal_relation(r):
+    """A comparison on values as ``e rel 0``, ``e`` without its positive content, SymPy-canonical.
+
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
+    >>> normal_relation(sp.Lt(2, 2 * x)), normal_relation(sp.Eq(1 - x, 0))
+    (x[p] - 1 > 0, Eq(x[p] - 1, 0))
+    """
+    if not isinstance(r, sp.Rel) or is_integer_cond(r, None):
+        return r
+    diff = sp.expand(r.lhs - r.rhs, deep=False)
+    _, primitive = diff.as_content_primitive()
+    out = r.func(primitive, 0)
+    return out.canonical if isinstance(out, sp.Rel) else out
+
+
 def _is_atomic_base(base, ctx) -> bool:
     return False
 
@@ -399,9 +546,18 @@ def is_nonnegative(e, ctx: Context, guards=()) -> bool:
 
 
 def condition_holds(cond, ctx: Context, guards=()) -> bool:
-    """Whether a domain condition on values (``b != 0``, ``b > 0``, ``b >= 0``) always holds."""
+    """Whether a domain condition on values (``b != 0``, ``b > 0``, ``b >= 0``) always holds
+    (everywhere, or wherever ``ctx.value_facts`` do: inside the branch of a ``where``)."""
     if cond is sp.true or cond == sp.true:
         return True
+    if _holds_everywhere(cond, ctx, guards):
+        return True
+    if ctx.value_implies is None or not ctx.value_facts or cond.has(Defined):
+        return False
+    return ctx.value_implies(list(ctx.value_facts), cond) is True
+
+
+def _holds_everywhere(cond, ctx: Context, guards) -> bool:
     if isinstance(cond, sp.And):
         return all(condition_holds(c, ctx, guards) for c in cond.args)
     if isinstance(cond, sp.Rel):
@@ -431,7 +587,69 @@ def discharge_domains(expr, ctx: Context, guards=()):
         return discharge_domains(expr.args[0], ctx, guards)
     if not expr.args or isinstance(expr, sp.Indexed):
         return expr
+    if isinstance(expr, sp.Piecewise) and expr.has(Defined):
+        return _discharge_branches(expr, ctx, guards)
     return expr.func(*(discharge_domains(a, ctx, guards) for a in expr.args))
+
+
+def _discharge_branches(pw: sp.Piecewise, ctx: Context, guards):
+    """A Piecewise whose branch values drop the domains their own branch conditions imply.
+
+    NumPy's ``where`` picks each element from the branch its condition selects, so a
+    value in the untaken branch (``log(x)`` where ``x <= 0``) never reaches the result:
+    inside ``where(x > 0, log(x), 0)``'s first branch, ``x > 0`` holds. A condition that
+    is itself partial (nan compares False both ways) is not used as a fact.
+    """
+    branches, before = [], []
+    for value, cond in pw.args:
+        facts = [sp.Not(c) for c in before if not c.has(Defined)]
+        facts += [cond] if not cond.has(Defined) else []
+        inside = replace(ctx, value_facts=ctx.value_facts + tuple(facts))
+        value = settle_by_facts(value, inside)
+        branches.append((discharge_domains(value, inside, guards), discharge_domains(cond, ctx, guards)))
+        before.append(cond)
+    return sp.Piecewise(*branches)
+
+
+def settle_by_facts(expr, ctx: Context):
+    """``expr`` with each choice on values that ``ctx.value_facts`` decide reduced to its branch.
+
+    Inside ``where(y > 0, g * y / y, 0)`` on ``relu`` (``y`` is ``x`` where ``x > 0``, else 0)
+    the first branch knows ``y > 0``, so ``y`` is ``x`` there. A choice whose conditions
+    are partial, or that the facts leave open, stays.
+
+    >>> from symderive.domains import value_implies
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
+    >>> ctx = Context({}, (), value_implies=value_implies, value_facts=(x > 1,))
+    >>> settle_by_facts(sp.Piecewise((x, x > 0), (0, True)), ctx)
+    x[p]
+    """
+    if ctx.value_implies is None or not ctx.value_facts or not expr.has(sp.Piecewise):
+        return expr
+
+    def decided(cond):
+        if cond == sp.true:
+            return True
+        if cond.has(Defined):
+            return None
+        facts = list(ctx.value_facts)
+        if ctx.value_implies(facts, cond) is True:
+            return True
+        return False if ctx.value_implies(facts, sp.Not(cond)) is True else None
+
+    def settle(pw):
+        kept = []
+        for value, cond in pw.args:
+            verdict = decided(cond)
+            if verdict is True and not kept:
+                return value
+            if verdict is not False:
+                kept.append((value, cond))
+            if verdict is True:
+                break
+        return sp.Piecewise(*kept) if kept and kept != list(pw.args) else pw
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), settle)
 
 
 def _split_log(arg, ctx: Context, guards):

@@ -284,3 +284,135 @@ def failing_sizes(premises, conclusion, sizes, rlimit: int | None = None):
         return True, None
     model = solver.model()
     return False, {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
+
+
+# -- conditions on tensor values, over the reals ------------------------------------------
+
+
+class ValueContext:
+    """SymPy value expressions as z3 real terms: linear parts exactly, the rest as opaque reals.
+
+    A read, a sum, a non-linear product or a function application becomes a real variable
+    of its own (equal subterms share one; an exponential is known positive). Proving a
+    statement for every value of those variables proves it for their actual values, so a
+    ``True`` answer is sound; distinct reads that happen to coincide are merely not used.
+    Integer symbols (indices, sizes) are z3 integers. A partial value (``Defined``, nan)
+    is refused with :class:`NonLinear`: NumPy's nan compares False both ways, which no real
+    number does.
+
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
+    >>> str(ValueContext().cond(sp.Gt(2 * x, 1)))
+    '1 < 2*v0'
+    """
+
+    def __init__(self):
+        self.opaque: dict = {}
+        self.ints: dict = {}
+        self.facts: list = []
+
+    def _var(self, e):
+        if e not in self.opaque:
+            self.opaque[e] = z3.Real(f"v{len(self.opaque)}")
+            if isinstance(e, sp.exp) or e.is_positive:
+                self.facts.append(self.opaque[e] > 0)
+            elif e.is_nonnegative:
+                self.facts.append(self.opaque[e] >= 0)
+        return self.opaque[e]
+
+    def _int(self, s):
+        if s not in self.ints:
+            self.ints[s] = z3.Int(f"i{len(self.ints)}_{s.name}")
+            if s.is_positive:
+                self.facts.append(self.ints[s] >= 1)
+        return self.ints[s]
+
+    def real(self, e):
+        """The z3 real term of a SymPy value expression."""
+        e = sp.sympify(e)
+        if e.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or _has_partial(e):
+            raise NonLinear(f"a possibly undefined value: {e}")
+        if e.is_Rational:
+            return z3.RealVal(str(e))
+        if isinstance(e, sp.Symbol) and e.is_integer:
+            return z3.ToReal(self._int(e))
+        if isinstance(e, sp.Add):
+            return z3.Sum([self.real(a) for a in e.args])
+        if isinstance(e, sp.Mul):
+            coeff, rest = e.as_coeff_Mul()
+            if coeff.is_Rational and coeff != 1:
+                return z3.RealVal(str(coeff)) * self.real(rest)
+        if type(e).__name__ == "Iverson":
+            return z3.If(self.cond(e.args[0]), z3.RealVal(1), z3.RealVal(0))
+        if isinstance(e, sp.Piecewise):
+            if e.args[-1][1] != sp.true:
+                raise NonLinear(f"a Piecewise without a last branch: {e}")
+            out = self.real(e.args[-1][0])
+            for value, cond in reversed(e.args[:-1]):
+                out = z3.If(self.cond(cond), self.real(value), out)
+            return out
+        if isinstance(e, sp.Max | sp.Min):
+            pick = (lambda a, b: z3.If(a >= b, a, b)) if isinstance(e, sp.Max) else (lambda a, b: z3.If(a <= b, a, b))
+            return reduce(pick, [self.real(a) for a in e.args])
+        if isinstance(e, sp.Abs):
+            inner = self.real(e.args[0])
+            return z3.If(inner >= 0, inner, -inner)
+        if e.is_real is False or e.is_number and not e.is_real:
+            raise NonLinear(f"a value that is not real: {e}")
+        return self._var(e)
+
+    def cond(self, c):
+        """The z3 formula of a condition on values (and integers)."""
+        if c is sp.true or c == sp.true:
+            return z3.BoolVal(True)
+        if c is sp.false or c == sp.false:
+            return z3.BoolVal(False)
+        if isinstance(c, sp.And | sp.Or):
+            parts = [self.cond(a) for a in c.args]
+            return z3.And(*parts) if isinstance(c, sp.And) else z3.Or(*parts)
+        if isinstance(c, sp.Not):
+            return z3.Not(self.cond(c.args[0]))
+        if isinstance(c, sp.ITE):
+            return z3.If(*(self.cond(a) for a in c.args))
+        if isinstance(c, sp.Rel):
+            a, b = self.real(c.lhs), self.real(c.rhs)
+            return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[c.rel_op]
+        raise NonLinear(f"not a condition on values: {c}")
+
+
+def _has_partial(e) -> bool:
+    return any(type(a).__name__ == "Defined" for a in sp.preorder_traversal(e))
+
+
+def value_implies(premises, conclusion):
+    """Whether conditions on tensor values imply another for all values (None: undecided).
+
+    Only ``True`` is a proof (see :class:`ValueContext`); ``False`` means that the
+    conditions with their opaque parts as free reals do not imply it.
+
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
+    >>> value_implies([sp.Gt(x, 0)], sp.Ne(x, 0)), value_implies([sp.Ge(x, 0)], sp.Ne(x, 0))
+    (True, False)
+    """
+    ctx = ValueContext()
+    try:
+        formulas = [ctx.cond(p) for p in premises] + [z3.Not(ctx.cond(conclusion))]
+    except (NonLinear, TypeError):
+        return None
+    sat, _ = check(ctx.facts + formulas)
+    return None if sat is None else not sat
+
+
+def value_equivalent(a, b):
+    """Whether two conditions on tensor values agree for all values (None: undecided).
+
+    >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
+    >>> value_equivalent(sp.And(sp.Gt(x, 0), sp.Ne(x, 0)), sp.Gt(x, 0))
+    True
+    """
+    ctx = ValueContext()
+    try:
+        differ = ctx.cond(a) != ctx.cond(b)
+    except (NonLinear, TypeError):
+        return None
+    sat, _ = check(ctx.facts + [differ])
+    return None if sat is None else not sat

@@ -23,7 +23,7 @@ import sympy as sp
 import z3
 
 from . import domains
-from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten
+from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten, merge_indicators
 from .errors import InternalError
 from .ir import in_range
 from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
@@ -522,13 +522,14 @@ def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
         positive=_positive_tensors(layer, extra),
         implies=domains.implies,
         facts=tuple(size_conds) + ((free_range,) if p else ()),
+        value_implies=domains.value_implies,
     )
     diff_expr = d.gradient - claim_tensor.at(p)
     diff_expr = discharge_domains(diff_expr, ctx)
     if scalar_identity(simplify_guards(diff_expr, list(ctx.facts))):
         return Outcome("proved")
     try:
-        terms = flatten(diff_expr, ctx)
+        terms = merge_indicators(flatten(diff_expr, ctx), ctx)
     except Unsupported as exc:
         return Outcome("unknown", str(exc))
     terms = _apply_sum_rules(terms, _sum_rules(layer, extra), shapes)

@@ -132,3 +132,132 @@ def test_where_claims_on_relu_match_torch(claim, verdict):
         (torch.relu(x) * g).sum().backward()
         assert float(x.grad[tuple(found.index)]) == float(sp.Rational(found.expected))
         assert float(sp.Rational(found.claimed)) != float(x.grad[tuple(found.index)])
+
+
+# -- 0/1 guards on values: comparisons in two atoms, conditions in canonical form --------------
+from symderive.algebra import discharge_domains, merge_indicators, settle_by_facts, simplest_condition  # noqa: E402
+from symderive.domains import value_implies  # noqa: E402
+from symderive.ir import Defined, log_value  # noqa: E402
+
+q = index_symbol("q")
+XP, XQ = read("x", (p,)), read("x", (q,))
+VCTX = Context(shapes={"x": (n,), "w": (n, n)}, sizes=(n,), value_implies=value_implies)
+GRID = [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
+NUMPY_RELATIONS = [
+    (sp.Gt, np.greater),
+    (sp.Ge, np.greater_equal),
+    (sp.Lt, np.less),
+    (sp.Le, np.less_equal),
+    (sp.Eq, np.equal),
+    (sp.Ne, np.not_equal),
+]
+
+
+def value_terms_at(terms, point: dict) -> float:
+    """A term list without summation variables at values of the reads (atoms evaluated by SymPy)."""
+    total = 0.0
+    for t in terms:
+        assert not t.vars
+        value = float(t.coeff)
+        for f in t.factors:
+            value *= float(sp.sympify(f.expr).xreplace(point)) ** float(f.exp)
+        total += value
+    return total
+
+
+def truth_at(cond, point: dict) -> bool:
+    return bool(cond.xreplace(point)) if cond not in (sp.true, sp.false) else cond == sp.true
+
+
+@pytest.mark.parametrize(("rel", "numpy_rel"), NUMPY_RELATIONS)
+@pytest.mark.parametrize("written", ["x - 1 rel 0", "2 rel 2x", "x rel x_q"])
+def test_value_comparison_is_two_atoms_of_one_difference(rel, numpy_rel, written):
+    lhs, rhs = {"x - 1 rel 0": (XP - 1, 0), "2 rel 2x": (2, 2 * XP), "x rel x_q": (XP, XQ)}[written]
+    terms = flatten(Iverson(rel(lhs, rhs)), VCTX)
+    for a, b in itertools.product(GRID, GRID):
+        point = {XP: sp.nsimplify(a), XQ: sp.nsimplify(b)}
+        want = float(numpy_rel(float(sp.sympify(lhs).xreplace(point)), float(sp.sympify(rhs).xreplace(point))))
+        assert value_terms_at(terms, point) == want, (rel, written, a, b)
+
+
+@pytest.mark.parametrize("written", ["x - 1 rel 0", "x rel x_q"])
+def test_every_comparison_of_one_difference_uses_the_same_two_atoms(written):
+    lhs, rhs = {"x - 1 rel 0": (XP - 1, 0), "x rel x_q": (XP, XQ)}[written]
+    keys = {f.key for rel, _ in NUMPY_RELATIONS for t in flatten(Iverson(rel(lhs, rhs)), VCTX) for f in t.factors}
+    keys |= {f.key for rel, _ in NUMPY_RELATIONS for t in flatten(Iverson(rel(rhs, lhs)), VCTX) for f in t.factors}
+    assert len(keys) == 2
+
+
+SIMPLEST = [
+    pytest.param(sp.And(XP > 0, sp.Ne(XP, 0)), XP > 0, id="positive-and-nonzero"),
+    pytest.param(sp.And(XP >= 0, XP <= 0), sp.Eq(XP, 0), id="both-ways-is-equal"),
+    pytest.param(sp.Or(XP > 0, XP < 0), sp.Ne(XP, 0), id="either-side-is-nonzero"),
+    pytest.param(sp.Or(XP > 1, XP > 2), XP - 1 > 0, id="weaker-disjunct"),
+    pytest.param(sp.Or(XP > 1, XP <= 1), sp.true, id="always"),
+    pytest.param(sp.And(XP > 1, XP < 0), sp.false, id="never"),
+    pytest.param(sp.And(XP > XQ, XQ >= XP), sp.false, id="two-reads-never"),
+    pytest.param(sp.And(XP > 0, XP < 1, sp.Ne(XP, 2)), None, id="interval-keeps-two-comparisons"),
+]
+
+
+@pytest.mark.parametrize(("cond", "want"), SIMPLEST)
+def test_simplest_condition_is_equivalent_on_a_grid(cond, want):
+    got = simplest_condition(cond, VCTX)
+    if want is not None:
+        assert got == want
+    else:
+        assert len(got.atoms(sp.Rel)) == 2
+    for a, b in itertools.product(GRID, GRID):
+        point = {XP: sp.nsimplify(a), XQ: sp.nsimplify(b)}
+        assert truth_at(got, point) == truth_at(cond, point), (cond, got, a, b)
+
+
+def test_simplest_condition_leaves_partial_conditions_and_needs_its_oracle():
+    partial = sp.And(Defined(1 / XP, sp.Ne(XP, 0)) > 0, sp.Ne(XP, 0))
+    assert simplest_condition(partial, VCTX) == partial
+    plain = sp.And(XP > 0, sp.Ne(XP, 0))
+    assert simplest_condition(plain, Context(shapes={"x": (n,)}, sizes=(n,))) == plain
+
+
+def test_merged_indicators_meet_a_single_one():
+    merged = merge_indicators(flatten(Iverson(XP > 0) * Iverson(XP >= 0) * read("w", (p, p)), VCTX), VCTX)
+    single = flatten(Iverson(XP > 0) * read("w", (p, p)), VCTX)
+    assert sorted(f.key for t in merged for f in t.factors) == sorted(f.key for t in single for f in t.factors)
+    squared = merge_indicators(flatten(Iverson(XP < 0) ** 2, VCTX), VCTX)
+    for a in GRID:
+        assert value_terms_at(squared, {XP: sp.nsimplify(a)}) == float(a < 0)
+
+
+def test_where_branch_discharges_the_domain_its_condition_implies():
+    # where(x > 0, log(x), 0): log's domain is the branch's own condition
+    taken = sp.Piecewise((log_value(XP), XP > 0), (0, True))
+    assert not discharge_domains(taken, VCTX).has(Defined)
+    # the else branch of where(x <= 0, 0, 1 / x) knows x > 0
+    other = sp.Piecewise((0, XP <= 0), (Defined(1 / XP, sp.Ne(XP, 0)), True))
+    assert not discharge_domains(other, VCTX).has(Defined)
+
+
+@pytest.mark.parametrize(
+    "pw",
+    [
+        pytest.param(sp.Piecewise((log_value(XP), XP >= 0), (0, True)), id="log-at-zero-taken"),
+        pytest.param(sp.Piecewise((log_value(XP), XQ > 0), (0, True)), id="another-element"),
+        pytest.param(sp.Piecewise((0, XP > 0), (log_value(XP), True)), id="negative-branch"),
+        pytest.param(
+            sp.Piecewise((log_value(XP), Defined(1 / XP, sp.Ne(XP, 0)) > 0), (0, True)), id="partial-condition"
+        ),
+    ],
+)
+def test_where_branch_keeps_a_domain_its_condition_does_not_imply(pw):
+    # at x = 0 (or x <= 0) NumPy's value of the taken branch is nan: the domain must stay
+    assert discharge_domains(pw, VCTX).has(Defined)
+
+
+def test_settle_by_facts_picks_the_branch_the_facts_decide():
+    relu_value = sp.Piecewise((XP, XP > 0), (0, True))
+    inside = Context(shapes={"x": (n,)}, sizes=(n,), value_implies=value_implies, value_facts=(XP - 1 > 0,))
+    assert settle_by_facts(relu_value, inside) == XP
+    open_ = Context(shapes={"x": (n,)}, sizes=(n,), value_implies=value_implies, value_facts=(XP > -1,))
+    assert settle_by_facts(relu_value, open_) == relu_value
+    below = Context(shapes={"x": (n,)}, sizes=(n,), value_implies=value_implies, value_facts=(XP <= 0,))
+    assert settle_by_facts(relu_value, below) == 0

@@ -154,3 +154,58 @@ def test_failing_sizes_detects_contradictions_and_states_the_size_floor():
 def test_failing_sizes_undecided_outside_presburger():
     ok, reason = domains.failing_sizes([], sp.Ge(sp.Symbol("a", integer=True) * sp.Symbol("b", integer=True), 1), [])
     assert ok is None and "Presburger" in reason
+
+
+# -- conditions on tensor values, over the reals -----------------------------------------------
+X = sp.IndexedBase("x", real=True)
+XI, XJ = X[i], X[j]
+VALUES = [sp.Rational(v, 2) for v in range(-5, 6)]
+
+
+def _holds_on_grid(premises, conclusion) -> bool:
+    """Whether the implication holds at every pair of grid values of x[i], x[j] (a necessary condition)."""
+    for a, b in itertools.product(VALUES, VALUES):
+        point = {XI: a, XJ: b}
+        if all(bool(p.xreplace(point)) for p in premises) and not bool(conclusion.xreplace(point)):
+            return False
+    return True
+
+
+VALUE_IMPLICATIONS = [
+    pytest.param([XI > 0], sp.Ne(XI, 0), True, id="positive-is-nonzero"),
+    pytest.param([XI >= 0], sp.Ne(XI, 0), False, id="nonnegative-may-be-zero"),
+    pytest.param([XI > XJ, XJ >= 1], XI > 1, True, id="chain"),
+    pytest.param([XI > XJ], XI > 0, False, id="chain-without-bound"),
+    pytest.param([2 * XI - 1 > 0], XI > 0, True, id="scaled"),
+    pytest.param([sp.Ne(sp.Piecewise((XI, XI > 0), (0, True)), 0)], XI > 0, True, id="relu-output-nonzero"),
+    pytest.param([sp.Piecewise((XI, XI > 0), (0, True)) >= 0], XI >= 0, False, id="relu-output-always-nonnegative"),
+    pytest.param([sp.Abs(XI) > 1], sp.Ne(XI, 0), True, id="abs"),
+    pytest.param([sp.Max(XI, XJ) < 0], XJ < 0, True, id="max"),
+]
+
+
+@pytest.mark.parametrize(("premises", "conclusion", "want"), VALUE_IMPLICATIONS)
+def test_value_implies_agrees_with_a_grid(premises, conclusion, want):
+    assert domains.value_implies(premises, conclusion) is want
+    # the grid can only refute: a True answer must survive it, a False one is shown by it here
+    assert _holds_on_grid(premises, conclusion) is want
+
+
+def test_value_implies_knows_exp_is_positive_and_nothing_else_about_opaque_terms():
+    assert domains.value_implies([], sp.exp(XI) > 0) is True
+    # tanh is opaque: |tanh| < 1 is true but not known, so the answer is not a proof
+    assert domains.value_implies([], sp.tanh(XI) < 1) is False
+
+
+def test_value_implies_refuses_partial_values():
+    # nan compares False both ways, which no real number does: a partial value is not a real
+    from symderive.ir import Defined
+
+    d = Defined(1 / XI, sp.Ne(XI, 0))
+    assert domains.value_implies([XI > 0], d > 0) is None
+    assert domains.value_implies([d > 0], d >= 0) is None
+
+
+def test_value_equivalent():
+    assert domains.value_equivalent(sp.And(XI >= 0, XI <= 0), sp.Eq(XI, 0)) is True
+    assert domains.value_equivalent(sp.And(XI >= 0, XI <= 1), sp.Eq(XI, 0)) is False

@@ -1177,3 +1177,175 @@ def test_a_proof_that_exact_evaluation_contradicts_is_an_internal_error(monkeypa
     with pytest.raises(InternalError, match="disagrees with exact evaluation"):
         prove("linear", "x", "w.T @ g")
     assert main(["prove", "linear", "--wrt", "x", "w.T @ g"], prog="symderive") == 70
+
+
+# -- branch conditions and 0/1 guards on values (relu, maximum(x, 0)) ----------------------------
+# NumPy's where evaluates both branches and then picks, so a nan in the untaken branch never
+# reaches the result (LANGUAGE.md: where means NumPy's); a product with a nan factor is nan.
+# The true gradient is PyTorch's: relu has derivative 0 at 0, maximum(x, 0) splits it (1/2).
+MAXRELU_TOML = 'name = "maxrelu"\n[inputs]\nx = ["N", "D"]\n[output]\ny = "maximum(x, 0)"\n'
+GUARD_FORWARD = {"relu": torch.relu, "maxrelu": lambda x: torch.maximum(x, torch.zeros_like(x))}
+
+
+def _numpy_where(c, a, b):
+    with np.errstate(all="ignore"):
+        return np.where(c, a, b)
+
+
+GUARD_CASES = [
+    pytest.param("relu", "g * (y != 0)", P, lambda x, g, y: g * (y != 0), id="relu-y-nonzero"),
+    pytest.param("relu", "g * (0 < y)", P, lambda x, g, y: g * (0 < y), id="relu-y-positive-reversed"),
+    pytest.param("relu", "where(y > 0, g, 0)", P, lambda x, g, y: np.where(y > 0, g, 0), id="relu-where-y"),
+    pytest.param("relu", "g * (x > 0) * (x >= 0)", P, lambda x, g, y: g * (x > 0) * (x >= 0), id="relu-guard-product"),
+    pytest.param("relu", "g * (x > 0) ** 2", P, lambda x, g, y: g * (x > 0) ** 2, id="relu-guard-squared"),
+    pytest.param("relu", "g * (2 * x > 0)", P, lambda x, g, y: g * (2 * x > 0), id="relu-scaled-comparison"),
+    pytest.param(
+        "relu", "g * (1 - (x < 0) - (x == 0))", P, lambda x, g, y: g * (1 - (x < 0) - (x == 0)), id="relu-complements"
+    ),
+    pytest.param(
+        "relu",
+        "where(x > 0, g + 0 * log(x), 0)",
+        P,
+        lambda x, g, y: _numpy_where(x > 0, g + 0 * np.log(x), 0),
+        id="relu-where-log-in-taken-branch",
+    ),
+    pytest.param(
+        "relu",
+        "g * where(x > 0, 1 + 0 * log(x), 0)",
+        P,
+        lambda x, g, y: g * _numpy_where(x > 0, 1 + 0 * np.log(x), 0),
+        id="relu-where-log-inside-product",
+    ),
+    pytest.param(
+        "relu",
+        "where(x <= 0, 0, g * x / x)",
+        P,
+        lambda x, g, y: _numpy_where(x <= 0, 0, g * x / x),
+        id="relu-where-division-in-else-branch",
+    ),
+    pytest.param(
+        "relu",
+        "where(y > 0, g * y / x, 0)",
+        P,
+        lambda x, g, y: _numpy_where(y > 0, g * y / x, 0),
+        id="relu-where-y-settled-in-branch",
+    ),
+    pytest.param(
+        "relu",
+        "where(y > 0, g + 0 * log(y), 0)",
+        P,
+        lambda x, g, y: _numpy_where(y > 0, g + 0 * np.log(y), 0),
+        id="relu-where-log-y",
+    ),
+    pytest.param("relu", "g * (x >= 0)", R, lambda x, g, y: g * (x >= 0), id="relu-kink-included"),
+    pytest.param("relu", "g * (y >= 0)", R, lambda x, g, y: g * (y >= 0), id="relu-y-nonnegative-always"),
+    pytest.param("relu", "g * (y != 1)", R, lambda x, g, y: g * (y != 1), id="relu-y-not-one"),
+    pytest.param(
+        "relu",
+        "g * (1 - (x < 0) - (x <= 0))",
+        R,
+        lambda x, g, y: g * (1 - (x < 0) - (x <= 0)),
+        id="relu-complements-wrong",
+    ),
+    pytest.param(
+        "relu",
+        "where(x > 0, g + 0 * log(x), 1)",
+        R,
+        lambda x, g, y: _numpy_where(x > 0, g + 0 * np.log(x), 1),
+        id="relu-where-log-wrong-else",
+    ),
+    pytest.param(
+        "relu",
+        "where(x >= 0, g + 0 * log(x), 0)",
+        R,
+        lambda x, g, y: _numpy_where(x >= 0, g + 0 * np.log(x), 0),
+        id="relu-where-log-at-zero-taken",
+    ),
+    pytest.param(
+        "relu",
+        "where(x > 0, g + 0 * log(-x), 0)",
+        R,
+        lambda x, g, y: _numpy_where(x > 0, g + 0 * np.log(-x), 0),
+        id="relu-where-log-undefined-in-taken-branch",
+    ),
+    pytest.param(
+        "relu",
+        "g * (x > 0) * (1 + 0 * log(x))",
+        R,
+        lambda x, g, y: g * (x > 0) * (1 + 0 * np.log(x)),
+        id="relu-guard-times-nan-is-nan",
+    ),
+    pytest.param(
+        "maxrelu",
+        "g * ((x > 0) + 0.5 * (x == 0))",
+        P,
+        lambda x, g, y: g * ((x > 0) + 0.5 * (x == 0)),
+        id="maxrelu-tie-split",
+    ),
+    pytest.param(
+        "maxrelu",
+        "g * ((x > 0) + 0.5 * (x >= 0) * (x <= 0))",
+        P,
+        lambda x, g, y: g * ((x > 0) + 0.5 * (x >= 0) * (x <= 0)),
+        id="maxrelu-tie-as-two-comparisons",
+    ),
+    pytest.param(
+        "maxrelu",
+        "g * where(x == 0, 0.5, y > 0)",
+        P,
+        lambda x, g, y: g * np.where(x == 0, 0.5, y > 0),
+        id="maxrelu-where-tie",
+    ),
+    pytest.param("maxrelu", "g * (y != 0)", R, lambda x, g, y: g * (y != 0), id="maxrelu-y-nonzero-misses-tie"),
+    pytest.param(
+        "maxrelu",
+        "g * ((x > 0) + 0.5 * (x >= 0) * (x < 0))",
+        R,
+        lambda x, g, y: g * ((x > 0) + 0.5 * (x >= 0) * (x < 0)),
+        id="maxrelu-tie-never",
+    ),
+]
+
+
+def _guard_layer(tmp_path_factory, layer: str) -> str:
+    if layer == "relu":
+        return layer
+    path = tmp_path_factory.mktemp("guards") / f"{layer}.toml"
+    path.write_text(MAXRELU_TOML)
+    return str(path)
+
+
+def _guard_torch_gradient(layer: str, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    (torch.tensor(g, dtype=torch.float64) * GUARD_FORWARD[layer](xt)).sum().backward()
+    return xt.grad.numpy()
+
+
+def _guard_claim(oracle, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.asarray(oracle(x, g, np.maximum(x, 0.0)), dtype=np.float64) * np.ones_like(x)
+
+
+@pytest.mark.parametrize(("layer", "claim", "expected", "oracle"), GUARD_CASES)
+def test_guard_claim_verdict(tmp_path_factory, layer, claim, expected, oracle):
+    v = prove(_guard_layer(tmp_path_factory, layer), "x", claim)
+    assert v.verdict == expected, f"{claim!r}: {v.verdict} ({v.reason}) {v.counterexample}"
+    if expected == R:
+        ce = v.counterexample
+        x, g = as_array(ce.values["x"]), as_array(ce.values["g"])
+        idx = tuple(ce.index)
+        want, got = _guard_torch_gradient(layer, x, g)[idx], _guard_claim(oracle, x, g)[idx]
+        assert not np.isclose(want, got), f"no difference at {idx}: {want} vs {got}"
+
+
+@pytest.mark.parametrize(("layer", "claim", "expected", "oracle"), GUARD_CASES)
+def test_guard_claim_table_agrees_with_autograd(layer, claim, expected, oracle, request):
+    """Proved claims equal torch's gradient on data with zeros, ties and negatives; refuted ones differ."""
+    rng = rng_for(request.node.callspec.id)
+    agree = []
+    for shape in [(1, 1), (2, 3), (3, 2), (4, 5)]:
+        x = rng.integers(-2, 3, shape).astype(np.float64) * rng.choice([1.0, 0.5], shape)
+        x[0, 0] = 0.0  # the kink is the point these claims disagree on
+        g = rng.standard_normal(shape)
+        agree.append(np.allclose(_guard_claim(oracle, x, g), _guard_torch_gradient(layer, x, g), equal_nan=False))
+    assert all(agree) if expected == P else not all(agree)
