@@ -388,7 +388,7 @@ def _impl_name(impl) -> str:
 
 def _split_spec(spec: str) -> tuple[Path, str]:
     if ":" not in spec:
-        raise InputError(f"--impl takes FILE.py:FUNCTION, got {spec!r}", where="--impl")
+        raise InputError(f"FILE.py:FUNCTION expected, got {spec!r}", where="--impl")
     path, name = spec.rsplit(":", 1)
     if not Path(path).is_file():
         raise InputError(f"no file {path}", where=f"--impl {spec}")
@@ -423,6 +423,12 @@ def _arguments(fn: Callable, names: Sequence[str]) -> list[str]:
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return list(names)
     for p in params:
+        if p.kind is p.POSITIONAL_ONLY and p.default is p.empty:
+            # the calling convention passes keyword arguments only (LANGUAGE.md)
+            raise TypeError(
+                f"its argument {p.name!r} is positional-only (before /), but it is called with keyword "
+                f"arguments named after {', '.join(names)}{_definition_site(fn)}"
+            )
         unknown = p.name not in names and p.default is p.empty
         if unknown and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise TypeError(
@@ -657,11 +663,43 @@ def _compare(impl: str, case: Case, payload: tuple, rtol: float, atol: float, tr
         return None
     differing = [tuple(int(i) for i in idx) for idx in zip(*np.nonzero(~close), strict=True)] if value.ndim else [()]
     first = differing[0]
+    want, got = _distinct_texts(expected[first], value[first])
     message = (
         f"{len(differing)} of {expected.size} elements differ; first at [{', '.join(map(str, first))}]: "
-        f"expected {expected[first]:.6g}, returned {value[first]:.6g}"
+        f"expected {want}, returned {got}{_excess(expected[first], value[first], rtol, atol)}"
     )
     return _failure(impl, MISMATCH, case, message, tried, returned=_json_array(value), differing=differing)
+
+
+def _distinct_texts(a, b) -> tuple[str, str]:
+    """Two numbers with as many significant digits (6 to 17) as it takes to tell them apart.
+
+    >>> _distinct_texts(-0.0260238, -0.0260238 * (1 + 2e-7))
+    ('-0.02602380', '-0.02602381')
+    """
+    for digits in range(6, 18):
+        left, right = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if left != right:
+            return _padded(left, digits), _padded(right, digits)
+    return left, right
+
+
+def _padded(text: str, digits: int) -> str:
+    """``text`` with the trailing zeros ``g`` formatting drops, so both numbers show ``digits`` digits."""
+    if digits == 6 or "e" in text or "n" in text:
+        return text
+    shown = len(text.lstrip("-").replace(".", "").lstrip("0"))
+    if shown < digits:
+        text += ("" if "." in text else ".") + "0" * (digits - shown)
+    return text
+
+
+def _excess(expected, returned, rtol: float, atol: float) -> str:
+    """`` (difference d, allowed t)``: how far off a finite element is against NumPy's isclose bound."""
+    if not (np.isfinite(expected) and np.isfinite(returned)):
+        return ""
+    allowed = atol + rtol * abs(expected)
+    return f" (difference {abs(returned - expected):.2g}, allowed {allowed:.2g} = atol + rtol * |expected|)"
 
 
 def run_cases(impl, cases: list[Case], names: list[str], rtol, atol, timeout, memory_mb) -> ImplementationReport:

@@ -707,7 +707,7 @@ def cmd_check(args, out, err) -> int:
     _check_wrt(layer, args.wrt)
     for spec in args.impl:
         if ":" not in spec:
-            raise InputError(f"--impl takes FILE.py:FUNCTION, got {spec!r}", where="--impl")
+            raise InputError(f"FILE.py:FUNCTION expected, got {spec!r}", where="--impl")
     # one call for all: every --impl is checked for its function before any of them runs,
     # and all run on the same cases
     reports = _call(

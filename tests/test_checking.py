@@ -263,6 +263,35 @@ def test_error_places_are_in_the_users_file_not_in_symderive_or_numpy(tmp_path):
         assert "checking.py" not in r.message and "numeric.py" not in r.message and "linalg" not in r.message
 
 
+def test_a_near_miss_shows_digits_that_differ_and_the_bound_it_exceeds():
+    # off by 2e-7 relative: rejected at the default rtol=1e-7, and the message must not print
+    # the two numbers identically (6 significant digits would)
+    report = check_implementation("linear", "x", lambda w, g: (w.T @ g) * (1 + 2e-7))
+    assert report.status == "mismatch", report.details()
+    found = re.search(r"expected (\S+), returned (\S+) \(difference (\S+), allowed (\S+) ", report.message)
+    assert found, report.message
+    want, got, difference, allowed = found.groups()
+    assert want != got
+    x, w, b, g = (np.array(report.inputs[k], dtype=float) for k in ("x", "w", "b", "g"))
+    xt = torch.tensor(x, requires_grad=True)
+    (torch.tensor(g) * (torch.tensor(w) @ xt + torch.tensor(b))).sum().backward()
+    truth = xt.grad.numpy()[0]
+    # printed rounded, but each is the true value's nearest at the digits shown
+    assert float(want) == pytest.approx(truth, rel=1e-6) and float(got) == pytest.approx(truth, rel=1e-6)
+    assert abs(float(want) - truth) <= abs(float(got) - truth)
+    assert float(difference) == pytest.approx(abs(truth) * 2e-7, rel=0.05)
+    assert float(allowed) == pytest.approx(1e-9 + 1e-7 * abs(truth), rel=0.05)
+
+
+def test_a_positional_only_function_is_told_about_the_keyword_convention():
+    def backward(w, g, /):
+        return w.T @ g
+
+    report = check_implementation("linear", "x", backward)
+    assert report.status == "raised" and "'w' is positional-only" in report.message, report.message
+    assert "keyword arguments" in report.message
+
+
 def test_input_errors(tmp_path):
     with pytest.raises(InputError):
         check_implementation("linear", "x", f"{tmp_path}/missing.py:dx")

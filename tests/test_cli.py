@@ -291,6 +291,12 @@ def test_check_a_missing_function_is_an_input_error(capsys, tmp_path):
     assert "nofunc" in line and "checking.py" not in line and out == ""
 
 
+def test_check_an_impl_without_a_function_says_so_once(capsys):
+    status, _, err = run(capsys, "check", "linear", "--wrt", "x", "--impl", "impls.py")
+    line = assert_one_line_error(status, err)
+    assert line == "symderive: error: --impl: FILE.py:FUNCTION expected, got 'impls.py'"
+
+
 def test_check_json_one_object_per_implementation(capsys):
     bob = f"{COURSE}/students/bob.py:conv2d_backward_x"
     status, out, _ = run(capsys, *CHECK_ALICE, "--impl", bob, "--json")
