@@ -454,12 +454,18 @@ def _batch_entry(entry, number: int, batch: str):
     return entry["layer"], entry["wrt"], entry["claim"], assume
 
 
-def _verdicts(args) -> Iterator[tuple[Verdict, str]]:
-    """(verdict, where) for every claim of a prove command; input errors of batch entries become error verdicts."""
+def _verdicts(args) -> Iterator[tuple[Verdict, int]]:
+    """(verdict, exit status) for every claim of a prove command.
+
+    In a batch, an entry's input error becomes an ``error`` verdict and the batch goes on
+    (LANGUAGE.md); so does a bug of symderive met on one entry, with status 70, so that the
+    other claims still get their verdicts and every line keeps the batch's order.
+    """
     if args.batch is None:
         if args.layer is None or args.claim is None:
             raise InputError("prove needs LAYER --wrt NAME CLAIM, or --batch FILE.json", where="prove")
-        yield prove_claim(args.layer, args.wrt, args.claim, args.assume, args.timeout), ""
+        verdict = prove_claim(args.layer, args.wrt, args.claim, args.assume, args.timeout)
+        yield verdict, verdict_status(verdict)
         return
     if args.layer is not None or args.claim is not None or args.wrt or args.assume:
         raise InputError("--batch takes the layers, claims and assumptions from the file only", where="prove")
@@ -470,17 +476,32 @@ def _verdicts(args) -> Iterator[tuple[Verdict, str]]:
         raw = entry if isinstance(entry, dict) else {}
         try:
             layer_arg, wrt, claim, assume = _batch_entry(entry, number, args.batch)
-            yield prove_claim(layer_arg, wrt, claim, assume, args.timeout, base=base, loaded=loaded), where
+            verdict = prove_claim(layer_arg, wrt, claim, assume, args.timeout, base=base, loaded=loaded)
+            yield verdict, verdict_status(verdict)
         except InputError as exc:
             message = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
-            yield _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), where
+            yield _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INPUT
+        except Exception as exc:  # noqa: BLE001  (a bug of symderive on this entry; the others still count)
+            message = f"{where}: {_internal_message(exc)}; please report it"
+            yield _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INTERNAL
+
+
+def _internal_message(exc: Exception) -> str:
+    """An unexpected exception as a bug of symderive (InternalError's text already says so)."""
+    if isinstance(exc, InternalError):
+        return str(exc)
+    if isinstance(exc, NotAvailable):
+        return f"internal error (a bug in symderive): {exc} is not available in this build"
+    return f"internal error (a bug in symderive): {type(exc).__name__}: {exc}"
 
 
 def cmd_prove(args, out, err) -> int:
     statuses = []
-    for verdict, _where in _verdicts(args):
-        statuses.append(verdict_status(verdict))
-        if verdict.verdict == ERROR:
+    for verdict, status in _verdicts(args):
+        statuses.append(status)
+        if status == EXIT_INTERNAL:
+            print(_one_line(f"symderive: {verdict.reason}"), file=err)
+        elif verdict.verdict == ERROR:
             print(_one_line(f"symderive: error: {verdict.reason}"), file=err)
         if args.json:
             print(json.dumps(verdict.to_json()), file=out)

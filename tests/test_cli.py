@@ -264,6 +264,35 @@ def test_internal_error_exit_70(capsys, monkeypatch):
     assert "bug" in line and "please report" in line and "boom" in line
 
 
+def test_a_bug_on_one_batch_entry_keeps_the_others_and_exits_70(capsys, tmp_path, monkeypatch):
+    import symderive.prove
+
+    real = symderive.prove.prove
+
+    def broken_on_one(layer, wrt, claim, **kwargs):
+        if claim == "w @ g":
+            raise RuntimeError("boom")
+        return real(layer, wrt, claim, **kwargs)
+
+    monkeypatch.setattr(symderive.prove, "prove", broken_on_one)
+    entries = [
+        {"layer": "linear", "wrt": "x", "claim": "w.T @ g"},
+        {"layer": "linear", "wrt": "x", "claim": "w @ g"},
+        {"layer": "linear", "wrt": "x", "claim": "frobnicate(g)"},
+        {"layer": "linear", "wrt": "b", "claim": "-g"},
+    ]
+    batch = write_batch(tmp_path, entries)
+    status, out, err = run(capsys, "prove", "--batch", str(batch), "--json")
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["claim"] for r in rows] == [e["claim"] for e in entries]
+    assert [r["verdict"] for r in rows] == ["proved", "error", "error", "refuted"]
+    assert "bug" in rows[1]["error"] and "boom" in rows[1]["error"] and "entry 2" in rows[1]["error"]
+    assert status == 70  # the first of 70, 2, 1, 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in err
+    assert "internal error" in lines[0] and "please report it" in lines[0] and "error: " in lines[1]
+
+
 # -- check -------------------------------------------------------------------------------------
 def test_check_prints_the_counterexample_arrays_under_differs(capsys):
     bob = f"{COURSE}/students/bob.py:conv2d_backward_x"
