@@ -196,22 +196,61 @@ def _sd_valid_kernel_loop(region, b, out_shape):
     return out
 
 
-def _sd_valid_output_loop(padded, base, b, out_shape):
-    """Valid correlation of padded[base:] with a large b and a tiny output: one long dot product per output element.
+def _sd_flat_strides(shape):
+    """The C-order strides of shape, in elements."""
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * int(shape[d + 1])
+    return strides
 
-    In the flat (C-order) layout of padded, out[k] = dot(flat[p(k) : p(k) + L], b embedded in rows of padded's width).
+
+def _sd_stacked_windows(region, strides, shape, length):
+    """rows[i] = flat[q(i) : q(i) + length] for i in np.ndindex(*shape), flat the C-contiguous region read flat
+    and q(i) the dot of i with strides (in elements), copied in one call out of a strided view.
     """
-    item = padded.itemsize
-    strides = [s // item for s in padded.strides]
-    flat = padded.reshape(-1)
-    start = sum(q * s for q, s in zip(base, strides, strict=True))
+    item = region.itemsize
+    # numpy checks a view built on a buffer against the buffer's size: a wrong stride raises, never reads outside
+    view = np.ndarray(tuple(shape) + (length,), region.dtype, region, 0, [s * item for s in strides] + [item])
+    return view.reshape(-1, length)
+
+
+def _sd_valid_flat(region, b, out_shape):
+    """Valid correlation of a C-contiguous region with b as one matrix-vector product.
+
+    Read flat, out[k] = sum_l flat[p(k) + q(l)] b[l], p and q the C-order offsets of k and l in region. The
+    smaller index set is stacked: per kernel tap a copy of flat as long as the span of all outputs (each output
+    row is then computed region-wide and its last columns dropped), or per output a copy as long as the kernel's
+    span (b embedded in zero-padded rows of region's width).
+    """
+    strides = _sd_flat_strides(region.shape)
+    if b.size <= _sd_size(out_shape):
+        length = sum((o - 1) * s for o, s in zip(out_shape, strides, strict=True)) + 1
+        rows = _sd_stacked_windows(region, strides, b.shape, length)
+        full = np.empty(int(out_shape[0]) * strides[0], dtype=region.dtype)
+        np.matmul(b.reshape(-1), rows, out=full[:length])
+        kept = (slice(None),) + tuple(slice(0, o) for o in out_shape[1:])
+        return np.ascontiguousarray(full.reshape((out_shape[0],) + region.shape[1:])[kept])
     length = sum((n - 1) * s for n, s in zip(b.shape, strides, strict=True)) + 1
-    embedded = np.zeros((b.shape[0],) + padded.shape[1:], dtype=padded.dtype)
+    embedded = np.zeros((b.shape[0],) + region.shape[1:], dtype=region.dtype)
+    embedded[tuple(slice(0, n) for n in b.shape)] = b
+    rows = _sd_stacked_windows(region, strides, out_shape, length)
+    return np.matmul(rows, embedded.reshape(-1)[:length]).reshape(out_shape)
+
+
+def _sd_valid_output_loop(region, b, out_shape):
+    """Valid correlation of a C-contiguous region with a large b and a tiny output: a dot product per output.
+
+    In region's flat layout, out[k] = dot(flat[p(k) : p(k) + L], b embedded in rows of region's width).
+    """
+    strides = _sd_flat_strides(region.shape)
+    flat = region.reshape(-1)
+    length = sum((n - 1) * s for n, s in zip(b.shape, strides, strict=True)) + 1
+    embedded = np.zeros((b.shape[0],) + region.shape[1:], dtype=region.dtype)
     embedded[tuple(slice(0, n) for n in b.shape)] = b
     kernel = embedded.reshape(-1)[:length]
-    out = np.empty(out_shape, dtype=padded.dtype)
+    out = np.empty(out_shape, dtype=region.dtype)
     for k in np.ndindex(*out_shape):
-        p = start + sum(q * s for q, s in zip(k, strides, strict=True))
+        p = sum(q * s for q, s in zip(k, strides, strict=True))
         # numpy's own sum of products, not BLAS: a threaded BLAS dot stalls badly on a busy machine
         out[k] = np.einsum("i,i->", flat[p : p + length], kernel)
     return out
@@ -231,8 +270,9 @@ def _sd_correlate_window(a, b, starts, shape):
     """out[k] = full[k + starts] of the correlation of a with b (zero outside a and b), in a's and b's dtype.
 
     With off = starts - (n2 - 1), out[k] = sum_l a[l + k + off] b[l]: a valid correlation of the region of a
-    (zero-padded) from off to off + shape + n2 - 2 with b. Out and b play symmetric roles there, so the direct
-    method loops over the smaller of the two; FFT where a cost model says it is cheaper.
+    (zero-padded) from off to off + shape + n2 - 2 with b. Out and b play symmetric roles there: small cases
+    stack the smaller of the two into one matrix-vector product, larger ones loop over it; FFT where a cost
+    model says it is cheaper.
     """
     dt = _sd_result_dtype(a, b)
     a = np.asarray(a, dtype=dt)
@@ -240,29 +280,38 @@ def _sd_correlate_window(a, b, starts, shape):
     out_shape = tuple(int(s) for s in shape)
     if 0 in out_shape or a.size == 0 or b.size == 0:
         return np.zeros(out_shape, dtype=dt)
-    pads, base, window = [], [], []
+    region_shape, inside, target = [], [], []
     for s, o, y, x in zip(starts, out_shape, b.shape, a.shape, strict=True):
         off = int(s) - (y - 1)  # the read a[l + k + off] at k = l = 0
-        lo = max(0, -off)
-        pads.append((lo, max(0, off + o + y - 1 - x)))
-        base.append(off + lo)
-        window.append(slice(off + lo, off + lo + o + y - 1))
-    padded = np.pad(a, pads) if any(p != (0, 0) for p in pads) else np.ascontiguousarray(a)
-    region = padded[tuple(window)]
-    # rough nanoseconds on a current x86 core: a ufunc pass per element, a dot product per element, FFT per N log N
+        n = o + y - 1
+        lo, hi = max(0, off), min(x, off + n)  # the part of a inside the region
+        region_shape.append(n)
+        inside.append(slice(lo, max(lo, hi)))
+        target.append(slice(lo - off, lo - off + max(0, hi - lo)))
+    if all(t.start == 0 and t.stop == n for t, n in zip(target, region_shape, strict=True)):
+        region = np.ascontiguousarray(a[tuple(inside)])
+    else:
+        # np.zeros and one copy: np.pad costs several times more on small arrays
+        region = np.zeros(region_shape, dtype=dt)
+        region[tuple(target)] = a[tuple(inside)]
     out_size, taps, item = _sd_size(out_shape), b.size, a.itemsize
+    strides = _sd_flat_strides(region_shape)
+    tap_span = sum((n - 1) * s for n, s in zip(b.shape, strides, strict=True)) + 1
+    out_span = sum((n - 1) * s for n, s in zip(out_shape, strides, strict=True)) + 1
+    if min(taps * out_span, out_size * tap_span) * item <= 1 << 20:
+        return _sd_valid_flat(region, b, out_shape)  # the stacked copies fit in cache: one BLAS call
+    # rough nanoseconds on a current x86 core: a ufunc pass per element, a dot product per element, FFT per N log N
     kernel_cost = taps * (0.25 * item * out_size + 4000.0)
-    length = sum((n - 1) * s // item for n, s in zip(b.shape, padded.strides, strict=True)) + 1
-    output_cost = out_size * (0.08 * item * length + 2000.0)
+    output_cost = out_size * (0.08 * item * tap_span + 2000.0)
     direct_cost = min(kernel_cost, output_cost)
     fft_cost = direct_cost
     if direct_cost > 1e5:  # below ~0.1 ms the FFT's fixed costs dominate: do not even size it
-        n_fft = float(_sd_size([_sd_fast_len(n) for n in region.shape]))
+        n_fft = float(_sd_size([_sd_fast_len(n) for n in region_shape]))
         fft_cost = 0.6 * item * n_fft * max(np.log2(n_fft), 1.0) + 20000.0
     if fft_cost < direct_cost:
         return _sd_valid_fft(region, b, out_shape)
     if output_cost < kernel_cost:
-        return _sd_valid_output_loop(padded, base, b, out_shape)
+        return _sd_valid_output_loop(region, b, out_shape)
     return _sd_valid_kernel_loop(region, b, out_shape)
 
 
@@ -296,6 +345,9 @@ HELPERS = tuple(
         _sd_result_dtype,
         _sd_size,
         _sd_valid_kernel_loop,
+        _sd_flat_strides,
+        _sd_stacked_windows,
+        _sd_valid_flat,
         _sd_valid_output_loop,
         _sd_valid_fft,
         _sd_correlate_window,

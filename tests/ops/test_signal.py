@@ -210,20 +210,31 @@ def test_latex_names_the_mode():
     assert r"\star_{\mathrm{valid}}" in OPERATORS["correlate2d"].to_latex(in1="x", in2="w", mode="valid")
 
 
-# -- the lowering's three methods, each chosen by its cost model, and dtypes ------------------
-BRANCHES = ("_sd_valid_kernel_loop", "_sd_valid_output_loop", "_sd_valid_fft")
+# -- the lowering's four methods, each chosen by its cost model, and dtypes ------------------
+BRANCHES = ("_sd_valid_flat", "_sd_valid_kernel_loop", "_sd_valid_output_loop", "_sd_valid_fft")
 
-# (operator, in1 shape, in2 shape, mode, the method the cost model must pick)
+# (operator, in1 shape, in2 shape, mode, the method the cost model must pick, in float64 and float32)
 METHOD_CASES = [
-    ("correlate", (40, 37), (3, 4), "valid", "_sd_valid_kernel_loop"),
-    ("convolve", (38, 34), (3, 4), "full", "_sd_valid_kernel_loop"),  # the input gradient: padded region
-    ("correlate2d", (33, 29), (4, 2), "same", "_sd_valid_kernel_loop"),
-    ("correlate", (300,), (7,), "same", "_sd_valid_kernel_loop"),
-    ("correlate", (30, 27), (27, 25), "valid", "_sd_valid_output_loop"),  # the weight gradient: tiny output
-    ("correlate", (9, 8), (12, 13), "valid", "_sd_valid_output_loop"),  # in2 larger: zero-padded region
-    ("correlate", (6, 7, 8), (5, 6, 6), "valid", "_sd_valid_output_loop"),
-    ("convolve", (25, 31), (25, 31), "valid", "_sd_valid_output_loop"),  # kernel as large as the input
-    ("correlate", (1000,), (990,), "valid", "_sd_valid_output_loop"),
+    ("correlate", (40, 37), (3, 4), "valid", "_sd_valid_flat"),  # small: one stacked copy per tap
+    ("convolve", (38, 34), (3, 4), "full", "_sd_valid_flat"),  # the input gradient: padded region
+    ("correlate2d", (33, 29), (4, 2), "same", "_sd_valid_flat"),
+    ("correlate", (300,), (7,), "same", "_sd_valid_flat"),
+    ("correlate", (30, 27), (27, 25), "valid", "_sd_valid_flat"),  # tiny output: one stacked copy per output
+    ("correlate", (9, 8), (12, 13), "valid", "_sd_valid_flat"),  # in2 larger: zero-padded region
+    ("correlate", (6, 7, 8), (5, 6, 6), "valid", "_sd_valid_flat"),
+    ("convolve", (25, 31), (25, 31), "valid", "_sd_valid_flat"),  # kernel as large as the input
+    ("correlate", (1000,), (990,), "valid", "_sd_valid_flat"),
+    ("correlate", (1, 70), (1, 3), "full", "_sd_valid_flat"),  # size-1 rows
+    ("correlate", (64, 64), (3, 3), "valid", "_sd_valid_flat"),  # the seed layer's benchmark: forward,
+    ("convolve", (62, 62), (3, 3), "full", "_sd_valid_flat"),  # input gradient
+    ("correlate", (64, 64), (62, 62), "valid", "_sd_valid_flat"),  # and weight gradient
+    ("correlate", (300, 280), (3, 4), "valid", "_sd_valid_kernel_loop"),  # stacked copies too large for cache
+    ("convolve", (300, 290), (3, 4), "full", "_sd_valid_kernel_loop"),
+    ("correlate2d", (200, 190), (4, 2), "same", "_sd_valid_kernel_loop"),
+    ("correlate", (100000,), (7,), "same", "_sd_valid_kernel_loop"),
+    ("correlate", (300, 290), (297, 288), "valid", "_sd_valid_output_loop"),  # the weight gradient
+    ("correlate", (297, 288), (300, 290), "valid", "_sd_valid_output_loop"),  # in2 larger: zero-padded region
+    ("correlate", (40, 50, 60), (37, 48, 58), "valid", "_sd_valid_output_loop"),
     ("convolve", (96, 80), (40, 33), "full", "_sd_valid_fft"),
     ("correlate", (120, 90), (50, 41), "same", "_sd_valid_fft"),
     ("correlate", (3000,), (1500,), "full", "_sd_valid_fft"),
@@ -285,3 +296,44 @@ def test_seed_layer_shapes_take_the_direct_loops():
         got, called = run_lowering_recording("correlate", mode, a, b)
         assert called == [method]
         np.testing.assert_allclose(got, scipy.signal.correlate(a, b, mode, method="fft"), rtol=1e-9, atol=1e-9)
+
+
+def random_signal_case(rng):
+    """(operator, in1, in2, mode) with random sizes from 1 up, in2 up to as large as in1 (or larger, for valid)."""
+    op = str(rng.choice(list(LIBRARY)))
+    ndim = 2 if op.endswith("2d") else int(rng.integers(1, 4))
+    mode = str(rng.choice(["full", "valid", "same"]))
+    s1 = tuple(int(v) for v in rng.integers(1, 13, ndim))
+    s2 = tuple(int(rng.integers(1, n + 1)) for n in s1)
+    if mode == "valid" and rng.random() < 0.3:
+        s1, s2 = s2, s1  # SciPy swaps the operands when in2 is the larger
+    return op, rng.standard_normal(s1), rng.standard_normal(s2), mode
+
+
+def strided(a, rng):
+    """a itself, or the same values in a non-contiguous array (reversed, or a transposed copy transposed back)."""
+    pick = rng.integers(0, 3)
+    if pick == 1:
+        return np.flip(np.flip(a).copy())
+    if pick == 2:
+        return np.ascontiguousarray(a.T).T
+    return a
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", range(3))
+def test_lowering_matches_scipy_on_random_small_cases(seed, dtype):
+    """Random shapes in 1-3 dimensions, every mode, non-contiguous inputs: both stackings of the flat method."""
+    rng = np.random.default_rng(300 + seed)
+    seen = set()
+    for _ in range(80):
+        op, x, w, mode = random_signal_case(rng)
+        x, w = x.astype(dtype), w.astype(dtype)
+        got, called = run_lowering_recording(op, mode, strided(x, rng), strided(w, rng))
+        expected = LIBRARY[op](x, w, mode)
+        assert got.dtype == expected.dtype == dtype and got.shape == expected.shape, (op, x.shape, w.shape, mode)
+        atol = (1e-12 if dtype == np.float64 else 2e-6) * max(np.abs(expected).max(), 1.0)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=atol, err_msg=f"{op} {x.shape} {w.shape} {mode}")
+        seen.update(called)
+        seen.add("taps stacked" if w.size <= got.size else "outputs stacked")
+    assert {"_sd_valid_flat", "taps stacked", "outputs stacked"} <= seen
