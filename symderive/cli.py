@@ -407,7 +407,7 @@ def _entry_object(pairs) -> _Entry:
 def _read_batch(path_text: str) -> tuple[list, Path]:
     path = Path(path_text)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not JSON
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read batch file: {exc.strerror or exc}", where=path_text) from exc
     try:

@@ -186,7 +186,8 @@ def load_layer(name_or_path: str | Path) -> Layer:
         if not path.is_file():
             raise InputError(_unknown_layer(text))
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not a TOML statement
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:

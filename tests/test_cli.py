@@ -174,6 +174,13 @@ def test_batch_bad_entries_are_error_lines_and_the_batch_goes_on(capsys, tmp_pat
     assert [line.split(": ", 3)[2] for line in lines] == [f"{batch}, entry {n}" for n in range(1, 6)]
 
 
+def test_a_batch_file_with_a_byte_order_mark_is_read(capsys, tmp_path):
+    batch = tmp_path / "bom.json"
+    batch.write_bytes(b"\xef\xbb\xbf" + json.dumps([{"layer": "linear", "wrt": "x", "claim": "w @ g"}]).encode())
+    status, out, err = run(capsys, "prove", "--batch", str(batch), "--json")
+    assert status == 1 and err == "" and json.loads(out)["verdict"] == "refuted"
+
+
 def test_batch_human_readable(capsys, tmp_path):
     batch = write_batch(tmp_path, [{"layer": "linear", "wrt": "x", "claim": "w @ g"}])
     status, out, _ = run(capsys, "prove", "--batch", str(batch))

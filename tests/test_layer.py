@@ -250,6 +250,12 @@ def test_a_layer_name_without_toml_points_to_the_file_in_the_folder(tmp_path, mo
         load_layer("mine")
 
 
+def test_a_layer_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    assert load_layer(str(path)).inputs == {"x": (n,), "w": (m, n)}
+
+
 STRIDED = """name = "strided"
 %s
 [inputs]
