@@ -552,7 +552,7 @@ def condition_holds(cond, ctx: Context, guards=()) -> bool:
         return True
     if _holds_everywhere(cond, ctx, guards):
         return True
-    if ctx.value_implies is None or not ctx.value_facts or cond.has(Defined):
+    if ctx.value_implies is None or cond.has(Defined):
         return False
     return ctx.value_implies(list(ctx.value_facts), cond) is True
 
@@ -563,16 +563,26 @@ def _holds_everywhere(cond, ctx: Context, guards) -> bool:
     if isinstance(cond, sp.Rel):
         # not expanded: (x - m)**2 must stay visibly a square
         diff = cond.lhs if cond.rhs == 0 else cond.lhs - cond.rhs
-        if isinstance(cond, sp.Ne):
-            return is_positive(diff, ctx, guards) or is_positive(-diff, ctx, guards)
-        if isinstance(cond, sp.StrictGreaterThan):
-            return is_positive(diff, ctx, guards)
-        if isinstance(cond, sp.StrictLessThan):
-            return is_positive(-diff, ctx, guards)
-        if isinstance(cond, sp.GreaterThan):
-            return is_nonnegative(diff, ctx, guards)
-        if isinstance(cond, sp.LessThan):
-            return is_nonnegative(-diff, ctx, guards)
+        if _sign_holds(cond, diff, ctx, guards):
+            return True
+        # over one denominator the sign may show: 1 - 1/(1 + exp(-x)) is exp(-x)/(1 + exp(-x))
+        together = sp.together(diff)
+        return together != diff and _sign_holds(cond, together, ctx, guards)
+    return False
+
+
+def _sign_holds(cond, diff, ctx: Context, guards) -> bool:
+    """Whether ``diff`` has the sign the comparison ``cond`` (of ``diff`` with 0) asks for."""
+    if isinstance(cond, sp.Ne):
+        return is_positive(diff, ctx, guards) or is_positive(-diff, ctx, guards)
+    if isinstance(cond, sp.StrictGreaterThan):
+        return is_positive(diff, ctx, guards)
+    if isinstance(cond, sp.StrictLessThan):
+        return is_positive(-diff, ctx, guards)
+    if isinstance(cond, sp.GreaterThan):
+        return is_nonnegative(diff, ctx, guards)
+    if isinstance(cond, sp.LessThan):
+        return is_nonnegative(-diff, ctx, guards)
     return False
 
 
@@ -589,6 +599,10 @@ def discharge_domains(expr, ctx: Context, guards=()):
         return expr
     if isinstance(expr, sp.Piecewise) and expr.has(Defined):
         return _discharge_branches(expr, ctx, guards)
+    if isinstance(expr, GSum) and expr.has(Defined):
+        # inside the sum its ranges hold (a broadcast's range guard is 1 there)
+        inner = guards + tuple(c for v, lo, hi in expr.limits for c in (sp.Ge(v, lo), sp.Le(v, hi)))
+        return GSum(discharge_domains(expr.function, ctx, inner), *expr.limits)
     return expr.func(*(discharge_domains(a, ctx, guards) for a in expr.args))
 
 

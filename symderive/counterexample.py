@@ -384,7 +384,7 @@ class _Comparison:
         """Whether the two sides are the same expression for all values (so no search is needed)."""
         if self.grad is None:
             return False
-        return all(sp.expand(a - b) == 0 for a, b in zip(self.grad.flat, self.claimed.flat, strict=True))
+        return all(_same_expression(a, b) for a, b in zip(self.grad.flat, self.claimed.flat, strict=True))
 
     def arrays(self, values: dict) -> tuple[np.ndarray, np.ndarray] | None:
         """Both sides at one value assignment (None where they cannot be evaluated)."""
@@ -417,6 +417,26 @@ class _Comparison:
             ):
                 return idx, expected, claimed
         return None
+
+
+def _same_expression(expected, claimed) -> bool:
+    """Whether two symbolic sides are equal for all values, nan included.
+
+    Expansion cancels ``log(x) * (1 + x) - log(x) - x * log(x)`` to 0, but NumPy's value
+    is nan where ``x <= 0``: a claimed side that may be undefined (a nan branch) is the
+    same only as the very same expression.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> partial = sp.Piecewise((sp.log(x), x > 0), (sp.nan, True))
+    >>> _same_expression(sp.Integer(0), partial * (1 + x) - partial - x * partial), _same_expression(x, x * 1)
+    (False, True)
+    """
+    expected, claimed = _exact(expected), _exact(claimed)
+    if claimed == expected:
+        return True
+    if claimed.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        return False
+    return sp.expand(expected - claimed) == 0
 
 
 def _cells(arr: np.ndarray) -> Iterator[tuple]:

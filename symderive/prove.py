@@ -25,7 +25,7 @@ import z3
 from . import domains
 from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten, merge_indicators
 from .errors import InternalError
-from .ir import in_range
+from .ir import in_range, plain
 from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
 
 
@@ -499,6 +499,25 @@ def scalar_identity(expr) -> bool:
         return False
 
 
+def undischarged_domain(claimed):
+    """A domain condition of the claim that nothing has shown to hold, or None.
+
+    A partial value (``log(x)``, ``1 / x``) whose condition neither the assumptions nor
+    the branch it sits in imply may be nan at some point where the gradient is a number;
+    the canonical form would treat it as an ordinary value and cancel ``d - d`` or
+    ``[x > 0] * [x < 0] * d`` to 0, which NumPy computes as nan. So no proof is built on it.
+
+    >>> from .ir import index_symbol, log_value, read
+    >>> x = read("x", (index_symbol("i"),))
+    >>> undischarged_domain(log_value(x) * (1 + x) - log_value(x) - x * log_value(x))
+    x[i] > 0
+    """
+    from .ir import domain_condition
+
+    cond = domain_condition(claimed)
+    return None if cond == sp.true else cond
+
+
 def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
     """The all-sizes decision for a parsed claim (no concrete search here)."""
     from .derive import NotDifferentiable, simplify_guards
@@ -524,8 +543,11 @@ def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
         facts=tuple(size_conds) + ((free_range,) if p else ()),
         value_implies=domains.value_implies,
     )
-    diff_expr = d.gradient - claim_tensor.at(p)
-    diff_expr = discharge_domains(diff_expr, ctx)
+    claimed = discharge_domains(claim_tensor.at(p), ctx)
+    partial = undischarged_domain(claimed)
+    if partial is not None:
+        return Outcome("unknown", f"the claim is undefined (nan in NumPy) wherever {plain(partial)} fails")
+    diff_expr = discharge_domains(d.gradient, ctx) - claimed
     if scalar_identity(simplify_guards(diff_expr, list(ctx.facts))):
         return Outcome("proved")
     try:

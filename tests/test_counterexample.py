@@ -402,3 +402,20 @@ def test_disagreement_sizes_finds_a_wrong_claim_and_passes_a_right_one():
     true = torch_gradient("conv2d", "x", {**values, "b": 0.0}, g)
     assert not np.allclose(true, conv_flip_claim_numpy({**values, "g": g}))
     assert cx.disagreement_sizes(layer, "x", claim_of(layer, "x", 'convolve(g, w, "full")'), candidates=20) is None
+
+
+def test_a_claim_that_may_be_nan_is_not_identical_to_its_expansion():
+    # log(x) * (1 + x) - log(x) - x * log(x) expands to 0, but NumPy gives nan at x <= 0:
+    # the search must still look, and find x = 0 (the fewest nonzero values)
+    from symderive.language import claim_tensor, parse_claim
+
+    with np.errstate(all="ignore"):
+        x = np.array([[0.0]])
+        assert np.isnan(np.log(x) * (1 + x) - np.log(x) - x * np.log(x)).all()
+    layer = load_layer("tanh")
+    claim = "g * (1 - y**2) + log(x) * (1 + x) - log(x) - x * log(x)"
+    found = cx.find_counterexample(layer, "x", claim_tensor(parse_claim(claim, layer, "x"), layer))
+    assert found is not None and found.claimed == "nan"
+    assert found.sizes == {"N": 1, "D": 1} and found.values["x"] == [[0]]
+    same = "g * (1 - y**2) + 0 * x"
+    assert cx.find_counterexample(layer, "x", claim_tensor(parse_claim(same, layer, "x"), layer)) is None
