@@ -194,7 +194,16 @@ class _Parser:
             return Num(self.sizes[name])
         if name in OPERATORS or name in SYMPY_FUNCTIONS:
             raise self.error(f"function {name!r} used as a value (call it)", node)
-        raise self.error(f"unknown name {name!r}", node)
+        raise self.error(self.unknown_name(node), node)
+
+    def unknown_name(self, node: ast.Name) -> str:
+        """``unknown name 'q'``, as typed (Python folds ``wᵀ`` to ``wT``), with the close names in scope."""
+        typed = self.source(node) if isinstance(node, ast.Name) else node.id
+        typed = typed if typed.isidentifier() else node.id
+        if node.id == "g" and "L" in self.scope and "g" not in self.scope:
+            return "unknown name 'g': a loss layer (output L) has no upstream gradient g"
+        known = [*self.indices, *self.scope, *self.sizes]
+        return f"unknown name {typed!r}" + _did_you_mean(node.id, known)
 
     def check_name(self, name: str, node: ast.AST) -> None:
         if name.startswith("__"):
@@ -360,7 +369,7 @@ class _Parser:
             raise self.error(f"unknown function {dotted!r}", func)
         op = OPERATORS.get(name)
         if op is None or not op.by_name:
-            raise self.error(f"unknown function {dotted!r}", func)
+            raise self.error(f"unknown function {dotted!r}" + _did_you_mean(name, _function_names()), func)
         if name == "sigmoid":
             raise self.error(
                 f"{dotted} is not supported: write sigmoid without a prefix (or scipy.special.expit)", func
@@ -376,7 +385,7 @@ class _Parser:
     def call_named(self, name: str, spelling: str, node: ast.Call) -> Node:
         op = OPERATORS.get(name)
         if op is None or not op.by_name:
-            raise self.error(f"unknown function {spelling!r}", node.func)
+            raise self.error(f"unknown function {spelling!r}" + _did_you_mean(name, _function_names()), node.func)
         params = op.params
         keywords = {}
         for kw in node.keywords:
@@ -550,7 +559,7 @@ class _Parser:
                 return self.sizes[node.id]
             if node.id in self.scope:
                 raise self.error(f"{node.id!r} is a tensor, not an integer", node)
-            raise self.error(f"unknown name {node.id!r}", node)
+            raise self.error(self.unknown_name(node), node)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
             v = self.int_expr(node.operand)
             return -v if isinstance(node.op, ast.USub) else v
@@ -746,6 +755,25 @@ class _Parser:
         """The Iverson guard of the bare indices whose range is a hull of several reads' ranges."""
         guards = [g for g in guards if g is not None]
         return Iverson(sp.And(*guards)) if guards else sp.S.One
+
+
+def _function_names() -> list[str]:
+    """The functions a claim may call by name."""
+    return [n for n, op in OPERATORS.items() if op.by_name] + list(SYMPY_FUNCTIONS)
+
+
+def _did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the names in ``known`` closest to a misspelt ``name``, or "".
+
+    >>> _did_you_mean("softmx", ["softmax", "sum"]), _did_you_mean("zzz", ["x"])
+    (" (did you mean 'softmax'?)", '')
+    """
+    import difflib
+
+    known = sorted(set(known))
+    same_letters = [k for k in known if k.lower() == name.lower() and k != name]  # W for w
+    close = same_letters or difflib.get_close_matches(name, known, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def _is_ints(value, nested: bool) -> bool:

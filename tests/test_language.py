@@ -313,6 +313,29 @@ def test_input_errors_name_the_construct_and_column(text, fragment, column, laye
         assert f"column {column}:" in message, message
 
 
+@pytest.mark.parametrize(
+    ("text", "layer", "wrt", "expected"),
+    [
+        ("w.T @ gg", "linear", "x", "unknown name 'gg' (did you mean 'g'?)"),
+        ("W.T @ g", "linear", "x", "unknown name 'W' (did you mean 'w'?)"),
+        ("softmx(s) - t", "softmax_cross_entropy", "s", "unknown function 'softmx' (did you mean 'softmax'"),
+        ("np.transpos(w) @ g", "linear", "x", "unknown function 'np.transpos' (did you mean 'transpose'"),
+        ("dx[p, q] == Sum(g[e, f] * w[p - e, q - ff], e, f)", "conv2d", "x", "unknown name 'ff' (did you mean 'f'?)"),
+        # Python folds the identifier to wT: the message quotes what was typed
+        ("wᵀ @ g", "linear", "x", "unknown name 'wᵀ' (did you mean 'w'?)"),
+        ("softmax(s) - t + 0 * g", "softmax_cross_entropy", "s", "a loss layer (output L) has no upstream gradient g"),
+        ("frobnicate(g)", "linear", "x", "unknown function 'frobnicate'"),
+    ],
+    ids=["name", "case", "function", "prefixed-function", "index", "unicode", "g-of-a-loss", "far-from-all"],
+)
+def test_a_misspelt_name_is_quoted_as_typed_with_the_close_names(text, layer, wrt, expected):
+    with pytest.raises(InputError) as info:
+        parse_claim(text, LAYERS[layer], wrt)
+    assert expected in str(info.value), str(info.value)
+    if "did you mean" not in expected:
+        assert "did you mean" not in str(info.value)
+
+
 def test_hostile_text_never_executes(tmp_path, monkeypatch):
     target = tmp_path / "pwned"
 
