@@ -651,6 +651,8 @@ def _report_claims(layer, pairs) -> dict[str, list[str]] | None:
 
 def cmd_codegen(args, out, err) -> int:
     emit_numpy = _library("codegen", "emit_numpy")
+    for path in (args.output, args.tests):
+        _require_folder(path, "-o" if path == args.output else "--tests")
     layer = load(args.layer)
     claims = _claims_of(layer, args.claim)
     if not claims:
@@ -750,6 +752,15 @@ def cmd_check(args, out, err) -> int:
         else:
             print(f"{spec}: {'agrees' if ok else 'DIFFERS'}\n{_indented(_report_text(rep, ok))}", file=out)
     return combined_status(statuses)
+
+
+def _require_folder(path: str | None, option: str) -> None:
+    """InputError when ``path``'s folder does not exist: said before the claims are proved, not after."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: the folder {folder} does not exist", where=option)
 
 
 def _write(path: str, text: str) -> None:

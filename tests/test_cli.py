@@ -388,6 +388,23 @@ def test_report_passes_repeated_claims_and_the_timeout(capsys, tmp_path, monkeyp
     assert status == 0 and seen["claims"] is None and seen["timeout"] == 60.0
 
 
+@pytest.mark.parametrize("option", ["-o", "--tests"])
+def test_codegen_names_a_missing_output_folder_before_proving(capsys, tmp_path, monkeypatch, option):
+    import symderive.prove
+
+    proved = []
+    real = symderive.prove.prove
+    monkeypatch.setattr(symderive.prove, "prove", lambda *a, **k: proved.append(a) or real(*a, **k))
+    paths = {"-o": str(tmp_path / "m.py"), "--tests": str(tmp_path / "test_m.py")}
+    paths[option] = str(tmp_path / "no" / "such" / "m.py")
+    status, _, err = run(capsys, "codegen", "linear", "-o", paths["-o"], "--tests", paths["--tests"])
+    line = assert_one_line_error(status, err)
+    assert line.endswith(
+        f"{option}: cannot write {paths[option]}: the folder {tmp_path / 'no' / 'such'} does not exist"
+    )
+    assert proved == [] and not (tmp_path / "m.py").exists()
+
+
 def test_codegen_refuses_two_claims_for_one_input_with_a_clear_message(capsys, tmp_path):
     argv = ["codegen", "conv2d", "-o", str(tmp_path / "m.py"), "--claim", "x", RIGHT, "--claim", "x", FLIP]
     status, _, err = run(capsys, *argv)
