@@ -158,15 +158,25 @@ class Evaluator:
         return total
 
     def _eval_Mul(self, e):
-        # guards first: a zero guard skips evaluating (possibly undefined) factors
-        args = sorted(e.args, key=lambda a: 0 if isinstance(a, Iverson | sp.KroneckerDelta) else 1)
-        prod = 1
+        # index guards first: where one is 0 the term is absent (a read outside a shape, a
+        # padded border) and its factors are not computed at all
+        args = sorted(e.args, key=lambda a: 0 if is_index_guard(a) else 1)
+        prod, zero = 1, False
         for a in args:
             v = self.value(a)
             if isinstance(v, int | Fraction) and v == 0:
-                return 0
+                if is_index_guard(a):
+                    return 0
+                # a value that is 0 does not stop NumPy computing the rest: 0 * nan is nan
+                zero = True
+                continue
             prod = prod * v
-        return prod
+        if not zero:
+            return prod
+        return self._undefined() if _is_undefined_number(prod) else 0
+
+    def _undefined(self):
+        return sp.nan if self.exact else float("nan")
 
     def _eval_Pow(self, e):
         base = self.value(e.base)
@@ -298,6 +308,31 @@ class Evaluator:
                 return bool(_compare(c.rel_op, diff))
             return bool(_compare(c.rel_op, lhs - rhs))
         raise EvaluationError(f"cannot decide condition {c}")
+
+
+def is_index_guard(factor) -> bool:
+    """Whether a factor is a 0/1 guard on indices and sizes only (not a comparison of values).
+
+    >>> i = index_symbol("i")
+    >>> x = sp.IndexedBase("x", real=True)
+    >>> is_index_guard(Iverson(i < 3)), is_index_guard(Iverson(x[i] > 0)), is_index_guard(sp.KroneckerDelta(i, 2))
+    (True, False, True)
+    """
+    if isinstance(factor, sp.KroneckerDelta):
+        return True
+    if not isinstance(factor, Iverson):
+        return False
+    cond = factor.args[0]
+    return not cond.has(sp.Indexed) and all(s.is_integer for s in cond.free_symbols)
+
+
+def _is_undefined_number(v) -> bool:
+    """Whether a computed value is nan or infinite (NumPy's 0 * v is then nan)."""
+    if isinstance(v, int | Fraction):
+        return False
+    if isinstance(v, float | np.floating):
+        return not math.isfinite(v)
+    return isinstance(v, sp.Basic) and v.is_number and bool(v.has(sp.nan, sp.zoo, sp.oo, -sp.oo))
 
 
 def _compare(op: str, diff) -> bool:

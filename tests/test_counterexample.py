@@ -419,3 +419,23 @@ def test_a_claim_that_may_be_nan_is_not_identical_to_its_expansion():
     assert found.sizes == {"N": 1, "D": 1} and found.values["x"] == [[0]]
     same = "g * (1 - y**2) + 0 * x"
     assert cx.find_counterexample(layer, "x", claim_tensor(parse_claim(same, layer, "x"), layer)) is None
+
+
+def test_the_value_by_value_fallback_takes_nan_over_a_zero_factor():
+    # amax over two symbolic values cannot be expanded, so each assignment is evaluated with
+    # numbers; (x < 0) is 0 at x = 0, but NumPy computes 0 * log(0) = 0 * -inf = nan there
+    from symderive.language import claim_tensor, parse_claim
+
+    with np.errstate(all="ignore"):
+        x = np.zeros((1, 2))
+        assert np.isnan((x < 0) * np.log(x) * np.amax(x)).all()
+    layer = load_layer("relu")
+    claim = "g * (x > 0) + (x < 0) * log(x) * amax(x)"
+    tensor = claim_tensor(parse_claim(claim, layer, "x"), layer)
+    extra = cx.parse_assumptions(["D >= 2"], layer)
+    env = {s: v for s, v in zip(layer.sizes, (1, 2), strict=True)}
+    assert cx._Comparison(layer, "x", tensor, env, cx.input_shapes(layer, env)).grad is None
+    found = cx.find_counterexample(layer, "x", tensor, extra)
+    # the fewest nonzero values: all zeros, where only the undefined factor shows
+    assert found.sizes == {"N": 1, "D": 2} and found.values == {"x": [[0, 0]], "g": [[0, 0]]}
+    assert found.claimed == "nan" and found.expected == 0
