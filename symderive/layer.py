@@ -366,7 +366,7 @@ def _load_output(table, inputs, sizes, source: str, reserved) -> dict:
         shape_where = f"{source}: output.shape"
         shape = _dimensions(_expect(table["shape"], list, shape_where), sizes, shape_where)
     try:
-        if _is_index_form(text, name):
+        if _is_index_form(text, name, known=(*inputs, *sizes)):
             return _index_output(text, name, inputs, sizes, shape, where)
         return _closed_output(text, name, inputs, sizes, shape, where, source)
     except InputError as exc:
@@ -375,19 +375,41 @@ def _load_output(table, inputs, sizes, source: str, reserved) -> dict:
         raise _rewhere(exc, where) from None
 
 
-def _is_index_form(text: str, name: str) -> bool:
+def _is_index_form(text: str, name: str, known=()) -> bool:
+    """Whether an output's text is the index form ``y[i, j] == body``.
+
+    An equation whose left side indexes a name that is neither an input nor a size
+    (``z[i] == ...`` for output ``y``) counts too, so that the error names the left side
+    instead of calling ``z`` an unknown name.
+    """
     import ast
 
     try:
         node = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
-        return text.strip().startswith(name)
+        node = _assignment(text)
+        if node is None:
+            return text.strip().startswith(name)
     except (ValueError, RecursionError, MemoryError):
         return False
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
-        left = node.left.value if isinstance(node.left, ast.Subscript) else node.left
-        return isinstance(left, ast.Name) and left.id == name
+        subscript = isinstance(node.left, ast.Subscript)
+        left = node.left.value if subscript else node.left
+        return isinstance(left, ast.Name) and (left.id == name or subscript and left.id not in known)
     return False
+
+
+def _assignment(text: str):
+    """``lhs = rhs`` (the other spelling of the index form) as the comparison ``lhs == rhs``, or None."""
+    import ast
+
+    try:
+        body = ast.parse(text.strip(), mode="exec").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if len(body) == 1 and isinstance(body[0], ast.Assign) and len(body[0].targets) == 1:
+        return ast.Compare(left=body[0].targets[0], ops=[ast.Eq()], comparators=[body[0].value])
+    return None
 
 
 def _closed_output(text, name, inputs, sizes, shape, where, source) -> dict:

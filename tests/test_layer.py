@@ -250,6 +250,15 @@ def test_a_layer_name_without_toml_points_to_the_file_in_the_folder(tmp_path, mo
         load_layer("mine")
 
 
+@pytest.mark.parametrize("equals", ["==", "="])
+def test_an_index_form_output_under_another_name_is_named_as_the_left_side(tmp_path, equals):
+    text = f'name = "a"\n[inputs]\nx = ["n"]\n[output]\ny = "z[i] {equals} 2 * x[i]"\n'
+    with pytest.raises(InputError) as info:
+        load_layer(str(_write(tmp_path, text, "z.toml")))
+    assert "output.y" in str(info.value) and "the left side must be y[...], got 'z[i]'" in str(info.value)
+    assert "unknown name" not in str(info.value)
+
+
 def test_a_layer_file_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
