@@ -664,9 +664,11 @@ def _compare(impl: str, case: Case, payload: tuple, rtol: float, atol: float, tr
     differing = [tuple(int(i) for i in idx) for idx in zip(*np.nonzero(~close), strict=True)] if value.ndim else [()]
     first = differing[0]
     want, got = _distinct_texts(expected[first], value[first])
+    # a near miss (6 digits do not tell the two apart) also says by how much the bound is exceeded
+    near = f"{expected[first]:.6g}" == f"{value[first]:.6g}"
     message = (
         f"{len(differing)} of {expected.size} elements differ; first at [{', '.join(map(str, first))}]: "
-        f"expected {want}, returned {got}{_excess(expected[first], value[first], rtol, atol)}"
+        f"expected {want}, returned {got}{_excess(expected[first], value[first], rtol, atol) if near else ''}"
     )
     return _failure(impl, MISMATCH, case, message, tried, returned=_json_array(value), differing=differing)
 

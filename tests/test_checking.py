@@ -283,6 +283,12 @@ def test_a_near_miss_shows_digits_that_differ_and_the_bound_it_exceeds():
     assert float(allowed) == pytest.approx(1e-9 + 1e-7 * abs(truth), rel=0.05)
 
 
+def test_a_gross_mismatch_keeps_the_short_message():
+    report = check_implementation("linear", "x", lambda w, g: -(w.T @ g))
+    assert report.status == "mismatch" and "difference" not in report.message, report.message
+    assert re.search(r"expected -?\d\.\d+, returned -?\d\.\d+$", report.message), report.message
+
+
 def test_a_positional_only_function_is_told_about_the_keyword_convention():
     def backward(w, g, /):
         return w.T @ g
