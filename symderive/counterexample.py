@@ -50,6 +50,10 @@ CERTAIN_MARGIN = sp.Float("1e-30", 50)
 #: at one size assignment it is compiled
 SCREEN_SAME = 1e-12
 SCREEN_AFTER = 24
+#: after a difference where the claim is undefined (nan; NumPy may say -inf), how many more
+#: value assignments with as many nonzero values are tried for one where both sides are
+#: numbers, which a user can check in NumPy without meeting log(0)
+FINITE_LOOKAHEAD = 200
 
 
 # -- numbers as users see them ---------------------------------------------------------
@@ -411,12 +415,14 @@ class _Comparison:
         if both is None:
             return None
         expected, claimed = both
+        first = None
         for idx in itertools.product(*(range(d) for d in expected.shape)):
-            if certainly_nonzero(sp.Add(expected[idx], -claimed[idx])) or (
-                is_undefined(claimed[idx]) and not is_undefined(expected[idx])
-            ):
+            if certainly_nonzero(sp.Add(expected[idx], -claimed[idx])):
+                # both sides numbers: the element a NumPy user can check best
                 return idx, expected, claimed
-        return None
+            if first is None and is_undefined(claimed[idx]) and not is_undefined(expected[idx]):
+                first = idx
+        return None if first is None else (first, expected, claimed)
 
 
 def _same_expression(expected, claimed) -> bool:
@@ -538,23 +544,35 @@ def _counterexample_at(comparison: _Comparison, assumptions: _Assumptions, deadl
     if any(not d for d in domains):
         return None
 
-    def search(assignments, budget):
+    def search(assignments, budget, lookahead=0):
+        # a difference where the claim is undefined is kept while up to ``lookahead`` more
+        # assignments with as many nonzero values look for one where both sides are numbers
+        undefined, left = None, lookahead
         for chosen in itertools.islice(assignments, budget):
+            if undefined is not None:
+                if len(chosen) != len(undefined[2]) or left == 0:
+                    break
+                left -= 1
             if deadline is not None and time.monotonic() > deadline:
-                return None
+                break
             values = _values_from(shapes, slots, chosen)
             if not assumptions.hold(values):
                 continue
             found = comparison.first_difference(values)
-            if found is not None:
+            if found is None:
+                continue
+            if lookahead == 0 or _both_numbers(found):
                 return values, found
-        return None
+            if undefined is None:
+                undefined = (values, found, chosen)
+        return undefined[:2] if undefined is not None else None
 
     if comparison.identical():
         return None
     probe = search(_random_assignments(domains, RANDOM_PROBES, seed=len(slots)), RANDOM_PROBES)
     # without a difference among the probes, still try the sparse corner (kinks sit at 0)
-    hit = search(minimal_assignments(domains), MAX_ASSIGNMENTS if probe is not None else MAX_ASSIGNMENTS // 10)
+    budget = MAX_ASSIGNMENTS if probe is not None else MAX_ASSIGNMENTS // 10
+    hit = search(minimal_assignments(domains), budget, lookahead=FINITE_LOOKAHEAD)
     hit = hit or probe
     if hit is None:
         return None
@@ -568,6 +586,12 @@ def _counterexample_at(comparison: _Comparison, assumptions: _Assumptions, deadl
         expected_array=json_array(np.vectorize(_tidy, otypes=[object])(expected) if expected.size else expected),
         claimed_array=json_array(np.vectorize(_tidy, otypes=[object])(claimed) if claimed.size else claimed),
     )
+
+
+def _both_numbers(found) -> bool:
+    """Whether a difference ``(index, expected, claimed)`` has a number on both sides."""
+    index, expected, claimed = found
+    return not is_undefined(expected[index]) and not is_undefined(claimed[index])
 
 
 def _shape_mismatch(layer: Layer, wrt: str, claim: Tensor, env: dict) -> Counterexample | None:

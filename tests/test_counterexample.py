@@ -439,3 +439,42 @@ def test_the_value_by_value_fallback_takes_nan_over_a_zero_factor():
     # the fewest nonzero values: all zeros, where only the undefined factor shows
     assert found.sizes == {"N": 1, "D": 2} and found.values == {"x": [[0, 0]], "g": [[0, 0]]}
     assert found.claimed == "nan" and found.expected == 0
+
+
+def _numpy_linear_claim(values: dict) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return values["w"].T @ values["g"] + np.sum(values["g"]) / (values["x"] - 1)
+
+
+def test_a_counterexample_with_numbers_on_both_sides_is_preferred_among_equally_sparse_ones():
+    # x = [1] (one nonzero value) makes the claim 0/0; g = [1] (also one) shows -1 against 0,
+    # which a user can check in NumPy without meeting nan
+    layer = load_layer("linear")
+    found = cx.prove_concrete(layer, "x", "w.T @ g + sum(g) / (x - 1)").counterexample
+    values = {k: np.array(v, dtype=float) for k, v in found.values.items()}
+    assert found.sizes == {"n": 1, "m": 1}
+    assert sum(int(np.count_nonzero(v)) for v in values.values()) == 1
+    claimed = _numpy_linear_claim(values)
+    assert np.isfinite(claimed).all() and np.isfinite(float(found.claimed))
+    assert claimed[found.index] == float(found.claimed) != values["w"].T @ values["g"]
+    # the all-zero assignment shows no difference, so one nonzero value is the fewest
+    zero = {k: np.zeros_like(v) for k, v in values.items()}
+    assert np.allclose(_numpy_linear_claim(zero), zero["w"].T @ zero["g"])
+
+
+def test_an_undefined_counterexample_stays_when_it_is_the_sparsest():
+    # log(0) at the all-zero assignment: no other assignment has as few nonzero values
+    found = cx.prove_concrete(load_layer("linear"), "x", "w.T @ g + log(x)").counterexample
+    assert found.claimed == "nan" and found.values["x"] == [0]
+
+
+def test_first_difference_prefers_an_element_with_numbers_on_both_sides():
+    comparison = object.__new__(cx._Comparison)
+    comparison._screen, comparison.grad, comparison._exact_runs = None, None, 0
+    expected = np.array([sp.Integer(0), sp.Integer(0), sp.Integer(0)], dtype=object)
+    claimed = np.array([sp.nan, sp.Integer(0), sp.Integer(2)], dtype=object)
+    comparison.arrays = lambda values: (expected, claimed)
+    assert comparison.first_difference({})[0] == (2,)
+    only_nan = np.array([sp.nan, sp.Integer(0), sp.Integer(0)], dtype=object)
+    comparison.arrays = lambda values: (expected, only_nan)
+    assert comparison.first_difference({})[0] == (0,)
