@@ -654,12 +654,12 @@ def cmd_codegen(args, out, err) -> int:
     for path in (args.output, args.tests):
         _require_folder(path, "-o" if path == args.output else "--tests")
     layer = load(args.layer)
+    # an input with no claim gets the derived index form, as emit_numpy(layer) gives it
     claims = _claims_of(layer, args.claim)
-    if not claims:
-        raise InputError(f"no claims to emit code for: give --claim NAME CLAIM (layer {layer.name} lists none)")
-    statuses = []
+    loaded = {(args.layer, str(None)): layer}  # the claims share the layer's derivations
+    statuses, verdicts = [], {}
     for wrt, text in claims.items():
-        verdict = prove_claim(args.layer, wrt, text, (), args.timeout)
+        verdict = prove_claim(args.layer, wrt, text, (), args.timeout, loaded=loaded)
         status = verdict_status(verdict)
         if status != EXIT_OK:
             detail = verdict.reason or "see symderive prove"
@@ -670,9 +670,11 @@ def cmd_codegen(args, out, err) -> int:
                 file=err,
             )
             statuses.append(status)
+        # proved once under the --timeout: emit_numpy need not prove it again (it knows the layer by name)
+        verdicts[wrt] = dataclasses.replace(verdict, layer=layer.name)
     if statuses:
         return combined_status(statuses)
-    source = _call(emit_numpy, layer, claims=claims)
+    source = _call(emit_numpy, layer, claims=claims, verdicts=verdicts)
     _write(args.output, source)
     print(f"wrote {args.output}", file=out)
     if args.tests:

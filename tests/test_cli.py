@@ -405,6 +405,38 @@ def test_codegen_names_a_missing_output_folder_before_proving(capsys, tmp_path, 
     assert proved == [] and not (tmp_path / "m.py").exists()
 
 
+def test_codegen_of_a_layer_without_claims_emits_the_derived_gradients(capsys, tmp_path):
+    import importlib.util
+
+    import numpy as np
+
+    layer = tmp_path / "scale.toml"
+    layer.write_text('name = "scale"\n[inputs]\nx = ["n"]\nw = ["n"]\n[output]\ny = "w * x ** 2"\n')
+    status, out, err = run(capsys, "codegen", str(layer), "-o", str(tmp_path / "scale_grads.py"))
+    assert status == 0 and err == "", err
+    spec = importlib.util.spec_from_file_location("scale_grads", tmp_path / "scale_grads.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(3)
+    x, w, g = rng.normal(size=5), rng.normal(size=5), rng.normal(size=5)
+    # d/dx sum(g * w * x**2) = 2 g w x, d/dw = g x**2 (by hand, elementwise)
+    np.testing.assert_allclose(module.grad_x(w=w, x=x, g=g), 2 * g * w * x, rtol=1e-12)
+    np.testing.assert_allclose(module.grad_w(x=x, g=g), g * x**2, rtol=1e-12)
+
+
+def test_codegen_proves_each_claim_once(capsys, tmp_path, monkeypatch):
+    import symderive.prove
+
+    calls = []
+    real = symderive.prove.prove
+    monkeypatch.setattr(symderive.prove, "prove", lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
+    layer = tmp_path / "lin.toml"
+    layer.write_text((LAYERS_DIR / "linear.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    status, _, _ = run(capsys, "codegen", str(layer), "-o", str(tmp_path / "m.py"), "--claim", "x", "g @ w")
+    assert status == 0
+    assert sorted(calls) == [("b", "g"), ("w", "outer(g, x)"), ("x", "g @ w")]
+
+
 def test_codegen_refuses_two_claims_for_one_input_with_a_clear_message(capsys, tmp_path):
     argv = ["codegen", "conv2d", "-o", str(tmp_path / "m.py"), "--claim", "x", RIGHT, "--claim", "x", FLIP]
     status, _, err = run(capsys, *argv)
