@@ -378,12 +378,24 @@ def prove_claim(
         raise InputError("the claim is empty", where="CLAIM")
     try:
         with wall_clock(timeout):
-            verdict = prove(layer, wrt, claim, assume=list(assume), timeout=timeout)
+            verdict = prove(layer, wrt, claim, assume=_new_assumptions(layer, assume), timeout=timeout)
     except ClaimTimeout:
         verdict = Verdict(UNKNOWN, reason=f"timeout (after {timeout:g} s)")
     if not isinstance(verdict, Verdict):
         raise InternalError(f"prove returned {type(verdict).__name__}, not a Verdict")
     return dataclasses.replace(verdict, layer=layer_arg, wrt=wrt, claim=claim)
+
+
+def _new_assumptions(layer, assume: Sequence[str]) -> list[str]:
+    """The ``--assume`` texts the layer does not state already, each once: the verdict's list of
+    assumptions used names every assumption once (a batch entry often repeats the layer's own)."""
+    seen = {a.text.strip() for a in layer.assumptions}
+    out = []
+    for text in assume:
+        if not isinstance(text, str) or text.strip() not in seen:
+            out.append(text)
+            seen.add(text.strip() if isinstance(text, str) else text)
+    return out
 
 
 def _error_verdict(layer_arg, wrt, claim, message: str) -> Verdict:

@@ -113,6 +113,12 @@ def test_claim_starting_with_minus_before_options(capsys):
     assert status == 1 and json.loads(out)["claim"] == "-w.T@g"
 
 
+def test_an_assumption_given_again_is_listed_once(capsys):
+    argv = ["prove", "softmax_cross_entropy", "--wrt", "s", "softmax(s) - t", "--json"]
+    status, out, _ = run(capsys, *argv, "--assume", "sum(t) == 1", "--assume", "s > 0", "--assume", "s > 0")
+    assert status == 0 and json.loads(out)["assumptions"] == ["sum(t) == 1", "s > 0"]
+
+
 # -- prove --batch ----------------------------------------------------------------------------
 def write_batch(folder: Path, entries) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
