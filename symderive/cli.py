@@ -857,4 +857,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 def entrypoint() -> None:
     """The ``symderive`` console script."""
+    # a console that cannot show a character of the claim echoed back (an ASCII or cp1252
+    # stdout) gets an escape for it, not an encoding error reported as a bug of symderive
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):  # not a text stream that can be reconfigured
+            pass
     sys.exit(main(sys.argv[1:], prog="symderive"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -469,6 +470,22 @@ def test_console_script_runs(tmp_path):
         [str(script), "prove", "nosuchlayer", "--wrt", "x", "g"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_console_that_cannot_show_the_claim_gets_escapes_not_an_internal_error(tmp_path):
+    script = Path(sys.executable).with_name("symderive")
+    script = script if script.exists() else shutil.which("symderive")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run(
+        [str(script), "prove", "linear", "--wrt", "x", "w.T @ g  # ü"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        encoding="ascii",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "w.T @ g  # \\xfc" in done.stdout and "proved" in done.stdout
 
 
 def test_a_reader_that_goes_away_is_not_an_internal_error():
