@@ -391,7 +391,7 @@ def relu_scalar(v: sp.Expr) -> sp.Expr:
 
 # -- NumPy lowering (helpers emitted verbatim: only ``np`` in scope) ----------------------------
 def _sd_conv(x, w, b, stride, padding, dilation, groups):
-    """torch.nn.functional.conv1d/conv2d: shifted slices per tap (depthwise) or im2col + one GEMM per group."""
+    """torch.nn.functional.conv1d/conv2d: shifted slices per tap (depthwise) or GEMMs over stacked shifted copies."""
     dt = np.result_type(np.asarray(x).dtype, np.asarray(w).dtype, np.float32)
     x = np.asarray(x, dtype=dt)
     w = np.asarray(w, dtype=dt)
@@ -406,13 +406,36 @@ def _sd_conv(x, w, b, stride, padding, dilation, groups):
         pads = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for d, k in zip(dilation, ks, strict=True)]
     else:
         pads = [(p, p) for p in padding]
-    xp = np.pad(x, [(0, 0), (0, 0)] + pads) if any(p != (0, 0) for p in pads) else x
-    outs = [(n - d * (k - 1) - 1) // s + 1 for n, d, k, s in zip(xp.shape[2:], dilation, ks, stride, strict=True)]
+    out = _sd_conv_batched(x, w, stride, pads, dilation, groups)
+    if b is not None:
+        out += np.asarray(b, dtype=dt).reshape((w.shape[0],) + (1,) * nsp)
+    return out[0] if unbatched else out
+
+
+def _sd_zero_pad(x, pads):
+    """x zero-padded by pads[d] = (before, after) on its last len(pads) axes by np.zeros and one copy."""
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    lead = x.ndim - len(pads)
+    sizes = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[lead:], pads, strict=True))
+    out = np.zeros(x.shape[:lead] + sizes, dtype=x.dtype)  # np.pad costs several times more
+    out[(Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[lead:], pads, strict=True))] = x
+    return out
+
+
+def _sd_conv_batched(x, w, stride, pads, dilation, groups):
+    """The convolution (no bias) of a batched input zero-padded by pads[d] = (before, after): per-tap shifted
+    slices when each output channel reads one input channel, shifted GEMMs at stride 1, im2col otherwise."""
+    nsp = w.ndim - 2
+    ks = w.shape[2:]
+    sizes = [n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads, strict=True)]
+    outs = [(n - d * (k - 1) - 1) // s + 1 for n, d, k, s in zip(sizes, dilation, ks, stride, strict=True)]
     n_batch, c_in = x.shape[:2]
     c_out, c_group = w.shape[:2]
     if c_group == 1 and c_out == c_in:
         # one kernel per channel (single-channel or depthwise): accumulate shifted slices, no matmul
-        out = np.zeros((n_batch, c_out) + tuple(outs), dtype=dt)
+        xp = _sd_zero_pad(x, pads)
+        out = np.zeros((n_batch, c_out) + tuple(outs), dtype=x.dtype)
         tmp = np.empty_like(out)
         for pos in np.ndindex(*ks):
             sl = tuple(
@@ -422,76 +445,98 @@ def _sd_conv(x, w, b, stride, padding, dilation, groups):
                 xp[(slice(None), slice(None)) + sl], w[(slice(None), 0) + pos].reshape((-1,) + (1,) * nsp), out=tmp
             )
             out += tmp
-    elif all(s == 1 for s in stride):
-        out = _sd_conv_shifted(xp, w, dilation, groups)
-    else:
-        out = _sd_conv_im2col(xp, w, stride, dilation, groups, outs)
-    if b is not None:
-        out += np.asarray(b, dtype=dt).reshape((c_out,) + (1,) * nsp)
-    return out[0] if unbatched else out
+        return out
+    if all(s == 1 for s in stride):
+        return _sd_conv_shifted(x, w, pads, dilation, groups)
+    return _sd_conv_im2col(_sd_zero_pad(x, pads), w, stride, dilation, groups, outs)
 
 
-def _sd_conv_shifted(xp, w, dilation, groups):
-    """The stride-1 convolution of a padded batched input by shifted GEMMs on a flat view, without im2col.
+def _sd_conv_shifted(x, w, pads, dilation, groups):
+    """The stride-1 convolution of a batched input, zero-padded by pads, by shifted GEMMs on a flat view.
 
-    Each (batch, channel) plane of xp is read flat, H*W long: kernel tap (i, j) then reads every output at the
-    same flat offset i*dh*W + j*dw, so a tap is one GEMM over channels on a strided view. Outputs are computed
-    W wide per row and the last columns, past the valid ones, are dropped. Small kernels (the forward pass, the
-    input gradient): per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy of x, not kh*kw),
-    one GEMM over C*kw gives every kernel row's products, and their sum, shifted by rows, is the output. Kernels
-    larger than the output (a weight gradient): per input channel, the output columns are stacked and each
-    output row is one GEMM over the kernel's flat span.
+    Each (batch, channel) plane of the padded input is read flat, H*W long: kernel tap (i, j) then reads every
+    output at the same flat offset i*dh*W + j*dw, so a tap is one GEMM over channels on a strided view. Outputs
+    are computed W wide per row and the last columns, past the valid ones, are dropped. Small kernels (the
+    forward pass, the input gradient): per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy
+    of x, not kh*kw, padded on the way), one GEMM over C*kw gives every kernel row's products, and their sum,
+    shifted by rows, is the output. Kernels larger than the output (a weight gradient): per input channel, the
+    output columns are stacked and each output row is one GEMM over the kernel's flat span.
     """
     if w.ndim == 3:
-        return _sd_conv_shifted(xp[:, :, None], w[:, :, None], (1,) + tuple(dilation), groups)[:, :, 0]
-    n_batch, _, h, wd = xp.shape
+        pads2, dil2 = [(0, 0)] + list(pads), (1,) + tuple(dilation)
+        return _sd_conv_shifted(x[:, :, None], w[:, :, None], pads2, dil2, groups)[:, :, 0]
+    n_batch, _, h_in, w_in = x.shape
+    (top, bottom), (left, right) = pads
+    h, wd = h_in + top + bottom, w_in + left + right
     c_out, c_group, kh, kw = w.shape
     o_group, (dh, dw) = c_out // groups, dilation
     ho, wo = h - dh * (kh - 1), wd - dw * (kw - 1)
     if ho < 1 or wo < 1:  # an empty output (torch allows one from a transposed convolution)
-        return np.zeros((n_batch, c_out, max(ho, 0), max(wo, 0)), dtype=xp.dtype)
-    xf = xp.reshape(n_batch, groups, c_group, h * wd)
+        return np.zeros((n_batch, c_out, max(ho, 0), max(wo, 0)), dtype=x.dtype)
     if dh == dw == 1 and ho * wo < kh * kw:
-        # the kernel zero-padded to rows W wide, so that its flat span matches x's; per input channel, the wo
-        # output columns are stacked (a wo-fold copy) and each output row is one GEMM over the kernel's span
-        span, width = (kh - 1) * wd + kw, h * wd - (wo - 1)
-        wpad = np.zeros((groups, o_group, c_group, kh, wd), dtype=xp.dtype)
-        wpad[..., :kw] = w.reshape(groups, o_group, c_group, kh, kw)
-        wflat = wpad.reshape(groups, o_group, c_group, kh * wd)[..., :span]
-        acc = np.zeros((ho, groups, n_batch * wo, o_group), dtype=xp.dtype)
-        partial = np.empty((groups, n_batch * wo, o_group), dtype=xp.dtype)
-        stacked = np.empty((groups, n_batch, wo, width), dtype=xp.dtype)
-        for c in range(c_group):
-            for j in range(wo):
-                stacked[:, :, j] = xf[:, :, c, j : j + width].transpose(1, 0, 2)
-            cols = stacked.reshape(groups, n_batch * wo, width)
-            for i in range(ho):
-                np.matmul(cols[..., i * wd : i * wd + span], wflat[:, :, c].transpose(0, 2, 1), out=partial)
-                acc[i] += partial
-        out = acc.reshape(ho, groups, n_batch, wo, o_group).transpose(2, 1, 4, 0, 3)
-        return np.ascontiguousarray(out).reshape(n_batch, c_out, ho, wo)
+        return _sd_conv_small_output(_sd_zero_pad(x, pads), w, groups, ho, wo)
     # kernel row i's products (all rows in one GEMM, stacked along M), shifted up i*dh rows, sum to the output
-    width = h * wd - dw * (kw - 1)
     rows = w.reshape(groups, o_group, c_group, kh, kw).transpose(0, 3, 1, 2, 4)
     rows = np.ascontiguousarray(rows).reshape(groups, kh * o_group, c_group * kw)
-    stacked = np.empty((groups, c_group, kw, width), dtype=xp.dtype)
-    products = np.empty((groups, kh * o_group, h * wd), dtype=xp.dtype)
+    # stack row j of channel c holds the padded plane read flat from offset j*dw: that plane starts lead - j*dw
+    # into the row, so the GEMM reads every row from lead on; the zero border is written once, as are the gaps
+    lead = dw * (kw - 1)
+    width, plane = h * wd - lead, h * wd + lead
+    stacked = np.zeros((groups, c_group, kw, plane), dtype=x.dtype)
+    item = x.itemsize
+    # numpy checks a view built on a buffer against the buffer's size: a wrong stride raises, never writes outside
+    interior = np.ndarray(
+        (groups, c_group, kw, h_in, w_in),
+        x.dtype,
+        stacked,
+        (lead + top * wd + left) * item,
+        (c_group * kw * plane * item, kw * plane * item, (plane - dw) * item, wd * item, item),
+    )
+    cols = stacked.reshape(groups, c_group * kw, plane)[..., lead : lead + width]
+    products = np.empty((groups, kh * o_group, h * wd), dtype=x.dtype)
+    products[..., width:] = 0  # never written by the GEMM, read (then dropped) by the flat row sums
     by_row = products.reshape(groups, kh, o_group, h * wd)
-    shifted = [
-        by_row[:, i, :, i * dh * wd : (i * dh + ho) * wd].reshape(groups, o_group, ho, wd)[..., :wo] for i in range(kh)
-    ]
-    out = np.empty((n_batch, groups, o_group, ho, wo), dtype=xp.dtype)
+    flat = [by_row[:, i, :, i * dh * wd : (i * dh + ho) * wd] for i in range(kh)]
+    total = flat[0].reshape(groups, o_group, ho, wd)[..., :wo]
+    source = x.reshape(n_batch, groups, c_group, 1, h_in, w_in)
+    out = np.empty((n_batch, groups, o_group, ho, wo), dtype=x.dtype)
     for n in range(n_batch):
-        for j in range(kw):
-            stacked[:, :, j] = xf[n, ..., j * dw : j * dw + width]
-        np.matmul(rows, stacked.reshape(groups, c_group * kw, width), out=products[..., :width])
-        if kh == 1:
-            out[n] = shifted[0]
-        else:
-            np.add(shifted[0], shifted[1], out=out[n])
-        for part in shifted[2:]:
-            out[n] += part
+        np.copyto(interior, source[n])
+        np.matmul(rows, cols, out=products[..., :width])
+        # sums over whole rows W wide (long contiguous runs, faster than cropped ones), then one cropped copy
+        for part in flat[1:]:
+            np.add(flat[0], part, out=flat[0])
+        out[n] = total
     return out.reshape(n_batch, c_out, ho, wo)
+
+
+def _sd_conv_small_output(xp, w, groups, ho, wo):
+    """The stride-1 convolution of a padded batched input by a kernel larger than the output (a weight gradient).
+
+    Read flat, W wide, output (i, j) of a channel sums x[p + i*W + j] * k[p] over the kernel's flat span (the
+    kernel zero-padded to rows W wide). Per input channel, the wo output columns are stacked (a wo-fold copy of
+    x) and each output row is one GEMM over the kernel's span, the stack read from that row's offset.
+    """
+    n_batch, _, h, wd = xp.shape
+    c_out, c_group, kh, kw = w.shape
+    o_group = c_out // groups
+    xf = xp.reshape(n_batch, groups, c_group, h * wd)
+    span, width = (kh - 1) * wd + kw, h * wd - (wo - 1)
+    wpad = np.zeros((groups, o_group, c_group, kh, wd), dtype=xp.dtype)
+    wpad[..., :kw] = w.reshape(groups, o_group, c_group, kh, kw)
+    wflat = wpad.reshape(groups, o_group, c_group, kh * wd)[..., :span]
+    acc = np.zeros((ho, groups, n_batch * wo, o_group), dtype=xp.dtype)
+    partial = np.empty((groups, n_batch * wo, o_group), dtype=xp.dtype)
+    stacked = np.empty((groups, n_batch, wo, width), dtype=xp.dtype)
+    for c in range(c_group):
+        for j in range(wo):
+            stacked[:, :, j] = xf[:, :, c, j : j + width].transpose(1, 0, 2)
+        cols = stacked.reshape(groups, n_batch * wo, width)
+        for i in range(ho):
+            np.matmul(cols[..., i * wd : i * wd + span], wflat[:, :, c].transpose(0, 2, 1), out=partial)
+            acc[i] += partial
+    out = acc.reshape(ho, groups, n_batch, wo, o_group).transpose(2, 1, 4, 0, 3)
+    return np.ascontiguousarray(out).reshape(n_batch, c_out, ho, wo)
 
 
 def _sd_conv_im2col(xp, w, stride, dilation, groups, outs):
@@ -540,11 +585,13 @@ def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilatio
         # right) with the kernel flipped and its channel axes swapped in each group
         lo = [d * (k - 1) - p for d, k, p in zip(dilation, ks, padding, strict=True)]
         hi = [a + e for a, e in zip(lo, output_padding, strict=True)]
-        xe = np.pad(x, [(0, 0), (0, 0)] + [(max(a, 0), max(z, 0)) for a, z in zip(lo, hi, strict=True)])
-        crop = tuple(slice(max(-a, 0), n - max(-z, 0)) for a, z, n in zip(lo, hi, xe.shape[2:], strict=True))
+        crop = tuple(slice(max(-a, 0), n - max(-z, 0)) for a, z, n in zip(lo, hi, ins, strict=True))
+        pads = [(max(a, 0), max(z, 0)) for a, z in zip(lo, hi, strict=True)]
         wf = np.swapaxes(w.reshape((groups, c_group, out_group) + tuple(ks)), 1, 2)
         wf = np.flip(wf, tuple(range(3, 3 + nsp))).reshape((groups * out_group, c_group) + tuple(ks))
-        out = _sd_conv(xe[(slice(None),) * 2 + crop], wf, b, (1,) * nsp, (0,) * nsp, dilation, groups)
+        out = _sd_conv_batched(x[(slice(None),) * 2 + crop], wf, (1,) * nsp, pads, dilation, groups)
+        if b is not None:
+            out += np.asarray(b, dtype=dt).reshape((groups * out_group,) + (1,) * nsp)
         return out[0] if unbatched else out
     outs = [
         (n - 1) * s - 2 * p + d * (k - 1) + e + 1
@@ -596,8 +643,25 @@ def _sd_avg_pool2d(x, kernel, stride, padding, count_include_pad, divisor_overri
 
 HELPERS = {
     fn.__name__: numpy_helper(fn.__name__, inspect.getsource(fn))
-    for fn in (_sd_conv, _sd_conv_shifted, _sd_conv_im2col, _sd_conv_transpose, _sd_avg_pool2d)
+    for fn in (
+        _sd_conv,
+        _sd_zero_pad,
+        _sd_conv_batched,
+        _sd_conv_shifted,
+        _sd_conv_small_output,
+        _sd_conv_im2col,
+        _sd_conv_transpose,
+        _sd_avg_pool2d,
+    )
 }
+CONV_HELPERS = (
+    "_sd_conv",
+    "_sd_zero_pad",
+    "_sd_conv_batched",
+    "_sd_conv_shifted",
+    "_sd_conv_small_output",
+    "_sd_conv_im2col",
+)
 
 
 def _int_code(value) -> str:
@@ -681,7 +745,7 @@ def _register_conv(name: str, nspatial: int) -> Operator:
             shape_rule,
             to_numpy,
             to_latex,
-            (HELPERS["_sd_conv"], HELPERS["_sd_conv_shifted"], HELPERS["_sd_conv_im2col"]),
+            tuple(HELPERS[h] for h in CONV_HELPERS),
             algebra="bilinear",
         )
     )
@@ -720,7 +784,7 @@ def _register_conv_transpose(name: str, nspatial: int) -> Operator:
         Param("groups", "int", default=1),
         Param("dilation", "ints", default=1),
     )
-    helpers = tuple(HELPERS[h] for h in ("_sd_conv_transpose", "_sd_conv", "_sd_conv_shifted", "_sd_conv_im2col"))
+    helpers = tuple(HELPERS[h] for h in ("_sd_conv_transpose",) + CONV_HELPERS)
     return register(
         Operator(name, "torch", params, definition, shape_rule, to_numpy, to_latex, helpers, algebra="bilinear")
     )

@@ -96,19 +96,38 @@ def setup(case):
     return op, leaves, sizes, values, options, expected
 
 
-def helper_namespace(op):
-    """``np`` and the helpers the operator lists (only those: the list must be complete)."""
-    ns = {"np": np}
+class PoisonedNumpy:
+    """NumPy whose ``empty`` hands back signalling NaNs: arithmetic on a value never written raises under errstate."""
+
+    SIGNALLING = {np.dtype(np.float64): (np.uint64, 0x7FF0000000000001), np.dtype(np.float32): (np.uint32, 0x7F800001)}
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def empty(self, shape, dtype=float, **kwargs):
+        a = np.empty(shape, dtype=dtype, **kwargs)
+        bits, value = self.SIGNALLING[a.dtype]
+        a.view(bits).fill(value)
+        return a
+
+    def empty_like(self, a, dtype=None, **kwargs):
+        return self.empty(a.shape, a.dtype if dtype is None else dtype)
+
+
+def helper_namespace(op, numpy=np):
+    """``np`` (or a stand-in) and the helpers the operator lists (only those: the list must be complete)."""
+    ns = {"np": numpy}
     for source in (NUMPY_HELPERS[name] for name in OPERATORS[op].numpy_helpers):
         exec(compile(source, "<symderive helper>", "exec"), ns)  # our own helper sources
     return ns
 
 
-def run_lowering(op, arg_codes, values, options):
+def run_lowering(op, arg_codes, values, options, numpy=np):
     code = OPERATORS[op].to_numpy(**arg_codes, **options)
-    ns = helper_namespace(op)
+    ns = helper_namespace(op, numpy)
     ns.update(values)
-    return eval(compile(code, "<lowering>", "eval"), ns)  # our own emitted code
+    with np.errstate(invalid="raise"):  # with PoisonedNumpy: no arithmetic on a value never written
+        return eval(compile(code, "<lowering>", "eval"), ns)  # our own emitted code
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
@@ -405,7 +424,8 @@ def random_conv_case(rng, transposed: bool):
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
 @pytest.mark.parametrize("seed", range(4))
 def test_conv_lowering_matches_torch_on_random_cases(seed, transposed, dtype):
-    """Random sizes and options (both regimes of the shifted-GEMM lowering, and the strided im2col one)."""
+    """Random sizes and options (both regimes of the shifted-GEMM lowering, and the strided im2col one); np.empty
+    poisoned, so that no arithmetic on a value never written goes unnoticed."""
     rng = np.random.default_rng(100 + seed)
     checked = 0
     while checked < 40:
@@ -420,8 +440,58 @@ def test_conv_lowering_matches_torch_on_random_cases(seed, transposed, dtype):
             continue
         # x transposed in memory (a weight gradient's layout) half the time: the lowering must not assume C order
         xs = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1) if checked % 2 else x
-        got = run_lowering(op, {"input": "x", "weight": "w", "bias": "b"}, {"x": xs, "w": w, "b": b}, options)
+        values = {"x": xs, "w": w, "b": b}
+        got = run_lowering(op, {"input": "x", "weight": "w", "bias": "b"}, values, options, numpy=PoisonedNumpy())
         assert got.dtype == dtype and got.shape == expected.shape, (op, options, got.shape, expected.shape)
         atol = (1e-12 if dtype == np.float64 else 1e-5) * np.abs(expected).max()
         np.testing.assert_allclose(got, expected, rtol=0, atol=atol, err_msg=f"{op} {x.shape} {w.shape} {options}")
         checked += 1
+
+
+# -- the stride-1 shifted-GEMM lowering: padding fused into its stacked copy, each regime -----------------
+SHIFTED_CASES = [
+    # (operator, input shape, weight shape, options): regime
+    ("conv2d", (3, 5, 9, 7), (4, 5, 3, 3), {"padding": 1}),  # small kernel, padded on the way
+    ("conv2d", (2, 4, 6, 9), (6, 2, 2, 4), {"padding": (2, 0), "groups": 2}),  # asymmetric, groups
+    ("conv2d", (2, 3, 7, 8), (4, 3, 3, 2), {"padding": "same", "dilation": (2, 3)}),  # even kernel: pad more right
+    ("conv2d", (1, 2, 5, 6), (3, 2, 1, 3), {"padding": (1, 1)}),  # one kernel row
+    ("conv2d", (2, 2, 6, 5), (3, 2, 4, 1), {"padding": (0, 2)}),  # one kernel column
+    ("conv2d", (2, 3, 1, 8), (2, 3, 1, 3), {}),  # one input row
+    ("conv2d", (2, 3, 4, 5), (2, 3, 4, 5), {}),  # kernel as large as the input: one output
+    ("conv2d", (2, 3, 4, 5), (2, 3, 4, 5), {"padding": 1}),  # ... padded: a small output, larger kernel
+    ("conv2d", (3, 2, 9, 8), (4, 2, 7, 7), {"padding": (1, 0)}),  # more taps than outputs
+    ("conv1d", (2, 3, 11), (5, 3, 4), {"padding": 3, "dilation": 2}),
+    ("conv1d", (3, 1), (2, 3, 1), {"padding": 2}),  # unbatched, length 1
+    ("conv_transpose2d", (2, 4, 6, 5), (4, 3, 3, 2), {"padding": (1, 0)}),  # stride 1: a padded convolution
+    ("conv_transpose2d", (1, 4, 5, 7), (4, 2, 3, 3), {"padding": 2, "dilation": (1, 2), "groups": 2}),
+    ("conv_transpose2d", (2, 3, 4, 4), (3, 2, 2, 3), {"padding": (1, 2), "output_padding": (0, 1), "dilation": 2}),
+    ("conv_transpose1d", (2, 3, 6), (3, 2, 4), {"padding": 3}),  # padding past the kernel: the input cropped
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", SHIFTED_CASES, ids=lambda c: case_id((c[0], c[1], c[2], True, c[3])))
+def test_shifted_lowering_matches_torch(case, dtype):
+    """Random non-square data, a non-contiguous input half the time, bias: against torch in each dtype."""
+    op, xs, ws, options = case
+    rng = np.random.default_rng(sum(xs) + 7 * sum(ws))
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    c_out = ws[1] * options.get("groups", 1) if is_transposed(op) else ws[0]
+    b = rng.standard_normal(c_out).astype(dtype)
+    expected = TORCH[op](*(torch.from_numpy(a) for a in (x, w, b)), **options).numpy()
+    for xv in (x, np.flip(np.flip(x).copy())):
+        got = run_lowering(op, {"input": "x", "weight": "w", "bias": "b"}, {"x": xv, "w": w, "b": b}, options)
+        assert got.dtype == dtype and got.shape == expected.shape and got.flags.c_contiguous
+        atol = (1e-12 if dtype == np.float64 else 2e-6) * np.abs(expected).max()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("case", SHIFTED_CASES, ids=lambda c: case_id((*c[:3], False, c[3])))
+def test_lowering_never_computes_with_uninitialised_values(case):
+    """Rows summed whole (W wide) read past the GEMM's columns: that tail is zeroed, never garbage."""
+    op, xs, ws, options = case
+    rng = np.random.default_rng(23)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    got = run_lowering(op, {"input": "x", "weight": "w"}, {"x": x, "w": w}, options, numpy=PoisonedNumpy())
+    expected = TORCH[op](torch.from_numpy(x), torch.from_numpy(w), **options).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
