@@ -119,6 +119,9 @@ def elementwise_tensor(
 
     def element(idx):
         values = [operand(a, idx) for a in args]
+        if domains == PROPAGATE and any(v is sp.nan for v in values):
+            # undefined everywhere (x / 0): nan propagates, and a function that compares (relu) cannot
+            return sp.nan
         if domains == PROPAGATE:
             return keep_domains(fn(*values), *values)
         if domains == CHOOSE:
@@ -143,8 +146,12 @@ def branched_value(fn: Callable[..., sp.Expr], values: list, otherwise: sp.Expr 
     >>> branched_value(lambda a, b: Iverson(a >= b), [log_value(x), log_value(x)], sp.S.Zero).args[1]
     (0, True)
     """
+    stripped = [strip_domains(v) for v in values]
+    if any(v is sp.nan for v in stripped):
+        # undefined everywhere (x / 0): SymPy refuses to compare nan, NumPy's comparison is False
+        return sp.nan if otherwise is None else otherwise
     cond = sp.And(*(domain_condition(v) for v in values))
-    result = fn(*(strip_domains(v) for v in values))
+    result = fn(*stripped)
     if cond == sp.true:
         return result
     return defined(result, cond) if otherwise is None else sp.Piecewise((result, cond), (otherwise, True))

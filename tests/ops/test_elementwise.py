@@ -230,3 +230,38 @@ def test_clip_derivative_at_bounds_is_torch_clamps(a):
     point = {x: a, lo: -0.5, hi: 1.0}
     expected = _torch_grads(lambda t, mn, mx: torch.clamp(t, mn, mx), [a, -0.5, 1.0])
     assert _sympy_grads(expr, [x, lo, hi], point) == expected
+
+
+# a value undefined everywhere (a division by a literal zero, log of 0) inside an operator that
+# compares (relu, maximum, abs, sign, clip, comparisons, where's condition): refuted, never a crash
+UNDEFINED_EVERYWHERE = [
+    "relu(x / 0)",
+    "(x / 0) > 0",
+    "abs(x / 0)",
+    "g * (x / zeros_like(x) > 0)",
+    "relu(log(0 * x))",
+    "maximum(x / 0, 0)",
+    "where(x / 0 > 0, g, 0)",
+    "clip(x / 0, 0, 1)",
+    "sign(x / 0)",
+    "g * (sum(x / 0) > 0)",
+]
+
+
+@pytest.mark.parametrize("claim", UNDEFINED_EVERYWHERE)
+def test_an_operator_comparing_a_value_undefined_everywhere_is_refuted_not_a_crash(claim):
+    from symderive.cli import main
+
+    # relu's gradient is g * (x > 0), finite everywhere; each claim is nan or a constant guard there
+    assert main(["prove", "relu", "--wrt", "x", claim]) == 1
+
+
+def test_a_comparison_of_a_value_undefined_everywhere_is_false_as_in_numpy():
+    from symderive.layer import load_layer
+    from symderive.prove import prove
+
+    # 0 * (x/0 > 0) adds 0 whatever x / 0 is: NumPy computes exactly relu's gradient
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.array([-1.0, 0.0, 2.0])
+        assert np.array_equal(1.0 * (x > 0) + 0 * (x / 0 > 0), 1.0 * (x > 0))
+    assert prove(load_layer("relu"), "x", "g * (x > 0) + 0 * (x / 0 > 0)").verdict == "proved"
