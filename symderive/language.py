@@ -290,9 +290,7 @@ class _Parser:
     def _value_Subscript(self, node: ast.Subscript) -> Node:
         base = self.value(node.value)
         entries = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        for e in entries:
-            self.refuse_special_index(e)
-        if any(isinstance(e, ast.Slice) for e in entries):
+        if any(isinstance(e, ast.Slice) or self.special_index(e) for e in entries):
             return self.getitem(base, entries, node)
         idx = tuple(self.index_expr(e) for e in entries)
         if not any(s.free_symbols & self.index_symbols() for s in idx):
@@ -304,17 +302,15 @@ class _Parser:
         self.valid.append(tensor.valid)
         return Scalar(tensor.at(idx))
 
-    def refuse_special_index(self, entry: ast.AST) -> None:
-        """An input error for NumPy index entries the table has no operator for: a new axis
-        (``None``, ``np.newaxis``) and ``...``, each with what to write instead."""
+    def special_index(self, entry: ast.AST) -> str | None:
+        """NumPy's key entry for a new axis (``None``, ``np.newaxis``) or ``...``, else None."""
+        from .ops.linalg import ELLIPSIS, NEWAXIS
+
         if isinstance(entry, ast.Constant) and entry.value is None or self.dotted(entry) in _NEWAXIS:
-            raise self.error(
-                f"a new axis ({self.source(entry)}) in an index is not supported; "
-                "write outer(a, b), einsum(...) or a Sum, or broadcast along the existing axes",
-                entry,
-            )
+            return NEWAXIS
         if isinstance(entry, ast.Constant) and entry.value is Ellipsis:
-            raise self.error("... (Ellipsis) in an index is not supported; write every axis (x[:, :, 0])", entry)
+            return ELLIPSIS
+        return None
 
     def getitem(self, base: Node, entries: list, node: ast.AST) -> Node:
         key = []
@@ -331,7 +327,7 @@ class _Parser:
                     )
                 )
             else:
-                key.append(self.index_expr(e))
+                key.append(self.special_index(e) or self.index_expr(e))
         return self.call_op(OPERATORS["getitem"], [base], {"key": tuple(key)}, node)
 
     def _value_Tuple(self, node) -> Node:

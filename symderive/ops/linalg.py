@@ -848,14 +848,35 @@ def slice_length(start, stop, step: int) -> sp.Expr:
     return sp.Max(0, span)
 
 
+#: key entries of NumPy's basic indexing besides integers and slices: a new axis of length 1
+#: (``None``, ``np.newaxis``) and ``...`` (as many full slices as the other entries leave axes)
+NEWAXIS, ELLIPSIS = "newaxis", "..."
+
+
+def _is_marker(entry, marker: str) -> bool:
+    return isinstance(entry, str) and entry == marker
+
+
 def _key_entries(key, ndim):
+    """The key with ``...`` (or the missing trailing axes) replaced by full slices.
+
+    >>> _key_entries((ELLIPSIS, 0), 3)
+    ((None, None, None), (None, None, None), 0)
+    """
     key = tuple(key) if isinstance(key, tuple | list) else (key,)
     for e in key:
-        if e is None or e is Ellipsis or isinstance(e, str):
-            raise InputError(f"getitem: index {e!r} is not supported (only integers and lo:hi:step slices)")
-    if len(key) > ndim:
-        raise InputError(f"getitem: too many indices ({len(key)}) for an array of dimension {ndim}")
-    return key + ((None, None, None),) * (ndim - len(key))
+        if e is None or e is Ellipsis or (isinstance(e, str) and e not in (NEWAXIS, ELLIPSIS)):
+            raise InputError(f"getitem: index {e!r} is not supported (integers, lo:hi:step slices, None, ...)")
+    ellipses = [k for k, e in enumerate(key) if _is_marker(e, ELLIPSIS)]
+    if len(ellipses) > 1:
+        raise InputError("getitem: an index can only have a single ellipsis ('...')")
+    consumed = sum(1 for e in key if not isinstance(e, str))
+    if consumed > ndim:
+        raise InputError(f"getitem: too many indices ({consumed}) for an array of dimension {ndim}")
+    full = ((None, None, None),) * (ndim - consumed)
+    if ellipses:
+        return key[: ellipses[0]] + full + key[ellipses[0] + 1 :]
+    return key + full
 
 
 def _is_slice(entry) -> bool:
@@ -863,10 +884,16 @@ def _is_slice(entry) -> bool:
 
 
 def getitem_plan(shape, key):
-    """Per axis: ``("slice", start, step)`` or ``("index", position)``; the shape and validity."""
+    """Per output or indexed axis: ``("slice", start, step)``, ``("index", position)`` or
+    ``("new",)``; the shape and validity."""
     plan, out, valid = [], [], []
-    for n, e in zip(shape, _key_entries(key, len(shape)), strict=False):
-        n = sp.sympify(n)
+    axes = iter(shape)
+    for e in _key_entries(key, len(shape)):
+        if _is_marker(e, NEWAXIS):
+            plan.append(("new",))
+            out.append(sp.S.One)
+            continue
+        n = sp.sympify(next(axes))
         if _is_slice(e):
             if len(e) != 3:
                 raise InputError(f"getitem: slice {e} must be (lo, hi, step)")
@@ -894,7 +921,7 @@ def getitem_shape(x, key):
 
 
 def getitem_tensor(x: Tensor, key) -> Tensor:
-    """``x[key]`` for integer indices and ``(lo, hi, step)`` slices (no ellipsis, no newaxis).
+    """``x[key]`` for integer indices, ``(lo, hi, step)`` slices, new axes and ``...``.
 
     >>> from ..ir import leaf, size_symbol, index_symbol
     >>> t = getitem_tensor(leaf("x", (size_symbol("n"),)), ((None, None, -1),))
@@ -907,21 +934,32 @@ def getitem_tensor(x: Tensor, key) -> Tensor:
         it = iter(idx)
         src = []
         for step in plan:
-            src.append(step[1] + step[2] * next(it) if step[0] == "slice" else step[1])
+            if step[0] == "new":
+                next(it)  # an axis of length 1 that reads nothing
+            elif step[0] == "slice":
+                src.append(step[1] + step[2] * next(it))
+            else:
+                src.append(step[1])
         return x.at(tuple(src))
 
     return _tensor(shape, element, sp.And(valid, x.valid))
 
 
-def _key_code(key, render=option_code) -> str:
+def _key_code(key, render=option_code, newaxis="None", ellipsis="...") -> str:
     parts = []
     for e in key if isinstance(key, tuple | list) else (key,):
-        if _is_slice(e):
+        if _is_marker(e, NEWAXIS) or _is_marker(e, ELLIPSIS):
+            parts.append(newaxis if e == NEWAXIS else ellipsis)
+        elif _is_slice(e):
             lo, hi, step = (("" if b is None else render(b)) for b in e)
             parts.append(f"{lo}:{hi}" + (f":{step}" if step else ""))
         else:
             parts.append(render(e))
     return ", ".join(parts)
+
+
+def _key_latex(key) -> str:
+    return _key_code(key, lambda v: sp.latex(sp.sympify(v)), r"\mathrm{None}", r"\ldots")
 
 
 register(
@@ -932,7 +970,7 @@ register(
         definition=getitem_tensor,
         shape_rule=getitem_shape,
         to_numpy=lambda x, key: f"({x})[{_key_code(key)}]",
-        to_latex=lambda x, key: rf"{paren(x)}\left[{_key_code(key, render=lambda v: sp.latex(sp.sympify(v)))}\right]",
+        to_latex=lambda x, key: rf"{paren(x)}\left[{_key_latex(key)}\right]",
         by_name=False,
     )
 )

@@ -220,6 +220,16 @@ GETITEM = [
     ((N,), (_s(M - K, None),), lambda a: a[2:]),
     ((N, M), (_s(-1, -3, -1),), lambda a: a[-1:-3:-1]),
     ((N, M), (_s(2, 1),), lambda a: a[2:1]),
+    # NumPy's new axis and ellipsis
+    ((N, M), (_s(), "newaxis"), lambda a: a[:, None]),
+    ((N, M), ("newaxis",), lambda a: a[None]),
+    ((N, M), ("...", "newaxis"), lambda a: a[..., None]),
+    ((N, M, K), ("...", 1), lambda a: a[..., 1]),
+    ((N, M, K), (0, "..."), lambda a: a[0, ...]),
+    ((N, M, K), ("newaxis", _s(None, None, -1), "...", "newaxis", _s(1)), lambda a: a[None, ::-1, ..., None, 1:]),
+    ((N,), ("...",), lambda a: a[...]),
+    ((N, M), ("newaxis", "newaxis", -1, "...", _s(2)), lambda a: a[None, None, -1, ..., 2:]),
+    ((), ("newaxis",), lambda a: a[None]),
 ]
 
 
@@ -242,7 +252,9 @@ def test_getitem_out_of_range_index_is_invalid():
     _, valid = OPERATORS["getitem"].shape_rule(x=(N,), key=(-N,))
     assert Evaluator(normalise_sizes({"n": 3}), {}).truth(valid)
     with pytest.raises(InputError):
-        OPERATORS["getitem"].definition(x=leaf("a", (N,)), key=(None,))
+        OPERATORS["getitem"].definition(x=leaf("a", (N,)), key=("...", 0, "..."))
+    with pytest.raises(InputError):
+        OPERATORS["getitem"].definition(x=leaf("a", (N,)), key=(0, "newaxis", 1))
     with pytest.raises(InputError):
         OPERATORS["getitem"].definition(x=leaf("a", (N,)), key=(_s(0, N, K),))
 
