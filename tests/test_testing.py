@@ -45,9 +45,9 @@ def test_shape_mismatch_names_both_shapes():
 
 
 def test_unknown_claim_fails_with_the_reason():
-    # true (the three cases cover every x), but the comparisons are separate atoms to the
-    # prover: no proof, and no counterexample since there is none
-    claim = "w.T @ g * (x > 0) + w.T @ g * (x < 0) + w.T @ g * (x == 0)"
+    # true (exp(x) > x for every real x), but the prover decides comparisons of polynomials,
+    # not of exponentials: no proof, and no counterexample since there is none
+    claim = "w.T @ g * (exp(x) > x)"
     verdict = prove("linear", "x", claim)
     assert verdict.verdict == "unknown"
     with pytest.raises(AssertionError) as info:
