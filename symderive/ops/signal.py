@@ -267,20 +267,17 @@ def _sd_valid_fft(region, b, out_shape):
 
 
 def _sd_correlate_window(a, b, starts, shape):
-    """out[k] = full[k + starts] of the correlation of a with b (zero outside a and b), in a's and b's dtype.
+    """out[k] = full[k + starts] of the correlation of a with b (arrays of one float dtype, zero outside).
 
     With off = starts - (n2 - 1), out[k] = sum_l a[l + k + off] b[l]: a valid correlation of the region of a
     (zero-padded) from off to off + shape + n2 - 2 with b. Out and b play symmetric roles there: small cases
     stack the smaller of the two into one matrix-vector product, larger ones loop over it; FFT where a cost
     model says it is cheaper.
     """
-    dt = _sd_result_dtype(a, b)
-    a = np.asarray(a, dtype=dt)
-    b = np.asarray(b, dtype=dt)
     out_shape = tuple(int(s) for s in shape)
     if 0 in out_shape or a.size == 0 or b.size == 0:
-        return np.zeros(out_shape, dtype=dt)
-    region_shape, inside, target = [], [], []
+        return np.zeros(out_shape, dtype=a.dtype)
+    region_shape, inside, target, padded = [], [], [], False
     for s, o, y, x in zip(starts, out_shape, b.shape, a.shape, strict=True):
         off = int(s) - (y - 1)  # the read a[l + k + off] at k = l = 0
         n = o + y - 1
@@ -288,12 +285,13 @@ def _sd_correlate_window(a, b, starts, shape):
         region_shape.append(n)
         inside.append(slice(lo, max(lo, hi)))
         target.append(slice(lo - off, lo - off + max(0, hi - lo)))
-    if all(t.start == 0 and t.stop == n for t, n in zip(target, region_shape, strict=True)):
-        region = np.ascontiguousarray(a[tuple(inside)])
-    else:
+        padded = padded or off < 0 or off + n > x
+    if padded:
         # np.zeros and one copy: np.pad costs several times more on small arrays
-        region = np.zeros(region_shape, dtype=dt)
+        region = np.zeros(region_shape, dtype=a.dtype)
         region[tuple(target)] = a[tuple(inside)]
+    else:
+        region = np.ascontiguousarray(a[tuple(inside)])
     out_size, taps, item = _sd_size(out_shape), b.size, a.itemsize
     strides = _sd_flat_strides(region_shape)
     tap_span = sum((n - 1) * s for n, s in zip(b.shape, strides, strict=True)) + 1
