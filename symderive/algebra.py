@@ -174,6 +174,9 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         # (a NaN compares false both ways: only where no partial operation is involved)
         if isinstance(c, sp.Rel) and not c.has(Defined):
             return _comparison_terms(c, ctx, guards)
+        if isinstance(c, sp.And) and not c.has(Defined):
+            # [a and b] = [a] * [b]: each comparison in its atoms, products reduced by merge_indicators
+            return flatten(sp.Mul(*(Iverson(a) for a in c.args)), ctx, guards)
         if isinstance(c, sp.Or):
             # [a or b] = [a] + [b and not a]: each part an atom of its own
             first, rest = c.args[0], sp.Or(*c.args[1:])
@@ -237,10 +240,12 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
 
 
 def merge_indicators(terms: list[Term], ctx: Context) -> list[Term]:
-    """Terms whose 0/1 factors on values are merged: ``[a] * [b]`` is ``[a and b]``, ``[a]**2`` is ``[a]``.
+    """Terms whose products of 0/1 factors on values are reduced to a canonical product.
 
-    The merged condition is put into canonical form again, so ``[x > 0] * [x >= 0]``
-    meets the ``[x > 0]`` of another term.
+    ``[a] * [b]`` is ``[a and b]``: where that is never true the term goes, where it is one
+    comparison it becomes that comparison's atoms (``[x > 0] * [x >= 0]`` is ``[x > 0]``,
+    ``[x + 1 > 0] * [x - 1 > 0]`` is ``[x - 1 > 0]``), and otherwise the factors that the
+    others imply are dropped. So ``[-1 <= x <= 1]`` written in any of its ways meets itself.
 
     >>> from symderive.domains import value_implies
     >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
@@ -250,14 +255,32 @@ def merge_indicators(terms: list[Term], ctx: Context) -> list[Term]:
     """
     out = []
     for t in terms:
-        picked = [f for f in t.factors if _is_indicator(f)]
+        picked = sorted((f for f in t.factors if _is_indicator(f)), key=lambda f: sp.default_sort_key(f.expr))
         if len(picked) < 2:
             out.append(t)
             continue
         rest = Term(t.coeff, t.vars, t.guard, tuple(f for f in t.factors if not _is_indicator(f)))
-        merged = Iverson(sp.And(*(f.expr.args[0] for f in picked)))
-        out += _mul_terms([rest], flatten(merged, ctx, t.guard))
+        both = simplest_condition(canonical_condition(sp.And(*(f.expr.args[0] for f in picked))), ctx)
+        if both == sp.false:
+            continue
+        if both == sp.true or isinstance(both, sp.Rel):
+            out += _mul_terms([rest], flatten(Iverson(both), ctx, t.guard))
+            continue
+        kept = _irredundant(picked, ctx)
+        out.append(Term(t.coeff, t.vars, t.guard, rest.factors + tuple(kept)))
     return out
+
+
+def _irredundant(factors: list, ctx: Context) -> list:
+    """The 0/1 factors without those that the others imply (``[x > y] [y > 0] [x > 0]`` drops ``[x > 0]``)."""
+    kept = list(factors)
+    if ctx.value_implies is None:
+        return kept
+    for f in factors:
+        others = [g.expr.args[0] for g in kept if g is not f]
+        if others and ctx.value_implies(others, f.expr.args[0]) is True:
+            kept = [g for g in kept if g is not f]
+    return kept
 
 
 def _is_indicator(f: Factor) -> bool:
@@ -350,6 +373,9 @@ def canonical_condition(c):
         truth = _truth_test(r)
         if truth is not None:
             return visit(truth)
+        if r.has(sp.Abs) and not r.has(Defined):
+            # |e| as its two branches, so that |x| <= 1 meets -1 <= x <= 1
+            return lift(r.replace(sp.Abs, lambda e: sp.Piecewise((e, e >= 0), (-e, True))))
         for side in (r.lhs, r.rhs):
             pw = next((a for a in sp.preorder_traversal(side) if isinstance(a, sp.Piecewise)), None)
             if pw is not None:

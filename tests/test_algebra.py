@@ -261,3 +261,40 @@ def test_settle_by_facts_picks_the_branch_the_facts_decide():
     assert settle_by_facts(relu_value, open_) == relu_value
     below = Context(shapes={"x": (n,)}, sizes=(n,), value_implies=value_implies, value_facts=(XP <= 0,))
     assert settle_by_facts(relu_value, below) == 0
+
+
+def _reduced(expr) -> dict:
+    """Coefficient per product of atoms after flattening and merging (zero entries dropped)."""
+    out: dict = {}
+    for t in merge_indicators(flatten(expr, VCTX), VCTX):
+        key = tuple(sorted((f.key, f.idx) for f in t.factors))
+        out[key] = out.get(key, 0) + t.coeff
+    return {k: v for k, v in out.items() if v != 0}
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param(Iverson(sp.And(XP >= -1, XP <= 1)), id="and"),
+        pytest.param(Iverson(XP >= -1) * Iverson(XP <= 1), id="product"),
+        pytest.param(1 - Iverson(XP < -1) - Iverson(XP > 1), id="complement"),
+        pytest.param(Iverson(sp.Abs(XP) <= 1), id="abs"),
+        pytest.param(1 - Iverson(sp.Or(XP < -1, XP > 1)), id="or"),
+    ],
+)
+def test_an_interval_in_any_spelling_has_one_canonical_form(spelling):
+    reference = Iverson(sp.And(XP >= -1, XP <= 1))
+    assert _reduced(spelling) == _reduced(reference)
+    for a in GRID:
+        assert value_terms_at(merge_indicators(flatten(spelling, VCTX), VCTX), {XP: sp.nsimplify(a)}) == float(
+            abs(a) <= 1
+        )
+
+
+def test_irreducible_products_of_two_elements_drop_only_what_is_implied():
+    # x[p] > x[q] > 0 implies x[p] > 0; the pair x[p] > x[q], x[q] > 0 stays a product
+    terms = merge_indicators(flatten(Iverson(XP > XQ) * Iverson(XQ > 0) * Iverson(XP > 0), VCTX), VCTX)
+    assert len(terms) == 1 and len(terms[0].factors) == 2
+    for a, b in itertools.product(GRID, GRID):
+        point = {XP: sp.nsimplify(a), XQ: sp.nsimplify(b)}
+        assert value_terms_at(terms, point) == float(a > b > 0)

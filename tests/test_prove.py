@@ -1183,8 +1183,21 @@ def test_a_proof_that_exact_evaluation_contradicts_is_an_internal_error(monkeypa
 # NumPy's where evaluates both branches and then picks, so a nan in the untaken branch never
 # reaches the result (LANGUAGE.md: where means NumPy's); a product with a nan factor is nan.
 # The true gradient is PyTorch's: relu has derivative 0 at 0, maximum(x, 0) splits it (1/2).
-MAXRELU_TOML = 'name = "maxrelu"\n[inputs]\nx = ["N", "D"]\n[output]\ny = "maximum(x, 0)"\n'
-GUARD_FORWARD = {"relu": torch.relu, "maxrelu": lambda x: torch.maximum(x, torch.zeros_like(x))}
+GUARD_TOML = {
+    "maxrelu": 'name = "maxrelu"\n[inputs]\nx = ["N", "D"]\n[output]\ny = "maximum(x, 0)"\n',
+    "clip": 'name = "clip"\n[inputs]\nx = ["N", "D"]\n[output]\ny = "clip(x, -1, 1)"\n',
+}
+# torch.clamp passes the gradient at its bounds (LANGUAGE.md)
+GUARD_FORWARD = {
+    "relu": torch.relu,
+    "maxrelu": lambda x: torch.maximum(x, torch.zeros_like(x)),
+    "clip": lambda x: torch.clamp(x, -1.0, 1.0),
+}
+GUARD_Y = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "maxrelu": lambda x: np.maximum(x, 0.0),
+    "clip": lambda x: np.clip(x, -1, 1),
+}
 
 
 def _numpy_where(c, a, b):
@@ -1304,6 +1317,26 @@ GUARD_CASES = [
         lambda x, g, y: g * ((x > 0) + 0.5 * (x >= 0) * (x < 0)),
         id="maxrelu-tie-never",
     ),
+    pytest.param(
+        "clip", "g * (x >= -1) * (x <= 1)", P, lambda x, g, y: g * (x >= -1) * (x <= 1), id="clip-interval-product"
+    ),
+    pytest.param("clip", "g * (abs(x) <= 1)", P, lambda x, g, y: g * (np.abs(x) <= 1), id="clip-interval-abs"),
+    pytest.param("clip", "g * (y == x)", P, lambda x, g, y: g * (y == x), id="clip-y-is-x"),
+    pytest.param(
+        "clip", "where(abs(x) <= 1, g, 0)", P, lambda x, g, y: np.where(np.abs(x) <= 1, g, 0), id="clip-where"
+    ),
+    pytest.param(
+        "clip",
+        "g * (1 - (x < -1) - (x > 1))",
+        P,
+        lambda x, g, y: g * (1 - 1.0 * (x < -1) - 1.0 * (x > 1)),
+        id="clip-complement-of-outside",
+    ),
+    pytest.param("clip", "g * (abs(y) < 1)", R, lambda x, g, y: g * (np.abs(y) < 1), id="clip-bounds-excluded"),
+    pytest.param(
+        "clip", "g * (x > -1) * (x <= 1)", R, lambda x, g, y: g * (x > -1) * (x <= 1), id="clip-lower-bound-excluded"
+    ),
+    pytest.param("clip", "g * (abs(x) <= 2)", R, lambda x, g, y: g * (np.abs(x) <= 2), id="clip-interval-too-wide"),
 ]
 
 
@@ -1311,7 +1344,7 @@ def _guard_layer(tmp_path_factory, layer: str) -> str:
     if layer == "relu":
         return layer
     path = tmp_path_factory.mktemp("guards") / f"{layer}.toml"
-    path.write_text(MAXRELU_TOML)
+    path.write_text(GUARD_TOML[layer])
     return str(path)
 
 
@@ -1321,9 +1354,9 @@ def _guard_torch_gradient(layer: str, x: np.ndarray, g: np.ndarray) -> np.ndarra
     return xt.grad.numpy()
 
 
-def _guard_claim(oracle, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+def _guard_claim(layer: str, oracle, x: np.ndarray, g: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
-        return np.asarray(oracle(x, g, np.maximum(x, 0.0)), dtype=np.float64) * np.ones_like(x)
+        return np.asarray(oracle(x, g, GUARD_Y[layer](x)), dtype=np.float64) * np.ones_like(x)
 
 
 @pytest.mark.parametrize(("layer", "claim", "expected", "oracle"), GUARD_CASES)
@@ -1334,7 +1367,7 @@ def test_guard_claim_verdict(tmp_path_factory, layer, claim, expected, oracle):
         ce = v.counterexample
         x, g = as_array(ce.values["x"]), as_array(ce.values["g"])
         idx = tuple(ce.index)
-        want, got = _guard_torch_gradient(layer, x, g)[idx], _guard_claim(oracle, x, g)[idx]
+        want, got = _guard_torch_gradient(layer, x, g)[idx], _guard_claim(layer, oracle, x, g)[idx]
         assert not np.isclose(want, got), f"no difference at {idx}: {want} vs {got}"
 
 
@@ -1345,7 +1378,9 @@ def test_guard_claim_table_agrees_with_autograd(layer, claim, expected, oracle, 
     agree = []
     for shape in [(1, 1), (2, 3), (3, 2), (4, 5)]:
         x = rng.integers(-2, 3, shape).astype(np.float64) * rng.choice([1.0, 0.5], shape)
-        x[0, 0] = 0.0  # the kink is the point these claims disagree on
+        x[0, 0] = 0.0  # the kinks are the points these claims disagree on
+        x[-1, -1] = -1.0
         g = rng.standard_normal(shape)
-        agree.append(np.allclose(_guard_claim(oracle, x, g), _guard_torch_gradient(layer, x, g), equal_nan=False))
+        got = _guard_claim(layer, oracle, x, g)
+        agree.append(np.allclose(got, _guard_torch_gradient(layer, x, g), equal_nan=False))
     assert all(agree) if expected == P else not all(agree)
