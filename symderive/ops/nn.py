@@ -457,29 +457,40 @@ def _sd_conv_shifted(x, w, pads, dilation, groups):
     Each (batch, channel) plane of the padded input is read flat, H*W long: kernel tap (i, j) then reads every
     output at the same flat offset i*dh*W + j*dw, so a tap is one GEMM over channels on a strided view. Outputs
     are computed W wide per row and the last columns, past the valid ones, are dropped. Small kernels (the
-    forward pass, the input gradient): per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy
-    of x, not kh*kw, padded on the way), one GEMM over C*kw gives every kernel row's products, and their sum,
-    shifted by rows, is the output. Kernels larger than the output (a weight gradient): per input channel, the
-    output columns are stacked and each output row is one GEMM over the kernel's flat span.
+    forward pass, the input gradient) stack the kw taps of a kernel row (_sd_conv_row_stacked); kernels larger
+    than the output (a weight gradient) stack the output columns (_sd_conv_small_output).
     """
     if w.ndim == 3:
         pads2, dil2 = [(0, 0)] + list(pads), (1,) + tuple(dilation)
         return _sd_conv_shifted(x[:, :, None], w[:, :, None], pads2, dil2, groups)[:, :, 0]
+    (top, bottom), (left, right) = pads
+    h, wd = x.shape[2] + top + bottom, x.shape[3] + left + right
+    ho, wo = h - dilation[0] * (w.shape[2] - 1), wd - dilation[1] * (w.shape[3] - 1)
+    if ho < 1 or wo < 1:  # an empty output (torch allows one from a transposed convolution)
+        return np.zeros((x.shape[0], w.shape[0], max(ho, 0), max(wo, 0)), dtype=x.dtype)
+    if dilation[0] == dilation[1] == 1 and ho * wo < w.shape[2] * w.shape[3]:
+        return _sd_conv_small_output(_sd_zero_pad(x, pads), w, groups, ho, wo)
+    return _sd_conv_row_stacked(x, w, pads, dilation, groups)
+
+
+def _sd_conv_row_stacked(x, w, pads, dilation, groups):
+    """The stride-1 convolution of a batched input, zero-padded by pads, by a small kernel (see _sd_conv_shifted).
+
+    Per batch entry, the kw taps of a kernel row are stacked (a kw-fold copy of x, not kh*kw, padded on the way),
+    one GEMM over C*kw gives every kernel row's products (all rows stacked along M), and their sum, each row's
+    shifted up i*dh rows, is the output.
+    """
     n_batch, _, h_in, w_in = x.shape
     (top, bottom), (left, right) = pads
     h, wd = h_in + top + bottom, w_in + left + right
     c_out, c_group, kh, kw = w.shape
     o_group, (dh, dw) = c_out // groups, dilation
     ho, wo = h - dh * (kh - 1), wd - dw * (kw - 1)
-    if ho < 1 or wo < 1:  # an empty output (torch allows one from a transposed convolution)
-        return np.zeros((n_batch, c_out, max(ho, 0), max(wo, 0)), dtype=x.dtype)
-    if dh == dw == 1 and ho * wo < kh * kw:
-        return _sd_conv_small_output(_sd_zero_pad(x, pads), w, groups, ho, wo)
-    # kernel row i's products (all rows in one GEMM, stacked along M), shifted up i*dh rows, sum to the output
     rows = w.reshape(groups, o_group, c_group, kh, kw).transpose(0, 3, 1, 2, 4)
     rows = np.ascontiguousarray(rows).reshape(groups, kh * o_group, c_group * kw)
     # stack row j of channel c holds the padded plane read flat from offset j*dw: that plane starts lead - j*dw
-    # into the row, so the GEMM reads every row from lead on; the zero border is written once, as are the gaps
+    # into the row, so the GEMM reads every row from lead on. np.zeros writes the zero border (and the gaps
+    # between planes) once; each batch entry overwrites only the interior
     lead = dw * (kw - 1)
     width, plane = h * wd - lead, h * wd + lead
     stacked = np.zeros((groups, c_group, kw, plane), dtype=x.dtype)
@@ -494,7 +505,7 @@ def _sd_conv_shifted(x, w, pads, dilation, groups):
     )
     cols = stacked.reshape(groups, c_group * kw, plane)[..., lead : lead + width]
     products = np.empty((groups, kh * o_group, h * wd), dtype=x.dtype)
-    products[..., width:] = 0  # never written by the GEMM, read (then dropped) by the flat row sums
+    products[..., width:] = 0  # never written by the GEMM, read (then dropped) by the whole-row sums
     by_row = products.reshape(groups, kh, o_group, h * wd)
     flat = [by_row[:, i, :, i * dh * wd : (i * dh + ho) * wd] for i in range(kh)]
     total = flat[0].reshape(groups, o_group, ho, wd)[..., :wo]
@@ -649,6 +660,7 @@ HELPERS = {
         _sd_zero_pad,
         _sd_conv_batched,
         _sd_conv_shifted,
+        _sd_conv_row_stacked,
         _sd_conv_small_output,
         _sd_conv_im2col,
         _sd_conv_transpose,
@@ -660,6 +672,7 @@ CONV_HELPERS = (
     "_sd_zero_pad",
     "_sd_conv_batched",
     "_sd_conv_shifted",
+    "_sd_conv_row_stacked",
     "_sd_conv_small_output",
     "_sd_conv_im2col",
 )
