@@ -396,7 +396,7 @@ def value_implies(premises, conclusion):
     ctx = ValueContext()
     try:
         formulas = [ctx.cond(p) for p in premises] + [z3.Not(ctx.cond(conclusion))]
-    except (NonLinear, TypeError):
+    except (NonLinear, TypeError, z3.Z3Exception):
         return None
     sat, _ = check(ctx.facts + formulas)
     return None if sat is None else not sat
@@ -412,7 +412,7 @@ def value_equivalent(a, b):
     ctx = ValueContext()
     try:
         differ = ctx.cond(a) != ctx.cond(b)
-    except (NonLinear, TypeError):
+    except (NonLinear, TypeError, z3.Z3Exception):
         return None
     sat, _ = check(ctx.facts + [differ])
     return None if sat is None else not sat
