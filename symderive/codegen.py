@@ -589,6 +589,7 @@ class InPlaceLowering:
             return self._binary(node)
         if node.op in _UNARY_UFUNCS:
             x, fresh = self.lower(node.arg("x"))
+            x = T.counted(node.op, node.arg("x"), x)
             if fresh:
                 self.lines.append(f"{x} = np.{node.op}({x}, out={x})")
                 return x, True
@@ -596,11 +597,12 @@ class InPlaceLowering:
         return self._call(node), False
 
     def _call(self, node) -> str:
-        return OPERATORS[node.op].to_numpy(**T._map_args(node, lambda n: self.lower(n)[0]))
+        return OPERATORS[node.op].to_numpy(**T._map_args(node, lambda n: T.counted(node.op, n, self.lower(n)[0])))
 
     def _binary(self, node) -> tuple[str, bool]:
         x1, x2 = node.arg("x1"), node.arg("x2")
         (a, a_fresh), (b, b_fresh) = self.lower(x1), self.lower(x2)
+        a, b = T.counted(node.op, x1, a), T.counted(node.op, x2, b)
         shape = self._shape(node)
         if a_fresh and self._shape(x1) == shape:
             into, other, other_node = a, b, x2

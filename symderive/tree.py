@@ -126,6 +126,48 @@ def build(node: Node, scope: Mapping[str, Tensor]) -> Tensor:
     raise TypeError(f"not a tree node: {node!r}")
 
 
+#: comparisons: NumPy gives booleans where LANGUAGE.md says 0/1 arrays. The two agree under
+#: the operators below; elsewhere they do not (True + True is True, -True and sign(True) raise,
+#: a boolean matmul or convolution saturates at True, exp(True) is float16), so there a
+#: comparison is lowered as 0/1 integers
+COMPARISONS = frozenset({"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"})
+_BOOLEANS_COUNT_AS_0_1 = COMPARISONS | {
+    "multiply",
+    "divide",
+    "where",
+    "sum",
+    "mean",
+    "maximum",
+    "minimum",
+    "max",
+    "min",
+    "amax",
+    "amin",
+    "abs",
+    "square",
+    "outer",
+    "trace",
+    "transpose",
+    "getitem",
+    "flip",
+    "rot90",
+}
+
+
+def counted(parent_op: str, child: Node, code: str) -> str:
+    """The code of ``child`` as an operand of ``parent_op``: a comparison as 0/1 integers where a
+    NumPy boolean would not count as 0/1.
+
+    >>> counted("add", Call("greater", (("x1", Ref("x")), ("x2", Num(0)))), "(x > 0)")
+    '(x > 0).astype(np.int64)'
+    >>> counted("multiply", Call("greater", (("x1", Ref("x")), ("x2", Num(0)))), "(x > 0)")
+    '(x > 0)'
+    """
+    if parent_op in _BOOLEANS_COUNT_AS_0_1 or not (isinstance(child, Call) and child.op in COMPARISONS):
+        return code
+    return f"{code}.astype(np.int64)" if code.startswith("(") and code.endswith(")") else f"({code}).astype(np.int64)"
+
+
 def to_numpy(node: Node, names: Mapping[str, str] | None = None) -> str:
     """A NumPy expression computing a tree (``np`` and registered helpers in scope).
 
@@ -143,7 +185,7 @@ def to_numpy(node: Node, names: Mapping[str, str] | None = None) -> str:
     if isinstance(node, Scalar):
         raise NotImplementedError("index-form scalars are lowered by codegen")
     if isinstance(node, Call):
-        return OPERATORS[node.op].to_numpy(**_map_args(node, lambda n: to_numpy(n, names)))
+        return OPERATORS[node.op].to_numpy(**_map_args(node, lambda n: counted(node.op, n, to_numpy(n, names))))
     raise TypeError(f"not a tree node: {node!r}")
 
 

@@ -772,3 +772,28 @@ def test_a_verdict_that_is_not_this_claims_proof_is_ignored(mismatch):
     fields = {"verdict": "proved", "layer": "linear", "wrt": "x", "claim": "w @ g", "assumptions": ()} | mismatch
     with pytest.raises(ClaimNotProved):
         emit_numpy(layer, claims={"x": "w @ g"}, verdicts={"x": Verdict(**fields)})
+
+
+# comparisons are 0/1 arrays (LANGUAGE.md); NumPy's booleans differ under +, -, sign, exp, matmul
+COMPARISON_CLAIMS = [
+    ("g * ((x > 0) + (x > 0)) / 2", lambda x, g, c: g * (c(x > 0) + c(x > 0)) / 2),
+    ("g * (1 - (x < 0) - (x == 0))", lambda x, g, c: g * (1 - c(x < 0) - c(x == 0))),
+    ("g * ((x > 0) - (x < 0) + (x < 0))", lambda x, g, c: g * (c(x > 0) - c(x < 0) + c(x < 0))),
+    ("g * -(-(x > 0))", lambda x, g, c: g * c(x > 0)),
+    ("g * sign(x > 0)", lambda x, g, c: g * np.sign(c(x > 0))),
+    ("g * (x > 0) * exp(x > 0) / exp(x > 0)", lambda x, g, c: g * c(x > 0)),
+]
+
+
+@pytest.mark.parametrize(("claim", "as_floats"), COMPARISON_CLAIMS, ids=[c for c, _ in COMPARISON_CLAIMS])
+def test_emitted_comparisons_count_as_0_1_numbers(claim, as_floats):
+    m = load_source(emit_numpy("relu", claims={"x": claim}))
+    rng = np.random.default_rng(8)
+    x = rng.integers(-1, 2, (4, 5)).astype(float)  # zeros, ties and both signs
+    g = rng.standard_normal((4, 5))
+    tx = torch.tensor(x, requires_grad=True)
+    (torch.relu(tx) * torch.tensor(g)).sum().backward()
+    got = m["grad_x"](x=x, g=g)
+    # the oracle: the claim with every comparison converted to floats before any arithmetic
+    np.testing.assert_allclose(got, as_floats(x, g, lambda b: b.astype(float)), rtol=1e-15)
+    np.testing.assert_allclose(got, tx.grad.numpy(), rtol=1e-15)
