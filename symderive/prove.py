@@ -24,7 +24,7 @@ import z3
 
 from . import domains
 from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten, merge_indicators
-from .errors import InternalError
+from .errors import InputError, InternalError
 from .ir import in_range, plain
 from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
 
@@ -582,6 +582,7 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
 
     layer = as_layer(layer)
     layer.require_differentiable(wrt)
+    assume = extra_assumptions(layer, assume)
     # proved and refuted are final: a layer object remembers them (codegen and reports
     # ask again about the claims the command line has just proved)
     key = (wrt, claim, tuple(assume), cross_check)
@@ -592,6 +593,28 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
     if verdict.verdict in (PROVED, REFUTED):
         remembered[key] = verdict
     return verdict
+
+
+def extra_assumptions(layer, assume) -> tuple[str, ...]:
+    """``assume`` as a tuple of assumption texts, each once, without those the layer states.
+
+    One string is one assumption (not a sequence of characters); None is none.
+
+    >>> extra_assumptions("softmax_cross_entropy", ["n >= 2", "sum(t) == 1", "n >= 2"])
+    ('n >= 2',)
+    >>> extra_assumptions("linear", "m == n")
+    ('m == n',)
+    """
+    from .layer import as_layer
+
+    if assume is None:
+        return ()
+    texts = (assume,) if isinstance(assume, str) else tuple(assume)
+    for text in texts:
+        if not isinstance(text, str):
+            raise InputError(f"an assumption is a string such as 'n >= 2', got {text!r}", where="assume")
+    stated = {a.text for a in as_layer(layer).assumptions}
+    return tuple(t for t in dict.fromkeys(texts) if t not in stated)
 
 
 def _decide(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bool) -> Verdict:

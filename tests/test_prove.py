@@ -1384,3 +1384,14 @@ def test_guard_claim_table_agrees_with_autograd(layer, claim, expected, oracle, 
         got = _guard_claim(layer, oracle, x, g)
         agree.append(np.allclose(got, _guard_torch_gradient(layer, x, g), equal_nan=False))
     assert all(agree) if expected == P else not all(agree)
+
+
+def test_assume_as_one_string_none_or_with_repeats():
+    # one string is one assumption (not its characters); None is none; each listed once
+    assert prove("linear", "x", "w @ g", assume="m == n").verdict == "refuted"
+    assert prove("linear", "x", "w.T @ g", assume=None).assumptions == ()
+    verdict = prove("softmax_cross_entropy", "s", "softmax(s) - t", assume=["n >= 2", "n >= 2", "sum(t) == 1"])
+    assert verdict.verdict == "proved"
+    assert sorted(verdict.assumptions) == ["n >= 2", "sum(t) == 1"]
+    with pytest.raises(InputError, match="assumption is a string"):
+        prove("linear", "x", "w.T @ g", assume=[3])
