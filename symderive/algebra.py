@@ -677,19 +677,9 @@ def settle_by_facts(expr, ctx: Context):
             return True
         return False if ctx.value_implies(facts, sp.Not(cond)) is True else None
 
-    def settle(pw):
-        kept = []
-        for value, cond in pw.args:
-            verdict = decided(cond)
-            if verdict is True and not kept:
-                return value
-            if verdict is not False:
-                kept.append((value, cond))
-            if verdict is True:
-                break
-        return sp.Piecewise(*kept) if kept and kept != list(pw.args) else pw
+    from .domains import settle_choices
 
-    return expr.replace(lambda e: isinstance(e, sp.Piecewise), settle)
+    return settle_choices(expr, decided)
 
 
 def _split_log(arg, ctx: Context, guards):

@@ -239,18 +239,31 @@ def settle_piecewise(expr, facts, cache: dict | None = None):
     if not isinstance(expr, sp.Basic) or not expr.has(sp.Piecewise):
         return expr
     cache = {} if cache is None else cache
+    return settle_choices(expr, lambda cond: decided_by(facts, cond, cache))
+
+
+def settle_choices(expr, decide):
+    """``expr`` with each ``Piecewise`` reduced by ``decide(condition)`` (True, False or None).
+
+    A branch decided True is taken (and ends the list), one decided False dropped, an
+    undecided one kept.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> settle_choices(sp.Piecewise((1, x > 0), (2, x < 0), (0, True)), lambda c: False if c == (x > 0) else None)
+    Piecewise((2, x < 0), (0, True))
+    """
 
     def settle(pw):
         kept = []
         for value, cond in pw.args:
-            verdict = decided_by(facts, cond, cache)
+            verdict = decide(cond)
             if verdict is True and not kept:
                 return value
             if verdict is not False:
                 kept.append((value, cond))
             if verdict is True:
                 break
-        return sp.Piecewise(*kept) if kept else pw
+        return sp.Piecewise(*kept) if kept and kept != list(pw.args) else pw
 
     return expr.replace(lambda e: isinstance(e, sp.Piecewise), settle)
 
