@@ -65,6 +65,13 @@ class Evaluator:
         self.env = dict(env)
         self.values = values
         self.exact = exact
+        # A subexpression's value depends only on the bound symbols it contains (tensor
+        # values are fixed for one evaluator), so it is memoised under those symbols' current
+        # values: a layer norm's row mean is then summed once per row, not once per element.
+        self._memo: dict = {}
+        self._deps: dict = {}
+        self._names: dict = {}
+        self._guards_first: dict = {}
 
     # -- numbers -------------------------------------------------------------------
     def number(self, e):
@@ -78,6 +85,27 @@ class Evaluator:
 
     def value(self, e):
         """The value of a scalar expression."""
+        if e.is_Atom:
+            return self._atom(e)
+        deps = self._deps.get(e)
+        if deps is None:
+            deps = self._deps[e] = _bound_symbols(e)
+        env = self.env
+        key = (e, tuple(env.get(s, _UNBOUND) for s in deps))
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        v = memo[key] = self._compute(e)
+        return v
+
+    def _atom(self, e):
+        if e.is_Number or e.is_NumberSymbol:
+            return self.number(e)
+        if isinstance(e, sp.Symbol):
+            return self._symbol(e)
+        return self._compute(e)
+
+    def _compute(self, e):
         method = getattr(self, "_eval_" + type(e).__name__, None)
         if method is not None:
             return method(e)
@@ -102,7 +130,11 @@ class Evaluator:
         raise EvaluationError(f"no value for symbol {s}")
 
     def _read(self, e):
-        name = str(e.base.label)
+        base = e.base
+        name = self._names.get(base)
+        if name is None:
+            # sstr on every read was most of an evaluation's time
+            name = self._names[base] = str(base.label)
         arr = self.values.get(name)
         if arr is None:
             raise EvaluationError(f"no value for tensor {name}")
@@ -160,7 +192,9 @@ class Evaluator:
     def _eval_Mul(self, e):
         # index guards first: where one is 0 the term is absent (a read outside a shape, a
         # padded border) and its factors are not computed at all
-        args = sorted(e.args, key=lambda a: 0 if is_index_guard(a) else 1)
+        args = self._guards_first.get(e)
+        if args is None:
+            args = self._guards_first[e] = sorted(e.args, key=lambda a: 0 if is_index_guard(a) else 1)
         prod, zero = 1, False
         for a in args:
             v = self.value(a)
@@ -308,6 +342,24 @@ class Evaluator:
                 return bool(_compare(c.rel_op, diff))
             return bool(_compare(c.rel_op, lhs - rhs))
         raise EvaluationError(f"cannot decide condition {c}")
+
+
+#: the value of a symbol that no binding names (it is then read from the tensor values)
+_UNBOUND = object()
+
+
+def _bound_symbols(e) -> tuple:
+    """The symbols a subexpression's value can depend on through the evaluator's bindings.
+
+    A summation variable is not among them (the sum binds it); a symbol too many only
+    costs memo hits, one too few would reuse a wrong value.
+
+    >>> from .ir import size_symbol
+    >>> i, j, n = index_symbol("i"), index_symbol("j"), size_symbol("n")
+    >>> [str(s) for s in _bound_symbols(GSum(i * j, (j, 0, n - 1)))]
+    ['i', 'n']
+    """
+    return tuple(sorted((s for s in e.free_symbols if isinstance(s, sp.Symbol)), key=sp.default_sort_key))
 
 
 def is_index_guard(factor) -> bool:
