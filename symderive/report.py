@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
+import operator
 import os
 import re
 import shutil
@@ -1063,25 +1065,100 @@ def _conv_note(call) -> str:
 # -- counterexamples ---------------------------------------------------------------------
 
 
-def number_latex(value) -> str:
-    """A counterexample number: exact where it is exact; strings (SymPy's printing) shown as text.
+def number_latex(value, digits: int = 6) -> str:
+    """A counterexample number: exact where it is exact and short; strings (SymPy's printing) shown
+    as text, or, when too long to read, as their value to ``digits`` significant digits.
 
-    >>> number_latex(-1), number_latex(0.5), number_latex("1/3")
-    ('-1', '0.5', '\\\\texttt{1/3}')
+    >>> number_latex(-1), number_latex(0.5), number_latex("1/3"), number_latex("exp(1)/(1 + exp(1)) + 1/10**30")
+    ('-1', '0.5', '\\\\texttt{1/3}', '\\\\approx 0.731059')
     """
     if isinstance(value, str):
+        approximate = printed_value(value) if len(value) > LONG_NUMBER else None
+        if approximate is not None:
+            return r"\approx %s" % _significant(approximate, digits)
         return r"\texttt{%s}" % latex_escape(value)
     if isinstance(value, bool | int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
-        mantissa, _, exponent = ("%.6g" % float(value)).partition("e")
-        return mantissa + (r" \cdot 10^{%d}" % int(exponent) if exponent else "")
+        return _significant(float(value), digits)
     if isinstance(value, sp.Basic):
         return math_latex(value)
     return r"\texttt{%s}" % latex_escape(value)
 
 
-def array_latex(values, mark: tuple | None = None, name: str = "") -> str:
+#: characters of SymPy's printing of a value beyond which a report shows the value's digits instead
+LONG_NUMBER = 24
+
+#: what SymPy's printing of a counterexample's value may call, and the float functions that compute them
+_VALUE_FUNCTIONS = {
+    name: getattr(math, name) for name in ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "atan")
+}
+_VALUE_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+
+
+def printed_value(text: str) -> float | None:
+    """The float value of SymPy's printing of a real number (as counterexamples hold them), read
+    from its syntax tree (never evaluated as code); None for anything else.
+
+    >>> round(printed_value("-tanh(1/2)**2/2 + 1"), 6), printed_value("x + 1"), printed_value("f()")
+    (0.893224, None, None)
+    """
+    try:
+        return float(_value_of(ast.parse(text, mode="eval").body))
+    except (SyntaxError, ValueError, ArithmeticError, TypeError, RecursionError):
+        return None
+
+
+def _value_of(node) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in ("E", "pi"):
+        return math.e if node.id == "E" else math.pi
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        inner = _value_of(node.operand)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp) and type(node.op) in _VALUE_OPERATORS:
+        left, right = _value_of(node.left), _value_of(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+            # integers stay exact (10**21 must not overflow a float early) but a huge power is a float's job
+            left, right = float(left), float(right)
+        return _VALUE_OPERATORS[type(node.op)](left, right)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _VALUE_FUNCTIONS
+        and len(node.args) == 1
+        and not node.keywords
+    ):
+        return _VALUE_FUNCTIONS[node.func.id](_value_of(node.args[0]))
+    raise ValueError("not a number")
+
+
+def _significant(value: float, digits: int) -> str:
+    mantissa, _, exponent = ("%.*g" % (digits, value)).partition("e")
+    return mantissa + (r" \cdot 10^{%d}" % int(exponent) if exponent else "")
+
+
+def distinguishing_digits(expected, claimed, start: int = 6) -> int:
+    """The fewest significant digits (from ``start``, at most 17) at which two counterexample
+    values print differently, so that a rounded display never shows two equal-looking sides.
+
+    >>> distinguishing_digits(1.0000001, 1.0000002), distinguishing_digits(1, 2)
+    (8, 6)
+    """
+    for digits in range(start, 18):
+        if number_latex(expected, digits) != number_latex(claimed, digits):
+            return digits
+    return 17
+
+
+def array_latex(values, mark: tuple | None = None, name: str = "", digits: int = 6) -> str:
     """Nested lists (or an array) as a ``bmatrix``; the element at ``mark`` boxed in red.
 
     Vectors are rows; arrays of rank 3 and more are shown as their 2-D slices, each as
@@ -1090,27 +1167,53 @@ def array_latex(values, mark: tuple | None = None, name: str = "") -> str:
     >>> array_latex([[1, 2], [3, 4]], mark=(1, 0))
     '\\\\begin{bmatrix}1 & 2 \\\\\\\\ {\\\\color{red}\\\\boxed{3}} & 4\\\\end{bmatrix}'
     """
+    return r",\quad ".join(array_pieces(values, mark, name, digits))
+
+
+def array_pieces(values, mark: tuple | None = None, name: str = "", digits: int = 6) -> list[str]:
+    """:func:`array_latex` as its pieces: one ``bmatrix``, or one ``name[...] = bmatrix`` per 2-D slice.
+
+    >>> len(array_pieces(np.zeros((3, 1, 1)), name="w"))
+    3
+    """
     arr = np.array(values, dtype=object)
     mark = tuple(mark) if mark is not None else None
     if arr.ndim == 0:
-        return _entry(arr[()], mark == ())
+        return [_entry(arr[()], mark == (), digits)]
     if arr.ndim <= 2:
         rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
         at = None if mark is None else ((0,) + mark if arr.ndim == 1 else mark)
         body = r" \\ ".join(
-            " & ".join(_entry(v, at == (r, c)) for c, v in enumerate(row)) for r, row in enumerate(rows)
+            " & ".join(_entry(v, at == (r, c), digits) for c, v in enumerate(row)) for r, row in enumerate(rows)
         )
-        return r"\begin{bmatrix}%s\end{bmatrix}" % body
+        return [r"\begin{bmatrix}%s\end{bmatrix}" % body]
     slices = []
     for lead in itertools.product(*(range(d) for d in arr.shape[:-2])):
         sub_mark = mark[-2:] if mark is not None and tuple(mark[:-2]) == lead else None
         where = "%s[%s, :, :]" % (name, ", ".join(map(str, lead)))
-        slices.append("%s = %s" % (where, array_latex(arr[lead].tolist(), sub_mark)))
-    return r",\quad ".join(slices)
+        slices.append("%s = %s" % (where, array_latex(arr[lead].tolist(), sub_mark, digits=digits)))
+    return slices
 
 
-def _entry(value, marked: bool) -> str:
-    text = number_latex(value)
+def packed_lines(pieces: list[str], budget: int = LINE_BUDGET) -> str:
+    """Pieces of a display, as many on a line as fit ``budget`` visible characters, lines stacked
+    in a ``gathered`` block (a tensor's slices side by side would run far into the margin).
+
+    >>> packed_lines(["a = 1", "b = 2", "c = 3"], budget=10)
+    '\\\\begin{gathered}a = 1,\\\\quad b = 2 \\\\\\\\ c = 3\\\\end{gathered}'
+    """
+    lines: list[list[str]] = []
+    for piece in pieces:
+        if lines and visible_width(r",\quad ".join(lines[-1] + [piece])) <= budget:
+            lines[-1].append(piece)
+        else:
+            lines.append([piece])
+    body = r" \\ ".join(r",\quad ".join(line) for line in lines)
+    return body if len(lines) <= 1 else r"\begin{gathered}%s\end{gathered}" % body
+
+
+def _entry(value, marked: bool, digits: int = 6) -> str:
+    text = number_latex(value, digits)
     return r"{\color{red}\boxed{%s}}" % text if marked else text
 
 
@@ -1144,11 +1247,12 @@ def counterexample_view(cex, layer, wrt: str) -> CounterexampleView:
             claimed_shape=claimed,
             message=_shape_message(cex),
         )
-    values = [tensor_values_latex(math_latex(sp.Symbol(n)), v) for n, v in (cex.values or {}).items()]
+    values = [packed_lines(tensor_values_pieces(math_latex(sp.Symbol(n)), v)) for n, v in (cex.values or {}).items()]
     index = tuple(cex.index or ())
+    digits = distinguishing_digits(cex.expected, cex.claimed)
     grad = gradient_symbol(layer, wrt)
-    expected = _side_latex(cex.expected_array, cex.expected, index, grad)
-    claimed = _side_latex(cex.claimed_array, cex.claimed, index, r"\mathrm{claim}")
+    expected = packed_lines(_side_pieces(cex.expected_array, cex.expected, index, grad, digits))
+    claimed = packed_lines(_side_pieces(cex.claimed_array, cex.claimed, index, r"\mathrm{claim}", digits))
     index_latex = math_latex(sp.IndexedBase(wrt)[index]) if index else math_latex(sp.Symbol(wrt))
     return CounterexampleView(sizes, False, values, expected, claimed, index_latex, message=cex.message)
 
@@ -1159,15 +1263,24 @@ def tensor_values_latex(name: str, values) -> str:
     >>> tensor_values_latex("x", [1, 2])
     'x = \\\\begin{bmatrix}1 & 2\\\\end{bmatrix}'
     """
+    return r",\quad ".join(tensor_values_pieces(name, values))
+
+
+def tensor_values_pieces(name: str, values) -> list[str]:
+    """:func:`tensor_values_latex` as pieces, one per 2-D slice of a tensor of rank 3 or more.
+
+    >>> tensor_values_pieces("x", [[[1]], [[2]]])
+    ['x[0, :, :] = \\\\begin{bmatrix}1\\\\end{bmatrix}', 'x[1, :, :] = \\\\begin{bmatrix}2\\\\end{bmatrix}']
+    """
     if np.ndim(np.array(values, dtype=object)) > 2:
-        return array_latex(values, name=name)
-    return "%s = %s" % (name, array_latex(values))
+        return array_pieces(values, name=name)
+    return ["%s = %s" % (name, array_latex(values))]
 
 
-def _side_latex(array, number, index: tuple, name: str) -> str:
+def _side_pieces(array, number, index: tuple, name: str, digits: int) -> list[str]:
     if array is None:
-        return number_latex(number)
-    return array_latex(array, index, name=name)
+        return [number_latex(number, digits)]
+    return array_pieces(array, index, name=name, digits=digits)
 
 
 def _shape_message(cex) -> str:

@@ -428,3 +428,86 @@ def test_notebook_reprs_are_attached():
     layer = load_layer("linear")
     assert derive(layer, "x")._repr_markdown_().startswith("**Gradient of `linear`")
     assert _hand_verdict()._repr_markdown_().startswith("**refuted**")
+
+
+# -- counterexamples of user layers: wide tensors and long exact values ---------------------------
+
+CUSTOM = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "custom_layers"
+#: wrong claims whose counterexamples were too wide for the page: six slices of a gradient side by
+#: side (a grouped convolution's weight), and an exact value SymPy prints with 21-digit rationals
+WIDE_COUNTEREXAMPLES = {
+    "grouped_conv1d": ("w", "dw[o, c, m] == Sum(g[n, o, i] * x[n, c, i + m], n, i)"),
+    "gelu_tanh": (
+        "x",
+        "g * (0.5 * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x**3)))"
+        " + 0.5 * x * (1 - tanh(0.7978845608028654 * (x + 0.044715 * x**3))**2))",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def wide_reports():
+    sources = {}
+    for name, (wrt, claim) in WIDE_COUNTEREXAMPLES.items():
+        layer = load_layer(str(CUSTOM / f"{name}.toml"))
+        sources[name] = rp.render_tex(layer, {wrt: [claim]}, wrt=wrt)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(sources, pool.map(rp.compile_latex, sources.values()), strict=True))
+
+
+@needs_latex
+@pytest.mark.parametrize("name", list(WIDE_COUNTEREXAMPLES))
+def test_a_wide_counterexample_stays_inside_the_margin(wide_reports, name):
+    _, log = wide_reports[name]
+    wide = [w for w in rp.overfull_boxes(log) if w > OVERFULL_SLACK_PT]
+    assert not wide, f"{name}: lines {wide} pt too wide"
+    needed = [float(v) for v in re.findall(r"symderive-fitmath: scale=[0-9.]+ needed=([0-9.]+)", log)]
+    assert all(v >= MIN_SCALE for v in needed), f"{name}: displays need scales {sorted(needed)[:5]}"
+
+
+def test_slices_of_a_counterexample_are_stacked_in_lines_that_fit():
+    expected = np.zeros((6, 2, 1), dtype=object)
+    claimed = expected.copy()
+    claimed[3, 0, 0] = 1
+    cex = Counterexample(
+        sizes={"N": 1, "L": 1, "k": 1},
+        values={"g": np.arange(6).reshape(1, 6, 1).tolist()},
+        index=(3, 0, 0),
+        expected=0,
+        claimed=1,
+        expected_array=expected,
+        claimed_array=claimed,
+    )
+    view = rp.counterexample_view(cex, load_layer(str(CUSTOM / "grouped_conv1d.toml")), "w")
+    for side in (view.expected, view.claimed):
+        lines = side.removeprefix(r"\begin{gathered}").removesuffix(r"\end{gathered}").split(r" \\ ")
+        assert side.startswith(r"\begin{gathered}") and len(lines) >= 2
+        # every slice shown once, and each line within the line budget
+        assert sum(line.count("[") for line in lines) >= 6
+        assert all(rp.visible_width(line) <= rp.LINE_BUDGET for line in lines)
+    assert view.claimed.count(r"\boxed{1}") == 1 and view.expected.count(r"\boxed{0}") == 1
+
+
+def test_a_long_exact_value_is_shown_by_its_digits():
+    # GELU-tanh's refuted derivative at x = 1 (c = sqrt(2/pi) as written in the layer file)
+    printed = (
+        "-904916785211765779083*tanh(833561968939165526361/1000000000000000000000)**2/2000000000000000000000"
+        " + tanh(833561968939165526361/1000000000000000000000)/2 + 1904916785211765779083/2000000000000000000000"
+    )
+    c, a = 0.7978845608028654, 0.044715
+    t = np.tanh(c * (1 + a))
+    oracle = 0.5 * (1 + t) + 0.5 * (1 - t * t) * c * (1 + 3 * a)
+    shown = rp.number_latex(printed)
+    assert shown.startswith(r"\approx ") and float(shown.removeprefix(r"\approx ")) == pytest.approx(oracle, rel=1e-5)
+    # short exact values stay exact; what is not a number stays text
+    assert rp.number_latex("1/3") == r"\texttt{1/3}"
+    assert rp.printed_value("exp(1)/(1 + exp(1))") == pytest.approx(1 / (1 + np.exp(-1)))
+    for not_a_value in ("x + 1", "__import__('os').system('true')", "open('f')", "2**10**10**10"):
+        assert rp.printed_value(not_a_value) is None
+
+
+def test_rounded_sides_of_a_counterexample_never_look_equal():
+    assert rp.distinguishing_digits(1.0000001, 1.0000002) == 8
+    a, b = "exp(1)/(1 + exp(1)) + 1/10**30", "exp(1)/(1 + exp(1)) + 1/10**9"
+    digits = rp.distinguishing_digits(a, b)
+    assert rp.number_latex(a, digits) != rp.number_latex(b, digits)
