@@ -31,6 +31,7 @@ import numpy as np
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import precedence
 
 from .domains import settle_piecewise
 from .errors import InputError
@@ -200,6 +201,19 @@ class ReportPrinter(LatexPrinter):
         inner = r"\exp\left(%s\right)" % self._print(arg)
         return inner if exp is None else r"%s^{%s}" % (inner, exp)
 
+    def _print_Mul(self, expr):
+        # SymPy folds a rational coefficient into a fraction: keep a decimal one in front instead
+        coeff, rest = expr.as_coeff_Mul()
+        decimal = decimal_text(abs(coeff)) if coeff.is_Rational and rest != 1 else None
+        if decimal is None:
+            return super()._print_Mul(expr)
+        body = self.parenthesize(rest, precedence(sp.Mul(2, rest, evaluate=False)), strict=True)
+        return "%s%s %s" % ("- " if coeff < 0 else "", decimal, body)
+
+    def _print_Rational(self, expr):
+        decimal = decimal_text(expr)
+        return decimal if decimal is not None else super()._print_Rational(expr)
+
     def _print_Iverson(self, expr):
         return r"\left[%s\right]" % self._print(expr.args[0])
 
@@ -224,6 +238,39 @@ class ReportPrinter(LatexPrinter):
     def _print_Derivative(self, expr):
         variables = " ".join(r"\partial %s" % self._print(v) for v, _ in expr.variable_count)
         return r"\frac{\partial %s}{%s}" % (self._print(expr.expr), variables)
+
+
+#: a fraction whose denominator has more digits than this is shown as a decimal when it terminates
+DECIMAL_DENOMINATOR_DIGITS = 3
+
+
+def decimal_text(value) -> str | None:
+    """A rational with a long denominator of 2s and 5s (a float constant of a layer file, such as
+    GELU's 0.044715 = 8943/200000) as its exact, terminating decimal; None for any other number.
+
+    >>> decimal_text(sp.Rational(8943, 200000)), decimal_text(sp.Rational(-1, 2)), decimal_text(sp.Rational(1, 3000))
+    ('0.044715', None, None)
+    """
+    value = sp.Rational(value)
+    q = int(value.q)
+    if len(str(q)) <= DECIMAL_DENOMINATOR_DIGITS:
+        return None
+    twos, fives = _multiplicity(q, 2), _multiplicity(q, 5)
+    if 2**twos * 5**fives != q:
+        return None
+    places = max(twos, fives)
+    scaled = abs(int(value.p)) * 10**places // q
+    whole, frac = divmod(scaled, 10**places)
+    sign = "-" if value < 0 else ""
+    return "%s%d.%s" % (sign, whole, str(frac).rjust(places, "0").rstrip("0") or "0")
+
+
+def _multiplicity(n: int, p: int) -> int:
+    count = 0
+    while n % p == 0:
+        n //= p
+        count += 1
+    return count
 
 
 def _bound_chains(parts) -> list | None:
@@ -560,7 +607,8 @@ def _product_pieces(expr, printer, budget: int) -> list[str]:
         inner = _pieces(-expr, printer, budget)
         return ["- " + inner[0].lstrip(TIMES)] + inner[1:]
     num, den = expr.as_numer_denom()
-    if den != 1:
+    # a denominator from a layer's float constants (2s and 5s) stays as decimals in the factors
+    if den != 1 and not (den.is_Integer and decimal_text(sp.Rational(1, den)) is not None):
         lead = r"\frac{1}{%s}" % printer.doprint(den)
         return [lead] + [TIMES + p if k == 0 else p for k, p in enumerate(_pieces(num, printer, budget))]
     coeff, factors = expr.as_coeff_mul()

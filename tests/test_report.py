@@ -511,3 +511,20 @@ def test_rounded_sides_of_a_counterexample_never_look_equal():
     a, b = "exp(1)/(1 + exp(1)) + 1/10**30", "exp(1)/(1 + exp(1)) + 1/10**9"
     digits = rp.distinguishing_digits(a, b)
     assert rp.number_latex(a, digits) != rp.number_latex(b, digits)
+
+
+def test_a_float_constant_of_a_layer_file_is_shown_as_its_decimal():
+    from decimal import Decimal
+
+    for text in ("0.7978845608028654", "0.044715", "-0.00015", "964.5061640625", "0.035677408136300126361"):
+        value = sp.Rational(text)
+        assert rp.decimal_text(value) == str(Decimal(text).normalize()).replace("E", "e"), text
+    # a short or non-terminating fraction stays a fraction
+    assert rp.decimal_text(sp.Rational(1, 2)) is None and rp.decimal_text(sp.Rational(1, 3000)) is None
+    x = sp.IndexedBase("x")[index_symbol("i")]
+    gelu = sp.tanh(sp.Rational("0.7978845608028654") * (x + sp.Rational("0.044715") * x**3))
+    shown = rp.math_latex(gelu * sp.IndexedBase("g")[index_symbol("i")] * sp.Rational("0.5"))
+    assert "0.7978845608028654" in shown and "0.035677408136300126" in shown and shown.endswith("{2}")
+    assert "200000" not in shown and "5000000000000000" not in shown
+    pieces = rp.equation_lines(sp.Symbol("y"), sp.Rational(107032224408900379083, 2 * 10**21) * x**2 * gelu, budget=30)
+    assert not any("1000000000000000000000" in p for p in pieces), pieces
