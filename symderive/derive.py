@@ -293,6 +293,11 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
                 "loss", "The loss of a non-final layer, with g = dL/dy.", sp.Symbol("L"), gsum(g_read * y_sym, *limits)
             )
         )
+        if presentation:
+            # y is read only inside the loss's sum over its shape: guards that the output ranges imply
+            # (a keepdims reduction's [0 <= i <= N - 1], even in a denominator) are 1 there
+            out_ranges = [c for i, n in zip(out_idx, out_shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
+            y_elem = simplify_guards(y_elem, list(layer.size_assumptions()) + out_ranges)
         steps.append(Step("forward", "The forward pass, element by element.", y_sym, y_elem))
         dy = diff_read(y_elem, wrt, at)
         dy_sym = sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]")

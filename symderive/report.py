@@ -33,6 +33,7 @@ from sympy.logic.boolalg import Boolean
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import precedence
 
+from .derive import simplify_guards
 from .domains import settle_piecewise
 from .errors import InputError
 from .ir import Defined, GSum, Iverson, index_symbol
@@ -1492,6 +1493,10 @@ def layer_view(layer) -> dict:
     out_idx = _output_indices(layer)
     out_sym = sp.IndexedBase(layer.output)[out_idx] if out_idx else sp.Symbol(layer.output)
     element = show(layer.forward_index if layer.forward_index is not None else layer.forward.element(out_idx))
+    out_shape = tuple(show(d) for d in layer.forward.shape)
+    # shown "for 0 <= i <= N - 1": guards those ranges imply (a keepdims reduction's) are 1 there
+    in_range = [c for i, d in zip(out_idx, out_shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, d - 1))]
+    element = simplify_guards(element, list(layer.size_assumptions()) + in_range)
     forward = Equation(equation_lines(out_sym, element, _taken(layer) | {s.name for s in out_idx}), key="eq:forward")
     closed = ""
     if layer.forward_tree is not None:
@@ -1504,7 +1509,6 @@ def layer_view(layer) -> dict:
         {"name": n, "latex": math_latex(sp.Symbol(n)), "space": space_latex(s), "constant": n in layer.constants}
         for n, s in layer.inputs.items()
     ]
-    out_shape = tuple(show(d) for d in layer.forward.shape)
     output = {"latex": math_latex(sp.Symbol(layer.output)), "space": space_latex(out_shape)}
     ranges = [math_latex(sp.And(sp.Ge(i, 0), sp.Lt(i, d))) for i, d in zip(out_idx, out_shape, strict=True)]
     return {

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from symderive.concrete import evaluate
 from symderive.derive import derive, eliminate_deltas
 from symderive.errors import InputError
-from symderive.ir import GSum, Tensor, index_symbol, read, size_symbol
+from symderive.ir import GSum, Iverson, Tensor, index_symbol, read, size_symbol
 from symderive.layer import LAYERS_DIR, load_layer
 
 
@@ -264,3 +264,33 @@ def test_conv2d_labels_seed_004s_equation_2_on_the_sum_over_the_kernel():
     d = derive("conv2d", "x")
     (labelled,) = [s for s in d.steps if s.label == "(2)"]
     assert labelled.kind == "kernel offsets"
+
+
+# -- a keepdims reduction's range guard (RMSNorm, a user layer) ----------------------------------
+
+RMS_NORM = Path(__file__).resolve().parents[1] / "examples" / "custom_layers" / "rms_norm.toml"
+
+
+def test_forward_step_drops_the_guards_its_output_ranges_imply():
+    # mean(..., keepdims=True) reads its row under [0 <= i <= N - 1]; in a denominator it showed as
+    # y[i, j] = gamma[j] * x[i, j] / (... * [0 <= i <= N - 1]), which every i of the loss's sum makes 1
+    lay = load_layer(str(RMS_NORM))
+    d = derive(lay, "x")
+    forward = next(s for s in d.steps if s.kind == "forward")
+    assert not forward.rhs.has(Iverson), forward.rhs
+    assert not any(s.rhs.has(Iverson) for s in d.steps if s.kind in ("partial derivative", "kronecker deltas"))
+
+
+@pytest.mark.parametrize(("N", "D"), [(1, 1), (2, 3), (3, 5)])
+def test_rms_norm_steps_have_torch_autograds_gradient(N, D):
+    lay = load_layer(str(RMS_NORM))
+    d = derive(lay, "x")
+    values = {"x": RNG.standard_normal((N, D)), "gamma": RNG.standard_normal(D), "eps": np.array(0.3)}
+    values["g"] = RNG.standard_normal((N, D))
+    t = {k: torch.tensor(v, requires_grad=(k == "x")) for k, v in values.items()}
+    (t["g"] * F.rms_norm(t["x"], (D,), t["gamma"], float(values["eps"]))).sum().backward()
+    expected = t["x"].grad.numpy()
+    for step in d.steps:
+        if step.kind in ("kronecker deltas", "delta elimination", "guards", "result"):
+            got = derived_value(d, step.rhs, lay.inputs["x"], {"N": N, "D": D}, values)
+            np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=step.kind)

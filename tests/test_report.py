@@ -528,3 +528,8 @@ def test_a_float_constant_of_a_layer_file_is_shown_as_its_decimal():
     assert "200000" not in shown and "5000000000000000" not in shown
     pieces = rp.equation_lines(sp.Symbol("y"), sp.Rational(107032224408900379083, 2 * 10**21) * x**2 * gelu, budget=30)
     assert not any("1000000000000000000000" in p for p in pieces), pieces
+
+
+def test_the_layers_forward_shows_no_guard_its_ranges_imply():
+    view = rp.layer_view(load_layer(str(CUSTOM / "rms_norm.toml")))
+    assert r"\left[" not in view["forward"].body and r"\sqrt" in view["forward"].body
