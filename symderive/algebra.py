@@ -401,7 +401,9 @@ def canonical_condition(c):
         out = sp.simplify_logic(out, form="dnf", force=False) if len(out.atoms(sp.Rel)) <= 6 else out
     except Exception:  # noqa: BLE001 - simplification is only cosmetic here
         pass
-    return out
+    # simplify_logic rebuilds a GSum as SymPy's Sum (Karr's reversed ranges, and a condition that
+    # no longer meets its own spelling elsewhere): every sum in our expressions is a GSum
+    return out.replace(lambda e: type(e) is sp.Sum, lambda e: GSum(*e.args))
 
 
 def _truth_test(r):

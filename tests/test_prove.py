@@ -1395,3 +1395,41 @@ def test_assume_as_one_string_none_or_with_repeats():
     assert sorted(verdict.assumptions) == ["n >= 2", "sum(t) == 1"]
     with pytest.raises(InputError, match="assumption is a string"):
         prove("linear", "x", "w.T @ g", assume=[3])
+
+
+RELU_LINEAR = """
+name = "relu_linear"
+[inputs]
+x = ["n"]
+w = ["n", "n"]
+b = ["n"]
+[output]
+y = "relu(w @ x + b)"
+"""
+
+
+@pytest.mark.parametrize(
+    ("wrt", "claim", "expected", "as_numpy"),
+    [
+        ("b", "g * (w @ x + b > 0)", "proved", lambda x, w, b, g: g * (w @ x + b > 0)),
+        ("b", "g * (y > 0)", "proved", lambda x, w, b, g: g * (np.maximum(w @ x + b, 0) > 0)),
+        ("x", "w.T @ (g * (w @ x + b > 0))", "proved", lambda x, w, b, g: w.T @ (g * (w @ x + b > 0))),
+        ("w", "outer(g * (y > 0), x)", "proved", lambda x, w, b, g: np.outer(g * (w @ x + b > 0), x)),
+        ("x", "w @ (g * (w @ x + b > 0))", "refuted", None),
+        ("b", "g * (w @ x + b >= 0)", "refuted", None),
+        ("b", "g * (w @ x - b > 0)", "refuted", None),
+    ],
+)
+def test_a_guard_on_a_sum_meets_itself_however_its_summation_variable_is_named(
+    tmp_path, wrt, claim, expected, as_numpy
+):
+    # relu(w @ x + b): the derived guard and the claim's each sum over their own variable
+    path = tmp_path / "relu_linear.toml"
+    path.write_text(RELU_LINEAR)
+    assert prove(str(path), wrt, claim).verdict == expected
+    if as_numpy is not None:
+        rng = np.random.default_rng(4)
+        x, w, b, g = rng.standard_normal(5), rng.standard_normal((5, 5)), rng.standard_normal(5), rng.standard_normal(5)
+        t = {k: torch.tensor(v, requires_grad=True) for k, v in {"x": x, "w": w, "b": b}.items()}
+        (torch.relu(t["w"] @ t["x"] + t["b"]) * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(as_numpy(x, w, b, g), t[wrt].grad.numpy(), rtol=1e-12)
