@@ -37,6 +37,7 @@ from .derive import simplify_guards
 from .domains import settle_piecewise
 from .errors import InputError
 from .ir import Defined, GSum, Iverson, index_symbol
+from .tree import decimal_text
 
 # -- escaping -----------------------------------------------------------------------------
 
@@ -239,39 +240,6 @@ class ReportPrinter(LatexPrinter):
     def _print_Derivative(self, expr):
         variables = " ".join(r"\partial %s" % self._print(v) for v, _ in expr.variable_count)
         return r"\frac{\partial %s}{%s}" % (self._print(expr.expr), variables)
-
-
-#: a fraction whose denominator has more digits than this is shown as a decimal when it terminates
-DECIMAL_DENOMINATOR_DIGITS = 3
-
-
-def decimal_text(value) -> str | None:
-    """A rational with a long denominator of 2s and 5s (a float constant of a layer file, such as
-    GELU's 0.044715 = 8943/200000) as its exact, terminating decimal; None for any other number.
-
-    >>> decimal_text(sp.Rational(8943, 200000)), decimal_text(sp.Rational(-1, 2)), decimal_text(sp.Rational(1, 3000))
-    ('0.044715', None, None)
-    """
-    value = sp.Rational(value)
-    q = int(value.q)
-    if len(str(q)) <= DECIMAL_DENOMINATOR_DIGITS:
-        return None
-    twos, fives = _multiplicity(q, 2), _multiplicity(q, 5)
-    if 2**twos * 5**fives != q:
-        return None
-    places = max(twos, fives)
-    scaled = abs(int(value.p)) * 10**places // q
-    whole, frac = divmod(scaled, 10**places)
-    sign = "-" if value < 0 else ""
-    return "%s%d.%s" % (sign, whole, str(frac).rjust(places, "0").rstrip("0") or "0")
-
-
-def _multiplicity(n: int, p: int) -> int:
-    count = 0
-    while n % p == 0:
-        n //= p
-        count += 1
-    return count
 
 
 def _bound_chains(parts) -> list | None:

@@ -189,12 +189,47 @@ def to_numpy(node: Node, names: Mapping[str, str] | None = None) -> str:
     raise TypeError(f"not a tree node: {node!r}")
 
 
+#: a fraction whose denominator has more digits than this is shown as a decimal when it terminates
+DECIMAL_DENOMINATOR_DIGITS = 3
+
+
+def decimal_text(value) -> str | None:
+    """A rational with a long denominator of 2s and 5s (a float constant of a layer file, such as
+    GELU's 0.044715 = 8943/200000) as its exact, terminating decimal; None for any other number.
+
+    >>> decimal_text(sp.Rational(8943, 200000)), decimal_text(sp.Rational(-1, 2)), decimal_text(sp.Rational(1, 3000))
+    ('0.044715', None, None)
+    """
+    value = sp.Rational(value)
+    q = int(value.q)
+    if len(str(q)) <= DECIMAL_DENOMINATOR_DIGITS:
+        return None
+    twos, fives = _multiplicity(q, 2), _multiplicity(q, 5)
+    if 2**twos * 5**fives != q:
+        return None
+    places = max(twos, fives)
+    scaled = abs(int(value.p)) * 10**places // q
+    whole, frac = divmod(scaled, 10**places)
+    sign = "-" if value < 0 else ""
+    return f"{sign}{whole}.{str(frac).rjust(places, '0').rstrip('0') or '0'}"
+
+
+def _multiplicity(n: int, p: int) -> int:
+    count = 0
+    while n % p == 0:
+        n //= p
+        count += 1
+    return count
+
+
 def _numpy_number(value) -> str:
     value = sp.sympify(value)
     if value.is_Integer:
         return str(int(value))
     if value.is_Rational:
-        return f"({int(value.p)} / {int(value.q)})"
+        # a layer file's float constant (8943/200000) as its exact decimal, which parses to the same double
+        decimal = decimal_text(value)
+        return decimal if decimal is not None else f"({int(value.p)} / {int(value.q)})"
     if value.is_Float:
         return repr(float(value))
     code = sp.pycode(value).replace("math.", "np.")
@@ -212,7 +247,9 @@ def to_latex(node: Node, names: Mapping[str, str] | None = None) -> str:
     if isinstance(node, Ref):
         return names.get(node.name, sp.latex(sp.Symbol(node.name)))
     if isinstance(node, Num):
-        return sp.latex(node.value)
+        value = sp.sympify(node.value)
+        decimal = decimal_text(value) if value.is_Rational else None
+        return decimal if decimal is not None else sp.latex(value)
     if isinstance(node, Element):
         inner = to_latex(node.node, names)
         return r"\left({}\right)_{{{}}}".format(inner, ", ".join(sp.latex(i) for i in node.index))

@@ -797,3 +797,24 @@ def test_emitted_comparisons_count_as_0_1_numbers(claim, as_floats):
     # the oracle: the claim with every comparison converted to floats before any arithmetic
     np.testing.assert_allclose(got, as_floats(x, g, lambda b: b.astype(float)), rtol=1e-15)
     np.testing.assert_allclose(got, tx.grad.numpy(), rtol=1e-15)
+
+
+def test_float_constants_are_emitted_and_printed_as_their_exact_decimals():
+    from pathlib import Path
+
+    from symderive.tree import to_latex
+
+    layer = load_layer(str(Path(__file__).parent.parent / "examples" / "custom_layers" / "gelu_tanh.toml"))
+    source = emit_numpy(layer)
+    assert "0.7978845608028654" in source and "0.044715" in source
+    assert "5000000000000000" not in source and "200000" not in source
+    m = load_source(source)
+    rng = np.random.default_rng(9)
+    x, g = 3 * rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    tx = torch.tensor(x, requires_grad=True)
+    y = F.gelu(tx, approximate="tanh")
+    (y * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(m["forward"](x=x), y.detach().numpy(), rtol=1e-12)
+    # the tails of the GELU gradient cancel to ~1e-6 and below: rounding differs there in the 16th digit
+    np.testing.assert_allclose(m["grad_x"](x=x, g=g), tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+    assert "0.044715" in to_latex(layer.forward_tree)
