@@ -28,7 +28,7 @@ from . import __version__
 from .clock import ClaimTimeout, wall_clock
 from .errors import InputError, InternalError
 from .ir import plain
-from .verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict
+from .verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict, readable_values
 
 EXIT_OK, EXIT_REFUTED, EXIT_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 70
 DEFAULT_TIMEOUT = 60.0
@@ -582,11 +582,19 @@ def format_verdict(verdict: Verdict) -> str:
         lines.append(prefix + format_array(value, indent=" " * len(prefix)))
     index = ", ".join(str(i) for i in (ce.index or ()))
     element = f"d{verdict.wrt}[{index}]" if index else f"d{verdict.wrt}"
-    lines.append(f"  at {element}: expected {ce.expected}, claimed {ce.claimed}")
+    # SymPy's long exact printing (tanh of a 21-digit fraction) as its digits; --json keeps it exact
+    expected, claimed = readable_values(ce.expected, ce.claimed)
+    lines.append(f"  at {element}: expected {expected}, claimed {claimed}")
     if ce.expected_array is not None and ce.claimed_array is not None and isinstance(ce.expected_array, list):
-        lines.append("    gradient: " + format_array(ce.expected_array, indent=" " * 14))
-        lines.append("    claim:    " + format_array(ce.claimed_array, indent=" " * 14))
+        lines.append("    gradient: " + format_array(_readable_array(ce.expected_array), indent=" " * 14))
+        lines.append("    claim:    " + format_array(_readable_array(ce.claimed_array), indent=" " * 14))
     return "\n".join(lines)
+
+
+def _readable_array(value):
+    if isinstance(value, list):
+        return [_readable_array(v) for v in value]
+    return readable_values(value)[0]
 
 
 # -- the other commands ------------------------------------------------------------------

@@ -528,3 +528,27 @@ def test_a_batch_loads_each_layer_once(capsys, tmp_path, monkeypatch):
     status, out, _ = run(capsys, "prove", "--batch", str(batch), "--json")
     assert status == 0, out
     assert sorted(calls) == ["linear", "relu"]
+
+
+GELU_CHAIN_RULE_STOPPED = (
+    "g * (0.5 * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x**3)))"
+    " + 0.5 * x * (1 - tanh(0.7978845608028654 * (x + 0.044715 * x**3))**2))"
+)
+
+
+def test_a_long_exact_counterexample_value_is_printed_by_its_digits_and_kept_exact_in_json(capsys):
+    import math
+
+    import torch
+
+    gelu = str(Path(__file__).parent.parent / "examples" / "custom_layers" / "gelu_tanh.toml")
+    status, out, _ = run(capsys, "prove", gelu, "--wrt", "x", GELU_CHAIN_RULE_STOPPED)
+    assert status == 1
+    x = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.gelu(x, approximate="tanh").backward()
+    u = math.tanh(0.7978845608028654 * 1.044715)
+    claimed = 0.5 * (1 + u) + 0.5 * (1 - u * u)
+    assert f"expected \u2248{x.grad.item():.6g}, claimed \u2248{claimed:.6g}" in out
+    assert "000000000" not in out
+    status, out, _ = run(capsys, "prove", gelu, "--wrt", "x", GELU_CHAIN_RULE_STOPPED, "--json")
+    assert "1000000000000000000000" in json.loads(out)["counterexample"]["expected"]
