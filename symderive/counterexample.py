@@ -440,7 +440,7 @@ def _same_expression(expected, claimed) -> bool:
     expected, claimed = _exact(expected), _exact(claimed)
     if claimed == expected:
         return True
-    if claimed.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+    if is_undefined(claimed):
         return False
     return sp.expand(expected - claimed) == 0
 
@@ -751,10 +751,9 @@ def disagreement_sizes(
         checker = _Assumptions(layer, tensor_assumptions, env)
         slots = _slots(shapes)
         domains = [checker.domain(n) for n, _ in slots]
-        rng = random.Random(len(slots))
         tried = 0
-        for _ in range(20 * probes):
-            values = _values_from(shapes, slots, {k: rng.choice(d) for k, d in enumerate(domains) if d})
+        for chosen in _random_assignments(domains, 20 * probes, seed=len(slots)):
+            values = _values_from(shapes, slots, chosen)
             if not checker.hold(values):
                 continue
             if comparison.first_difference(values) is not None:

@@ -138,18 +138,18 @@ def _integerise(diff):
     return sp.expand(diff * den), sp.S.Zero
 
 
-def new_solver() -> z3.Solver:
-    """A solver under the deterministic resource limit.
+def new_solver(rlimit: int = RLIMIT) -> z3.Solver:
+    """A solver under a deterministic resource limit (:data:`RLIMIT` unless told).
 
     >>> new_solver().check()
     sat
     """
     s = z3.Solver()
-    s.set("rlimit", RLIMIT)
+    s.set("rlimit", rlimit)
     return s
 
 
-def check(formulas, ctx: Z3Context | None = None):
+def check(formulas, ctx: Z3Context | None = None, rlimit: int = RLIMIT):
     """``True`` (satisfiable), ``False`` (unsatisfiable) or ``None`` (limit reached), and a model.
 
     >>> n = sp.Symbol("n", integer=True)
@@ -157,7 +157,7 @@ def check(formulas, ctx: Z3Context | None = None):
     False
     """
     ctx = ctx or Z3Context()
-    s = new_solver()
+    s = new_solver(rlimit)
     for f in formulas:
         s.add(f if isinstance(f, z3.ExprRef) else ctx.cond(f))
     r = s.check()
@@ -284,18 +284,13 @@ def failing_sizes(premises, conclusion, sizes, rlimit: int | None = None):
     ctx = Z3Context()
     try:
         facts = [ctx.var(s) >= 1 for s in sizes] + [ctx.cond(p) for p in premises]
-        solver = new_solver()
-        if rlimit is not None:
-            solver.set("rlimit", rlimit)
-        solver.add(*facts, z3.Not(ctx.cond(conclusion)))
+        sat, model = check([*facts, z3.Not(ctx.cond(conclusion))], ctx, rlimit=rlimit or RLIMIT)
     except NonLinear as exc:
         return None, f"outside Presburger arithmetic ({exc})"
-    answer = solver.check()
-    if answer == z3.unknown:
+    if sat is None:
         return None, "the solver's resource limit ran out"
-    if answer == z3.unsat:
+    if not sat:
         return True, None
-    model = solver.model()
     return False, {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
 
 

@@ -434,13 +434,12 @@ def _part_condition(part) -> sp.Boolean:
     return sp.And(*conds)
 
 
-def keep_domains(result: Expr, *operands: Expr, otherwise: Expr | None = None) -> Expr:
+def keep_domains(result: Expr, *operands: Expr) -> Expr:
     """``result`` of an operation on ``operands``, undefined wherever an operand is.
 
     SymPy evaluates ``0 * log(x)`` to 0, ``d - d`` to 0 and ``d ** 0`` to 1 as it builds
     them, dropping the domain of ``d``; NumPy computes every operand and its nan
-    propagates. A domain the result no longer carries is put back around it, or, with
-    ``otherwise``, the result is ``otherwise`` outside it (a comparison with nan is False).
+    propagates. A domain the result no longer carries is put back around it.
 
     >>> x = read("x", (index_symbol("i"),))
     >>> keep_domains(sp.S.Zero, log_value(x)).args
@@ -454,10 +453,7 @@ def keep_domains(result: Expr, *operands: Expr, otherwise: Expr | None = None) -
     lost = sorted((p for p in parts if not result.has(p)), key=sp.default_sort_key)
     if not lost:
         return result
-    cond = sp.And(*(_part_condition(p) for p in lost))
-    if otherwise is None:
-        return defined(result, cond)
-    return sp.Piecewise((result, cond), (otherwise, True)) if cond != sp.true else result
+    return defined(result, sp.And(*(_part_condition(p) for p in lost)))
 
 
 class PlainPrinter(StrPrinter):

@@ -737,8 +737,7 @@ def assumption_contradiction(assumptions, sizes) -> str:
         return f"cannot decide whether the assumptions {_quoted(a.text for a in size)} can hold together ({info})"
     relations = _value_relations(assumptions)
     if relations:
-        solver = z3.Solver()
-        solver.set("rlimit", LAYER_RLIMIT)
+        solver = domains.new_solver(LAYER_RLIMIT)
         solver.add(*relations)
         if solver.check() == z3.unsat:
             texts = _quoted(a.text for a in assumptions if a.kind != "size")

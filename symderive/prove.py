@@ -558,17 +558,6 @@ def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
     return decide_zero(terms, p, free_range, size_conds, layer.sizes)
 
 
-def cross_check_disagreement(layer, wrt: str, tensor, extra=()):
-    """Sizes at which exact evaluation contradicts a proof (None: the proof stands).
-
-    The second, independent check of every proof: SymPy's differentiation of the finite
-    expression at the first few allowed sizes (:func:`counterexample.disagreement_sizes`).
-    """
-    from . import counterexample as cx
-
-    return cx.disagreement_sizes(layer, wrt, tensor, extra)
-
-
 def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_check: bool = True) -> Verdict:
     """Decide whether ``claim`` is the gradient of ``layer``'s loss with respect to ``wrt``.
 
@@ -632,7 +621,9 @@ def _decide(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bo
     outcome = symbolic_outcome(layer, wrt, tensor, extra)
     if outcome.status == "proved":
         if cross_check:
-            bad = cross_check_disagreement(layer, wrt, tensor, extra)
+            # the second, independent check of every proof: SymPy's differentiation of the finite
+            # expression at the first few allowed sizes
+            bad = cx.disagreement_sizes(layer, wrt, tensor, extra)
             if bad is not None:
                 raise InternalError(
                     f"the all-sizes proof of {claim!r} for {layer.name}/{wrt} disagrees with exact evaluation at sizes {bad}"
