@@ -192,14 +192,18 @@ class Evaluator:
     def _eval_Mul(self, e):
         # index guards first: where one is 0 the term is absent (a read outside a shape, a
         # padded border) and its factors are not computed at all
-        args = self._guards_first.get(e)
-        if args is None:
-            args = self._guards_first[e] = sorted(e.args, key=lambda a: 0 if is_index_guard(a) else 1)
+        order = self._guards_first.get(e)
+        if order is None:
+            guard = [is_index_guard(a) for a in e.args]
+            first = [a for a, g in zip(e.args, guard, strict=True) if g]
+            rest = [a for a, g in zip(e.args, guard, strict=True) if not g]
+            order = self._guards_first[e] = (first + rest, len(first))
+        args, guards = order
         prod, zero = 1, False
-        for a in args:
+        for k, a in enumerate(args):
             v = self.value(a)
             if isinstance(v, int | Fraction) and v == 0:
-                if is_index_guard(a):
+                if k < guards:
                     return 0
                 # a value that is 0 does not stop NumPy computing the rest: 0 * nan is nan
                 zero = True
