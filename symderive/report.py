@@ -651,9 +651,10 @@ def abbreviate(expr, taken: Iterable[str] = (), min_width: int = ABBREVIATE_WIDT
     exps: set = set()  # the names of exponentials: a sum of them is a normaliser Z
     keys: dict = {}
     widths: dict = {}
+    eligible: dict = {}
     for _ in range(len(_LETTERS)):
         parts = [expr] + [d.value for d in defs]
-        found = _largest_repeated(parts, min_width, keys, widths)
+        found = _largest_repeated(parts, min_width, keys, widths, eligible)
         if found is None:
             break
         key, example = found
@@ -661,7 +662,7 @@ def abbreviate(expr, taken: Iterable[str] = (), min_width: int = ABBREVIATE_WIDT
         if isinstance(example, sp.exp):
             exps.add(base)
         bases.add(base.name)
-        parts = [_replace_keyed(e, key, base, keys) for e in parts]
+        parts = [_replace_keyed(e, key, base, keys, eligible) for e in parts]
         expr = parts[0]
         defs = [Definition(d.name, v) for d, v in zip(defs, parts[1:], strict=True)]
         defs.append(Definition(Abbreviation(base, *_index_params(example)), example))
@@ -723,6 +724,14 @@ def _keyed(node, keys: dict):
     return key
 
 
+def _eligible_in(node, eligible: dict) -> bool:
+    # every pass of abbreviate asks again about nodes no name has changed
+    answer = eligible.get(node)
+    if answer is None:
+        answer = eligible[node] = _eligible(node)
+    return answer
+
+
 def _eligible(node) -> bool:
     """Whether ``node`` is worth a name: it has a sum, root, exponential or logarithm inside."""
     if not isinstance(node, sp.Basic) or node.is_Atom or not node.free_symbols:
@@ -741,13 +750,13 @@ def _is_root(node) -> bool:
     return isinstance(node, sp.Pow) and node.exp.is_Rational and node.exp.q == 2
 
 
-def _largest_repeated(parts, min_width: int, keys: dict, widths: dict):
+def _largest_repeated(parts, min_width: int, keys: dict, widths: dict, eligible: dict):
     """(key, first occurrence) of the repeated subexpression whose name saves most, or None."""
     counts: dict = {}
     first: dict = {}
     for part in parts:
         for node in sp.preorder_traversal(part):
-            for candidate in _candidates(node):
+            for candidate in _candidates(node, eligible):
                 key = _keyed(candidate, keys)
                 counts[key] = counts.get(key, 0) + 1
                 first.setdefault(key, candidate)
@@ -766,9 +775,9 @@ def _largest_repeated(parts, min_width: int, keys: dict, widths: dict):
     return None if best is None else (best, first[best])
 
 
-def _candidates(node) -> list:
+def _candidates(node, eligible: dict) -> list:
     """The subexpressions ``node`` offers for abbreviation: itself, or the root inside ``b**(-1/2)``."""
-    if not _eligible(node):
+    if not _eligible_in(node, eligible):
         return []
     root = _hidden_root(node)
     # b**(-1/2) is read as 1/sqrt(b): the root is the thing to name
@@ -782,18 +791,18 @@ def _hidden_root(node):
     return None
 
 
-def _replace_keyed(expr, key, base: sp.Symbol, keys: dict):
+def _replace_keyed(expr, key, base: sp.Symbol, keys: dict, eligible: dict):
     """``expr`` with every subexpression of this key replaced by its name at its own indices."""
     if not isinstance(expr, sp.Basic) or expr.is_Atom or isinstance(expr, sp.Tuple):
         return expr
-    if _eligible(expr):
+    if _eligible_in(expr, eligible):
         root = _hidden_root(expr)
         if root is None and _keyed(expr, keys) == key:
             return Abbreviation(base, *_index_params(expr))
         if root is not None and _keyed(root, keys) == key:
             # b**(p/2) = sqrt(b)**p
             return Abbreviation(base, *_index_params(root)) ** expr.exp.p
-    args = [_replace_keyed(a, key, base, keys) for a in expr.args]
+    args = [_replace_keyed(a, key, base, keys, eligible) for a in expr.args]
     if all(a is b for a, b in zip(args, expr.args, strict=True)):
         return expr
     return expr.func(*args)
