@@ -36,7 +36,7 @@ from .domains import settle_piecewise
 from .errors import InputError
 from .ir import Defined, GSum, Iverson, index_symbol
 from .tree import decimal_text
-from .verdict import LONG_NUMBER, printed_value
+from .verdict import long_value
 
 # -- escaping -----------------------------------------------------------------------------
 
@@ -155,9 +155,7 @@ class ReportPrinter(LatexPrinter):
 
     def parenthesize(self, item, level, is_neg=False, strict=False):
         # Defined(value, cond) prints as its value: it needs the value's parentheses
-        while isinstance(item, Defined):
-            item = item.args[0]
-        return super().parenthesize(item, level, is_neg, strict)
+        return super().parenthesize(_shown(item), level, is_neg, strict)
 
     def _needs_mul_brackets(self, expr, first=False, last=False) -> bool:
         return super()._needs_mul_brackets(_shown(expr), first=first, last=last)
@@ -360,8 +358,13 @@ def equation_lines(lhs, rhs, taken: Iterable[str] = (), budget: int = LINE_BUDGE
     """
     taken = set(taken)
     head = "" if lhs is None else math_latex(lhs, taken) + " "
-    pieces = _rhs_pieces(readable(sp.sympify(rhs), taken), budget)
-    lines, current = [], head + "&= " + pieces[0].lstrip(TIMES)
+    return _packed_lines(head + "&= ", _rhs_pieces(readable(sp.sympify(rhs), taken), budget), budget)
+
+
+def _packed_lines(head: str, pieces: list[str], budget: int) -> tuple[str, ...]:
+    # pieces joined into lines of at most budget visible characters; a continuation line
+    # starts with \quad, and a piece marked TIMES (a factor) with \cdot there
+    lines, current = [], head + pieces[0].lstrip(TIMES)
     for piece in pieces[1:]:
         if visible_width(current + piece) > budget:
             lines.append(current)
@@ -381,16 +384,7 @@ def latex_equation_lines(lhs: str, rhs: str, budget: int = LINE_BUDGET) -> tuple
     >>> latex_equation_lines("y", r"f\\left(a, b\\right) + c", budget=8)
     ('y &= f\\\\left(a, b\\\\right)', '&\\\\quad + c')
     """
-    pieces = _latex_pieces(rhs, budget)
-    lines, current = [], lhs + " &= " + pieces[0]
-    for piece in pieces[1:]:
-        if visible_width(current + piece) > budget:
-            lines.append(current)
-            current = r"&\quad " + piece
-        else:
-            current += " " + piece
-    lines.append(current)
-    return tuple(lines)
+    return _packed_lines(lhs + " &= ", _latex_pieces(rhs, budget), budget)
 
 
 #: where printed LaTeX may break: before a binary operator, after a comma (at the top level)
@@ -499,11 +493,7 @@ def _rhs_pieces(expr, budget: int = LINE_BUDGET) -> list[str]:
     >>> _rhs_pieces(x[1] - x[2], budget=3)
     ['x[1]', '- x[2]']
     """
-    printer = ReportPrinter()
-    whole = printer.doprint(expr)
-    if visible_width(whole) <= budget:
-        return [whole]
-    return _pieces(expr, printer, budget)
+    return _pieces(expr, ReportPrinter(), budget)
 
 
 def _pieces(expr, printer, budget: int) -> list[str]:
@@ -1098,7 +1088,7 @@ def number_latex(value, digits: int = 6) -> str:
     ('-1', '0.5', '\\\\texttt{1/3}', '\\\\approx 0.731059')
     """
     if isinstance(value, str):
-        approximate = printed_value(value) if len(value) > LONG_NUMBER else None
+        approximate = long_value(value)
         if approximate is not None:
             return r"\approx %s" % _significant(approximate, digits)
         return r"\texttt{%s}" % latex_escape(value)
@@ -1228,17 +1218,9 @@ def counterexample_view(cex, layer, wrt: str) -> CounterexampleView:
     return CounterexampleView(sizes, False, values, expected, claimed, index_latex, message=cex.message)
 
 
-def tensor_values_latex(name: str, values) -> str:
-    """``name = matrix`` (or one line per 2-D slice, ``name[0, 0, :, :] = matrix``).
-
-    >>> tensor_values_latex("x", [1, 2])
-    'x = \\\\begin{bmatrix}1 & 2\\\\end{bmatrix}'
-    """
-    return r",\quad ".join(tensor_values_pieces(name, values))
-
-
 def tensor_values_pieces(name: str, values) -> list[str]:
-    """:func:`tensor_values_latex` as pieces, one per 2-D slice of a tensor of rank 3 or more.
+    """``name = matrix`` as one piece, or one piece ``name[0, :, :] = matrix`` per 2-D slice of a
+    tensor of rank 3 or more.
 
     >>> tensor_values_pieces("x", [[[1]], [[2]]])
     ['x[0, :, :] = \\\\begin{bmatrix}1\\\\end{bmatrix}', 'x[1, :, :] = \\\\begin{bmatrix}2\\\\end{bmatrix}']

@@ -204,7 +204,7 @@ def decimal_text(value) -> str | None:
     q = int(value.q)
     if len(str(q)) <= DECIMAL_DENOMINATOR_DIGITS:
         return None
-    twos, fives = _multiplicity(q, 2), _multiplicity(q, 5)
+    twos, fives = sp.multiplicity(2, q), sp.multiplicity(5, q)
     if 2**twos * 5**fives != q:
         return None
     places = max(twos, fives)
@@ -212,14 +212,6 @@ def decimal_text(value) -> str | None:
     whole, frac = divmod(scaled, 10**places)
     sign = "-" if value < 0 else ""
     return f"{sign}{whole}.{str(frac).rjust(places, '0').rstrip('0') or '0'}"
-
-
-def _multiplicity(n: int, p: int) -> int:
-    count = 0
-    while n % p == 0:
-        n //= p
-        count += 1
-    return count
 
 
 def _numpy_number(value) -> str:

@@ -153,6 +153,15 @@ def _value_of(node) -> float:
     raise ValueError("not a number")
 
 
+def long_value(value) -> float | None:
+    """The float value of SymPy's printing of a real number too long to read, else None.
+
+    >>> long_value("1/3"), round(long_value("exp(1)/(1 + exp(1)) + 1/10**30"), 6)
+    (None, 0.731059)
+    """
+    return printed_value(value) if isinstance(value, str) and len(value) > LONG_NUMBER else None
+
+
 def readable_values(*values, start: int = 6) -> list[str]:
     """Counterexample values as a person reads them: each as printed, except SymPy's long printing
     of a real number, shown as ``≈`` and as many significant digits (from ``start``) as keep
@@ -161,7 +170,7 @@ def readable_values(*values, start: int = 6) -> list[str]:
     >>> readable_values("-tanh(1/2)**2/2 + 1 + 1/10**30", 1)
     ['≈0.893224', '1']
     """
-    floats = [printed_value(v) if isinstance(v, str) and len(v) > LONG_NUMBER else None for v in values]
+    floats = [long_value(v) for v in values]
     for digits in range(start, 18):
         shown = [str(v) if f is None else f"\u2248{f:.{digits}g}" for v, f in zip(values, floats, strict=True)]
         if len(set(shown)) == len(set(map(str, values))) or digits == 17:
