@@ -254,16 +254,19 @@ class _Parser:
             a, b = self.scalar_of(left), self.scalar_of(right)
             if opname == "power":
                 self.check_exponent(b, node.right)
-            out = {
-                "add": lambda: a + b,
-                "subtract": lambda: a - b,
-                "multiply": lambda: a * b,
-                "divide": lambda: self.divide(a, b, node),
-                "power": lambda: a**b,
-            }[opname]()
             if isinstance(left, Scalar) or isinstance(right, Scalar):
+                if opname == "divide" and b == 0:
+                    raise self.error("division by zero", node)
                 # index-form values: NumPy's domains (x / x needs x != 0; 0 * log(x) stays undefined)
                 out = OPERATORS[opname].definition(from_scalar(a), from_scalar(b)).at(())
+            else:
+                out = {
+                    "add": lambda: a + b,
+                    "subtract": lambda: a - b,
+                    "multiply": lambda: a * b,
+                    "divide": lambda: self.divide(a, b, node),
+                    "power": lambda: a**b,
+                }[opname]()
             if isinstance(out, sp.Integer) and abs(out) > MAX_INT:
                 raise self.error(f"integer {self.source(node)} is too large (at most {MAX_INT})", node)
             kind = Num if isinstance(left, Num) and isinstance(right, Num) else Scalar
