@@ -602,31 +602,29 @@ def _sd_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilatio
         wf = np.swapaxes(w.reshape((groups, c_group, out_group) + tuple(ks)), 1, 2)
         wf = np.flip(wf, tuple(range(3, 3 + nsp))).reshape((groups * out_group, c_group) + tuple(ks))
         out = _sd_conv_batched(x[(slice(None),) * 2 + crop], wf, (1,) * nsp, pads, dilation, groups)
-        if b is not None:
-            out += np.asarray(b, dtype=dt).reshape((groups * out_group,) + (1,) * nsp)
-        return out[0] if unbatched else out
-    outs = [
-        (n - 1) * s - 2 * p + d * (k - 1) + e + 1
-        for n, s, p, d, k, e in zip(ins, stride, padding, dilation, ks, output_padding, strict=True)
-    ]
-    lens = [
-        max((n - 1) * s + d * (k - 1) + 1, o + p)
-        for n, s, d, k, o, p in zip(ins, stride, dilation, ks, outs, padding, strict=True)
-    ]
-    # x as (groups, C_group, N * positions): the batch joins the GEMM's columns
-    xg = np.ascontiguousarray(np.moveaxis(x.reshape((n_batch, groups, c_group, -1)), 0, 2))
-    xg = xg.reshape(groups, c_group, -1)
-    wg = w.reshape(groups, c_group, out_group * int(np.prod(ks))).transpose(0, 2, 1)
-    taps = np.matmul(wg, xg).reshape((groups, out_group) + tuple(ks) + (n_batch,) + tuple(ins))
-    buf = np.zeros((groups, out_group, n_batch) + tuple(lens), dtype=dt)
-    lead = (slice(None),) * 3
-    for pos in np.ndindex(*ks):
-        sl = tuple(
-            slice(m * d, m * d + s * (n - 1) + 1, s) for m, d, s, n in zip(pos, dilation, stride, ins, strict=True)
-        )
-        buf[lead + sl] += taps[(slice(None), slice(None)) + pos]
-    out = buf[lead + tuple(slice(p, p + o) for p, o in zip(padding, outs, strict=True))]
-    out = np.ascontiguousarray(np.moveaxis(out, 2, 0)).reshape((n_batch, groups * out_group) + tuple(outs))
+    else:
+        outs = [
+            (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+            for n, s, p, d, k, e in zip(ins, stride, padding, dilation, ks, output_padding, strict=True)
+        ]
+        lens = [
+            max((n - 1) * s + d * (k - 1) + 1, o + p)
+            for n, s, d, k, o, p in zip(ins, stride, dilation, ks, outs, padding, strict=True)
+        ]
+        # x as (groups, C_group, N * positions): the batch joins the GEMM's columns
+        xg = np.ascontiguousarray(np.moveaxis(x.reshape((n_batch, groups, c_group, -1)), 0, 2))
+        xg = xg.reshape(groups, c_group, -1)
+        wg = w.reshape(groups, c_group, out_group * int(np.prod(ks))).transpose(0, 2, 1)
+        taps = np.matmul(wg, xg).reshape((groups, out_group) + tuple(ks) + (n_batch,) + tuple(ins))
+        buf = np.zeros((groups, out_group, n_batch) + tuple(lens), dtype=dt)
+        lead = (slice(None),) * 3
+        for pos in np.ndindex(*ks):
+            sl = tuple(
+                slice(m * d, m * d + s * (n - 1) + 1, s) for m, d, s, n in zip(pos, dilation, stride, ins, strict=True)
+            )
+            buf[lead + sl] += taps[(slice(None), slice(None)) + pos]
+        out = buf[lead + tuple(slice(p, p + o) for p, o in zip(padding, outs, strict=True))]
+        out = np.ascontiguousarray(np.moveaxis(out, 2, 0)).reshape((n_batch, groups * out_group) + tuple(outs))
     if b is not None:
         out += np.asarray(b, dtype=dt).reshape((groups * out_group,) + (1,) * nsp)
     return out[0] if unbatched else out
