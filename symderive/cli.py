@@ -239,7 +239,7 @@ def _protect_values(tokens: Sequence[str], parser: argparse.ArgumentParser) -> l
     return out
 
 
-def _refuse_unknown_option(tok: str, parser: argparse.ArgumentParser) -> None:
+def _refuse_unknown_option(tok: str, parser: _Parser) -> None:
     """InputError for ``--name`` that is no option of the command (a typo such as ``--jsn``).
 
     A claim may start with one "-" (``-w.T @ g``), never sensibly with "--name"; read as a
@@ -253,8 +253,7 @@ def _refuse_unknown_option(tok: str, parser: argparse.ArgumentParser) -> None:
     known = sorted(o for o in parser._option_string_actions if o.startswith("--"))
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]}?)" if close else f" (options: {', '.join(known)})"
-    command = parser.prog.split(" ", 1)[1] if " " in parser.prog else ""
-    raise InputError(f"unknown option {name}{hint}", where=command)
+    parser.error(f"unknown option {name}{hint}")
 
 
 def _known_joined(tok: str, options) -> bool:
