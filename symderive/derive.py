@@ -296,8 +296,7 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
         if presentation:
             # y is read only inside the loss's sum over its shape: guards that the output ranges imply
             # (a keepdims reduction's [0 <= i <= N - 1], even in a denominator) are 1 there
-            out_ranges = [c for i, n in zip(out_idx, out_shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
-            y_elem = simplify_guards(y_elem, list(layer.size_assumptions()) + out_ranges)
+            y_elem = simplify_guards(y_elem, list(layer.size_assumptions()) + range_facts(out_idx, out_shape))
         steps.append(Step("forward", "The forward pass, element by element.", y_sym, y_elem))
         dy = diff_read(y_elem, wrt, at)
         dy_sym = sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]")
@@ -315,8 +314,7 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
             )
         )
         if dy.has(sp.KroneckerDelta):
-            ranges = [c for i, n in zip(out_idx, out_shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
-            ranges += [c for i, n in zip(at, layer.inputs[wrt], strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
+            ranges = range_facts(out_idx, out_shape) + range_facts(at, layer.inputs[wrt])
             dy_summed = eliminate_deltas(piecewise_to_iverson(dy))
             if presentation:
                 dy_summed = simplify_guards(dy_summed, list(layer.size_assumptions()) + ranges)
@@ -343,9 +341,7 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
     if not presentation:
         # the prover needs the gradient only: no guard simplification, re-indexing or renaming
         return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=eliminated, steps=tuple(steps))
-    facts = list(layer.size_assumptions()) + [
-        c for i, n in zip(at, layer.inputs[wrt], strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))
-    ]
+    facts = list(layer.size_assumptions()) + range_facts(at, layer.inputs[wrt])
     gradient = simplify_guards(eliminated, facts)
     if gradient != eliminated:
         steps.append(
@@ -392,6 +388,16 @@ def piecewise_to_iverson(expr: sp.Expr) -> sp.Expr:
     if isinstance(expr, Iverson):
         return expr
     return expr.func(*(piecewise_to_iverson(a) for a in expr.args))
+
+
+def range_facts(index, shape) -> list:
+    """``0 <= i <= n - 1`` for each index and its dimension, as facts for guard simplification.
+
+    >>> i, n = sp.Symbol("i", integer=True), sp.Symbol("n", integer=True, positive=True)
+    >>> range_facts((i,), (n,))
+    [i >= 0, i <= n - 1]
+    """
+    return [c for i, n in zip(index, shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
 
 
 def simplify_guards(expr: sp.Expr, facts: list) -> sp.Expr:

@@ -31,7 +31,7 @@ from sympy.logic.boolalg import Boolean
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import precedence
 
-from .derive import simplify_guards
+from .derive import range_facts, simplify_guards
 from .domains import settle_piecewise
 from .errors import InputError
 from .ir import Defined, GSum, Iverson, index_symbol
@@ -1399,7 +1399,7 @@ def layer_view(layer) -> dict:
     element = show(layer.forward_index if layer.forward_index is not None else layer.forward.element(out_idx))
     out_shape = tuple(show(d) for d in layer.forward.shape)
     # shown "for 0 <= i <= N - 1": guards those ranges imply (a keepdims reduction's) are 1 there
-    in_range = [c for i, d in zip(out_idx, out_shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, d - 1))]
+    in_range = range_facts(out_idx, out_shape)
     element = simplify_guards(element, list(layer.size_assumptions()) + in_range)
     forward = Equation(equation_lines(out_sym, element, _taken(layer) | {s.name for s in out_idx}), key="eq:forward")
     closed = ""
