@@ -912,13 +912,8 @@ def flip_picture(layer) -> FlipPicture | None:
     if spatial:
         return _spatial_flip_picture(layer, name, spatial)
     rank = len(layer.inputs[name])
-    dims = (4,) if rank == 1 else (2, 3)
+    rows, flipped, marks = _flip_grid(name, rank)
     base = sp.IndexedBase(name)
-    idx = list(itertools.product(*(range(d) for d in dims)))
-    compact = {p: _compact_entry(name, p) for p in idx}
-    rows = _as_rows(dims, [compact[p] for p in idx])
-    flipped = _as_rows(dims, [compact[tuple(d - 1 - k for d, k in zip(dims, p, strict=True))] for p in idx])
-    marks = {compact[idx[0]]: "red", compact[idx[1]]: "blue"}
     vars_ = [index_symbol(v) for v in ("m", "n")[:rank]]
     shape = layer.inputs[name]
     lhs_flip = _flip_latex(name, layer)
@@ -930,12 +925,7 @@ def flip_picture(layer) -> FlipPicture | None:
 
 def _spatial_flip_picture(layer, name: str, spatial: int) -> FlipPicture:
     """A torch kernel ``w[o, c, ...]``: the flip of its spatial axes, drawn on one slice ``w[0, 0]``."""
-    dims = (4,) if spatial == 1 else (2, 3)
-    idx = list(itertools.product(*(range(d) for d in dims)))
-    compact = {p: _compact_entry(name, p) for p in idx}
-    rows = _as_rows(dims, [compact[p] for p in idx])
-    flipped = _as_rows(dims, [compact[tuple(d - 1 - k for d, k in zip(dims, p, strict=True))] for p in idx])
-    marks = {compact[idx[0]]: "red", compact[idx[1]]: "blue"}
+    rows, flipped, marks = _flip_grid(name, spatial)
     shape = layer.inputs[name]
     lead = [index_symbol(v) for v in ("o", "c")]
     vars_ = [index_symbol(v) for v in ("m", "n")[:spatial]]
@@ -947,6 +937,16 @@ def _spatial_flip_picture(layer, name: str, spatial: int) -> FlipPicture:
     slice_ = r"%s[0, 0, %s]" % (math_latex(sp.Symbol(name)), ", ".join([":"] * spatial))
     flipped_name = r"\tilde{%s}[0, 0, %s]" % (math_latex(sp.Symbol(name)), ", ".join([":"] * spatial))
     return FlipPicture(slice_, flipped_name, rows, flipped, marks, eq, axes="every spatial axis")
+
+
+def _flip_grid(name: str, rank: int):
+    """(rows, flipped rows, colour marks) of a small example kernel of rank 1 (four taps) or 2 (2 x 3)."""
+    dims = (4,) if rank == 1 else (2, 3)
+    idx = list(itertools.product(*(range(d) for d in dims)))
+    compact = {p: _compact_entry(name, p) for p in idx}
+    rows = _as_rows(dims, [compact[p] for p in idx])
+    flipped = _as_rows(dims, [compact[tuple(d - 1 - k for d, k in zip(dims, p, strict=True))] for p in idx])
+    return rows, flipped, {compact[idx[0]]: "red", compact[idx[1]]: "blue"}
 
 
 def _compact_entry(name: str, point: tuple[int, ...]) -> str:
