@@ -138,18 +138,18 @@ def _integerise(diff):
     return sp.expand(diff * den), sp.S.Zero
 
 
-def new_solver(rlimit: int = RLIMIT) -> z3.Solver:
-    """A solver under a deterministic resource limit (:data:`RLIMIT` unless told).
+def new_solver(rlimit: int | None = None) -> z3.Solver:
+    """A solver under a deterministic resource limit (:data:`RLIMIT` unless told, read at each call).
 
     >>> new_solver().check()
     sat
     """
     s = z3.Solver()
-    s.set("rlimit", rlimit)
+    s.set("rlimit", RLIMIT if rlimit is None else rlimit)
     return s
 
 
-def check(formulas, ctx: Z3Context | None = None, rlimit: int = RLIMIT):
+def check(formulas, ctx: Z3Context | None = None, rlimit: int | None = None):
     """``True`` (satisfiable), ``False`` (unsatisfiable) or ``None`` (limit reached), and a model.
 
     >>> n = sp.Symbol("n", integer=True)
@@ -284,7 +284,7 @@ def failing_sizes(premises, conclusion, sizes, rlimit: int | None = None):
     ctx = Z3Context()
     try:
         facts = [ctx.var(s) >= 1 for s in sizes] + [ctx.cond(p) for p in premises]
-        sat, model = check([*facts, z3.Not(ctx.cond(conclusion))], ctx, rlimit=rlimit or RLIMIT)
+        sat, model = check([*facts, z3.Not(ctx.cond(conclusion))], ctx, rlimit=rlimit)
     except NonLinear as exc:
         return None, f"outside Presburger arithmetic ({exc})"
     if sat is None:
