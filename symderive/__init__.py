@@ -20,8 +20,8 @@ _EXPORTS = {
     "derive": ("derive", "derive"),
     "Derivation": ("derive", "Derivation"),
     "prove": ("prove", "prove"),
-    "Verdict": ("verdict", "Verdict"),
-    "Counterexample": ("verdict", "Counterexample"),
+    "Verdict": ("decide.verdict", "Verdict"),
+    "Counterexample": ("decide.verdict", "Counterexample"),
     "emit_numpy": ("codegen", "emit_numpy"),
     "emit_tests": ("codegen", "emit_tests"),
     "report": ("report", "report"),
@@ -30,7 +30,16 @@ _EXPORTS = {
     "InputError": ("errors", "InputError"),
     "InternalError": ("errors", "InternalError"),
 }
-_SUBMODULES = {"testing", "ops", "ir", "tree", "concrete", "language", "counterexample"}
+# name -> module: the submodules reachable as attributes (``sd.ir``), wherever they live
+_SUBMODULES = {
+    "testing": "testing",
+    "ops": "core.ops",
+    "ir": "core.ir",
+    "tree": "core.tree",
+    "concrete": "decide.concrete",
+    "language": "core.parse",
+    "counterexample": "counterexample",
+}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 
@@ -43,5 +52,5 @@ def __getattr__(name: str):
             return importlib.import_module(f".{module}", __name__)
         return getattr(importlib.import_module(f".{module}", __name__), attr)
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     raise AttributeError(f"module 'symderive' has no attribute {name!r}")

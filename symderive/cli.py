@@ -26,9 +26,9 @@ from pathlib import Path
 
 from . import __version__
 from .clock import ClaimTimeout, wall_clock
+from .core.ir import plain
+from .decide.verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict, readable_values
 from .errors import InputError, InternalError
-from .ir import plain
-from .verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict, readable_values
 
 EXIT_OK, EXIT_REFUTED, EXIT_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 70
 DEFAULT_TIMEOUT = 60.0

@@ -56,7 +56,7 @@ class LayerFile(pytest.File):
 
     def collect(self):
         from .errors import InputError
-        from .layer import load_layer
+        from .model.layer import load_layer
 
         try:
             layer = load_layer(str(self.path))
@@ -88,7 +88,7 @@ class ClaimItem(pytest.Item):
         self.claim = claim
 
     def runtest(self):
-        from .prove import prove
+        from .decide.symbolic import prove
         from .testing import render_verdict
 
         timeout = float(self.config.getini("symderive_timeout") or 60)

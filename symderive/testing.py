@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .verdict import PROVED, REFUTED, Counterexample, Verdict
+from .decide.verdict import PROVED, REFUTED, Counterexample, Verdict
 
 __all__ = ["assert_gradient", "claim_heading", "format_array", "render_counterexample", "render_verdict"]
 
@@ -28,8 +28,8 @@ def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), tim
     """
     # a failure is the user's test failing: pytest shows the test's line, not this one
     __tracebackhide__ = True
+    from .decide.symbolic import prove
     from .errors import InputError
-    from .prove import prove
 
     try:
         verdict = prove(layer, wrt, claim, assume=tuple(assume), timeout=timeout)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from symderive.cli import main, verdict_status
-from symderive.layer import LAYERS_DIR
+from symderive.model.layer import LAYERS_DIR
 
 FLIP = 'convolve(g, flip(w), "full")'
 RIGHT = 'convolve(g, w, "full")'
@@ -364,7 +364,7 @@ expect = "refuted"
 
 
 def test_report_without_claim_shows_every_known_claim_like_the_library(capsys, tmp_path):
-    from symderive.report import report
+    from symderive.render.report import report
 
     layer = tmp_path / "lin.toml"
     layer.write_text((LAYERS_DIR / "linear.toml").read_text(encoding="utf-8") + LINEAR_WITH_MISTAKES)

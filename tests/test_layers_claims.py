@@ -14,8 +14,8 @@ import pytest
 import sympy as sp
 from test_layers_torch import LAYERS, claim_value, layer_named, random_values, rng_for, torch_gradient
 
+from symderive.decide.verdict import PROVED, REFUTED
 from symderive.prove import prove
-from symderive.verdict import PROVED, REFUTED
 
 
 def all_claims() -> list:

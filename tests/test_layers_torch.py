@@ -20,13 +20,13 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from symderive import counterexample as cx
-from symderive.concrete import EvaluationError, evaluate
-from symderive.derive import derive
+from symderive.calculus.derive import derive
+from symderive.core.ir import Tensor
+from symderive.core.parse import claim_tensor, parse_claim
+from symderive.decide import search as cx
+from symderive.decide.concrete import EvaluationError, evaluate
 from symderive.errors import InputError
-from symderive.ir import Tensor
-from symderive.language import claim_tensor, parse_claim
-from symderive.layer import load_layer
+from symderive.model.layer import load_layer
 
 # -- torch oracles --------------------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ def wrt_cases() -> list:
 
 
 def test_every_new_builtin_layer_is_covered():
-    from symderive.layer import builtin_layer_names
+    from symderive.model.layer import builtin_layer_names
 
     seeds = {"conv2d", "convolution2d", "convolution2d_full", "linear", "softmax_cross_entropy"}
     assert set(builtin_layer_names()) - seeds == set(SIZES) - set(EXAMPLES)
@@ -244,7 +244,7 @@ def test_layer_sizes_are_declared_in_order(name):
 
 @pytest.mark.parametrize("name", LAYERS)
 def test_show_gives_every_tensor_and_size(name):
-    from symderive.layer import describe_layer
+    from symderive.model.layer import describe_layer
 
     layer = layer_named(name)
     text = describe_layer(layer)

@@ -1169,8 +1169,8 @@ def test_consistent_extra_assumptions_still_decide():
 def test_a_proof_that_exact_evaluation_contradicts_is_an_internal_error(monkeypatch):
     # the cross-check is the last line of defence: were the all-sizes proof ever wrong,
     # the answer must be a bug report (exit 70), never "proved"
-    from symderive import counterexample as cx
     from symderive.cli import main
+    from symderive.decide import search as cx
     from symderive.errors import InternalError
 
     monkeypatch.setattr(cx, "disagreement_sizes", lambda *args, **kwargs: {"n": 1, "m": 1})

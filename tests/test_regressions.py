@@ -13,7 +13,7 @@ import sympy as sp
 import torch
 
 from symderive.cli import main
-from symderive.layer import load_layer
+from symderive.model.layer import load_layer
 from symderive.prove import prove
 
 
@@ -242,7 +242,7 @@ def test_matrix_products_keep_the_domain_of_a_factor_times_zero():
 
 def test_a_partial_value_inside_a_product_is_printed_in_brackets():
     # Defined printed bare made g * (a - b) read as g*a - b in reports and derivations
-    from symderive.ir import Defined
+    from symderive.core.ir import Defined
 
     a, b, g = sp.symbols("a b g")
     product = g * Defined(a - b, a > 0)

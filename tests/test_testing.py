@@ -61,7 +61,7 @@ def test_assumptions_are_passed_through():
 
 
 USER_TESTS = """
-from symderive.checking import check_implementation
+from symderive.checking.check import check_implementation
 from symderive.testing import assert_gradient
 
 
@@ -110,7 +110,7 @@ def test_format_array_aligns_matrices_and_blocks():
 
 
 def test_render_counterexample_without_values():
-    from symderive.verdict import Counterexample
+    from symderive.decide.verdict import Counterexample
 
     cx = Counterexample(sizes={"n": 1, "m": 2}, expected_shape=(1,), claimed_shape=(2,))
     assert render_counterexample(cx).splitlines() == [

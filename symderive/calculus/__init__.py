@@ -1,0 +1,1 @@
+"""The calculus: derivation of gradients, and their presentation as a separate step."""

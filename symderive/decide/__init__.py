@@ -1,0 +1,1 @@
+"""The decision: algebra, exact evaluation, the counterexample search, the symbolic decision, verdicts."""

@@ -1,0 +1,1 @@
+"""Emission: NumPy lowering, module assembly, self-check, emitted tests."""

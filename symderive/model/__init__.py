@@ -1,0 +1,1 @@
+"""The layer model: Layer, loading TOML, consistency checks."""

@@ -1,0 +1,1 @@
+"""Rendering: verdict and array text, LaTeX, pictures, Markdown, Jinja/latexmk."""
