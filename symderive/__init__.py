@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from . import display as _display
+
 __version__ = "0.1.0"
 
 # name -> (module, attribute): the public API, imported on first use so that
@@ -54,3 +56,20 @@ def __getattr__(name: str):
     if name in _SUBMODULES:
         return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     raise AttributeError(f"module 'symderive' has no attribute {name!r}")
+
+
+def _verdict_markdown(verdict) -> str:
+    from .render.report import verdict_markdown
+
+    return verdict_markdown(verdict)
+
+
+def _derivation_markdown(derivation) -> str:
+    from .render.report import derivation_markdown
+
+    return derivation_markdown(derivation)
+
+
+# notebooks show verdicts and derivations through the renderer, which they cannot import
+_display.register_markdown("Verdict", _verdict_markdown)
+_display.register_markdown("Derivation", _derivation_markdown)

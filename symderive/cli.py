@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import inspect
 import json
 import math
 import os
@@ -27,8 +25,9 @@ from pathlib import Path
 from . import __version__
 from .clock import ClaimTimeout, wall_clock
 from .core.ir import plain
-from .decide.verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict, readable_values
+from .decide.verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict
 from .errors import InputError, InternalError
+from .render.text import format_verdict
 
 EXIT_OK, EXIT_REFUTED, EXIT_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 70
 DEFAULT_TIMEOUT = 60.0
@@ -37,10 +36,6 @@ DEFAULT_TIMEOUT = 60.0
 _VALUE_MARK = "\x00"
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 _LONG_OPTION = re.compile(r"^--[A-Za-z][A-Za-z0-9_-]*$")
-
-
-class NotAvailable(Exception):
-    """A command needs a module that this build does not have."""
 
 
 # -- exit statuses ---------------------------------------------------------------------
@@ -294,32 +289,6 @@ def parse_command_line(argv: Sequence[str], prog: str | None = None) -> argparse
     return args
 
 
-# -- library access --------------------------------------------------------------------
-def _library(module: str, name: str):
-    """``symderive.<module>.<name>``, or NotAvailable when this build lacks it."""
-    try:
-        mod = importlib.import_module(f"symderive.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(f"symderive.{module}"):
-            raise NotAvailable(f"{module}.{name}") from exc
-        raise
-    try:
-        return getattr(mod, name)
-    except AttributeError as exc:
-        raise NotAvailable(f"{module}.{name}") from exc
-
-
-def _call(fn, *args, **kwargs):
-    """Call ``fn`` with the keyword arguments it accepts (the library grows; the CLI adapts)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(*args, **kwargs)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(*args, **kwargs)
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
-
-
 def is_layer_path(text: str) -> bool:
     """Whether a LAYER argument is a path (it contains "/" or ends in ".toml") rather than a name.
 
@@ -331,7 +300,8 @@ def is_layer_path(text: str) -> bool:
 
 def load(layer_arg: str, base: Path | None = None):
     """The Layer a LAYER argument names; relative paths are taken relative to ``base``."""
-    load_layer = _library("layer", "load_layer")
+    from .layer import load_layer
+
     target = layer_arg
     if base is not None and is_layer_path(layer_arg) and not Path(layer_arg).is_absolute():
         target = str(base / layer_arg)
@@ -365,7 +335,8 @@ def prove_claim(
     ``loaded`` (LAYER argument and base -> Layer) lets a batch load each layer once, so its
     claims share the layer's derivations.
     """
-    prove = _library("prove", "prove")
+    from .prove import prove
+
     key = (layer_arg, str(base))
     layer = loaded.get(key) if loaded is not None else None
     if layer is None:
@@ -501,8 +472,6 @@ def _internal_message(exc: Exception) -> str:
     """An unexpected exception as a bug of symderive (InternalError's text already says so)."""
     if isinstance(exc, InternalError):
         return str(exc)
-    if isinstance(exc, NotAvailable):
-        return f"internal error (a bug in symderive): {exc} is not available in this build"
     return f"internal error (a bug in symderive): {type(exc).__name__}: {exc}"
 
 
@@ -522,84 +491,13 @@ def cmd_prove(args, out, err) -> int:
     return combined_status(statuses)
 
 
-# -- human-readable verdicts -------------------------------------------------------------
-def format_array(value, indent: str = "    ") -> str:
-    """A small nested list as aligned rows (a scalar as itself).
-
-    >>> print(format_array([[1, -1], [0, 2]], indent=""))
-    [[ 1, -1],
-     [ 0,  2]]
-    """
-    if not isinstance(value, list):
-        return str(value)
-    if not value or not isinstance(value[0], list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    if not isinstance(value[0][0] if value[0] else None, list):
-        cells = [[str(v) for v in row] for row in value]
-        width = max((len(c) for row in cells for c in row), default=1)
-        rows = ["[" + ", ".join(c.rjust(width) for c in row) + "]" for row in cells]
-        return "[" + (",\n" + indent + " ").join(rows) + "]"
-    return json.dumps(value)
-
-
-def _shown(value) -> str:
-    """A verdict's layer, wrt or claim as text: a string as itself, a bad entry's other JSON value as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def format_verdict(verdict: Verdict) -> str:
-    """A verdict for people: the claim, the verdict, and the counterexample or the reason."""
-    head = f"{_shown(verdict.layer)}, d/d{_shown(verdict.wrt)}: {_shown(verdict.claim)}"
-    if verdict.verdict == PROVED:
-        assumed = f" (assuming {', '.join(verdict.assumptions)})" if verdict.assumptions else ""
-        return f"{head}\n  proved{assumed}"
-    if verdict.verdict == UNKNOWN:
-        return f"{head}\n  unknown: {verdict.reason}"
-    if verdict.verdict == ERROR:
-        return f"{head}\n  error: {verdict.reason}"
-    lines = [head, "  refuted"]
-    ce = verdict.counterexample
-    if ce is None:
-        lines.append(f"  {verdict.reason}" if verdict.reason else "")
-        return "\n".join(line for line in lines if line)
-    sizes = ", ".join(f"{k}={v}" for k, v in ce.sizes.items())
-    lines.append(f"  at sizes {sizes}" if sizes else "  at the layer's sizes")
-    if ce.is_shape_mismatch:
-        expected = tuple(ce.expected_shape)
-        if ce.claimed_shape is None:
-            # the search's own words say why where they say more than "not defined"
-            why = ce.message or ""
-            why = why.split(": ", 1)[1] if why.startswith("the claim is not defined here: ") else ""
-            lines.append(f"  the gradient has shape {expected}; the claim is not defined at these sizes")
-            if why:
-                lines.append(f"  ({why})")
-        else:
-            lines.append(f"  the gradient has shape {expected}; the claim has shape {tuple(ce.claimed_shape)}")
-        return "\n".join(lines)
-    for name, value in (ce.values or {}).items():
-        prefix = f"    {name} = "
-        lines.append(prefix + format_array(value, indent=" " * len(prefix)))
-    index = ", ".join(str(i) for i in (ce.index or ()))
-    element = f"d{verdict.wrt}[{index}]" if index else f"d{verdict.wrt}"
-    # SymPy's long exact printing (tanh of a 21-digit fraction) as its digits; --json keeps it exact
-    expected, claimed = readable_values(ce.expected, ce.claimed)
-    lines.append(f"  at {element}: expected {expected}, claimed {claimed}")
-    if ce.expected_array is not None and ce.claimed_array is not None and isinstance(ce.expected_array, list):
-        lines.append("    gradient: " + format_array(_readable_array(ce.expected_array), indent=" " * 14))
-        lines.append("    claim:    " + format_array(_readable_array(ce.claimed_array), indent=" " * 14))
-    return "\n".join(lines)
-
-
-def _readable_array(value):
-    if isinstance(value, list):
-        return [_readable_array(v) for v in value]
-    return readable_values(value)[0]
-
-
 # -- the other commands ------------------------------------------------------------------
 def cmd_layers(args, out, err) -> int:
-    names = _library("layer", "builtin_layer_names")()
-    load_layer = _library("layer", "load_layer")
+    from .layer import builtin_layer_names
+
+    names = builtin_layer_names()
+    from .layer import load_layer
+
     width = max((len(n) for n in names), default=0)
     broken = []
     for name in names:
@@ -616,13 +514,15 @@ def cmd_layers(args, out, err) -> int:
 
 
 def cmd_show(args, out, err) -> int:
-    describe = _library("layer", "describe_layer")
+    from .layer import describe_layer as describe
+
     print(describe(load(args.layer)), file=out)
     return EXIT_OK
 
 
 def cmd_derive(args, out, err) -> int:
-    derive = _library("derive", "derive")
+    from .derive import derive
+
     layer = load(args.layer)
     _check_wrt(layer, args.wrt)
     with wall_clock(args.timeout):
@@ -652,7 +552,8 @@ def _claims_of(layer, pairs) -> dict[str, str]:
                 )
             claims[name] = text
         return claims
-    known_claims = _library("codegen", "known_claims")
+    from .codegen import known_claims
+
     firsts = {wrt: known_claims(layer, wrt)[:1] for wrt in layer.differentiable}
     return {wrt: texts[0] for wrt, texts in firsts.items() if texts}
 
@@ -669,7 +570,8 @@ def _report_claims(layer, pairs) -> dict[str, list[str]] | None:
 
 
 def cmd_codegen(args, out, err) -> int:
-    emit_numpy = _library("codegen", "emit_numpy")
+    from .codegen import emit_module_and_tests, emit_numpy
+
     for path in (args.output, args.tests):
         _require_folder(path, "-o" if path == args.output else "--tests")
     layer = load(args.layer)
@@ -693,22 +595,22 @@ def cmd_codegen(args, out, err) -> int:
         verdicts[wrt] = dataclasses.replace(verdict, layer=layer.name)
     if statuses:
         return combined_status(statuses)
-    source = _call(emit_numpy, layer, claims=claims, verdicts=verdicts)
+    if not args.tests:
+        _write(args.output, emit_numpy(layer, claims=claims, verdicts=verdicts))
+        print(f"wrote {args.output}", file=out)
+        return EXIT_OK
+    # the tests check the module's very functions: emitted together, each claim proved once
+    source, tests = emit_module_and_tests(layer, Path(args.output).stem, claims=claims, verdicts=verdicts)
     _write(args.output, source)
     print(f"wrote {args.output}", file=out)
-    if args.tests:
-        emit_tests = _library("codegen", "emit_tests")
-        module = Path(args.output).stem
-        _write(
-            args.tests,
-            _call(emit_tests, layer, claims=claims, module_name=module, module=module, module_path=args.output),
-        )
-        print(f"wrote {args.tests}", file=out)
+    _write(args.tests, tests)
+    print(f"wrote {args.tests}", file=out)
     return EXIT_OK
 
 
 def cmd_report(args, out, err) -> int:
-    report = _library("report", "report")
+    from .report import report
+
     if Path(args.output).suffix.lower() not in (".pdf", ".tex"):
         raise InputError(f"the report is written as FILE.pdf or FILE.tex, got {args.output!r}", where="-o")
     layer = load(args.layer)
@@ -746,7 +648,8 @@ def _indented(text: str, pad: str = "  ") -> str:
 
 
 def cmd_check(args, out, err) -> int:
-    check_many = _library("checking", "check_many")
+    from .checking import check_many
+
     layer = load(args.layer)
     _check_wrt(layer, args.wrt)
     for spec in args.impl:
@@ -754,8 +657,7 @@ def cmd_check(args, out, err) -> int:
             raise InputError(f"FILE.py:FUNCTION expected, got {spec!r}", where="--impl")
     # one call for all: every --impl is checked for its function before any of them runs,
     # and all run on the same cases
-    reports = _call(
-        check_many,
+    reports = check_many(
         layer,
         args.wrt,
         list(args.impl),
@@ -835,14 +737,6 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except ClaimTimeout:
         print(f"{prog}: timeout: the command did not finish within the --timeout", file=err)
         return EXIT_UNKNOWN
-    except NotAvailable as exc:
-        print(
-            _one_line(
-                f"{prog}: internal error: {exc} is not available in this build (a bug of symderive); please report it"
-            ),
-            file=err,
-        )
-        return EXIT_INTERNAL
     except InternalError as exc:
         print(_one_line(f"{prog}: {exc}; please report it"), file=err)
         return EXIT_INTERNAL

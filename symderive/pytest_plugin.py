@@ -73,7 +73,7 @@ class LayerFile(pytest.File):
 
 def _item_name(layer_name: str, claim) -> str:
     """``layer[dwrt = claim]``, with the claim's own assumptions when it has any."""
-    from .testing import claim_heading
+    from .render.text import claim_heading
 
     extra = f" assuming {', '.join(claim.assume)}" if claim.assume else ""
     return f"{layer_name}[{claim_heading(claim.wrt, claim.claim)}{extra}]"
@@ -89,7 +89,7 @@ class ClaimItem(pytest.Item):
 
     def runtest(self):
         from .decide.symbolic import prove
-        from .testing import render_verdict
+        from .render.text import render_verdict
 
         timeout = float(self.config.getini("symderive_timeout") or 60)
         verdict = prove(self.layer, self.claim.wrt, self.claim.claim, assume=self.claim.assume, timeout=timeout)
@@ -106,6 +106,6 @@ class ClaimItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        from .testing import claim_heading
+        from .render.text import claim_heading
 
         return self.path, None, f"{self.layer.name}: {claim_heading(self.claim.wrt, self.claim.claim)}"

@@ -1,14 +1,111 @@
 """Reports (the README's ``symderive.report``): LaTeX and PDF of a layer's derivations and verdicts.
 
-The renderer lives in :mod:`symderive.render`; this façade keeps the documented path, and
-``sd.report(...)`` calls :func:`report`.
+This façade does the work a report shows -- derives each input's gradient, proves each
+claim within its time, emits the NumPy module of the proved ones -- and hands the
+results to the renderer (:mod:`symderive.render.report`), which only lays them out.
+``sd.report(...)`` calls :func:`report`; the renderer's own functions (``math_latex``,
+``compile_pdf`` ...) are reachable here too.
+
+>>> "documentclass" in render_tex("linear")
+True
 """
 
 from __future__ import annotations
 
-from ._callable import make_callable
-from .render.report import LatexError, compile_pdf, render_tex, report
+from collections.abc import Mapping
+from pathlib import Path
 
-__all__ = ["LatexError", "compile_pdf", "render_tex", "report"]
+from . import codegen
+from ._callable import make_callable
+from .calculus.derive import derive
+from .clock import ClaimTimeout, wall_clock
+from .decide.verdict import UNKNOWN, Verdict
+from .errors import InputError
+from .model.layer import as_layer
+from .prove import prove
+from .render import report as renderer
+from .render.report import Evidence, LatexError, check_output, claims_by_input, compile_pdf, write_report
+
+__all__ = ["Evidence", "LatexError", "compile_pdf", "evidence", "render_tex", "report", "report_data"]
+
+
+def report(
+    layer, claims: Mapping | None = None, output: str | Path = "report.pdf", wrt=None, timeout: float | None = None
+) -> Path:
+    """Write a layer's report to ``output`` (``.tex``, or ``.pdf`` compiled with latexmk).
+
+    ``claims`` maps input names to a claim or a list of claims (default: the layer's
+    known claims); ``wrt`` names the inputs to report on (default: the ones named in
+    ``claims``, else every differentiable input); ``timeout`` bounds each claim's proof
+    in seconds (a claim out of time shows as unknown, with the reason).
+
+    >>> # report(load_layer("conv2d"), {"x": 'convolve(g, w, "full")'}, "conv2d.pdf")
+    """
+    layer = as_layer(layer)
+    output = check_output(output)
+    return write_report(render_tex(layer, claims, wrt, timeout), output)
+
+
+def render_tex(layer, claims: Mapping | None = None, wrt=None, timeout: float | None = None) -> str:
+    """The report's LaTeX source (see :func:`report` for the arguments)."""
+    layer = as_layer(layer)
+    return renderer.render_tex(layer, evidence(layer, claims, wrt, timeout))
+
+
+def report_data(layer, claims: Mapping | None = None, wrt=None, timeout: float | None = None) -> dict:
+    """Everything a report shows, derived and proved now, as template data.
+
+    ``timeout`` (seconds) bounds each claim's proof; a claim that runs out of time is
+    shown as unknown with the reason (None: :func:`symderive.prove.prove`'s default).
+    """
+    layer = as_layer(layer)
+    return renderer.report_data(layer, evidence(layer, claims, wrt, timeout))
+
+
+def evidence(layer, claims: Mapping | None = None, wrt=None, timeout: float | None = None) -> Evidence:
+    """The derivations, verdicts and emitted module a report on ``layer`` shows.
+
+    >>> [name for name, _, _ in evidence("linear", {"x": "w.T @ g"}).sections]
+    ['x']
+    """
+    layer = as_layer(layer)
+    sections, chosen = [], {}
+    for name, entries in claims_by_input(layer, claims, wrt).items():
+        derivation = derive(layer, name)
+        found = []
+        for text, assume in entries:
+            verdict = _verdict_within(layer, name, text, assume, timeout)
+            found.append((text, assume, verdict))
+            if verdict.proved and not assume:
+                chosen.setdefault(name, text)
+        sections.append((name, derivation, tuple(found)))
+    module, note = emitted_module(layer, chosen) if chosen else ("", "")
+    return Evidence(sections=tuple(sections), chosen=chosen, module=module, note=note)
+
+
+def _verdict_within(layer, wrt: str, claim: str, assume, timeout: float | None):
+    """The verdict, or unknown with the reason when ``timeout`` seconds run out first."""
+    if timeout is None:
+        return prove(layer, wrt, claim, assume=assume)
+    # prove's own timeout bounds its counterexample search; the wall clock bounds the proof
+    try:
+        with wall_clock(float(timeout)):
+            return prove(layer, wrt, claim, assume=assume, timeout=float(timeout))
+    except ClaimTimeout:
+        return Verdict(UNKNOWN, layer=layer.name, wrt=wrt, claim=claim, reason=f"timeout (after {timeout:g} s)")
+
+
+def emitted_module(layer, claims: Mapping[str, str]) -> tuple[str, str]:
+    """(the emitted NumPy module for these proved claims, a note when there is none)."""
+    try:
+        return codegen.emit_numpy(layer, claims=dict(claims)), ""
+    except (InputError, NotImplementedError, codegen.CodegenRefusal) as err:
+        return "", f"(no code emitted: {err})"
+
+
+def __getattr__(name: str):
+    # the renderer's functions, reachable under the documented module as before
+    return getattr(renderer, name)
+
 
 make_callable(__name__)

@@ -364,7 +364,7 @@ expect = "refuted"
 
 
 def test_report_without_claim_shows_every_known_claim_like_the_library(capsys, tmp_path):
-    from symderive.render.report import report
+    from symderive.report import report
 
     layer = tmp_path / "lin.toml"
     layer.write_text((LAYERS_DIR / "linear.toml").read_text(encoding="utf-8") + LINEAR_WITH_MISTAKES)

@@ -57,9 +57,9 @@ class Derivation:
 
     def _repr_markdown_(self) -> str:
         """Jupyter: the same content as a report, in short (Markdown with $$ math)."""
-        from ..render.report import derivation_markdown
+        from ..display import markdown_of
 
-        return derivation_markdown(self)
+        return markdown_of(self)
 
 
 class NotDifferentiable(ValueError):

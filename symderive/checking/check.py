@@ -138,7 +138,7 @@ def _named(prefix: str, value, max_elements: int | None) -> str:
 
 def _format_value(value, max_elements: int | None) -> str:
     """An array as aligned rows; one of more than ``max_elements`` elements summarised by NumPy."""
-    from ..testing import format_array
+    from ..render.text import format_array
 
     arr = np.asarray(value, dtype=object)
     if max_elements is None or arr.size <= max_elements or arr.ndim == 0:

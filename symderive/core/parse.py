@@ -23,6 +23,7 @@ import sympy as sp
 
 from ..errors import InputError, InternalError
 from . import ops
+from .assumptions import Assumption
 from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, index_symbol, leaf, size_symbol
 from .ops import FAMILY_PREFIXES, OPERATORS, REFUSED_SPELLINGS, Operator, Param
 from .tree import Call, Node, Num, Ref, Scalar, build
@@ -1049,8 +1050,6 @@ def parse_assumption(text: str, names, sizes, where: str = "assumption"):
     >>> parse_assumption("sum(t) == 1", {"t": (H,)}, [H]).kind
     'equal'
     """
-    from ..model.layer import Assumption
-
     tree, lhs, offset = _parse_ast(text, where)
     if lhs is not None:
         raise InputError("an assumption is a comparison (use == for equality)", where=where)

@@ -192,7 +192,11 @@ def _indent_doc(doc: str) -> str:
 
 
 def emit_numpy(
-    layer, claims: Mapping[str, str] | None = None, check: bool = True, verdicts: Mapping[str, Verdict] | None = None
+    layer,
+    claims: Mapping[str, str] | None = None,
+    check: bool = True,
+    verdicts: Mapping[str, Verdict] | None = None,
+    prove=None,
 ) -> str:
     """The source of a standalone NumPy module for a layer's forward pass and gradients.
 
@@ -200,13 +204,39 @@ def emit_numpy(
     inputs use the layer's known claims that prove, else the derived index form.
     ``verdicts`` (input name -> Verdict) are verdicts a caller already has for ``claims``
     (the command line proves each claim under its timeout first): a proved verdict of this
-    layer, input and claim is not proved again; any other is ignored.
+    layer, input and claim is not proved again; any other is ignored. ``prove`` is the
+    prover to ask (default :func:`symderive.decide.symbolic.prove`).
 
     >>> src = emit_numpy("linear", claims={"x": "transpose(w) @ g"})
     >>> "def grad_x(*, w, g):" in src
     True
     """
     layer = _as_layer(layer)
+    return _module_of(layer, emitted_functions(layer, claims, verdicts, prove), check)
+
+
+def emit_module_and_tests(
+    layer,
+    module_name: str,
+    claims: Mapping[str, str] | None = None,
+    verdicts: Mapping[str, Verdict] | None = None,
+    prove=None,
+) -> tuple[str, str]:
+    """(:func:`emit_numpy`'s module, :func:`emit_tests`'s tests for it), each claim proved once.
+
+    >>> src, tests = emit_module_and_tests("linear", "linear_grads")
+    >>> "def grad_x" in src and "def test_grad_x" in tests
+    True
+    """
+    layer = _as_layer(layer)
+    functions = emitted_functions(layer, claims, verdicts, prove)
+    return _module_of(layer, functions, True), _tests_of(layer, module_name, functions)
+
+
+def emitted_functions(
+    layer, claims: Mapping[str, str] | None = None, verdicts: Mapping[str, Verdict] | None = None, prove=None
+) -> list[Function]:
+    """The functions of an emitted module: ``forward``, then ``grad_<input>`` per differentiable input."""
     claims = dict(claims or {})
     unknown = set(claims) - set(layer.differentiable)
     if unknown:
@@ -216,14 +246,20 @@ def emit_numpy(
     verdicts = dict(verdicts or {})
     functions = [forward_function(layer)]
     for wrt in layer.differentiable:
-        functions.append(gradient_function(layer, wrt, claims.get(wrt), verdicts.get(wrt)))
+        functions.append(gradient_function(layer, wrt, claims.get(wrt), verdicts.get(wrt), prove))
+    return functions
+
+
+def _module_of(layer, functions: list[Function], check: bool) -> str:
     source = format_source(module_source(layer, functions))
     if check:
         check_functions(layer, functions, source)
     return source
 
 
-def emit_tests(layer, module_name: str, claims: Mapping[str, str] | None = None, sizes_count: int = 3) -> str:
+def emit_tests(
+    layer, module_name: str, claims: Mapping[str, str] | None = None, sizes_count: int = 3, prove=None
+) -> str:
     """Pytest tests for an emitted module, importing only NumPy and that module.
 
     Expected values are computed now by symderive's exact evaluation of the forms the
@@ -233,8 +269,10 @@ def emit_tests(layer, module_name: str, claims: Mapping[str, str] | None = None,
     True
     """
     layer = _as_layer(layer)
-    claims = dict(claims or {})
-    functions = [forward_function(layer)] + [gradient_function(layer, w, claims.get(w)) for w in layer.differentiable]
+    return _tests_of(layer, module_name, emitted_functions(layer, claims, None, prove), sizes_count)
+
+
+def _tests_of(layer, module_name: str, functions: list[Function], sizes_count: int = 3) -> str:
     cases = []
     for k, sizes in enumerate(check_sizes(layer)[:sizes_count]):
         values = _exact_values(layer, sizes, np.random.default_rng(1000 + k))
@@ -311,34 +349,22 @@ def forward_function(layer) -> Function:
     return Function("forward", args, body, doc, layer.forward, helpers)
 
 
-#: recent gradient functions by (layer object, wrt, claim): ``codegen -o --tests`` emits the
-#: module and then its tests from the same layer object without proving every claim twice
-_RECENT: dict[tuple[int, str, str | None], tuple[object, Function]] = {}
-
-
-def gradient_function(layer, wrt: str, claim: str | None, verdict: Verdict | None = None) -> Function:
+def gradient_function(layer, wrt: str, claim: str | None, verdict: Verdict | None = None, prove=None) -> Function:
     """The emitted ``grad_<wrt>``, from a proved claim or the derived index form.
 
-    ``verdict``: a verdict already obtained for ``claim``, used if it proves that claim.
+    ``verdict``: a verdict already obtained for ``claim``, used if it proves that claim;
+    ``prove``: the prover to ask (default :func:`symderive.decide.symbolic.prove`).
     """
-    key = (id(layer), wrt, claim)
-    if key in _RECENT and _RECENT[key][0] is layer:
-        return _RECENT[key][1]
-    chosen = _proved_claim(layer, wrt, claim, verdict)
+    chosen = _proved_claim(layer, wrt, claim, verdict, prove)
     if chosen is not None:
-        fn = _claim_function(layer, wrt, *chosen)
-    else:
-        fn = _derived_function(layer, wrt)
-    if len(_RECENT) >= 64:
-        _RECENT.pop(next(iter(_RECENT)))
-    # the entry holds the layer itself, so its id is not reused while the entry lives
-    _RECENT[key] = (layer, fn)
-    return fn
+        return _claim_function(layer, wrt, *chosen)
+    return _derived_function(layer, wrt)
 
 
-def _proved_claim(layer, wrt: str, claim: str | None, verdict: Verdict | None = None):
+def _proved_claim(layer, wrt: str, claim: str | None, verdict: Verdict | None = None, prove=None):
     """(claim text, verdict) for the claim to emit, or None to use the derivation."""
-    from ..decide.symbolic import prove
+    if prove is None:
+        from ..decide.symbolic import prove
 
     if claim is not None:
         if not _proves(verdict, layer, wrt, claim):

@@ -17,6 +17,7 @@ import z3
 from sympy.printing.str import StrPrinter
 
 from ..core import domains
+from ..core.assumptions import Assumption
 from ..core.ir import Tensor, fresh_indices, leaf, plain
 from ..core.ops import OPERATORS
 from ..core.tree import Call, Node, Num, Ref
@@ -35,24 +36,6 @@ class KnownClaim:
     claim: str
     assume: tuple[str, ...] = ()
     expect: str = "proved"
-
-
-@dataclass(frozen=True)
-class Assumption:
-    """One parsed assumption.
-
-    ``kind`` is ``"size"`` (``cond`` a SymPy relation over sizes, congruences through
-    ``Mod``), ``"equal"`` (``lhs == rhs`` elementwise, both trees over the layer's
-    tensors, e.g. ``sum(t) == 1``) or ``"sign"`` (``lhs`` rel ``rhs`` elementwise, e.g.
-    ``x > 0``; ``rel`` is the operator text). ``text`` is the user's spelling.
-    """
-
-    text: str
-    kind: str
-    cond: sp.Basic = sp.true
-    lhs: Node | None = None
-    rhs: Node | None = None
-    rel: str = ""
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from ..calculus.derive import range_facts, simplify_guards
 from ..core.domains import settle_piecewise
 from ..core.ir import Defined, GSum, Iverson, index_symbol
 from ..core.tree import decimal_text
-from ..decide.verdict import long_value
 from ..errors import InputError
+from .text import long_value
 
 # -- escaping -----------------------------------------------------------------------------
 
@@ -1358,19 +1358,6 @@ def claim_view(layer, wrt: str, claim: str, verdict, key: str) -> ClaimView:
     return view
 
 
-def emitted_module(layer, claims: Mapping[str, str]) -> tuple[str, str]:
-    """(the emitted NumPy module for these proved claims, a note when there is none)."""
-    try:
-        from ..emit import codegen
-    except ImportError:
-        return "", "(code generation is not available in this installation)"
-    refusals = (InputError, NotImplementedError, getattr(codegen, "CodegenRefusal", InputError))
-    try:
-        return codegen.emit_numpy(layer, claims=dict(claims)), ""
-    except refusals as err:
-        return "", f"(no code emitted: {err})"
-
-
 def function_source(module: str, name: str) -> str:
     """The source of one top-level function of a (generated) module ('' if absent).
 
@@ -1477,24 +1464,28 @@ def claims_by_input(layer, claims: Mapping | None, wrt) -> dict[str, list[tuple[
     return out
 
 
-def report_data(layer, claims: Mapping | None = None, wrt=None, timeout: float | None = None) -> dict:
-    """Everything a report shows, derived and proved now, as template data.
+@dataclass(frozen=True)
+class Evidence:
+    """What a report shows about one layer, found beforehand (by :mod:`symderive.report`).
 
-    ``timeout`` (seconds) bounds each claim's proof; a claim that runs out of time is
-    shown as unknown with the reason (None: :func:`symderive.prove.prove`'s default).
+    ``sections`` holds, per input, its derivation and its claims as (text, extra
+    assumptions, verdict); ``module`` the emitted NumPy module of the ``chosen`` claims
+    ('' with ``note`` saying why there is none).
     """
-    from ..calculus.derive import derive
-    from ..decide.symbolic import prove
 
-    sections, chosen = [], {}
-    for k, (name, entries) in enumerate(claims_by_input(layer, claims, wrt).items()):
-        derivation = derive(layer, name)
-        views = []
-        for j, (text, assume) in enumerate(entries):
-            verdict = _verdict_within(prove, layer, name, text, assume, timeout)
-            views.append(claim_view(layer, name, text, verdict, key=f"eq:c{k}:{j}"))
-            if verdict.proved and not assume:
-                chosen.setdefault(name, text)
+    sections: tuple = ()
+    chosen: dict = field(default_factory=dict)
+    module: str = ""
+    note: str = ""
+
+
+def report_data(layer, evidence: Evidence) -> dict:
+    """Everything a report shows, as template data, from derivations and verdicts found before."""
+    sections, chosen, module, note = [], evidence.chosen, evidence.module, evidence.note
+    for k, (name, derivation, entries) in enumerate(evidence.sections):
+        views = [
+            claim_view(layer, name, text, verdict, key=f"eq:c{k}:{j}") for j, (text, _, verdict) in enumerate(entries)
+        ]
         sections.append(
             SectionView(
                 wrt=name,
@@ -1505,7 +1496,6 @@ def report_data(layer, claims: Mapping | None = None, wrt=None, timeout: float |
                 reach=reach_picture(layer, name),
             )
         )
-    module, note = emitted_module(layer, chosen) if chosen else ("", "")
     for section in sections:
         for view in section.claims:
             if view.verdict == "proved":
@@ -1513,21 +1503,6 @@ def report_data(layer, claims: Mapping | None = None, wrt=None, timeout: float |
                 view.code = listing_safe(function_source(module, f"grad_{section.wrt}")) if emitted else ""
                 view.code_note = "" if view.code else (note or "(the module below emits another proved claim)")
     return {"layer": layer_view(layer), "sections": sections, "module": listing_safe(module) if module else ""}
-
-
-def _verdict_within(prove, layer, wrt: str, claim: str, assume, timeout: float | None):
-    """``prove``'s verdict, or unknown with the reason when ``timeout`` seconds run out first."""
-    if timeout is None:
-        return prove(layer, wrt, claim, assume=assume)
-    # prove's own timeout bounds its counterexample search; the wall clock bounds the proof
-    from ..clock import ClaimTimeout, wall_clock
-    from ..decide.verdict import UNKNOWN, Verdict
-
-    try:
-        with wall_clock(float(timeout)):
-            return prove(layer, wrt, claim, assume=assume, timeout=float(timeout))
-    except ClaimTimeout:
-        return Verdict(UNKNOWN, layer=layer.name, wrt=wrt, claim=claim, reason=f"timeout (after {timeout:g} s)")
 
 
 # -- templates and output ----------------------------------------------------------------
@@ -1563,30 +1538,16 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_tex(layer, claims: Mapping | None = None, wrt=None, timeout: float | None = None) -> str:
-    """The report's LaTeX source.
+def render_tex(layer, evidence: Evidence) -> str:
+    """The report's LaTeX source, from the evidence found before.
 
-    >>> # render_tex(load_layer("conv2d")) -> '\\\\documentclass...'
+    >>> # render_tex(load_layer("conv2d"), evidence) -> '\\documentclass...'
     """
-    return environment().get_template("report.tex.j2").render(**report_data(layer, claims, wrt, timeout))
+    return environment().get_template("report.tex.j2").render(**report_data(layer, evidence))
 
 
-def report(
-    layer, claims: Mapping | None = None, output: str | Path = "report.pdf", wrt=None, timeout: float | None = None
-) -> Path:
-    """Write a layer's report to ``output`` (``.tex``, or ``.pdf`` compiled with latexmk).
-
-    ``claims`` maps input names to a claim or a list of claims (default: the layer's
-    known claims); ``wrt`` names the inputs to report on (default: the ones named in
-    ``claims``, else every differentiable input); ``timeout`` bounds each claim's proof
-    in seconds (a claim out of time shows as unknown, with the reason).
-
-    >>> # report(load_layer("conv2d"), {"x": 'convolve(g, w, "full")'}, "conv2d.pdf")
-    """
-    if isinstance(layer, str):
-        from ..model.layer import load_layer
-
-        layer = load_layer(layer)
+def check_output(output: str | Path) -> Path:
+    """``output`` as a Path, after the checks that fail before any (slow) proof or compile."""
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".tex", ".pdf"):
@@ -1594,8 +1555,12 @@ def report(
     _require_writable_folder(output)
     if suffix == ".pdf":
         _require_latexmk(output)
-    tex = render_tex(layer, claims, wrt, timeout)
-    data = tex.encode("utf-8") if suffix == ".tex" else compile_pdf(tex)
+    return output
+
+
+def write_report(tex: str, output: Path) -> Path:
+    """Write LaTeX source to ``output`` as itself (``.tex``) or compiled (``.pdf``)."""
+    data = tex.encode("utf-8") if output.suffix.lower() == ".tex" else compile_pdf(tex)
     try:
         output.write_bytes(data)
     except OSError as err:
@@ -1733,8 +1698,3 @@ def _cex_markdown(cex, wrt: str) -> list[str]:
     claimed = array_latex(cex.claimed_array, index) if cex.claimed_array is not None else number_latex(cex.claimed)
     out.append(r"$$\text{true gradient } %s \quad\text{claim } %s$$" % (expected, claimed))
     return out
-
-
-from .._callable import make_callable  # noqa: E402  (sd.report(...) calls report())
-
-make_callable(__name__)

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 # the torch forwards, sizes and data of the new layers are shared with tests/test_layers_torch.py
-# (tests/ is on sys.path under pytest)
+# (tests/ is on sys.path under pytest: tests/conftest.py)
 import test_layers_torch as new_layers
 import torch
 import torch.nn.functional as F
 
+from symderive import codegen
+from symderive.codegen import ClaimNotProved, emit_numpy, emit_tests
 from symderive.core.ops import OPERATORS
-from symderive.emit import codegen as codegen
-from symderive.emit.codegen import ClaimNotProved, emit_numpy, emit_tests
 from symderive.errors import InputError, InternalError
 from symderive.model.layer import builtin_layer_names, load_layer
 
@@ -737,7 +737,7 @@ def test_an_operand_read_twice_by_an_in_place_update_is_computed_once():
 
 
 def test_a_proved_verdict_given_for_a_claim_is_not_proved_again(monkeypatch):
-    import symderive.decide.symbolic as prove_module
+    import symderive.prove as prove_module
 
     layer = load_layer("linear")
     verdict = prove_module.prove(layer, "x", "w.T @ g")

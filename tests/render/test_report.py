@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from symderive import report as rp
 from symderive.calculus.derive import Derivation, Step, derive
 from symderive.core.ir import GSum, Iverson, index_symbol, size_symbol
-from symderive.decide.verdict import Counterexample, Verdict, printed_value
+from symderive.decide.verdict import Counterexample, Verdict
 from symderive.errors import InputError
 from symderive.model.layer import builtin_layer_names, load_layer
-from symderive.render import report as rp
+from symderive.render.text import printed_value
 
 HAVE_LATEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
 

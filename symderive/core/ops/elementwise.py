@@ -158,7 +158,7 @@ def branched_value(fn: Callable[..., sp.Expr], values: list, otherwise: sp.Expr 
 
 
 # -- the table ------------------------------------------------------------------------
-from . import Operator, Param, register  # noqa: E402
+from .table import Operator, Param, register  # noqa: E402
 
 
 def _unary_shape(x):
@@ -299,7 +299,7 @@ def binary(
     ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}``; ``domains`` as in
     :func:`elementwise_tensor`.
 
-    >>> from . import OPERATORS
+    >>> from .table import OPERATORS
     >>> OPERATORS["add"].params[0].name
     'x1'
     """

@@ -12,7 +12,6 @@ import sympy as sp
 
 from ...errors import InputError
 from ..ir import Iverson, Tensor, dummy_index, gsum, keep_domains
-from . import Operator, Param, register
 from .elementwise import (
     broadcast_index,
     broadcast_pair,
@@ -25,6 +24,7 @@ from .elementwise import (
     option_latex,
     paren,
 )
+from .table import Operator, Param, register
 
 
 def _tensor(shape, element, valid=sp.true, zero_outside=False) -> Tensor:

@@ -19,8 +19,8 @@ import sympy as sp
 
 from ...errors import InputError
 from ..ir import Iverson, Tensor, dummy_index, gsum
-from . import Operator, Param, numpy_helper, register
 from .elementwise import elementwise_tensor
+from .table import Operator, Param, numpy_helper, register
 
 
 # -- options -----------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from ...errors import InputError
 from ..ir import GSum, Iverson, Tensor, dummy_index, gsum
-from . import Operator, Param, register
 from .elementwise import normalize_axes, option_code, option_latex
+from .table import Operator, Param, register
 
 
 class ReduceMax(ExprWithLimits):

@@ -20,7 +20,7 @@ import sympy as sp
 
 from ...errors import InputError
 from ..ir import Shape, Tensor, dummy_index, gsum
-from . import Operator, Param, numpy_helper, refuse, register
+from .table import Operator, Param, numpy_helper, refuse, register
 
 MODES = ("full", "valid", "same")
 METHODS = ("auto", "direct", "fft")

@@ -15,9 +15,9 @@ import sympy as sp
 
 from ...errors import InputError
 from ..ir import Tensor, gsum
-from . import Operator, Param, numpy_helper, register
 from .elementwise import elementwise_tensor, normalize_axes, option_code, option_latex
 from .reduce import Reduction, _bool, reduced_shape
+from .table import Operator, Param, numpy_helper, register
 
 
 def _floating(x):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from symderive.decide.verdict import printed_value, readable_values
+from symderive.render.text import printed_value, readable_values
 
 
 def test_a_long_exact_value_is_shown_by_its_digits_and_short_ones_as_printed():

@@ -1,0 +1,132 @@
+"""The operator table: :class:`Operator`, :class:`Param` and the registries the rule modules fill.
+
+See :mod:`symderive.core.ops` for the four rules every operator carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..ir import Shape, Tensor
+
+#: which user-visible prefixes a family accepts (``np.exp``, ``F.conv2d`` ...)
+FAMILY_PREFIXES: dict[str, tuple[str, ...]] = {
+    "numpy": ("np", "numpy"),
+    "scipy.signal": ("scipy.signal",),
+    "scipy.special": ("scipy.special",),
+    "torch": ("F", "torch.nn.functional"),
+    "sympy": (),
+    "operator": (),
+}
+
+PARAM_KINDS = ("tensor", "tensors", "int", "ints", "axis", "str", "bool", "number", "spec")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of an operator, as the library names it.
+
+    ``kind`` is one of ``PARAM_KINDS``: ``tensor`` (an array, or a number made 0-d),
+    ``tensors`` (the rest of the positional arguments, as in ``einsum``), ``int``
+    (an integer expression over sizes), ``ints`` (an int or a tuple of them, expanded
+    to ``n`` entries by the operator), ``axis`` (None, an int or a tuple of ints),
+    ``str`` (one of ``choices``), ``bool``, ``number`` (a real constant), ``spec``
+    (an einsum subscript string).
+
+    >>> Param("mode", "str", default="full", choices=("full", "valid", "same")).name
+    'mode'
+    """
+
+    name: str
+    kind: str
+    default: object = None
+    required: bool = False
+    choices: tuple = ()
+
+    def __post_init__(self):
+        if self.kind not in PARAM_KINDS:
+            raise ValueError(f"unknown parameter kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An operator with its four rules (see the module docstring).
+
+    >>> OPERATORS["exp"].family
+    'numpy'
+    """
+
+    name: str
+    family: str
+    params: tuple[Param, ...]
+    definition: Callable[..., Tensor] = field(repr=False)
+    shape_rule: Callable[..., tuple[Shape, sp.Boolean]] = field(repr=False)
+    to_numpy: Callable[..., str] = field(repr=False)
+    to_latex: Callable[..., str] = field(repr=False)
+    numpy_helpers: tuple[str, ...] = ()
+    #: algebraic structure the prover may rely on: "elementwise", "linear", "bilinear"
+    algebra: str = ""
+    #: False for operators reached only through Python syntax (``+``, ``@``, ``x[i]``)
+    by_name: bool = True
+    #: prefixed spellings refused because the library's meaning differs (np.convolve)
+    doc: str = ""
+
+
+#: the one registry: name -> Operator
+OPERATORS: dict[str, Operator] = {}
+#: helper function name -> its source, for emitted NumPy modules
+NUMPY_HELPERS: dict[str, str] = {}
+#: "prefix.name" spellings that name a different library's function, with the reason
+REFUSED_SPELLINGS: dict[str, str] = {}
+
+
+def register(op: Operator) -> Operator:
+    """Add an operator to the table (once).
+
+    >>> "exp" in OPERATORS
+    True
+    """
+    if op.name in OPERATORS:
+        raise ValueError(f"operator {op.name!r} registered twice")
+    OPERATORS[op.name] = op
+    return op
+
+
+def numpy_helper(name: str, source: str) -> str:
+    """Register the source of a helper function that NumPy lowerings may call.
+
+    >>> numpy_helper("_identity_example", "def _identity_example(a):\\n    return a\\n")
+    '_identity_example'
+    """
+    NUMPY_HELPERS[name] = source
+    return name
+
+
+def refuse(spelling: str, reason: str) -> None:
+    """Refuse a prefixed spelling by name (``np.convolve`` is not scipy's convolve).
+
+    >>> refuse("np.example_refused", "not ours"); REFUSED_SPELLINGS["np.example_refused"]
+    'not ours'
+    """
+    REFUSED_SPELLINGS[spelling] = reason
+
+
+def lookup(name: str) -> Operator:
+    """The operator a user's function name means, or KeyError.
+
+    >>> lookup("exp").name
+    'exp'
+    """
+    return OPERATORS[name]
+
+
+def all_valid(*conds) -> sp.Boolean:
+    """The conjunction of validity conditions.
+
+    >>> all_valid(sp.true, sp.true)
+    True
+    """
+    return sp.And(*conds)
