@@ -151,6 +151,9 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("layer", nargs="?", metavar="LAYER", help="a built-in layer name or a path to a TOML file")
     p.add_argument("claim", nargs="?", metavar="CLAIM", help="the claimed gradient (closed or index form)")
     p.add_argument("--wrt", metavar="NAME", help="the input the gradient is taken with respect to")
+    p.add_argument(
+        "--identity", metavar="'LHS == RHS'", help="prove or refute an identity over the layer's tensors instead"
+    )
     p.add_argument("--assume", action="append", default=[], metavar="EXPR", help="an extra assumption (repeatable)")
     p.add_argument("--batch", metavar="FILE.json", help="prove every claim of a JSON batch file")
     p.add_argument("--json", action="store_true", help="one JSON object per claim, one per line")
@@ -332,28 +335,43 @@ def prove_claim(
 ) -> Verdict:
     """The verdict on one claim, with the wall-clock guard; InputError for a bad input.
 
-    ``loaded`` (LAYER argument and base -> Layer) lets a batch load each layer once, so its
-    claims share the layer's derivations.
+    ``loaded`` (LAYER argument and base -> (Layer, Memo)) lets a batch load each layer once,
+    so its claims share the layer's derivations and verdicts.
     """
-    from .prove import prove
+    from . import prove as prove_api
 
     key = (layer_arg, str(base))
-    layer = loaded.get(key) if loaded is not None else None
+    layer, memo = loaded.get(key, (None, None)) if loaded is not None else (None, None)
     if layer is None:
-        layer = load(layer_arg, base)
+        layer, memo = load(layer_arg, base), prove_api.Memo()
         if loaded is not None:
-            loaded[key] = layer
+            loaded[key] = (layer, memo)
     _check_wrt(layer, wrt)
     if not isinstance(claim, str) or not claim.strip():
         raise InputError("the claim is empty", where="CLAIM")
     try:
         with wall_clock(timeout):
-            verdict = prove(layer, wrt, claim, assume=_new_assumptions(layer, assume), timeout=timeout)
+            verdict = prove_api.prove(
+                layer, wrt, claim, assume=_new_assumptions(layer, assume), timeout=timeout, memo=memo
+            )
     except ClaimTimeout:
         verdict = Verdict(UNKNOWN, reason=f"timeout (after {timeout:g} s)")
     if not isinstance(verdict, Verdict):
         raise InternalError(f"prove returned {type(verdict).__name__}, not a Verdict")
     return dataclasses.replace(verdict, layer=layer_arg, wrt=wrt, claim=claim)
+
+
+def prove_identity_claim(layer_arg: str, identity: str, assume: Sequence[str], timeout: float) -> Verdict:
+    """The verdict on one identity ``LHS == RHS`` over a layer, with the wall-clock guard."""
+    from . import prove as prove_api
+
+    layer = load(layer_arg)
+    try:
+        with wall_clock(timeout):
+            verdict = prove_api.prove_identity(layer, identity, assume=_new_assumptions(layer, assume), timeout=timeout)
+    except ClaimTimeout:
+        verdict = Verdict(UNKNOWN, reason=f"timeout (after {timeout:g} s)")
+    return dataclasses.replace(verdict, layer=layer_arg, wrt="", claim=identity)
 
 
 def _new_assumptions(layer, assume: Sequence[str]) -> list[str]:
@@ -443,6 +461,12 @@ def _verdicts(args) -> Iterator[tuple[Verdict, int]]:
     (LANGUAGE.md); so does a bug of symderive met on one entry, with status 70, so that the
     other claims still get their verdicts and every line keeps the batch's order.
     """
+    if args.identity is not None:
+        if args.batch is not None or args.claim is not None or args.wrt or args.layer is None:
+            raise InputError("prove LAYER --identity 'LHS == RHS' takes no CLAIM, --wrt or --batch", where="prove")
+        verdict = prove_identity_claim(args.layer, args.identity, args.assume, args.timeout)
+        yield verdict, verdict_status(verdict)
+        return
     if args.batch is None:
         if args.layer is None or args.claim is None:
             raise InputError("prove needs LAYER --wrt NAME CLAIM, or --batch FILE.json", where="prove")
@@ -577,7 +601,7 @@ def cmd_codegen(args, out, err) -> int:
     layer = load(args.layer)
     # an input with no claim gets the derived index form, as emit_numpy(layer) gives it
     claims = _claims_of(layer, args.claim)
-    loaded = {(args.layer, str(None)): layer}  # the claims share the layer's derivations
+    loaded = {(args.layer, str(None)): (layer, None)}  # the claims share the loaded layer
     statuses, verdicts = [], {}
     for wrt, text in claims.items():
         verdict = prove_claim(args.layer, wrt, text, (), args.timeout, loaded=loaded)

@@ -88,7 +88,7 @@ class ClaimItem(pytest.Item):
         self.claim = claim
 
     def runtest(self):
-        from .decide.symbolic import prove
+        from .prove import prove
         from .render.text import render_verdict
 
         timeout = float(self.config.getini("symderive_timeout") or 60)

@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import codegen
+from . import prove as prove_api
 from ._callable import make_callable
 from .calculus.derive import derive
 from .clock import ClaimTimeout, wall_clock
 from .decide.verdict import UNKNOWN, Verdict
+from .emit import codegen as emitter
 from .errors import InputError
 from .model.layer import as_layer
-from .prove import prove
 from .render import report as renderer
 from .render.report import Evidence, LatexError, check_output, claims_by_input, compile_pdf, write_report
 
@@ -69,37 +69,42 @@ def evidence(layer, claims: Mapping | None = None, wrt=None, timeout: float | No
     ['x']
     """
     layer = as_layer(layer)
-    sections, chosen = [], {}
+    memo = prove_api.Memo()  # the emitted module's proofs reuse the report's
+    sections, chosen, proofs = [], {}, {}
     for name, entries in claims_by_input(layer, claims, wrt).items():
         derivation = derive(layer, name)
         found = []
         for text, assume in entries:
-            verdict = _verdict_within(layer, name, text, assume, timeout)
+            verdict = _verdict_within(layer, name, text, assume, timeout, memo)
             found.append((text, assume, verdict))
-            if verdict.proved and not assume:
-                chosen.setdefault(name, text)
+            if verdict.proved and not assume and name not in chosen:
+                chosen[name], proofs[name] = text, verdict
         sections.append((name, derivation, tuple(found)))
-    module, note = emitted_module(layer, chosen) if chosen else ("", "")
+    module, note = emitted_module(layer, chosen, proofs, memo) if chosen else ("", "")
     return Evidence(sections=tuple(sections), chosen=chosen, module=module, note=note)
 
 
-def _verdict_within(layer, wrt: str, claim: str, assume, timeout: float | None):
+def _verdict_within(layer, wrt: str, claim: str, assume, timeout: float | None, memo=None):
     """The verdict, or unknown with the reason when ``timeout`` seconds run out first."""
     if timeout is None:
-        return prove(layer, wrt, claim, assume=assume)
+        return prove_api.prove(layer, wrt, claim, assume=assume, memo=memo)
     # prove's own timeout bounds its counterexample search; the wall clock bounds the proof
     try:
         with wall_clock(float(timeout)):
-            return prove(layer, wrt, claim, assume=assume, timeout=float(timeout))
+            return prove_api.prove(layer, wrt, claim, assume=assume, timeout=float(timeout), memo=memo)
     except ClaimTimeout:
         return Verdict(UNKNOWN, layer=layer.name, wrt=wrt, claim=claim, reason=f"timeout (after {timeout:g} s)")
 
 
-def emitted_module(layer, claims: Mapping[str, str]) -> tuple[str, str]:
+def emitted_module(layer, claims: Mapping[str, str], verdicts=None, memo=None) -> tuple[str, str]:
     """(the emitted NumPy module for these proved claims, a note when there is none)."""
+
+    def prove(*args, **kwargs):
+        return prove_api.prove(*args, memo=memo, **kwargs)
+
     try:
-        return codegen.emit_numpy(layer, claims=dict(claims)), ""
-    except (InputError, NotImplementedError, codegen.CodegenRefusal) as err:
+        return emitter.emit_numpy(layer, claims=dict(claims), verdicts=verdicts, prove=prove), ""
+    except (InputError, NotImplementedError, emitter.CodegenRefusal) as err:
         return "", f"(no code emitted: {err})"
 
 

@@ -28,8 +28,8 @@ def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), tim
     """
     # a failure is the user's test failing: pytest shows the test's line, not this one
     __tracebackhide__ = True
-    from .decide.symbolic import prove
     from .errors import InputError
+    from .prove import prove
 
     try:
         verdict = prove(layer, wrt, claim, assume=tuple(assume), timeout=timeout)

@@ -20,10 +20,10 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
+from symderive import counterexample as cx
 from symderive.calculus.derive import derive
 from symderive.core.ir import Tensor
 from symderive.core.parse import claim_tensor, parse_claim
-from symderive.decide import search as cx
 from symderive.decide.concrete import EvaluationError, evaluate
 from symderive.errors import InputError
 from symderive.model.layer import load_layer

@@ -203,7 +203,7 @@ def _check_wrt(layer, wrt: str) -> None:
 
 def _element_count(layer, env) -> int | None:
     from ..decide.concrete import EvaluationError, is_valid_at
-    from ..decide.search import input_shapes
+    from ..decide.pose import input_shapes
 
     try:
         if not is_valid_at(layer.forward, env):
@@ -232,7 +232,7 @@ def sweep_sizes(layer, count: int = SWEEP_COUNT, max_elements: int = MAX_CASE_EL
     import sympy as sp
 
     from ..decide.concrete import Evaluator
-    from ..decide.search import size_candidates
+    from ..decide.pose import size_candidates
 
     layer = _as_layer(layer)
     syms = tuple(layer.sizes)
@@ -297,7 +297,7 @@ def expected_gradient(layer, wrt: str, sizes: dict, values: dict, derivation=Non
     from ..calculus.derive import NotDifferentiable, derive
     from ..core.ir import Tensor
     from ..decide.concrete import EvaluationError, evaluate
-    from ..decide.search import true_gradient
+    from ..decide.pose import true_gradient
 
     try:
         d = derivation if derivation is not None else derive(layer, wrt)
@@ -363,7 +363,7 @@ def smaller_sizes(layer, failing: dict, skip: Sequence[dict] = (), limit: int = 
     >>> smaller_sizes("linear", {"n": 2, "m": 2}, skip=[{"n": 1, "m": 1}])
     [{'n': 1, 'm': 2}, {'n': 2, 'm': 1}, {'n': 1, 'm': 3}]
     """
-    from ..decide.search import size_candidates
+    from ..decide.pose import size_candidates
 
     layer = _as_layer(layer)
     target = tuple(int(failing[str(s)]) for s in layer.sizes)

@@ -934,6 +934,88 @@ def claim_tensor(claim: Claim, layer) -> Tensor:
     return Tensor(shape=tuple(layer.inputs[claim.wrt]), element=element, valid=claim.valid, latex=sp.latex(body))
 
 
+# -- identities ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Identity:
+    """A parsed identity ``LHS == RHS``.
+
+    Each side is a :class:`~symderive.ir.Tensor` (a closed form, an array) or, when
+    ``free`` is not empty or the side is index-level, a SymPy scalar at the free indices.
+    """
+
+    text: str
+    left: object
+    right: object
+    free: tuple[sp.Symbol, ...]
+    valid: sp.Boolean
+
+
+def _sum_bound_names(tree: ast.AST) -> set[str]:
+    """The names some ``Sum(...)`` in ``tree`` binds as its summation variables."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Sum":
+            for lim in node.args[1:]:
+                target = lim.elts[0] if isinstance(lim, ast.Tuple) and lim.elts else lim
+                if isinstance(target, ast.Name):
+                    out.add(target.id)
+    return out
+
+
+def _free_index_names(tree: ast.AST, known: set[str]) -> list[str]:
+    """Names used inside an index (``x[e - a]``, ``KroneckerDelta(i, j)``) that nothing binds, in order."""
+    bound = _sum_bound_names(tree) | known
+    found: list[str] = []
+    for node in ast.walk(tree):
+        places = []
+        if isinstance(node, ast.Subscript):
+            places = [node.slice]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "KroneckerDelta":
+            places = list(node.args)
+        for place in places:
+            for name in ast.walk(place):
+                if isinstance(name, ast.Name) and name.id not in bound and name.id not in found:
+                    found.append(name.id)
+    return sorted(found, key=lambda n: (n.startswith("_"), n))
+
+
+def parse_identity(text: str, names, sizes, where: str = "identity") -> Identity:
+    """Parse ``LHS == RHS`` over named tensors: two closed forms, or two index-level scalars.
+
+    An index variable used by a side but bound by no ``Sum`` is free (the identity is
+    claimed at every integer value of it).
+
+    >>> n, k = size_symbol("n"), size_symbol("k")
+    >>> ident = parse_identity("Sum(w[e - a] * x[a], a) == Sum(w[a] * x[e - a], a)", {"x": (n,), "w": (k,)}, [n, k])
+    >>> ident.free
+    (e,)
+    >>> parse_identity("flip(flip(x)) == x", {"x": (n,)}, [n]).left.shape
+    (n,)
+    """
+    tree, lhs, offset = _parse_ast(text, where)
+    if lhs is None:
+        if not (isinstance(tree, ast.Compare) and len(tree.ops) == 1 and isinstance(tree.ops[0], ast.Eq)):
+            raise InputError("an identity is LHS == RHS (one ==)", where=where)
+        lhs, tree = tree.left, tree.comparators[0]
+    scope = _scope_of(names)
+    sizes = _sizes_of(sizes)
+    parser = _Parser(text.strip(), scope, sizes, where, offset)
+    known = set(scope) | set(sizes) | set(OPERATORS) | set(SYMPY_FUNCTIONS)
+    free_names = _free_index_names(ast.Tuple(elts=[lhs, tree]), known)
+    free = tuple(index_symbol(n) for n in free_names)
+    parser.indices = dict(zip(free_names, free, strict=True))
+    sides = [parser.value(lhs), parser.value(tree)]
+    scalar = [isinstance(v, Num | Scalar) for v in sides]
+    if free or any(scalar):
+        if not all(scalar) and free:
+            raise parser.error("with free index variables both sides are elements (index-level), not arrays", tree)
+        if all(scalar):
+            left, right = (_scalar_body(parser, v, n) for v, n in zip(sides, (lhs, tree), strict=True))
+            return Identity(text, left, right, free, sp.And(*parser.valid))
+    left, right = (parser.build(v, n) for v, n in zip(sides, (lhs, tree), strict=True))
+    return Identity(text, left, right, (), sp.And(*parser.valid))
+
+
 # -- layer expressions -----------------------------------------------------------------
 def _scope_of(names) -> dict[str, Tensor]:
     if isinstance(names, Mapping):

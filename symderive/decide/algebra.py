@@ -247,7 +247,7 @@ def merge_indicators(terms: list[Term], ctx: Context) -> list[Term]:
     ``[x + 1 > 0] * [x - 1 > 0]`` is ``[x - 1 > 0]``), and otherwise the factors that the
     others imply are dropped. So ``[-1 <= x <= 1]`` written in any of its ways meets itself.
 
-    >>> from symderive.domains import value_implies
+    >>> from symderive.core.domains import value_implies
     >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
     >>> ctx = Context({"x": (3,)}, (), value_implies=value_implies)
     >>> [t.factors[0].expr for t in merge_indicators(flatten(Iverson(x > 0) * Iverson(x >= 0), ctx), ctx)]
@@ -449,7 +449,7 @@ def simplest_condition(c, ctx: Context):
     ``e rel 0`` with ``e``'s content divided out (``2*x > 2`` is ``x - 1 > 0``). A partial
     condition (nan compares False both ways) is left as it is.
 
-    >>> from symderive.domains import value_implies
+    >>> from symderive.core.domains import value_implies
     >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
     >>> simplest_condition(sp.And(x > 0, sp.Ne(x, 0)), Context({}, (), value_implies=value_implies))
     x[p] > 0
@@ -660,7 +660,7 @@ def settle_by_facts(expr, ctx: Context):
     the first branch knows ``y > 0``, so ``y`` is ``x`` there. A choice whose conditions
     are partial, or that the facts leave open, stays.
 
-    >>> from symderive.domains import value_implies
+    >>> from symderive.core.domains import value_implies
     >>> x = sp.IndexedBase("x", real=True)[sp.Symbol("p", integer=True)]
     >>> ctx = Context({}, (), value_implies=value_implies, value_facts=(x > 1,))
     >>> settle_by_facts(sp.Piecewise((x, x > 0), (0, True)), ctx)

@@ -1,9 +1,10 @@
-"""Concrete refutation: search small sizes and small values for a point where a claim is wrong.
+"""Concrete refutation: search small sizes and small values for a point where two sides differ.
 
-This path is deliberately independent of the symbolic deriver: the true gradient is
-computed by evaluating the layer's forward pass at concrete sizes with SymPy symbols for
-the input being differentiated, forming the loss (``sum(g * y)``, or ``L``), and calling
-``sympy.diff``. The claim is evaluated at the same sizes through the operator table.
+The search works on a :class:`~symderive.decide.problem.Problem`. For a gradient claim it
+is deliberately independent of the symbolic deriver: the left side is the problem's
+reference, which evaluates the layer's forward pass at concrete sizes with SymPy symbols
+for the input being differentiated, forms the loss (``sum(g * y)``, or ``L``), and calls
+``sympy.diff``. The right side is evaluated at the same sizes through the operator table.
 
 A counterexample is minimal in LANGUAGE.md's sense: the smallest sum of sizes (ties: the
 sizes in the layer's declaration order, smallest first), then values in {-1, 0, 1, 2}
@@ -24,11 +25,9 @@ import numpy as np
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from ..core.ir import Tensor
-from ..errors import InputError
-from ..model.layer import Assumption, Layer
-from .concrete import EvaluationError, Evaluator, concrete_shape, evaluate, is_valid_at, normalise_sizes
-from .verdict import REFUTED, UNKNOWN, Counterexample, Verdict
+from .concrete import EvaluationError, Evaluator, concrete_shape, evaluate, is_valid_at
+from .problem import _exact, concrete_shapes, symbol_array
+from .verdict import Counterexample
 
 #: the values LANGUAGE.md's minimal counterexamples are drawn from, in the order tried
 SMALL_VALUES = (0, 1, -1, 2)
@@ -145,111 +144,6 @@ def certainly_nonzero(value) -> bool:
     return bool(abs(re) > CERTAIN_MARGIN or abs(im) > CERTAIN_MARGIN)
 
 
-def _exact(v):
-    if isinstance(v, sp.Basic):
-        return v
-    if isinstance(v, bool | int | np.integer):
-        return sp.Integer(int(v))
-    if isinstance(v, float | np.floating):
-        return sp.Rational(float(v)) if float(v).is_integer() else sp.Float(float(v))
-    raise TypeError(f"not a number: {v!r}")
-
-
-def exact_array(values) -> np.ndarray:
-    """An object array of SymPy numbers from numbers or (nested) lists.
-
-    >>> exact_array([[1, 2]]).dtype
-    dtype('O')
-    """
-    arr = np.asarray(values, dtype=object)
-    out = np.empty(arr.shape, dtype=object)
-    for idx in itertools.product(*(range(d) for d in arr.shape)):
-        out[idx] = _exact(arr[idx])
-    return out
-
-
-def symbol_array(name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """An object array of real symbols standing for one tensor's elements.
-
-    >>> symbol_array("x", (1, 2))[0, 1]
-    x[0, 1]
-    """
-    out = np.empty(shape, dtype=object)
-    for idx in itertools.product(*(range(d) for d in shape)):
-        label = f"{name}[{', '.join(map(str, idx))}]" if idx else name
-        out[idx] = sp.Symbol(label, real=True)
-    return out
-
-
-# -- the true gradient -------------------------------------------------------------------
-def _layer_sizes(layer: Layer, sizes: dict) -> dict:
-    by_name = {str(k): int(v) for k, v in sizes.items()}
-    missing = [str(s) for s in layer.sizes if str(s) not in by_name]
-    if missing:
-        raise ValueError(f"no value for size(s) {', '.join(missing)} of layer {layer.name}")
-    return normalise_sizes({str(s): by_name[str(s)] for s in layer.sizes})
-
-
-def input_shapes(layer: Layer, sizes: dict) -> dict[str, tuple[int, ...]]:
-    """The concrete shape of every input (and of ``g`` for a non-final layer)."""
-    env = _layer_sizes(layer, sizes)
-    shapes = {n: concrete_shape(layer.input_tensor(n), env) for n in layer.inputs}
-    if not layer.is_loss:
-        shapes["g"] = concrete_shape(layer.forward, env)
-    return shapes
-
-
-def _loss(layer: Layer, env: dict, values: dict) -> sp.Expr:
-    y = evaluate(layer.forward, env, values, exact=True)
-    if layer.is_loss:
-        return sp.Add(*y.flat) if y.ndim else y[()]
-    return sp.Add(*(gv * yv for gv, yv in zip(values["g"].flat, y.flat, strict=True)))
-
-
-def gradient_expressions(layer: Layer, wrt: str, sizes: dict, values: dict) -> np.ndarray:
-    """The gradient of the loss w.r.t. every element of ``wrt``, as SymPy expressions.
-
-    ``values`` maps inputs (and ``g``) to object arrays; ``values[wrt]`` must be
-    symbols (:func:`symbol_array`), the others may be numbers or symbols too.
-    """
-    env = _layer_sizes(layer, sizes)
-    syms = values[wrt]
-    loss = _loss(layer, env, values)
-    out = np.empty(syms.shape, dtype=object)
-    for idx in itertools.product(*(range(d) for d in syms.shape)):
-        out[idx] = sp.diff(loss, syms[idx])
-    return out
-
-
-def true_gradient(layer: Layer, wrt: str, sizes: dict, values: dict) -> np.ndarray:
-    """The exact gradient of the layer's loss w.r.t. ``wrt`` at concrete sizes and values.
-
-    ``values`` maps every input (and ``g`` for a non-final layer) to numbers or nested
-    lists; the result is an object array of exact SymPy numbers of ``wrt``'s shape.
-
-    >>> from ..core.ir import leaf, size_symbol, Tensor
-    >>> n = size_symbol("n")
-    >>> sq = Tensor((n,), lambda i: sp.IndexedBase("x")[i] ** 2, zero_outside=True)
-    >>> lay = Layer("sq", "", (n,), {"x": (n,)}, "y", sq)
-    >>> true_gradient(lay, "x", {"n": 2}, {"x": [1, 3], "g": [1, 2]}).tolist()
-    [2, 12]
-    """
-    if wrt not in layer.inputs:
-        raise InputError(f"layer {layer.name} has no input {wrt!r}", where="--wrt")
-    shapes = input_shapes(layer, sizes)
-    exact = {n: exact_array(values[n]) for n in shapes}
-    for n, arr in exact.items():
-        if arr.shape != shapes[n]:
-            raise ValueError(f"value of {n} has shape {arr.shape}, expected {shapes[n]}")
-    syms = symbol_array(f"_{wrt}", shapes[wrt])
-    grad = gradient_expressions(layer, wrt, sizes, {**exact, wrt: syms})
-    point = dict(zip(syms.flat, exact[wrt].flat, strict=True))
-    out = np.empty(grad.shape, dtype=object)
-    for idx in itertools.product(*(range(d) for d in grad.shape)):
-        out[idx] = grad[idx].xreplace(point)
-    return out
-
-
 # -- sizes -------------------------------------------------------------------------------
 def _compositions(total: int, parts: int, largest: int) -> Iterator[tuple[int, ...]]:
     """Tuples of ``parts`` integers in 1..largest summing to ``total``, lexicographically."""
@@ -269,20 +163,18 @@ def _holds(cond, env) -> bool:
         return False
 
 
-def size_candidates(layer: Layer, extra_assumptions=(), max_size: int = MAX_SIZE) -> Iterator[dict]:
-    """Size assignments allowed by the assumptions, in LANGUAGE.md's minimal order.
+def size_candidates(sizes: tuple, conds, max_size: int = MAX_SIZE) -> Iterator[dict]:
+    """Size assignments satisfying ``conds``, in LANGUAGE.md's minimal order.
 
     Smallest sum of sizes first; ties by the sizes in declaration order, smallest first.
     Each size is at most ``max_size``. Yields ``{size symbol: int}``.
 
-    >>> from ..core.ir import leaf, size_symbol
+    >>> from ..core.ir import size_symbol
     >>> n, m = size_symbol("n"), size_symbol("m")
-    >>> lay = Layer("t", "", (n, m), {"x": (n,), "w": (m, n)}, "y", leaf("x", (n,)))
-    >>> [tuple(c.values()) for c in itertools.islice(size_candidates(lay, [sp.Ge(m, n)]), 4)]
+    >>> [tuple(c.values()) for c in itertools.islice(size_candidates((n, m), [sp.Ge(m, n)]), 4)]
     [(1, 1), (1, 2), (1, 3), (2, 2)]
     """
-    syms = tuple(layer.sizes)
-    conds = layer.size_assumptions(extra_assumptions)
+    syms = tuple(sizes)
     for total in range(len(syms), len(syms) * max_size + 1):
         for combo in _compositions(total, len(syms), max_size):
             env = dict(zip(syms, combo, strict=True))
@@ -293,12 +185,6 @@ def size_candidates(layer: Layer, extra_assumptions=(), max_size: int = MAX_SIZE
 
 
 # -- tensor assumptions ----------------------------------------------------------------
-def _tensor_assumptions(layer: Layer, extra) -> list[Assumption]:
-    out = [a for a in layer.assumptions if a.kind in ("equal", "sign")]
-    out += [a for a in extra if isinstance(a, Assumption) and a.kind in ("equal", "sign")]
-    return out
-
-
 _RELATIONS = {"==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
 
 
@@ -319,19 +205,19 @@ def _is_zero(value) -> bool:
         return False
 
 
-def _bounds_a_tensor(a: Assumption) -> bool:
+def _bounds_a_tensor(a) -> bool:
     from ..core.tree import Num, Ref
 
     return a.kind == "sign" and isinstance(a.lhs, Ref) and isinstance(a.rhs, Num)
 
 
 class _Assumptions:
-    """The layer's tensor assumptions at concrete sizes, checkable on value assignments."""
+    """A problem's tensor assumptions at concrete sizes, checkable on value assignments."""
 
-    def __init__(self, layer: Layer, assumptions: list[Assumption], env: dict):
+    def __init__(self, problem, env: dict):
         from ..core.tree import build
 
-        scope = layer.scope()
+        scope, assumptions = problem.scope, [a for a in problem.assumptions if a.kind in ("equal", "sign")]
         self.env = env
         self.pairs = [(a, build(a.lhs, scope), build(a.rhs, scope)) for a in assumptions]
         # a bound on a whole tensor (``eps > 0``) is kept by drawing values from domain()
@@ -363,10 +249,10 @@ class _Assumptions:
 
 # -- the search at one size assignment ----------------------------------------------------
 class _Comparison:
-    """The true gradient and the claim at one size assignment, for many value assignments."""
+    """A problem's two sides at one size assignment, for many value assignments."""
 
-    def __init__(self, layer: Layer, wrt: str, claim: Tensor, env: dict, shapes: dict):
-        self.layer, self.wrt, self.claim, self.env, self.shapes = layer, wrt, claim, env, shapes
+    def __init__(self, problem, env: dict, shapes: dict):
+        self.problem, self.claim, self.env, self.shapes = problem, problem.right, env, shapes
         self.names = list(shapes)
         self.symbols = {n: symbol_array(f"_{n}", shapes[n]) for n in self.names}
         self.flat_symbols = [s for n in self.names for s in self.symbols[n].flat]
@@ -374,8 +260,8 @@ class _Comparison:
         self._screen = None
         try:
             # everything symbolic: one expansion, then cheap substitutions per assignment
-            self.grad = gradient_expressions(layer, wrt, self._sizes(), self.symbols)
-            self.claimed = evaluate(claim, env, self.symbols, exact=True)
+            self.grad = problem.left_values(self._sizes(), self.symbols, symbolic=True)
+            self.claimed = evaluate(self.claim, env, self.symbols, exact=True)
         except (EvaluationError, TypeError, ValueError, ZeroDivisionError):
             self.grad = self.claimed = None
         # compiled only once a search runs long: most comparisons end within a few assignments
@@ -396,7 +282,7 @@ class _Comparison:
             if self.grad is not None:
                 point = {s: values[n][idx] for n in self.names for idx, s in np.ndenumerate(self.symbols[n])}
                 return _substitute(self.grad, point), _substitute(self.claimed, point)
-            expected = true_gradient(self.layer, self.wrt, self._sizes(), values)
+            expected = self.problem.left_values(self._sizes(), values, symbolic=False)
             claimed = evaluate(self.claim, self.env, values, exact=True)
             return expected, claimed
         except (EvaluationError, TypeError, ValueError, ZeroDivisionError):
@@ -594,39 +480,40 @@ def _both_numbers(found) -> bool:
     return not is_undefined(expected[index]) and not is_undefined(claimed[index])
 
 
-def _shape_mismatch(layer: Layer, wrt: str, claim: Tensor, env: dict) -> Counterexample | None:
-    expected = concrete_shape(layer.input_tensor(wrt), env)
+def _shape_mismatch(problem, env: dict) -> Counterexample | None:
+    claim, what, other = problem.right, problem.right_name, problem.left_name
+    expected = concrete_shape(problem.left, env)
     sizes = {str(k): int(v) for k, v in env.items()}
     try:
         defined = is_valid_at(claim, env)
         claimed = concrete_shape(claim, env) if defined else None
     except (EvaluationError, TypeError, ValueError, ZeroDivisionError) as exc:
         return Counterexample(
-            sizes=sizes, expected_shape=expected, claimed_shape=None, message=f"the claim is not defined here: {exc}"
+            sizes=sizes, expected_shape=expected, claimed_shape=None, message=f"{what} is not defined here: {exc}"
         )
     if claimed is None:
         return Counterexample(
-            sizes=sizes, expected_shape=expected, claimed_shape=None, message="the claim is not defined at these sizes"
+            sizes=sizes, expected_shape=expected, claimed_shape=None, message=f"{what} is not defined at these sizes"
         )
     if claimed != expected:
         return Counterexample(
             sizes=sizes,
             expected_shape=expected,
             claimed_shape=claimed,
-            message=f"the claim has shape {claimed}, the gradient {expected}",
+            message=f"{what} has shape {claimed}, {other} {expected}",
         )
     return None
 
 
-def _given_sizes(layer: Layer, assumptions, sizes: dict) -> list[dict]:
+def _given_sizes(problem, sizes: dict) -> list[dict]:
     by_name = {str(k): v for k, v in sizes.items()}
     try:
-        env = {s: int(by_name[str(s)]) for s in layer.sizes}
+        env = {s: int(by_name[str(s)]) for s in problem.sizes}
     except (KeyError, TypeError, ValueError):
         return []
     if any(v < 1 for v in env.values()):
         return []
-    return [env] if all(_holds(c, env) for c in layer.size_assumptions(assumptions)) else []
+    return [env] if all(_holds(c, env) for c in problem.size_assumptions()) else []
 
 
 class SearchSummary:
@@ -666,20 +553,16 @@ def _sizes_text(env: dict) -> str:
 
 
 def find_counterexample(
-    layer: Layer,
-    wrt: str,
-    claim_tensor: Tensor,
-    assumptions=(),
+    problem,
     deadline: float | None = None,
     summary: SearchSummary | None = None,
     max_candidates: int = MAX_SIZE_CANDIDATES,
     at_sizes: dict | None = None,
 ) -> Counterexample | None:
-    """The minimal concrete point where ``claim_tensor`` is not the gradient, or None.
+    """The minimal concrete point where a :class:`~symderive.decide.problem.Problem`'s two sides differ, or None.
 
-    ``assumptions`` are extra :class:`Assumption` s (or SymPy size conditions) added to
-    the layer's; ``deadline`` a ``time.monotonic()`` instant after which the search stops.
-    A shape mismatch (or a claim undefined at allowed sizes) is a counterexample too.
+    ``deadline`` is a ``time.monotonic()`` instant after which the search stops. A shape
+    mismatch (or a right side undefined at allowed sizes) is a counterexample too.
     ``max_candidates`` bounds how many size assignments are tried (in minimal order);
     ``at_sizes`` ({size: int}, e.g. a solver's model) tries that one assignment only,
     provided it satisfies the assumptions.
@@ -687,30 +570,29 @@ def find_counterexample(
     summary = summary if summary is not None else SearchSummary()
     if deadline is None:
         deadline = time.monotonic() + SEARCH_SECONDS
-    tensor_assumptions = _tensor_assumptions(layer, assumptions)
     # max_candidates: the prover's cross-check looks at the first few sizes only;
     # at_sizes: the one size assignment a solver model points at
-    candidates = size_candidates(layer, assumptions)
+    candidates = size_candidates(problem.sizes, problem.size_assumptions())
     if at_sizes is not None:
-        candidates = iter(_given_sizes(layer, assumptions, at_sizes))
+        candidates = iter(_given_sizes(problem, at_sizes))
     for env in itertools.islice(candidates, max_candidates or MAX_SIZE_CANDIDATES):
         if deadline is not None and time.monotonic() > deadline:
             summary.timed_out = True
             return None
-        mismatch = _shape_mismatch(layer, wrt, claim_tensor, env)
+        mismatch = _shape_mismatch(problem, env)
         if mismatch is not None:
             return mismatch
-        shapes = input_shapes(layer, env)
+        shapes = concrete_shapes(problem.tensors, env)
         unknowns = sum(int(np.prod(s)) for s in shapes.values())
         if unknowns > (MAX_UNKNOWNS if summary.tried else HARD_MAX_UNKNOWNS):
             summary.too_large.append({str(k): int(v) for k, v in env.items()})
             continue
         summary.tried.append({str(k): int(v) for k, v in env.items()})
         try:
-            checker = _Assumptions(layer, tensor_assumptions, env)
+            checker = _Assumptions(problem, env)
         except (EvaluationError, KeyError, TypeError, ValueError):
             continue
-        found = _counterexample_at(_Comparison(layer, wrt, claim_tensor, env, shapes), checker, deadline)
+        found = _counterexample_at(_Comparison(problem, env, shapes), checker, deadline)
         if found is not None:
             return found
     return None
@@ -725,30 +607,25 @@ def _first_and_all_two(candidates: Iterator[dict], count: int, look: int = 200) 
     return chosen + [wide] if wide is not None and wide not in chosen else chosen
 
 
-def disagreement_sizes(
-    layer: Layer, wrt: str, claim_tensor: Tensor, assumptions=(), candidates: int = 3, probes: int = 6
-):
-    """The first of the smallest allowed sizes where the claim and the exact gradient differ, else None.
+def disagreement_sizes(problem, candidates: int = 3, probes: int = 6):
+    """The first of the smallest allowed sizes where a problem's two sides differ, else None.
 
     A quick second opinion on a proof: at each of the first ``candidates`` size
     assignments and the first with every size at least 2, the two sides compared symbolically where they expand to the same
     thing, else at ``probes`` random small values satisfying the tensor assumptions.
 
-    >>> from symderive.language import claim_tensor as tensor_of, parse_claim
-    >>> from symderive.layer import load_layer
-    >>> lay = load_layer("linear")
-    >>> disagreement_sizes(lay, "x", tensor_of(parse_claim("w.T @ g", lay, "x"), lay)) is None
+    >>> from symderive.decide.pose import gradient_problem
+    >>> disagreement_sizes(gradient_problem("linear", "x", "w.T @ g")) is None
     True
     """
-    tensor_assumptions = _tensor_assumptions(layer, assumptions)
-    for env in _first_and_all_two(size_candidates(layer, assumptions), candidates):
-        shapes = input_shapes(layer, env)
+    for env in _first_and_all_two(size_candidates(problem.sizes, problem.size_assumptions()), candidates):
+        shapes = concrete_shapes(problem.tensors, env)
         if sum(max(1, int(np.prod(s))) for s in shapes.values()) > MAX_UNKNOWNS:
             continue
-        comparison = _Comparison(layer, wrt, claim_tensor, env, shapes)
+        comparison = _Comparison(problem, env, shapes)
         if comparison.grad is not None and comparison.identical():
             continue
-        checker = _Assumptions(layer, tensor_assumptions, env)
+        checker = _Assumptions(problem, env)
         slots = _slots(shapes)
         domains = [checker.domain(n) for n, _ in slots]
         tried = 0
@@ -762,37 +639,3 @@ def disagreement_sizes(
             if tried >= probes:
                 break
     return None
-
-
-# -- the verdict -------------------------------------------------------------------------
-def parse_assumptions(texts: Sequence[str], layer: Layer) -> list[Assumption]:
-    """Extra assumption strings, parsed exactly like a layer file's ``assume`` entries."""
-    from ..core.parse import parse_assumption
-
-    return [parse_assumption(t, dict(layer.inputs), list(layer.sizes), where=f"--assume {t!r}") for t in texts]
-
-
-def prove_concrete(layer, wrt: str, claim_text: str, assume=(), deadline: float | None = None) -> Verdict:
-    """Refute a claim by a concrete counterexample, or say ``unknown`` -- never ``proved``.
-
-    >>> # sd.prove_concrete("linear", "x", "w @ g").verdict  ->  'refuted'
-    """
-    from ..core.parse import claim_tensor, parse_claim
-
-    if not isinstance(layer, Layer):
-        from ..model.layer import load_layer
-
-        layer = load_layer(layer)
-    if wrt not in layer.inputs:
-        raise InputError(f"layer {layer.name} has no input {wrt!r} (inputs: {', '.join(layer.inputs)})", where="--wrt")
-    extra = parse_assumptions(list(assume), layer)
-    tensor = claim_tensor(parse_claim(claim_text, layer, wrt), layer)
-    texts = tuple(a.text for a in layer.assumptions) + tuple(a.text for a in extra)
-    summary = SearchSummary()
-    found = find_counterexample(layer, wrt, tensor, extra, deadline=deadline, summary=summary)
-    common = {"layer": layer.name, "wrt": wrt, "claim": claim_text, "assumptions": texts}
-    if found is not None:
-        return Verdict(REFUTED, counterexample=found, detail="found by concrete search at small sizes", **common)
-    if summary.timed_out:
-        return Verdict(UNKNOWN, reason=f"timeout: no counterexample at {summary.describe()}", **common)
-    return Verdict(UNKNOWN, reason=f"no counterexample at {summary.describe()}; no all-sizes proof", **common)

@@ -1,6 +1,8 @@
-"""Prove: derived gradient + claim -> Verdict (proved | refuted | unknown).
+"""Decide a problem: left side == right side, for all sizes (proved | refuted | unknown).
 
-The difference ``derived - claimed`` at a free index ``p`` is put into canonical form
+The decision reads a :class:`~symderive.decide.problem.Problem` (for a gradient claim:
+the derived gradient on the left, the claim on the right) and never a layer.
+The difference ``left - right`` at a free index ``p`` is put into canonical form
 (:mod:`symderive.algebra`): monomial terms over guarded integer domains. Terms are
 grouped by monomial signature; in each group, the sum of coefficients at every point
 (``p`` and the factors' indices) must vanish for every size satisfying the
@@ -23,10 +25,10 @@ import sympy as sp
 import z3
 
 from ..core import domains
-from ..core.ir import in_range, plain
-from ..errors import InputError, InternalError
+from ..core.ir import plain
+from ..errors import InternalError
 from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten, merge_indicators
-from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
+from .verdict import PROVED, REFUTED, UNKNOWN, Counterexample
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,9 @@ class Outcome:
 # -- assumptions --------------------------------------------------------------------------
 
 
-def _positive_tensors(layer, extra) -> set:
+def _positive_tensors(problem) -> set:
     out = set()
-    for a in list(layer.assumptions) + list(extra):
+    for a in problem.assumptions:
         if a.kind == "sign" and a.rel in (">",) and _is_zero_node(a.rhs):
             name = getattr(a.lhs, "name", None)
             if name:
@@ -66,13 +68,13 @@ class SumRule:
     lo_hi: tuple  # per summed position: (lo, hi) as functions of nothing (full range)
 
 
-def _sum_rules(layer, extra) -> list[SumRule]:
+def _sum_rules(problem) -> list[SumRule]:
     """Equality assumptions of the form ``sum(t[, axis]) == constant`` as rules."""
     from ..core.tree import build
 
     rules = []
-    scope = layer.scope()
-    for a in list(layer.assumptions) + list(extra):
+    scope = problem.scope
+    for a in problem.assumptions:
         if a.kind != "equal":
             continue
         try:
@@ -84,9 +86,9 @@ def _sum_rules(layer, extra) -> list[SumRule]:
             continue
         free = tuple(sp.Symbol(f"_r{k}", integer=True) for k in range(len(lhs.shape)))
         value = rhs.element(()) if rhs.shape == () else rhs.element(free)
-        if value.free_symbols - set(layer.sizes):
+        if value.free_symbols - set(problem.sizes):
             continue
-        ctx = Context(shapes={n: s for n, s in layer.inputs.items()}, sizes=tuple(layer.sizes))
+        ctx = Context(shapes=dict(problem.tensors), sizes=tuple(problem.sizes))
         try:
             terms = flatten(lhs.element(free), ctx)
         except Unsupported:
@@ -463,17 +465,7 @@ def decide_shape(claim_tensor, wrt_shape, size_conds, sizes) -> Outcome:
     return Outcome("proved")
 
 
-# -- the public entry ------------------------------------------------------------------------
-
-
-def cached_derivation(layer, wrt: str):
-    """The prover's derivation of ``wrt``, kept on the layer (a batch proves many claims)."""
-    from ..calculus.derive import derive
-
-    cache = layer.extras.setdefault("derivations", {})
-    if wrt not in cache:
-        cache[wrt] = derive(layer, wrt, presentation=False)
-    return cache[wrt]
+# -- the decision ----------------------------------------------------------------------------
 
 
 def scalar_identity(expr) -> bool:
@@ -518,139 +510,94 @@ def undischarged_domain(claimed):
     return None if cond == sp.true else cond
 
 
-def symbolic_outcome(layer, wrt: str, claim_tensor, extra=()) -> Outcome:
-    """The all-sizes decision for a parsed claim (no concrete search here)."""
-    from ..calculus.derive import NotDifferentiable, simplify_guards
+def symbolic_outcome(problem) -> Outcome:
+    """The all-sizes decision of a problem (no concrete search here)."""
+    from ..calculus.derive import simplify_guards
 
-    size_conds = layer.size_assumptions(extra)
-    shape = decide_shape(claim_tensor, layer.inputs[wrt], size_conds, layer.sizes)
+    size_conds = problem.size_assumptions()
+    shape = decide_shape(problem.right, problem.shape, size_conds, problem.sizes)
     if shape.status != "proved":
         return shape
-    try:
-        d = cached_derivation(layer, wrt)
-    except NotDifferentiable as exc:
-        return Outcome("unknown", str(exc))
-    p = d.index
-    shapes = dict(layer.inputs)
-    if not layer.is_loss:
-        shapes["g"] = layer.forward.shape
-    free_range = in_range(p, layer.inputs[wrt]) if p else sp.true
+    left = problem.left_element
+    if left is None:
+        return Outcome("unknown", problem.left_reason)
+    p = problem.free
+    free_range = problem.free_range
     ctx = Context(
-        shapes=shapes,
-        sizes=tuple(layer.sizes),
-        positive=_positive_tensors(layer, extra),
+        shapes=dict(problem.tensors),
+        sizes=tuple(problem.sizes),
+        positive=_positive_tensors(problem),
         implies=domains.implies,
-        facts=tuple(size_conds) + ((free_range,) if p else ()),
+        facts=tuple(size_conds) + ((free_range,) if p and not problem.unbounded else ()),
         value_implies=domains.value_implies,
     )
-    claimed = discharge_domains(claim_tensor.at(p), ctx)
+    claimed = discharge_domains(problem.right_at_free, ctx)
     partial = undischarged_domain(claimed)
     if partial is not None:
-        return Outcome("unknown", f"the claim is undefined (nan in NumPy) unless {plain(partial)}, which is not shown")
-    diff_expr = discharge_domains(d.gradient, ctx) - claimed
+        return Outcome(
+            "unknown", f"{problem.right_name} is undefined (nan in NumPy) unless {plain(partial)}, which is not shown"
+        )
+    diff_expr = discharge_domains(left, ctx) - claimed
     if scalar_identity(simplify_guards(diff_expr, list(ctx.facts))):
         return Outcome("proved")
     try:
         terms = merge_indicators(flatten(diff_expr, ctx), ctx)
     except Unsupported as exc:
         return Outcome("unknown", str(exc))
-    terms = _apply_sum_rules(terms, _sum_rules(layer, extra), shapes)
-    return decide_zero(terms, p, free_range, size_conds, layer.sizes)
+    terms = _apply_sum_rules(terms, _sum_rules(problem), dict(problem.tensors))
+    return decide_zero(terms, p, free_range, size_conds, problem.sizes)
 
 
-def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_check: bool = True) -> Verdict:
-    """Decide whether ``claim`` is the gradient of ``layer``'s loss with respect to ``wrt``.
+@dataclass(frozen=True)
+class Decision:
+    """A problem's answer as plain data: ``proved``, ``refuted`` (with the counterexample) or ``unknown``."""
 
-    ``layer`` is a Layer or a built-in name / path; ``assume`` extra assumption strings.
-    Never ``proved`` on anything less than a proof.
+    status: str
+    counterexample: Counterexample | None = None
+    reason: str = ""
 
-    >>> prove("linear", "x", "w.T @ g").verdict
+
+PROOF_DETAIL = (
+    "Index domains decided by z3, scalar algebra in SymPy; cross-checked by exact evaluation at the smallest sizes."
+)
+
+
+def decide(problem, timeout: float = 60.0, cross_check: bool = True) -> Decision:
+    """Whether a :class:`~symderive.decide.problem.Problem`'s two sides are equal everywhere.
+
+    Proved only by the all-sizes decision (then, with ``cross_check``, compared once more
+    at the smallest sizes); otherwise the concrete search looks for a counterexample
+    within ``timeout`` seconds (at most its own budget).
+
+    >>> from symderive.decide.pose import gradient_problem
+    >>> decide(gradient_problem("linear", "x", "w.T @ g")).status
     'proved'
     """
-    from ..model.layer import as_layer
-
-    layer = as_layer(layer)
-    layer.require_differentiable(wrt)
-    assume = extra_assumptions(layer, assume)
-    # proved and refuted are final: a layer object remembers them (codegen and reports
-    # ask again about the claims the command line has just proved)
-    key = (wrt, claim, tuple(assume), cross_check)
-    remembered = layer.extras.setdefault("verdicts", {})
-    if key in remembered:
-        return remembered[key]
-    verdict = _decide(layer, wrt, claim, assume, timeout, cross_check)
-    if verdict.verdict in (PROVED, REFUTED):
-        remembered[key] = verdict
-    return verdict
-
-
-def extra_assumptions(layer, assume) -> tuple[str, ...]:
-    """``assume`` as a tuple of assumption texts, each once, without those the layer states.
-
-    One string is one assumption (not a sequence of characters); None is none.
-
-    >>> extra_assumptions("softmax_cross_entropy", ["n >= 2", "sum(t) == 1", "n >= 2"])
-    ('n >= 2',)
-    >>> extra_assumptions("linear", "m == n")
-    ('m == n',)
-    """
-    from ..model.layer import as_layer
-
-    if assume is None:
-        return ()
-    texts = (assume,) if isinstance(assume, str) else tuple(assume)
-    for text in texts:
-        if not isinstance(text, str):
-            raise InputError(f"an assumption is a string such as 'n >= 2', got {text!r}", where="assume")
-    stated = {a.text for a in as_layer(layer).assumptions}
-    return tuple(t for t in dict.fromkeys(texts) if t not in stated)
-
-
-def _decide(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bool) -> Verdict:
-    from ..core.parse import claim_tensor, parse_claim
-    from ..model.layer import check_extra_assumptions
     from . import search as cx
 
-    extra = tuple(cx.parse_assumptions(list(assume), layer))
-    # under assumptions that cannot hold every claim would be "proved"
-    check_extra_assumptions(layer, extra)
-    parsed = parse_claim(claim, layer, wrt)
-    tensor = claim_tensor(parsed, layer)
-    used = tuple(a.text for a in layer.assumptions) + tuple(a.text for a in extra)
-    base = dict(layer=layer.name, wrt=wrt, claim=claim)
-    outcome = symbolic_outcome(layer, wrt, tensor, extra)
+    outcome = symbolic_outcome(problem)
     if outcome.status == "proved":
         if cross_check:
             # the second, independent check of every proof: SymPy's differentiation of the finite
             # expression at the first few allowed sizes
-            bad = cx.disagreement_sizes(layer, wrt, tensor, extra)
+            bad = cx.disagreement_sizes(problem)
             if bad is not None:
                 raise InternalError(
-                    f"the all-sizes proof of {claim!r} for {layer.name}/{wrt} disagrees with exact evaluation at sizes {bad}"
+                    f"the all-sizes proof of {problem.name} disagrees with exact evaluation at sizes {bad}"
                 )
-        return Verdict(
-            PROVED,
-            assumptions=used,
-            detail="Index domains decided by z3, scalar algebra in SymPy; cross-checked by exact evaluation at the smallest sizes.",
-            **base,
-        )
+        return Decision(PROVED)
     # the concrete search spends at most its own budget, and never more than the timeout
     deadline = time.monotonic() + min(float(timeout), cx.SEARCH_SECONDS)
     summary = cx.SearchSummary()
-    found = cx.find_counterexample(layer, wrt, tensor, extra, deadline=deadline, summary=summary)
+    found = cx.find_counterexample(problem, deadline=deadline, summary=summary)
     if found is None and outcome.sizes:
-        found = cx.find_counterexample(layer, wrt, tensor, extra, at_sizes=outcome.sizes)
+        found = cx.find_counterexample(problem, at_sizes=outcome.sizes)
     if found is not None:
-        return Verdict(REFUTED, assumptions=used, counterexample=found, **base)
+        return Decision(REFUTED, counterexample=found)
     searched = f"{'the search timed out at' if summary.timed_out else 'searched'} {summary.describe()}"
     reason = (
         f"{outcome.reason}; no concrete counterexample ({searched})"
         if outcome.status == "unknown"
         else f"{outcome.reason}, but no concrete counterexample was found ({searched})"
     )
-    return Verdict(UNKNOWN, assumptions=used, reason=reason, **base)
-
-
-from .._callable import make_callable  # noqa: E402  (sd.prove(...) calls prove())
-
-make_callable(__name__)
+    return Decision(UNKNOWN, reason=reason)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PROVED, REFUTED, UNKNOWN, ERROR = "proved", "refuted", "unknown", "error"
 
@@ -69,8 +69,6 @@ class Verdict:
     reason: str = ""
     #: what was proved, in words (for proved), or how a refutation was found
     detail: str = ""
-    #: extra structured facts for reports (e.g. the claim's closed form LaTeX)
-    extras: dict = field(default_factory=dict, compare=False)
 
     @property
     def proved(self) -> bool:

@@ -39,6 +39,7 @@ from ..core.ops import NUMPY_HELPERS, OPERATORS
 from ..decide.concrete import EvaluationError, Evaluator, concrete_shape, evaluate, is_valid_at
 from ..decide.verdict import ERROR, PROVED, REFUTED, Verdict
 from ..errors import InputError, InternalError
+from ..escape import identifier_problem, python_docstring
 
 #: tolerances of the pre-emission check (float64 against exact-ish element evaluation)
 CHECK_RTOL, CHECK_ATOL = 1e-9, 1e-11
@@ -181,11 +182,12 @@ def wrap_doc(doc: str, width: int = DOC_WIDTH) -> str:
 
 
 def _indent_doc(doc: str) -> str:
+    # the docstring is an escaped literal: a claim or a layer's text in it is never code
     lines = wrap_doc(doc.strip("\n")).split("\n")
     if len(lines) == 1:
-        return f'    """{lines[0]}"""'
+        return "    " + python_docstring(lines[0])
     body = "\n".join(("    " + ln) if ln else "" for ln in lines[1:])
-    return f'    """{lines[0]}\n{body}\n    """'
+    return "    " + python_docstring(f"{lines[0]}\n{body}\n    ")
 
 
 # -- public entry points -----------------------------------------------------------------------
@@ -205,7 +207,7 @@ def emit_numpy(
     ``verdicts`` (input name -> Verdict) are verdicts a caller already has for ``claims``
     (the command line proves each claim under its timeout first): a proved verdict of this
     layer, input and claim is not proved again; any other is ignored. ``prove`` is the
-    prover to ask (default :func:`symderive.decide.symbolic.prove`).
+    prover to ask (default :func:`symderive.decide.pose.prove`).
 
     >>> src = emit_numpy("linear", claims={"x": "transpose(w) @ g"})
     >>> "def grad_x(*, w, g):" in src
@@ -228,6 +230,7 @@ def emit_module_and_tests(
     >>> "def grad_x" in src and "def test_grad_x" in tests
     True
     """
+    _require_module_name(module_name)
     layer = _as_layer(layer)
     functions = emitted_functions(layer, claims, verdicts, prove)
     return _module_of(layer, functions, True), _tests_of(layer, module_name, functions)
@@ -268,6 +271,7 @@ def emit_tests(
     >>> "def test_grad_x" in emit_tests("linear", "linear_grads")
     True
     """
+    _require_module_name(module_name)
     layer = _as_layer(layer)
     return _tests_of(layer, module_name, emitted_functions(layer, claims, None, prove), sizes_count)
 
@@ -353,7 +357,7 @@ def gradient_function(layer, wrt: str, claim: str | None, verdict: Verdict | Non
     """The emitted ``grad_<wrt>``, from a proved claim or the derived index form.
 
     ``verdict``: a verdict already obtained for ``claim``, used if it proves that claim;
-    ``prove``: the prover to ask (default :func:`symderive.decide.symbolic.prove`).
+    ``prove``: the prover to ask (default :func:`symderive.decide.pose.prove`).
     """
     chosen = _proved_claim(layer, wrt, claim, verdict, prove)
     if chosen is not None:
@@ -364,7 +368,7 @@ def gradient_function(layer, wrt: str, claim: str | None, verdict: Verdict | Non
 def _proved_claim(layer, wrt: str, claim: str | None, verdict: Verdict | None = None, prove=None):
     """(claim text, verdict) for the claim to emit, or None to use the derivation."""
     if prove is None:
-        from ..decide.symbolic import prove
+        from ..decide.pose import prove
 
     if claim is not None:
         if not _proves(verdict, layer, wrt, claim):
@@ -577,7 +581,7 @@ class InPlaceLowering:
     which NumPy never lets widen a floating array), so no result changes.
 
     >>> from symderive.layer import load_layer
-    >>> from symderive.language import parse_claim
+    >>> from symderive.core.parse import parse_claim
     >>> layer = load_layer("log_softmax_nll")
     >>> print(InPlaceLowering(layer).code(parse_claim("(softmax(s, axis=1) - t) / N", layer, "s").tree))
     buf = _softmax(s, axis=1)
@@ -1176,12 +1180,12 @@ def module_source(layer, functions: list[Function]) -> str:
         for h in sorted(fn.helpers):
             if h not in helpers:
                 helpers.append(h)
-    head = (
-        f'"""NumPy forward pass and gradients of layer {layer.name}, generated and checked by symderive.\n\n'
+    doc = (
+        f"NumPy forward pass and gradients of layer {layer.name}, generated and checked by symderive.\n\n"
         f"Each gradient comes from a proved claim or from the derived index form (see its docstring).\n"
         f"Regenerate with `symderive codegen {layer.name} -o FILE.py` rather than editing.\n"
-        f'"""\n\nimport numpy as np\n'
     )
+    head = python_docstring(doc) + "\n\nimport numpy as np\n"
     parts = [head]
     for h in helpers:
         source = CODEGEN_HELPERS.get(h) or NUMPY_HELPERS.get(h)
@@ -1193,11 +1197,34 @@ def module_source(layer, functions: list[Function]) -> str:
 
 
 def compile_module(source: str) -> dict:
-    """Compile our own generated module source in a private namespace."""
+    """Compile our own generated module source in a private namespace.
+
+    Before it runs, the module is checked to be only what :func:`module_source` writes (a
+    docstring, ``import numpy as np``, plain function definitions), so running it defines
+    functions and nothing else, whatever text the docstrings hold.
+    """
+    tree = ast.parse(source, "<symderive emitted>")
+    for k, node in enumerate(tree.body):
+        if not _inert_statement(node, first=k == 0):
+            raise InternalError(f"the emitted module has a statement codegen does not write: {ast.dump(node)[:80]}")
     namespace: dict = {"__name__": "symderive_emitted"}
-    code = compile(source, "<symderive emitted>", "exec")
-    exec(code, namespace)  # noqa: S102 -- generated by symderive, never user text
+    code = compile(tree, "<symderive emitted>", "exec")
+    exec(code, namespace)  # noqa: S102 -- generated by symderive; user text only in escaped literals
     return namespace
+
+
+def _inert_statement(node: ast.stmt, first: bool) -> bool:
+    """Whether a top-level statement of an emitted module runs nothing but a definition when executed."""
+    if isinstance(node, ast.Expr):
+        return first and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    if isinstance(node, ast.Import):
+        return [(a.name, a.asname) for a in node.names] == [("numpy", "np")]
+    if not isinstance(node, ast.FunctionDef) or node.decorator_list or node.returns is not None:
+        return False
+    a = node.args
+    arguments = a.posonlyargs + a.args + a.kwonlyargs + [x for x in (a.vararg, a.kwarg) if x is not None]
+    defaults = a.defaults + [d for d in a.kw_defaults if d is not None]
+    return all(x.annotation is None for x in arguments) and all(isinstance(d, ast.Constant) for d in defaults)
 
 
 # -- the check ---------------------------------------------------------------------------------
@@ -1392,12 +1419,14 @@ def _exact_expected(tensor, sizes, exact_values, float_values) -> np.ndarray:
 
 def source_of_tests(module_name: str, functions: list[Function], cases) -> str:
     """The text of the generated test module."""
+    _require_module_name(module_name)
+    doc = (
+        f"Tests of {module_name}, generated by symderive.\n\n"
+        "Expected values come from symderive's exact evaluation of each function's index form\n"
+        "at a few small sizes, with inputs drawn from a fixed seed.\n"
+    )
     lines = [
-        f'"""Tests of {module_name}, generated by symderive.',
-        "",
-        "Expected values come from symderive's exact evaluation of each function's index form",
-        "at a few small sizes, with inputs drawn from a fixed seed.",
-        '"""',
+        python_docstring(doc),
         "",
         "import numpy as np",
         "",
@@ -1435,6 +1464,16 @@ def source_of_tests(module_name: str, functions: list[Function], cases) -> str:
     for fn in functions:
         lines += ["", "", f"def test_{fn.name}():", f"    _check({fn.name!r})"]
     return "\n".join(lines) + "\n"
+
+
+def _require_module_name(name: str) -> None:
+    # the tests say ``import NAME as emitted``: NAME is code, never arbitrary text
+    problem = identifier_problem(name, emitted=False)
+    if problem:
+        raise InputError(
+            f"the tests cannot import a module named {name!r}: {problem} (name the module NAME.py, NAME an identifier)",
+            where="--tests",
+        )
 
 
 def _literal(v: np.ndarray) -> str:

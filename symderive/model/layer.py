@@ -64,7 +64,6 @@ class Layer:
     output_indices: tuple[sp.Symbol, ...] = ()
     source: str = ""
     forward_text: str = ""
-    extras: dict = field(default_factory=dict, compare=False)
     #: per input: step kind -> equation name from a textbook or seed (``"Eq. E"``)
     labels: dict = field(default_factory=dict, compare=False)
 

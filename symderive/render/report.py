@@ -129,7 +129,7 @@ class ReportPrinter(LatexPrinter):
     """SymPy's LaTeX printer in the report's notation: ``x[i, j]``, guarded sums,
     Iverson brackets as bound chains, Kronecker deltas and partial derivatives.
 
-    >>> from symderive.ir import index_symbol, size_symbol
+    >>> from symderive.core.ir import index_symbol, size_symbol
     >>> i, n = index_symbol("i"), size_symbol("n")
     >>> ReportPrinter().doprint(GSum(sp.IndexedBase("x")[i], (i, 0, n - 1)))
     '\\\\sum_{i=0}^{n - 1} x[i]'
@@ -271,7 +271,7 @@ def _as_bound(rel):
 def readable(expr: sp.Basic, taken: Iterable[str] = ()) -> sp.Basic:
     """``expr`` with its dummy summation variables renamed to plain, distinct names.
 
-    >>> from symderive.ir import dummy_index
+    >>> from symderive.core.ir import dummy_index
     >>> m = dummy_index("m")
     >>> readable(sp.IndexedBase("w")[m] * sp.IndexedBase("x")[sp.Symbol("m")])
     w[n]*x[m]
@@ -1327,9 +1327,6 @@ def step_views(layer, derivation, section: int, show=None) -> list[StepView]:
 
 def claim_latex(layer, claim: str, verdict) -> str:
     """The claim in the operator table's notation ('' when it cannot be read)."""
-    for key in ("claim_latex", "latex"):
-        if verdict.extras.get(key):
-            return verdict.extras[key]
     try:
         from ..core import parse as language
         from ..core.tree import to_latex

@@ -101,7 +101,11 @@ def claim_heading(wrt: str, claim: str) -> str:
 
     >>> claim_heading("x", "w.T @ g"), claim_heading("x", "dx[p] == Sum(w[i, p] * g[i], i)")
     ('dx = w.T @ g', 'dx[p] == Sum(w[i, p] * g[i], i)')
+    >>> claim_heading("", "flip(flip(x)) == x")
+    'flip(flip(x)) == x'
     """
+    if not wrt:  # an identity: it is its own equation
+        return claim.strip()
     if re.match(rf"\s*d{re.escape(wrt)}\s*(\[|==?)", claim):
         return claim.strip()
     return f"d{wrt} = {claim}"
@@ -151,6 +155,8 @@ def render_counterexample(cx: Counterexample, wrt: str = "x") -> str:
         lines.append("inputs:")
         lines.extend(named_array(f"  {name} = ", value) for name, value in cx.values.items())
     at = f"d{wrt}[{', '.join(map(str, cx.index))}]" if cx.index else f"d{wrt}"
+    if not wrt:  # an identity: its left side is "expected", its right side "claimed"
+        at = f"[{', '.join(map(str, cx.index))}]" if cx.index else "the value"
     lines.append(f"at {at}: expected {cx.expected}, claimed {cx.claimed}")
     if cx.expected_array is not None and cx.claimed_array is not None:
         # one width for both arrays, so the differing element lines up
@@ -218,7 +224,9 @@ def _shown(value) -> str:
 
 def format_verdict(verdict: Verdict) -> str:
     """A verdict for people: the claim, the verdict, and the counterexample or the reason."""
-    head = f"{_shown(verdict.layer)}, d/d{_shown(verdict.wrt)}: {_shown(verdict.claim)}"
+    identity = verdict.wrt == ""
+    about = "" if identity else f", d/d{_shown(verdict.wrt)}"
+    head = f"{_shown(verdict.layer)}{about}: {_shown(verdict.claim)}"
     if verdict.verdict == PROVED:
         assumed = f" (assuming {', '.join(verdict.assumptions)})" if verdict.assumptions else ""
         return f"{head}\n  proved{assumed}"
@@ -239,23 +247,34 @@ def format_verdict(verdict: Verdict) -> str:
             # the search's own words say why where they say more than "not defined"
             why = ce.message or ""
             why = why.split(": ", 1)[1] if why.startswith("the claim is not defined here: ") else ""
-            lines.append(f"  the gradient has shape {expected}; the claim is not defined at these sizes")
+            left, right = ("the left side", "the right side") if identity else ("the gradient", "the claim")
+            lines.append(f"  {left} has shape {expected}; {right} is not defined at these sizes")
             if why:
                 lines.append(f"  ({why})")
         else:
-            lines.append(f"  the gradient has shape {expected}; the claim has shape {tuple(ce.claimed_shape)}")
+            left, right = ("the left side", "the right side") if identity else ("the gradient", "the claim")
+            lines.append(f"  {left} has shape {expected}; {right} has shape {tuple(ce.claimed_shape)}")
         return "\n".join(lines)
     for name, value in (ce.values or {}).items():
         prefix = f"    {name} = "
         lines.append(named_array(prefix, value))
     index = ", ".join(str(i) for i in (ce.index or ()))
-    element = f"d{verdict.wrt}[{index}]" if index else f"d{verdict.wrt}"
     # SymPy's long exact printing (tanh of a 21-digit fraction) as its digits; --json keeps it exact
     expected, claimed = readable_values(ce.expected, ce.claimed)
-    lines.append(f"  at {element}: expected {expected}, claimed {claimed}")
+    if identity:
+        lines.append(
+            f"  at [{index}]: left {expected}, right {claimed}" if index else f"  left {expected}, right {claimed}"
+        )
+        names = ("    left:  ", "    right: ")
+    else:
+        element = f"d{verdict.wrt}[{index}]" if index else f"d{verdict.wrt}"
+        lines.append(f"  at {element}: expected {expected}, claimed {claimed}")
+        names = ("    gradient: ", "    claim:    ")
     if ce.expected_array is not None and ce.claimed_array is not None and isinstance(ce.expected_array, list):
-        lines.append(named_array("    gradient: ", _readable_array(ce.expected_array)))
-        lines.append(named_array("    claim:    ", _readable_array(ce.claimed_array)))
+        lines.append(named_array(names[0], _readable_array(ce.expected_array)))
+        lines.append(named_array(names[1], _readable_array(ce.claimed_array)))
+    if ce.message and identity:
+        lines.append(f"  ({ce.message})")
     return "\n".join(lines)
 
 

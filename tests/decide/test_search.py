@@ -17,9 +17,9 @@ import scipy.signal
 import sympy as sp
 import torch
 
+from symderive import counterexample as cx
 from symderive.core.ir import GSum, Tensor, dummy_index, leaf, read, size_symbol
 from symderive.core.parse import claim_tensor, parse_claim
-from symderive.decide import search as cx
 from symderive.decide.verdict import REFUTED, UNKNOWN
 from symderive.model.layer import Assumption, Layer, load_layer
 

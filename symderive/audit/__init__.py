@@ -1,0 +1,1 @@
+"""Reading derivation documents for ``symderive audit`` (DERIVATIONS.md)."""

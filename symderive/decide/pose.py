@@ -1,0 +1,382 @@
+"""Posing questions about a layer as problems, and answering them as verdicts.
+
+The decider (:mod:`symderive.decide.symbolic`, :mod:`symderive.decide.search`) works on a
+:class:`~symderive.decide.problem.Problem` and never sees a layer; this module builds one:
+:func:`gradient_problem` (the gradient on the left, a claim on the right) and
+:func:`identity_problem` (any two expressions over a layer's tensors), and turns the
+decision into a :class:`~symderive.decide.verdict.Verdict` (:func:`prove`,
+:func:`prove_identity`, :func:`prove_concrete`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Sequence
+
+import sympy as sp
+
+from ..calculus.derive import NotDifferentiable, derive
+from ..core.assumptions import Assumption
+from ..core.ir import Tensor, from_scalar, index_symbol
+from ..core.parse import claim_tensor, parse_assumption, parse_claim, parse_identity
+from ..errors import InputError
+from ..model.layer import Layer, as_layer, check_extra_assumptions
+from . import search
+from .problem import Differentiation, Problem, concrete_shapes
+from .symbolic import PROOF_DETAIL, decide
+from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
+
+
+class Memo:
+    """What proving claims about one layer object has found so far: derivations and final verdicts.
+
+    Owned and passed explicitly by whoever proves many claims about one layer (a batch of
+    the command line, a report); nothing is kept anywhere else.
+
+    >>> memo = Memo()
+    >>> prove("linear", "x", "w.T @ g", memo=memo).verdict, len(memo.verdicts)
+    ('proved', 1)
+    """
+
+    def __init__(self):
+        self.derivations: dict = {}
+        self.verdicts: dict = {}
+
+
+# -- assumptions -----------------------------------------------------------------------------------
+def parse_assumptions(texts: Sequence[str], layer: Layer) -> list[Assumption]:
+    """Extra assumption strings, parsed exactly like a layer file's ``assume`` entries.
+
+    >>> [a.kind for a in parse_assumptions(["n >= 2"], as_layer("linear"))]
+    ['size']
+    """
+    return [parse_assumption(t, dict(layer.inputs), list(layer.sizes), where=f"--assume {t!r}") for t in texts]
+
+
+def extra_assumptions(layer, assume) -> tuple[str, ...]:
+    """``assume`` as a tuple of assumption texts, each once, without those the layer states.
+
+    One string is one assumption (not a sequence of characters); None is none.
+
+    >>> extra_assumptions("softmax_cross_entropy", ["n >= 2", "sum(t) == 1", "n >= 2"])
+    ('n >= 2',)
+    >>> extra_assumptions("linear", "m == n")
+    ('m == n',)
+    """
+    if assume is None:
+        return ()
+    texts = (assume,) if isinstance(assume, str) else tuple(assume)
+    for text in texts:
+        if not isinstance(text, str):
+            raise InputError(f"an assumption is a string such as 'n >= 2', got {text!r}", where="assume")
+    stated = {a.text for a in as_layer(layer).assumptions}
+    return tuple(t for t in dict.fromkeys(texts) if t not in stated)
+
+
+def _context(layer: Layer, extra) -> dict:
+    """The Problem fields every question about ``layer`` shares (sizes, tensors, assumptions)."""
+    tensors = dict(layer.inputs)
+    if not layer.is_loss:
+        tensors["g"] = tuple(layer.forward.shape)
+    assumptions = tuple(layer.assumptions) + tuple(a for a in extra if isinstance(a, Assumption))
+    size_conditions = [a.cond for a in assumptions if a.kind == "size"]
+    size_conditions += [a for a in extra if not isinstance(a, Assumption)]
+    return {
+        "sizes": tuple(layer.sizes),
+        "tensors": tensors,
+        "scope": layer.scope(),
+        "size_conditions": tuple(size_conditions),
+        "assumptions": tuple(a for a in assumptions if a.kind in ("equal", "sign")),
+        "texts": tuple(a.text for a in assumptions if isinstance(a, Assumption)),
+    }
+
+
+# -- the gradient as a problem ------------------------------------------------------------------
+def derivation_of(layer: Layer, wrt: str, memo: Memo | None = None):
+    """The prover's (lean) derivation of ``wrt``, remembered in ``memo`` when one is given."""
+    if memo is None:
+        return derive(layer, wrt, presentation=False)
+    if wrt not in memo.derivations:
+        memo.derivations[wrt] = derive(layer, wrt, presentation=False)
+    return memo.derivations[wrt]
+
+
+def gradient_problem(layer, wrt: str, claim, extra=(), memo: Memo | None = None, symbolic: bool = True) -> Problem:
+    """The problem "the gradient of ``layer``'s loss w.r.t. ``wrt`` equals ``claim``".
+
+    ``claim`` is a claim's text or its tensor; ``extra`` parsed extra assumptions;
+    ``symbolic=False`` leaves the derivation out (for the concrete search alone).
+
+    >>> p = gradient_problem("linear", "x", "w.T @ g")
+    >>> p.name, p.shape
+    ("'w.T @ g' for linear/x", (n,))
+    """
+    layer = as_layer(layer)
+    if isinstance(claim, str):
+        text, tensor = claim, claim_tensor(parse_claim(claim, layer, wrt), layer)
+    else:
+        text, tensor = "the claim", claim
+    shape = tuple(layer.inputs[wrt])
+    reference = Differentiation(
+        layer.forward, loss=layer.is_loss, wrt=wrt, sizes=tuple(layer.sizes), tensors=_context(layer, ())["tensors"]
+    )
+    free, element, reason = (), None, "the gradient was not derived"
+    if symbolic:
+        try:
+            d = derivation_of(layer, wrt, memo)
+            free, element, reason = d.index, d.gradient, ""
+        except NotDifferentiable as exc:
+            reason = str(exc)
+    left = Tensor(shape=shape, element=_no_element, zero_outside=True)
+    return Problem(
+        name=f"{text!r} for {layer.name}/{wrt}",
+        left=left,
+        right=tensor,
+        free=tuple(free),
+        element=element,
+        left_reason=reason,
+        reference=reference,
+        **_context(layer, extra),
+    )
+
+
+def _no_element(idx):
+    # the gradient's values come from its reference (differentiation), never from this tensor
+    raise NotImplementedError("the gradient side is computed by differentiation")
+
+
+# -- identities as problems -------------------------------------------------------------------
+def identity_problem(context, text: str, extra=()) -> Problem:
+    """The problem "``LHS == RHS``" over the tensors, sizes and assumptions of a layer.
+
+    The sides are closed forms (arrays of one shape, compared elementwise) or index-level
+    scalars; an index variable used on a side but bound by no ``Sum`` is free, ranging over
+    all integers (reads outside a tensor are zero, so both sides are defined everywhere).
+
+    >>> identity_problem("conv2d", "correlate2d(x, w, 'valid') == correlate(x, w, 'valid')").shape
+    (H - kh + 1, W - kw + 1)
+    """
+    layer = as_layer(context)
+    parsed = parse_identity(text, layer.scope(), list(layer.sizes))
+    common = _used_only(_context(layer, extra), _names(text))
+    name = f"{text!r} over {layer.name}"
+    sides = dict(left_name="the left side", right_name="the right side")
+    if parsed.free:
+        # free index variables range over all integers; the concrete search looks at a window
+        # wide enough for every read of unit stride to be in range somewhere
+        width = sum((d for shape in common["tensors"].values() for d in shape), sp.Integer(0))
+        window = tuple(2 * width + 1 for _ in parsed.free)
+
+        def windowed(expr, valid):
+            def element(idx):
+                return expr.xreplace({f: j - width for f, j in zip(parsed.free, idx, strict=True)})
+
+            return Tensor(shape=window, element=element, zero_outside=True, valid=valid)
+
+        return Problem(
+            name=name,
+            left=windowed(parsed.left, parsed.valid),
+            right=windowed(parsed.right, parsed.valid),
+            free=tuple(parsed.free),
+            element=parsed.left,
+            right_element=parsed.right,
+            unbounded=True,
+            origin=tuple(-width for _ in parsed.free),
+            **sides,
+            **common,
+        )
+    left, right = parsed.left, parsed.right
+    if not isinstance(left, Tensor):
+        left = from_scalar(left)
+    if not isinstance(right, Tensor):
+        right = from_scalar(right)
+    free = tuple(index_symbol(f"_e{k}") for k in range(len(left.shape)))
+    return Problem(name=name, left=left, right=right, free=free, **sides, **common)
+
+
+def _names(text: str) -> set[str]:
+    return {
+        n.id
+        for n in ast.walk(ast.parse(text.strip(), mode="eval" if "==" in text else "exec"))
+        if isinstance(n, ast.Name)
+    }
+
+
+def _used_only(common: dict, used: set[str]) -> dict:
+    """The context narrowed to the tensors an identity reads (and the assumptions about them only).
+
+    The search then varies only values that matter; a defined name (the layer's output)
+    reads every input, so the context stays whole when the identity uses one.
+    """
+    tensors = common["tensors"]
+    if any(name in common["scope"] and name not in tensors for name in used):
+        return common
+    keep = {n: s for n, s in tensors.items() if n in used}
+    assumptions = tuple(a for a in common["assumptions"] if _names(a.text) & set(tensors) <= set(keep))
+    return {**common, "tensors": keep, "assumptions": assumptions}
+
+
+# -- verdicts ---------------------------------------------------------------------------------
+def prove(
+    layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_check: bool = True, memo: Memo | None = None
+) -> Verdict:
+    """Decide whether ``claim`` is the gradient of ``layer``'s loss with respect to ``wrt``.
+
+    ``layer`` is a Layer or a built-in name / path; ``assume`` extra assumption strings;
+    ``memo`` keeps derivations and final verdicts for the next claims about this layer
+    object. Never ``proved`` on anything less than a proof.
+
+    >>> prove("linear", "x", "w.T @ g").verdict
+    'proved'
+    """
+    layer = as_layer(layer)
+    layer.require_differentiable(wrt)
+    assume = extra_assumptions(layer, assume)
+    key = (wrt, claim, tuple(assume), cross_check)
+    if memo is not None and key in memo.verdicts:
+        return memo.verdicts[key]
+    extra = tuple(parse_assumptions(list(assume), layer))
+    # under assumptions that cannot hold every claim would be "proved"
+    check_extra_assumptions(layer, extra)
+    problem = gradient_problem(layer, wrt, claim, extra, memo)
+    verdict = _verdict(problem, decide(problem, timeout, cross_check), layer=layer.name, wrt=wrt, claim=claim)
+    if memo is not None and verdict.verdict in (PROVED, REFUTED):
+        memo.verdicts[key] = verdict
+    return verdict
+
+
+def prove_identity(context, identity: str, assume=(), timeout: float = 60.0, cross_check: bool = True) -> Verdict:
+    """Prove or refute ``"LHS == RHS"`` over a layer's tensors, sizes and assumptions.
+
+    Same verdicts as :func:`prove`: ``proved`` for all sizes and values, ``refuted`` with a
+    minimal counterexample (``expected`` is the left side, ``claimed`` the right), or
+    ``unknown`` with the reason.
+
+    >>> prove_identity("conv2d", "correlate2d(x, w, 'valid') == correlate(x, w, 'valid')").verdict
+    'proved'
+    >>> prove_identity("conv2d", "correlate2d(x, w, 'valid') == convolve2d(x, w, 'valid')").verdict
+    'refuted'
+    """
+    layer = as_layer(context)
+    if not isinstance(identity, str) or not identity.strip():
+        raise InputError("the identity is empty", where="--identity")
+    extra = tuple(parse_assumptions(list(extra_assumptions(layer, assume)), layer))
+    check_extra_assumptions(layer, extra)
+    problem = identity_problem(layer, identity, extra)
+    return _verdict(problem, decide(problem, timeout, cross_check), layer=layer.name, wrt="", claim=identity)
+
+
+def _verdict(problem: Problem, decision, **base) -> Verdict:
+    if decision.status == REFUTED and problem.origin and decision.counterexample.index:
+        decision = dataclasses.replace(decision, counterexample=_at_free_indices(problem, decision.counterexample))
+    if decision.status == PROVED:
+        return Verdict(PROVED, assumptions=problem.texts, detail=PROOF_DETAIL, **base)
+    if decision.status == REFUTED:
+        return Verdict(REFUTED, assumptions=problem.texts, counterexample=decision.counterexample, **base)
+    return Verdict(UNKNOWN, assumptions=problem.texts, reason=decision.reason, **base)
+
+
+def _at_free_indices(problem: Problem, cex):
+    """A counterexample of an identity with free indices, its index given as their values (not window positions)."""
+    sizes = {s: int(cex.sizes[str(s)]) for s in problem.sizes}
+    starts = [int(sp.sympify(o).xreplace(sizes)) for o in problem.origin]
+    values = tuple(int(i) + s for i, s in zip(cex.index, starts, strict=True))
+    where = ", ".join(f"{f} = {v}" for f, v in zip(problem.free, values, strict=True))
+    window = ", ".join(f"{f} from {s} to {-s}" for f, s in zip(problem.free, starts, strict=True))
+    return dataclasses.replace(cex, index=values, message=f"{where}; the arrays show both sides for {window}")
+
+
+def prove_concrete(layer, wrt: str, claim_text: str, assume=(), deadline: float | None = None) -> Verdict:
+    """Refute a claim by a concrete counterexample, or say ``unknown`` -- never ``proved``.
+
+    >>> prove_concrete("linear", "x", "w @ g").verdict
+    'refuted'
+    """
+    layer = as_layer(layer)
+    if wrt not in layer.inputs:
+        raise InputError(f"layer {layer.name} has no input {wrt!r} (inputs: {', '.join(layer.inputs)})", where="--wrt")
+    extra = parse_assumptions(list(assume), layer)
+    problem = gradient_problem(layer, wrt, claim_text, extra, symbolic=False)
+    summary = search.SearchSummary()
+    found = search.find_counterexample(problem, deadline=deadline, summary=summary)
+    common = {"layer": layer.name, "wrt": wrt, "claim": claim_text, "assumptions": problem.texts}
+    if found is not None:
+        return Verdict(REFUTED, counterexample=found, detail="found by concrete search at small sizes", **common)
+    if summary.timed_out:
+        return Verdict(UNKNOWN, reason=f"timeout: no counterexample at {summary.describe()}", **common)
+    return Verdict(UNKNOWN, reason=f"no counterexample at {summary.describe()}; no all-sizes proof", **common)
+
+
+# -- the search and the true gradient, asked about a layer -------------------------------------------
+def input_shapes(layer: Layer, sizes: dict) -> dict[str, tuple[int, ...]]:
+    """The concrete shape of every input (and of ``g`` for a non-final layer).
+
+    >>> input_shapes(as_layer("linear"), {"n": 2, "m": 3})
+    {'x': (2,), 'w': (3, 2), 'b': (3,), 'g': (3,)}
+    """
+    ref = _reference(layer, next(iter(layer.inputs)))
+    return concrete_shapes(ref.tensors, ref._env(sizes))
+
+
+def true_gradient(layer: Layer, wrt: str, sizes: dict, values: dict):
+    """The exact gradient of the layer's loss w.r.t. ``wrt`` at concrete sizes and values.
+
+    ``values`` maps every input (and ``g`` for a non-final layer) to numbers or nested
+    lists; the result is an object array of exact SymPy numbers of ``wrt``'s shape.
+
+    >>> true_gradient(as_layer("linear"), "b", {"n": 1, "m": 2}, {"x": [1], "w": [[1], [2]], "b": [0, 0], "g": [3, 4]}).tolist()
+    [3, 4]
+    """
+    if wrt not in layer.inputs:
+        raise InputError(f"layer {layer.name} has no input {wrt!r}", where="--wrt")
+    return _reference(layer, wrt).exact(sizes, values)
+
+
+def gradient_expressions(layer: Layer, wrt: str, sizes: dict, values: dict):
+    """The gradient w.r.t. every element of ``wrt`` as SymPy expressions (``values[wrt]`` symbols)."""
+    return _reference(layer, wrt).symbolic(sizes, values)
+
+
+def _reference(layer: Layer, wrt: str) -> Differentiation:
+    tensors = _context(layer, ())["tensors"]
+    return Differentiation(layer.forward, loss=layer.is_loss, wrt=wrt, sizes=tuple(layer.sizes), tensors=tensors)
+
+
+def size_candidates(layer: Layer, extra_assumptions=(), max_size: int = search.MAX_SIZE):
+    """A layer's size assignments allowed by its (and ``extra``) assumptions, in minimal order.
+
+    >>> import itertools
+    >>> [tuple(c.values()) for c in itertools.islice(size_candidates(as_layer("linear")), 3)]
+    [(1, 1), (1, 2), (2, 1)]
+    """
+    return search.size_candidates(layer.sizes, layer.size_assumptions(extra_assumptions), max_size)
+
+
+def find_counterexample(layer: Layer, wrt: str, claim: Tensor, assumptions=(), **options):
+    """The minimal concrete point where ``claim`` is not the gradient, or None (see
+    :func:`symderive.decide.search.find_counterexample` for ``options``)."""
+    return search.find_counterexample(gradient_problem(layer, wrt, claim, assumptions, symbolic=False), **options)
+
+
+def disagreement_sizes(layer: Layer, wrt: str, claim: Tensor, assumptions=(), candidates: int = 3, probes: int = 6):
+    """The first of the smallest sizes where ``claim`` and the exact gradient differ, else None."""
+    problem = gradient_problem(layer, wrt, claim, assumptions, symbolic=False)
+    return search.disagreement_sizes(problem, candidates=candidates, probes=probes)
+
+
+__all__ = [
+    "Memo",
+    "disagreement_sizes",
+    "extra_assumptions",
+    "find_counterexample",
+    "gradient_problem",
+    "identity_problem",
+    "input_shapes",
+    "parse_assumptions",
+    "prove",
+    "prove_concrete",
+    "prove_identity",
+    "size_candidates",
+    "true_gradient",
+]
