@@ -10,7 +10,8 @@ and ``sd.derive(...)`` calls :func:`derive`.
 from __future__ import annotations
 
 from ._callable import make_callable
-from .calculus.derive import Derivation, NotDifferentiable, Step, derive
+from .calculus.derive import Derivation, NotDifferentiable, Step
+from .calculus.present import present as derive
 
 __all__ = ["Derivation", "NotDifferentiable", "Step", "derive"]
 

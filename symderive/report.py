@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import prove as prove_api
 from ._callable import make_callable
-from .calculus.derive import derive
+from .calculus.present import present
 from .clock import ClaimTimeout, wall_clock
 from .decide.verdict import UNKNOWN, Verdict
 from .emit import codegen as emitter
@@ -72,7 +72,7 @@ def evidence(layer, claims: Mapping | None = None, wrt=None, timeout: float | No
     memo = prove_api.Memo()  # the emitted module's proofs reuse the report's
     sections, chosen, proofs = [], {}, {}
     for name, entries in claims_by_input(layer, claims, wrt).items():
-        derivation = derive(layer, name)
+        derivation = present(layer, name)
         found = []
         for text, assume in entries:
             verdict = _verdict_within(layer, name, text, assume, timeout, memo)

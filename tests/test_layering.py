@@ -177,6 +177,17 @@ def test_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
+def test_the_decider_never_sees_a_layer():
+    # decide/ works on problems; only pose.py (which poses a layer's questions as problems) reads layers
+    graph = import_graph()
+    readers = sorted(
+        m
+        for m, targets in graph.items()
+        if layer_of(m) == "decide" and m != "symderive.decide.pose" and any(layer_of(t) == "model" for t in targets)
+    )
+    assert readers == []
+
+
 def test_every_module_has_a_layer():
     for m in modules():
         assert layer_of(m) in RANKS

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from symderive import counterexample as cx
-from symderive.calculus.derive import derive
 from symderive.core.ir import Tensor
 from symderive.core.parse import claim_tensor, parse_claim
 from symderive.decide.concrete import EvaluationError, evaluate
+from symderive.derive import derive
 from symderive.errors import InputError
 from symderive.model.layer import load_layer
 

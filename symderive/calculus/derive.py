@@ -260,13 +260,26 @@ def _solve_delta(delta: sp.KroneckerDelta, limits: list):
 # -- the derivation -----------------------------------------------------------------------
 
 
-def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
-    """The gradient of ``layer``'s loss with respect to one element of ``wrt``, with steps.
+def derive(layer, wrt: str) -> Derivation:
+    """The gradient of ``layer``'s loss with respect to one element of ``wrt``: the prover's lean derivation.
+
+    Its steps end with the delta elimination; :func:`symderive.calculus.present.present`
+    is the reader's derivation (guards dropped, re-indexed, labelled).
 
     >>> from symderive.layer import load_layer
     >>> d = derive(load_layer("linear"), "x")
-    >>> [s.kind for s in d.steps][:2]
-    ['loss', 'forward']
+    >>> [s.kind for s in d.steps][:2], d.steps[-1].kind
+    (['loss', 'forward'], 'delta elimination')
+    """
+    return derivation_steps(layer, wrt, tidy=None)[0]
+
+
+def derivation_steps(layer, wrt: str, tidy=None) -> tuple[Derivation, tuple, tuple]:
+    """(the derivation up to the delta elimination, the gradient's free indices, the output's indices).
+
+    ``tidy(expr, facts)``, when given, rewrites the forward element and the summed deltas
+    for the reader (the presentation drops guards that the ranges imply) before they are
+    differentiated further; None keeps every expression as derived.
     """
     from ..model.layer import as_layer
 
@@ -293,10 +306,10 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
                 "loss", "The loss of a non-final layer, with g = dL/dy.", sp.Symbol("L"), gsum(g_read * y_sym, *limits)
             )
         )
-        if presentation:
+        if tidy is not None:
             # y is read only inside the loss's sum over its shape: guards that the output ranges imply
             # (a keepdims reduction's [0 <= i <= N - 1], even in a denominator) are 1 there
-            y_elem = simplify_guards(y_elem, list(layer.size_assumptions()) + range_facts(out_idx, out_shape))
+            y_elem = tidy(y_elem, list(layer.size_assumptions()) + range_facts(out_idx, out_shape))
         steps.append(Step("forward", "The forward pass, element by element.", y_sym, y_elem))
         dy = diff_read(y_elem, wrt, at)
         dy_sym = sp.Symbol(f"d{layer.output}[{', '.join(map(str, out_idx))}]/d{wrt}[{', '.join(map(str, at))}]")
@@ -316,8 +329,8 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
         if dy.has(sp.KroneckerDelta):
             ranges = range_facts(out_idx, out_shape) + range_facts(at, layer.inputs[wrt])
             dy_summed = eliminate_deltas(piecewise_to_iverson(dy))
-            if presentation:
-                dy_summed = simplify_guards(dy_summed, list(layer.size_assumptions()) + ranges)
+            if tidy is not None:
+                dy_summed = tidy(dy_summed, list(layer.size_assumptions()) + ranges)
             if dy_summed != dy:
                 steps.append(
                     Step(
@@ -338,35 +351,8 @@ def derive(layer, wrt: str, presentation: bool = True) -> Derivation:
             eliminated,
         )
     )
-    if not presentation:
-        # the prover needs the gradient only: no guard simplification, re-indexing or renaming
-        return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=eliminated, steps=tuple(steps))
-    facts = list(layer.size_assumptions()) + range_facts(at, layer.inputs[wrt])
-    gradient = simplify_guards(eliminated, facts)
-    if gradient != eliminated:
-        steps.append(
-            Step(
-                "guards",
-                f"Drop the guards that hold for every {', '.join(map(str, at)) or 'value'} "
-                f"inside the shape of {wrt} under the assumptions.",
-                lhs,
-                gradient,
-            )
-        )
-    shifted = reindexed(gradient, layer.sizes)
-    if shifted is not None:
-        new_rhs, text = shifted
-        steps.append(Step("reindex", text, lhs, new_rhs))
-    by_offsets = by_kernel_offsets(gradient, at, layer.sizes)
-    if by_offsets is not None:
-        new_rhs, text = by_offsets
-        steps.append(Step("kernel offsets", text, lhs, new_rhs))
-    steps.append(Step("result", f"The gradient with respect to {wrt}.", lhs, gradient))
-    labels = layer.labels.get(wrt, {})
-    steps = [Step(s.kind, s.text, s.lhs, s.rhs, labels.get(s.kind, s.label)) for s in steps]
-    names = readable_names(steps, taken | {str(s) for s in at} | {str(s) for s in out_idx})
-    steps = [Step(s.kind, s.text, s.lhs.xreplace(names), s.rhs.xreplace(names), s.label) for s in steps]
-    return Derivation(layer=layer.name, wrt=wrt, index=at, gradient=gradient.xreplace(names), steps=tuple(steps))
+    derivation = Derivation(layer=layer.name, wrt=wrt, index=at, gradient=eliminated, steps=tuple(steps))
+    return derivation, tuple(at), tuple(out_idx)
 
 
 def piecewise_to_iverson(expr: sp.Expr) -> sp.Expr:
@@ -597,8 +583,3 @@ def readable_names(steps, taken: set) -> dict:
         used.add(name)
         out[d] = index_symbol(name)
     return out
-
-
-from .._callable import make_callable  # noqa: E402  (sd.derive(...) calls derive())
-
-make_callable(__name__)

@@ -294,7 +294,8 @@ def expected_gradient(layer, wrt: str, sizes: dict, values: dict, derivation=Non
     >>> expected_gradient(lin, "x", {"n": 2, "m": 1}, v)
     array([3., 6.])
     """
-    from ..calculus.derive import NotDifferentiable, derive
+    from ..calculus.derive import NotDifferentiable
+    from ..calculus.present import present as derive
     from ..core.ir import Tensor
     from ..decide.concrete import EvaluationError, evaluate
     from ..decide.pose import true_gradient
@@ -312,7 +313,8 @@ def expected_gradient(layer, wrt: str, sizes: dict, values: dict, derivation=Non
 
 def _derivation(layer, wrt: str):
     """``derive(layer, wrt)``, or None where the deriver has no rule (the exact fallback then decides)."""
-    from ..calculus.derive import NotDifferentiable, derive
+    from ..calculus.derive import NotDifferentiable
+    from ..calculus.present import present as derive
 
     try:
         return derive(layer, wrt)

@@ -96,9 +96,9 @@ def _context(layer: Layer, extra) -> dict:
 def derivation_of(layer: Layer, wrt: str, memo: Memo | None = None):
     """The prover's (lean) derivation of ``wrt``, remembered in ``memo`` when one is given."""
     if memo is None:
-        return derive(layer, wrt, presentation=False)
+        return derive(layer, wrt)
     if wrt not in memo.derivations:
-        memo.derivations[wrt] = derive(layer, wrt, presentation=False)
+        memo.derivations[wrt] = derive(layer, wrt)
     return memo.derivations[wrt]
 
 

@@ -445,9 +445,9 @@ def _claim_function(layer, wrt: str, text: str, verdict: Verdict) -> Function:
 
 
 def _derived_function(layer, wrt: str) -> Function:
-    from ..calculus.derive import derive
+    from ..calculus.present import present
 
-    derivation = derive(layer, wrt)
+    derivation = present(layer, wrt)
     target = layer.inputs[wrt]
     lowering = IndexLowering(layer)
     body, args, helpers = lowering.function_body(derivation.gradient, tuple(derivation.index), target, prefer=wrt)

@@ -343,7 +343,7 @@ def test_scalar_input_and_loss_layer_with_normalised_target(tmp_path):
 
 
 def test_the_course_example_submissions():
-    course = Path(__file__).parents[1] / "examples" / "course"
+    course = Path(__file__).parents[2] / "examples" / "course"
     specs = [f"{course}/students/{s}.py:conv2d_backward_x" for s in ("alice", "bob")]
     alice, bob = check_many(course / "conv2d.symd.toml", "x", specs)
     assert alice.status == "ok", alice.details()

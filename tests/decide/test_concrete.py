@@ -15,7 +15,7 @@ import sympy as sp
 from symderive.core.ir import GSum, Iverson, Tensor, index_symbol, read, size_symbol
 from symderive.core.parse import claim_tensor, parse_claim
 from symderive.decide.concrete import evaluate, is_index_guard
-from symderive.decide.search import exact_array
+from symderive.decide.problem import exact_array
 from symderive.model.layer import load_layer
 
 X_VALUES = np.array([[-1.0, 0.0, 2.0], [0.5, -2.0, 0.0]])
@@ -100,7 +100,7 @@ def _torch_norm_gradient(name: str, wrt: str, values: dict) -> np.ndarray:
 
 
 def _derived(layer, wrt: str):
-    from symderive.calculus.derive import derive
+    from symderive.derive import derive
 
     d = derive(layer, wrt)
     return Tensor(

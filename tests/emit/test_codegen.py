@@ -804,7 +804,7 @@ def test_float_constants_are_emitted_and_printed_as_their_exact_decimals():
 
     from symderive.core.tree import to_latex
 
-    layer = load_layer(str(Path(__file__).parent.parent / "examples" / "custom_layers" / "gelu_tanh.toml"))
+    layer = load_layer(str(Path(__file__).parents[2] / "examples" / "custom_layers" / "gelu_tanh.toml"))
     source = emit_numpy(layer)
     assert "0.7978845608028654" in source and "0.044715" in source
     assert "5000000000000000" not in source and "200000" not in source

@@ -631,7 +631,7 @@ def test_builtin_layer_exists_at_every_size_it_allows(name):
 def test_example_layers_load():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent / "examples"
+    root = Path(__file__).resolve().parents[2] / "examples"
     paths = sorted(root.glob("user_layers/*.toml")) + sorted(root.glob("course/*.toml"))
     assert len(paths) >= 4
     for path in paths:

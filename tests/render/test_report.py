@@ -14,9 +14,9 @@ import pytest
 import sympy as sp
 
 from symderive import report as rp
-from symderive.calculus.derive import Derivation, Step, derive
 from symderive.core.ir import GSum, Iverson, index_symbol, size_symbol
 from symderive.decide.verdict import Counterexample, Verdict
+from symderive.derive import Derivation, Step, derive
 from symderive.errors import InputError
 from symderive.model.layer import builtin_layer_names, load_layer
 from symderive.render.text import printed_value
@@ -433,7 +433,7 @@ def test_notebook_reprs_are_attached():
 
 # -- counterexamples of user layers: wide tensors and long exact values ---------------------------
 
-CUSTOM = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "custom_layers"
+CUSTOM = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "custom_layers"
 #: wrong claims whose counterexamples were too wide for the page: six slices of a gradient side by
 #: side (a grouped convolution's weight), and an exact value SymPy prints with 21-digit rationals
 WIDE_COUNTEREXAMPLES = {
