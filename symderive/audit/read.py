@@ -321,7 +321,7 @@ def _notation_schedule(pieces, text: str, notation, base: Path | None, name: str
     if notation is not None:
         if inline:
             raise InputError(
-                f"{name} line {inline[0].line}: the document has a notation block and --notation was given too"
+                f"{name} line {inline[0].line - 1}: the document has a notation block and --notation was given too"
             )
         schedule = []
         lines = text.split("\n")
