@@ -301,7 +301,6 @@ def read_document(
     name = str(path) if path is not None else "the document"
     blocks = _notation_schedule(pieces, text, notation, base, name)
     reader = _DocumentReader(layers or load_layer_symbols)
-    lines = text.split("\n")
     entries: list[Entry] = []
     for piece in pieces:
         line = piece.line
@@ -311,7 +310,6 @@ def read_document(
             entries.append(Entry(piece.line, piece.latex, "not checked", reason=piece.reason))
         elif isinstance(piece, Display):
             entries.extend(reader.display(piece))
-    del lines
     return tuple(entries)
 
 
@@ -551,10 +549,7 @@ def _side_by_side(items: tuple[Item, ...]) -> list[tuple[Item, ...]]:
     carry: list[Item] = []
     for chunk in chunks:
         if _has_relation(chunk):
-            body = [i for i in chunk if not _is_separator(tuple(chunk), chunk.index(i))] if not pieces else chunk
-            if pieces:
-                body = _drop_leading_separators(chunk)
-            pieces.append(carry + body)
+            pieces.append(carry + _drop_leading_separators(chunk))
             carry = []
         elif pieces:
             pieces[-1].extend(chunk)
