@@ -567,6 +567,22 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
     >>> prove("linear", "x", "w.T @ g").verdict
     'proved'
     """
+    from .clock import ClaimTimeout, wall_clock
+    from .layer import Layer
+
+    if not isinstance(claim, str):
+        raise TypeError(f"the claim is a string such as 'w.T @ g', got {type(claim).__name__} {claim!r:.60}")
+    timeout = checked_timeout(timeout)
+    try:
+        # the whole proof is bounded (loading a layer file too), not just the concrete search
+        with wall_clock(timeout):
+            return _remembered_verdict(layer, wrt, claim, assume, timeout, cross_check)
+    except ClaimTimeout:
+        name = layer.name if isinstance(layer, Layer) else str(layer)
+        return Verdict(UNKNOWN, layer=name, wrt=wrt, claim=claim, reason=timeout_reason(timeout))
+
+
+def _remembered_verdict(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bool) -> Verdict:
     from .layer import as_layer
 
     layer = as_layer(layer)
@@ -584,6 +600,30 @@ def prove(layer, wrt: str, claim: str, assume=(), timeout: float = 60.0, cross_c
     return verdict
 
 
+def timeout_reason(timeout: float) -> str:
+    """The reason of a verdict whose wall clock ran out.
+
+    >>> timeout_reason(5)
+    'timeout (after 5 s)'
+    """
+    return f"timeout (after {timeout:g} s)"
+
+
+def checked_timeout(timeout) -> float:
+    """``timeout`` as positive finite seconds; InputError otherwise.
+
+    >>> checked_timeout(2)
+    2.0
+    """
+    from .clock import MAX_SECONDS
+
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout is a number of seconds, got {type(timeout).__name__} {timeout!r:.60}")
+    if not (0 < timeout <= MAX_SECONDS):  # also refuses nan
+        raise InputError(f"timeout must be positive seconds, at most {MAX_SECONDS:g}, got {timeout!r}", where="timeout")
+    return float(timeout)
+
+
 def extra_assumptions(layer, assume) -> tuple[str, ...]:
     """``assume`` as a tuple of assumption texts, each once, without those the layer states.
 
@@ -598,6 +638,8 @@ def extra_assumptions(layer, assume) -> tuple[str, ...]:
 
     if assume is None:
         return ()
+    if not isinstance(assume, str) and not hasattr(assume, "__iter__"):
+        raise TypeError(f"assume is a list of assumption strings such as ['n >= 2'], got {type(assume).__name__}")
     texts = (assume,) if isinstance(assume, str) else tuple(assume)
     for text in texts:
         if not isinstance(text, str):
