@@ -881,8 +881,8 @@ COMMANDS = {
 def _one_line(text: str) -> str:
     """``text`` on one line; a word of hundreds of characters (a path, a literal) is cut in its middle.
 
-    >>> _one_line("no file\n/" + "a" * 400)[:30], len(_one_line("x" * 400))
-    ('no file /aaaaaaaaaaaaaaaaaaaaaa', 163)
+    >>> _one_line("no file  /" + "a" * 400)[:30], len(_one_line("x" * 400))
+    ('no file /aaaaaaaaaaaaaaaaaaaaa', 163)
     """
     return " ".join(w if len(w) <= 200 else f"{w[:120]}...{w[-40:]}" for w in str(text).split())
 
