@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
-from .clock import ClaimTimeout, wall_clock
+from .clock import MAX_SECONDS, ClaimTimeout, wall_clock
 from .core.ir import plain
 from .decide.verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict
 from .errors import InputError, InternalError
@@ -76,12 +77,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _timeout_value(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value <= 0 or value > MAX_SECONDS:
         raise ValueError(text)
     return value
 
 
-_timeout_value.__name__ = "timeout (positive seconds)"
+_timeout_value.__name__ = f"timeout (positive seconds, at most {MAX_SECONDS:g})"
 
 
 def _tolerance_value(text: str) -> float:
@@ -185,6 +186,7 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--atol", type=_tolerance_value, default=1e-9, metavar="A", help="absolute tolerance (>= 0)")
     p.add_argument("--seed", type=_seed_value, default=0, metavar="N", help="seed of the random values (>= 0)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="print the sizes tried and why each was chosen")
     _add_common(p)
     return parser
 
@@ -309,8 +311,11 @@ def load(layer_arg: str, base: Path | None = None):
     if base is not None and is_layer_path(layer_arg) and not Path(layer_arg).is_absolute():
         target = str(base / layer_arg)
     if is_layer_path(target):
-        path = Path(target)
-        if not path.is_file():
+        try:
+            found = Path(target).is_file()
+        except (OSError, ValueError):  # a name the system refuses: too long, a NUL byte
+            found = False
+        if not found:
             raise InputError(f"no such layer file: {layer_arg}", where="LAYER")
     return load_layer(target)
 
@@ -341,16 +346,17 @@ def prove_claim(
     from . import prove as prove_api
 
     key = (layer_arg, str(base))
-    layer, memo = loaded.get(key, (None, None)) if loaded is not None else (None, None)
-    if layer is None:
-        layer, memo = load(layer_arg, base), prove_api.Memo()
-        if loaded is not None:
-            loaded[key] = (layer, memo)
-    _check_wrt(layer, wrt)
-    if not isinstance(claim, str) or not claim.strip():
-        raise InputError("the claim is empty", where="CLAIM")
     try:
+        # loading the layer file counts against the claim's time too
         with wall_clock(timeout):
+            layer, memo = loaded.get(key, (None, None)) if loaded is not None else (None, None)
+            if layer is None:
+                layer, memo = load(layer_arg, base), prove_api.Memo()
+                if loaded is not None:
+                    loaded[key] = (layer, memo)
+            _check_wrt(layer, wrt)
+            if not isinstance(claim, str) or not claim.strip():
+                raise InputError("the claim is empty", where="CLAIM")
             verdict = prove_api.prove(
                 layer, wrt, claim, assume=_new_assumptions(layer, assume), timeout=timeout, memo=memo
             )
@@ -404,18 +410,29 @@ def _entry_object(pairs) -> _Entry:
     return entry
 
 
+def _no_constant(name: str):
+    # json reads NaN and Infinity, which are not JSON and no claim, assumption or layer
+    raise InputError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
 def _read_batch(path_text: str) -> tuple[list, Path]:
     path = Path(path_text)
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not JSON
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read batch file: {exc.strerror or exc}", where=path_text) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=path_text) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise InputError(f"cannot read batch file: {getattr(exc, 'strerror', None) or exc}", where=path_text) from None
     try:
-        entries = json.loads(text, object_pairs_hook=_entry_object)
+        entries = json.loads(text, object_pairs_hook=_entry_object, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where=path_text
-        ) from exc
+        ) from None
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply", where=path_text) from None
+    except InputError as exc:
+        raise InputError(str(exc), where=path_text) from None
     if not isinstance(entries, list):
         raise InputError("a batch file holds a JSON list of claims", where=path_text)
     return entries, path.resolve().parent
@@ -508,11 +525,30 @@ def cmd_prove(args, out, err) -> int:
         elif verdict.verdict == ERROR:
             print(_one_line(f"symderive: error: {verdict.reason}"), file=err)
         if args.json:
-            print(json.dumps(verdict.to_json()), file=out)
+            print(strict_json(verdict.to_json()), file=out)
         else:
             print(format_verdict(verdict), file=out)
         out.flush()
     return combined_status(statuses)
+
+
+def strict_json(value) -> str:
+    """``value`` as strict JSON: a float that is not finite is written as a string.
+
+    >>> strict_json({"claimed": float("nan"), "sizes": {"n": 2}})
+    '{"claimed": "nan", "sizes": {"n": 2}}'
+    """
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 # -- the other commands ------------------------------------------------------------------
@@ -594,14 +630,17 @@ def _report_claims(layer, pairs) -> dict[str, list[str]] | None:
 
 
 def cmd_codegen(args, out, err) -> int:
-    from .codegen import emit_module_and_tests, emit_numpy
+    from .codegen import emit_numpy, emit_tests
+    from .prove import Memo
 
     for path in (args.output, args.tests):
         _require_folder(path, "-o" if path == args.output else "--tests")
+    _require_distinct_outputs(args)
     layer = load(args.layer)
     # an input with no claim gets the derived index form, as emit_numpy(layer) gives it
     claims = _claims_of(layer, args.claim)
-    loaded = {(args.layer, str(None)): (layer, None)}  # the claims share the loaded layer
+    memo = Memo()  # the claims, the module and its tests share the loaded layer's proofs
+    loaded = {(args.layer, str(None)): (layer, memo)}
     statuses, verdicts = [], {}
     for wrt, text in claims.items():
         verdict = prove_claim(args.layer, wrt, text, (), args.timeout, loaded=loaded)
@@ -619,16 +658,15 @@ def cmd_codegen(args, out, err) -> int:
         verdicts[wrt] = dataclasses.replace(verdict, layer=layer.name)
     if statuses:
         return combined_status(statuses)
-    if not args.tests:
-        _write(args.output, emit_numpy(layer, claims=claims, verdicts=verdicts))
-        print(f"wrote {args.output}", file=out)
-        return EXIT_OK
-    # the tests check the module's very functions: emitted together, each claim proved once
-    source, tests = emit_module_and_tests(layer, Path(args.output).stem, claims=claims, verdicts=verdicts)
+    source = emit_numpy(layer, claims=claims, verdicts=verdicts, memo=memo)
+    # both texts before either file: a failure leaves the module and its tests as they were; the
+    # tests' claims are proved once (memo), and the tests check the very functions of the module
+    tests = emit_tests(layer, Path(args.output).stem, claims=claims, memo=memo) if args.tests else None
     _write(args.output, source)
     print(f"wrote {args.output}", file=out)
-    _write(args.tests, tests)
-    print(f"wrote {args.tests}", file=out)
+    if tests is not None:
+        _write(args.tests, tests)
+        print(f"wrote {args.tests}", file=out)
     return EXIT_OK
 
 
@@ -637,6 +675,7 @@ def cmd_report(args, out, err) -> int:
 
     if Path(args.output).suffix.lower() not in (".pdf", ".tex"):
         raise InputError(f"the report is written as FILE.pdf or FILE.tex, got {args.output!r}", where="-o")
+    _require_distinct_outputs(args)
     layer = load(args.layer)
     # without --claim the report shows every claim the layer knows (the known mistakes and
     # those needing assumptions too), as symderive.report.report(layer) does
@@ -672,13 +711,18 @@ def _indented(text: str, pad: str = "  ") -> str:
 
 
 def cmd_check(args, out, err) -> int:
-    from .checking import check_many
+    from .checking import CaseCache, check_many
 
     layer = load(args.layer)
     _check_wrt(layer, args.wrt)
     for spec in args.impl:
         if ":" not in spec:
             raise InputError(f"FILE.py:FUNCTION expected, got {spec!r}", where="--impl")
+    # the expected gradients are computed once, for every --impl
+    cases = CaseCache(layer, args.wrt, args.seed)
+    if args.verbose:
+        print("sizes tried, smallest first, and why:", file=err if args.json else out)
+        print("\n".join(f"  {s.text()}" for s in cases.plan), file=err if args.json else out)
     # one call for all: every --impl is checked for its function before any of them runs,
     # and all run on the same cases
     reports = check_many(
@@ -689,6 +733,7 @@ def cmd_check(args, out, err) -> int:
         atol=args.atol,
         seed=args.seed,
         timeout=args.timeout,
+        cases=cases,
     )
     statuses = []
     for spec, rep in zip(args.impl, reports, strict=True):
@@ -710,12 +755,44 @@ def _require_folder(path: str | None, option: str) -> None:
         raise InputError(f"cannot write {path}: the folder {folder} does not exist", where=option)
 
 
+def _require_distinct_outputs(args) -> None:
+    """InputError when an output file is the layer file, or ``-o`` and ``--tests`` are one file
+    (however spelled: ``./m.py``, a link), or the tests could not import the module by its name."""
+    from .atomic import same_file
+    from .escape import identifier_problem
+
+    outputs = [("-o", args.output)] + ([("--tests", args.tests)] if getattr(args, "tests", None) else [])
+    for option, path in outputs:
+        if is_layer_path(args.layer) and same_file(path, args.layer):
+            raise InputError(f"{path} is the layer file itself: writing it would replace the layer", where=option)
+    if len(outputs) == 2:
+        if same_file(args.output, args.tests):
+            raise InputError(
+                f"-o and --tests both name {args.tests}: the tests would replace the module", where="--tests"
+            )
+        problem = identifier_problem(Path(args.output).stem, emitted=False)
+        if problem:
+            raise InputError(
+                f"the tests import the module by its file name {Path(args.output).stem!r}, and {problem}: "
+                "name the module NAME.py with NAME a Python identifier",
+                where="-o",
+            )
+
+
 def _write(path: str, text: str) -> None:
+    from .atomic import write_atomic
+
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        # whole or not at all: a failed write leaves an earlier file as it was
+        write_atomic(path, text)
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", where=path) from exc
 
+
+#: commands bounded as a whole by --timeout (prove counts it per claim, check per implementation)
+WHOLE_COMMAND_CLOCK = frozenset({"layers", "show", "derive", "codegen", "report"})
+#: errors of writing the output that are the environment's, not symderive's
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EROFS})
 
 COMMANDS = {
     "layers": cmd_layers,
@@ -730,7 +807,12 @@ COMMANDS = {
 
 # -- entry points ------------------------------------------------------------------------
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """``text`` on one line; a word of hundreds of characters (a path, a literal) is cut in its middle.
+
+    >>> _one_line("no file  /" + "a" * 400)[:30], len(_one_line("x" * 400))
+    ('no file /aaaaaaaaaaaaaaaaaaaaa', 163)
+    """
+    return " ".join(w if len(w) <= 200 else f"{w[:120]}...{w[-40:]}" for w in str(text).split())
 
 
 def _quiet_stdout() -> None:
@@ -751,8 +833,17 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     out, err = sys.stdout, sys.stderr
     try:
+        if out is None:  # started with stdout closed (`symderive layers >&-`)
+            raise OSError(errno.EBADF, "standard output is closed")
         args = parse_command_line(argv, prog)
-        return COMMANDS[args.command](args, out, err)
+        if args.command in WHOLE_COMMAND_CLOCK:
+            with wall_clock(args.timeout):
+                status = COMMANDS[args.command](args, out, err)
+        else:
+            status = COMMANDS[args.command](args, out, err)
+        # written now, so that a full disk is reported here and not at the interpreter's exit
+        out.flush()
+        return status
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except InputError as exc:
@@ -772,12 +863,27 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         # to go, and Python's flush at exit must not report the same pipe again
         _quiet_stdout()
         return 141
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            return _internal(prog, exc, err)
+        # stdout cannot take the output (a full disk, a closed descriptor): one line, as
+        # `echo > /dev/full` says it; what is still buffered is dropped
+        _quiet_stdout()
+        print(_one_line(f"{prog}: error: cannot write the output: {exc.strerror or exc}"), file=err)
+        return EXIT_INPUT
+    except RecursionError:
+        print(f"{prog}: error: the input is nested too deeply", file=err)
+        return EXIT_INPUT
     except Exception as exc:  # noqa: BLE001  (anything else is a bug of symderive, reported as such)
-        print(
-            _one_line(f"{prog}: internal error (a bug in symderive): {type(exc).__name__}: {exc}; please report it"),
-            file=err,
-        )
-        return EXIT_INTERNAL
+        return _internal(prog, exc, err)
+
+
+def _internal(prog: str, exc: Exception, err) -> int:
+    print(
+        _one_line(f"{prog}: internal error (a bug in symderive): {type(exc).__name__}: {exc}; please report it"),
+        file=err,
+    )
+    return EXIT_INTERNAL
 
 
 def entrypoint() -> None:

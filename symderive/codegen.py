@@ -20,49 +20,50 @@ __all__ = [
     "ClaimNotProved",
     "CodegenRefusal",
     "NotVectorisable",
-    "emit_module_and_tests",
     "emit_numpy",
     "emit_tests",
     "known_claims",
 ]
 
 
-def _prove(*args, **kwargs) -> Verdict:
-    return prove_api.prove(*args, **kwargs)
+def _prover(memo=None):
+    """:func:`symderive.prove.prove` as it is at the call (tests replace it), sharing ``memo``."""
+
+    def prove(*args, **kwargs) -> Verdict:
+        if memo is not None:
+            kwargs["memo"] = memo
+        return prove_api.prove(*args, **kwargs)
+
+    return prove
 
 
 def emit_numpy(
-    layer, claims: Mapping[str, str] | None = None, check: bool = True, verdicts: Mapping[str, Verdict] | None = None
+    layer,
+    claims: Mapping[str, str] | None = None,
+    check: bool = True,
+    verdicts: Mapping[str, Verdict] | None = None,
+    memo=None,
 ) -> str:
     """The source of a standalone NumPy module for a layer's forward pass and gradients.
 
-    See :func:`symderive.emit.codegen.emit_numpy`.
+    See :func:`symderive.emit.codegen.emit_numpy`; ``memo`` (a :class:`symderive.prove.Memo`)
+    shares proofs with the caller's other calls about this layer object.
 
     >>> "def grad_w" in emit_numpy("linear", claims={"w": "outer(g, x)"})
     True
     """
-    return emitter.emit_numpy(layer, claims, check=check, verdicts=verdicts, prove=_prove)
+    return emitter.emit_numpy(layer, claims, check=check, verdicts=verdicts, prove=_prover(memo))
 
 
-def emit_tests(layer, module_name: str, claims: Mapping[str, str] | None = None, sizes_count: int = 3) -> str:
+def emit_tests(
+    layer, module_name: str, claims: Mapping[str, str] | None = None, sizes_count: int = 3, memo=None
+) -> str:
     """Pytest tests for an emitted module (see :func:`symderive.emit.codegen.emit_tests`).
 
     >>> "def test_grad_x" in emit_tests("linear", "linear_grads")
     True
     """
-    return emitter.emit_tests(layer, module_name, claims, sizes_count=sizes_count, prove=_prove)
-
-
-def emit_module_and_tests(
-    layer, module_name: str, claims: Mapping[str, str] | None = None, verdicts: Mapping[str, Verdict] | None = None
-) -> tuple[str, str]:
-    """(module, its tests), each claim proved once (see :func:`emit_numpy`, :func:`emit_tests`).
-
-    >>> src, tests = emit_module_and_tests("linear", "linear_grads")
-    >>> "def grad_b" in src and "def test_grad_b" in tests
-    True
-    """
-    return emitter.emit_module_and_tests(layer, module_name, claims, verdicts=verdicts, prove=_prove)
+    return emitter.emit_tests(layer, module_name, claims, sizes_count=sizes_count, prove=_prover(memo))
 
 
 def __getattr__(name: str):

@@ -134,12 +134,10 @@ LATEX_SPECIALS: dict[str, str] = {
     "`": r"\textasciigrave{}",
 }
 _SPECIALS_RE = re.compile("|".join(re.escape(c) for c in LATEX_SPECIALS))
-#: a blank line (a paragraph break, which ends a command's argument with an error) or more
-_BLANK_LINES = re.compile(r"\n[ \t]*\n[\s]*")
 
 
 def _typesettable(c: str) -> bool:
-    return c in "\n\t" or (" " <= c <= "~") or ("\u00a0" <= c <= "\u00ff")
+    return c == "\t" or (" " <= c <= "~") or ("\u00a0" <= c <= "\u00ff")
 
 
 def latex_escape(text: object) -> str:
@@ -148,15 +146,27 @@ def latex_escape(text: object) -> str:
     Every character special to TeX is printed (so ``\\write18``, ``\\input``,
     ``\\catcode``, ``^^`` notation, braces, ``%`` and ``#`` are inert); characters pdflatex
     cannot typeset (outside Latin-1, control characters, unicode line separators) become
-    ``?``, and a blank line (which would end a command's argument) one line break, so that
-    no user string can stop a compile.
+    ``?``, and a line feed a space (as TeX reads one; two would end a paragraph, and a
+    command's argument with an error), so that no user string can stop a compile.
 
     >>> latex_escape(r"\\input{/etc/passwd} 100% a_b")
     '\\\\textbackslash{}input\\\\{/etc/passwd\\\\} 100\\\\% a\\\\_b'
     """
-    text = "".join(c if _typesettable(c) else "?" for c in str(text))
-    text = _BLANK_LINES.sub("\n", text)
+    text = "".join(c if _typesettable(c) else " " if c == "\n" else "?" for c in str(text))
     return _SPECIALS_RE.sub(lambda m: LATEX_SPECIALS[m.group()], text)
+
+
+def latex_listing(code: object) -> str:
+    """Source code for a ``lstlisting`` environment (verbatim: nothing in it is a command)
+    that cannot end the listing early or upset pdflatex.
+
+    >>> latex_listing("x = 1  # é")
+    'x = 1  # ?'
+    >>> latex_listing(r"s = '\\end{lstlisting}'")
+    "s = '\\\\end {lstlisting}'"
+    """
+    code = "".join(c if (" " <= c <= "~") or c == "\n" else "?" for c in str(code).replace("\t", "    "))
+    return re.sub(r"\\end(\s*)\{lstlisting\}", r"\\end \1{lstlisting}", code)
 
 
 # -- Markdown and HTML --------------------------------------------------------------------------
@@ -204,6 +214,7 @@ __all__ = [
     "html_text",
     "identifier_problem",
     "latex_escape",
+    "latex_listing",
     "markdown_text",
     "python_comment",
     "python_docstring",

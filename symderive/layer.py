@@ -31,3 +31,10 @@ __all__ = [
     "layer_from_dict",
     "load_layer",
 ]
+
+
+def __getattr__(name: str):
+    # the model's other names (LAYERS_DIR, size_text, ...), reachable here as before the move
+    from .model import layer as model
+
+    return getattr(model, name)

@@ -41,7 +41,9 @@ def report(
 
     >>> # report(load_layer("conv2d"), {"x": 'convolve(g, w, "full")'}, "conv2d.pdf")
     """
-    layer = as_layer(layer)
+    layer = as_layer(layer)  # anything but a Layer, a name or a path is a TypeError saying so
+    if claims is not None and not isinstance(claims, Mapping):
+        raise TypeError(f"claims maps input names to a claim or a list of claims, got {type(claims).__name__}")
     output = check_output(output)
     return write_report(render_tex(layer, claims, wrt, timeout), output)
 

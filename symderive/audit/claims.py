@@ -233,3 +233,42 @@ class _Substitution(ast.NodeTransformer):
                 new_args.append(ast.Tuple([var, *(self.visit(limit) for limit in limits)], ast.Load()))
         node.args = new_args
         return node
+
+
+def index_position_names(tree: ast.AST) -> list[str]:
+    """Names free in index positions (element reads, Kronecker deltas, sum bounds, comparisons),
+    first occurrence first: the index variables of a claim, even where a tensor has the same
+    spelling (an index shadows it).
+
+    >>> index_position_names(ast.parse("Sum(x[a, b] * w[e - a], a) + b * KroneckerDelta(e, k)", mode="eval").body)
+    ['b', 'e', 'k']
+    """
+    out: list[str] = []
+    _index_positions(tree, frozenset(), False, out)
+    return out
+
+
+def _index_positions(node: ast.AST, bound: frozenset[str], inside: bool, out: list[str]) -> None:
+    if isinstance(node, ast.Name):
+        if inside and node.id not in bound and node.id not in out:
+            out.append(node.id)
+        return
+    if is_sum(node):
+        _index_positions(node.args[0], bound | set(sum_variables(node)), inside, out)
+        for arg in node.args[1:]:
+            if isinstance(arg, ast.Tuple):
+                for limit in arg.elts[1:]:
+                    _index_positions(limit, bound, True, out)
+        return
+    if isinstance(node, ast.Subscript):
+        _index_positions(node.value, bound, inside, out)
+        _index_positions(node.slice, bound, True, out)
+        return
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "KroneckerDelta":
+        for arg in node.args:
+            _index_positions(arg, bound, True, out)
+        return
+    for child in ast.iter_child_nodes(node):
+        if isinstance(node, ast.Call) and child is node.func:
+            continue
+        _index_positions(child, bound, inside, out)

@@ -301,7 +301,6 @@ def read_document(
     name = str(path) if path is not None else "the document"
     blocks = _notation_schedule(pieces, text, notation, base, name)
     reader = _DocumentReader(layers or load_layer_symbols)
-    lines = text.split("\n")
     entries: list[Entry] = []
     for piece in pieces:
         line = piece.line
@@ -311,7 +310,6 @@ def read_document(
             entries.append(Entry(piece.line, piece.latex, "not checked", reason=piece.reason))
         elif isinstance(piece, Display):
             entries.extend(reader.display(piece))
-    del lines
     return tuple(entries)
 
 
@@ -321,7 +319,7 @@ def _notation_schedule(pieces, text: str, notation, base: Path | None, name: str
     if notation is not None:
         if inline:
             raise InputError(
-                f"{name} line {inline[0].line}: the document has a notation block and --notation was given too"
+                f"{name} line {inline[0].line - 1}: the document has a notation block and --notation was given too"
             )
         schedule = []
         lines = text.split("\n")
@@ -551,10 +549,7 @@ def _side_by_side(items: tuple[Item, ...]) -> list[tuple[Item, ...]]:
     carry: list[Item] = []
     for chunk in chunks:
         if _has_relation(chunk):
-            body = [i for i in chunk if not _is_separator(tuple(chunk), chunk.index(i))] if not pieces else chunk
-            if pieces:
-                body = _drop_leading_separators(chunk)
-            pieces.append(carry + body)
+            pieces.append(carry + _drop_leading_separators(chunk))
             carry = []
         elif pieces:
             pieces[-1].extend(chunk)
@@ -710,15 +705,17 @@ class _EntryReader:
             return None
         symbol = self._new_symbol(left)
         if symbol is not None:
+            spelling, indices = symbol
             try:
                 value = self.side(right)
             except NotRead:
                 return None
             if isinstance(value, Formula):
                 return None
-            self.doc.defined[symbol] = value
-            link = Link(self._line(left), symbol, C.text(value), status="definition")
-            return symbol, value, link
+            self.index_names.update(indices)
+            self.doc.defined[spelling] = Formula(indices, value) if indices else value
+            link = Link(self._line(left), spell_all(left), C.text(value), status="definition")
+            return spelling, value, link
         operator = self._new_operator(left)
         if operator is None:
             return None
@@ -738,22 +735,38 @@ class _EntryReader:
     def _line(self, items: tuple[Item, ...]) -> int:
         return self.display_line + items[0].line - 1 if items else self.display_line
 
-    def _new_symbol(self, left: tuple[Item, ...]) -> str | None:
+    def _new_symbol(self, left: tuple[Item, ...]) -> tuple[str, tuple[str, ...]] | None:
+        """(spelling, index names) when ``left`` is a symbol nothing defines yet, possibly read
+        at distinct index letters (``\\sigma_n``)."""
         if len(left) == 1:
             item = left[0]
-            spelling = spell(item)
+            spelling = spell(item.bare())
         elif len(left) == 2 and _is_accent(left[0]) and isinstance(left[1].base, Group):
-            spelling = spell(left[0]) + spell(left[1])
+            item = left[1]
+            spelling = spell(left[0]) + spell(item.bare())
         else:
             return None
-        base = left[-1].base
-        if isinstance(base, Tok) and base.kind not in ("SYMBOL", "CMD"):
+        base = left[0].base
+        if not isinstance(base, Tok) or base.kind not in ("SYMBOL", "CMD"):
             return None
-        if isinstance(base, Tok) and base.kind == "CMD" and base.text[1:] not in GREEK:
+        if base.kind == "CMD" and base.text[1:] not in GREEK | ACCENTS:
             return None
-        if self._known_spelling(spelling):
+        if item.sup is not None or item.primes or self._known_spelling(spelling):
             return None
-        return spelling
+        if item.sub is not None and self._known_spelling(spelling + "_{" + spell_all(item.sub) + "}"):
+            return None
+        indices: tuple[str, ...] = ()
+        if item.sub is not None:
+            letters = _without_spaces(item.sub)
+            parts = _split_top(letters, "COMMA")
+            if len(parts) == 1 and all(_is_letter(i) for i in letters):
+                parts = [(i,) for i in letters]
+            if not all(len(p) == 1 and _is_letter(p[0]) for p in parts):
+                return None
+            indices = tuple(_prime_name(spell(p[0]).replace("\\", "")) for p in parts)
+            if len(set(indices)) != len(indices):
+                return None
+        return spelling, indices
 
     def _known_spelling(self, spelling: str) -> bool:
         m = self.meaning
@@ -918,8 +931,20 @@ class _EntryReader:
         return self.__dict__.setdefault("_seen", set())
 
     def _free_indices(self, left: ast.expr, right: ast.expr) -> list[str]:
-        names = C.free_names(left) + [n for n in C.free_names(right) if n not in C.free_names(left)]
-        return [n for n in names if self._is_index_name(n) and n in self.index_names | self.value_letters]
+        """The index variables free in either side (in an index position, or a letter read as
+        an index value), sizes and index parameters excluded."""
+        in_left = C.index_position_names(left)
+        names = in_left + [n for n in C.index_position_names(right) if n not in in_left]
+        letters = [n for n in C.free_names(left) + C.free_names(right) if n in self.value_letters]
+        names += [n for n in letters if n not in names]
+        return [n for n in names if not self._is_size_or_parameter(n)]
+
+    def _is_size_or_parameter(self, n: str) -> bool:
+        m = self.meaning
+        sizes = {v.id for v in m.sizes.values() if isinstance(v, ast.Name)}
+        return (
+            n in m.index_parameters or n in sizes or n.startswith("__") or (m.layer is not None and n in m.layer.sizes)
+        )
 
     def _ranges(self, left: ast.expr, free: list[str]):
         out = []
@@ -1226,7 +1251,7 @@ class _EntryReader:
             and end == slash + 3
         ):
             end += 1
-        wrt = self._wrt(items[slash + 2 : end], items[pos:end])
+        wrt = self._wrt(items[slash + 1 : end], items[pos:end])
         return self._derivative(of, wrt), end
 
     def _wrt(self, items, context) -> ast.expr:
@@ -1396,6 +1421,8 @@ class _EntryReader:
             if arg_item.sub is not None:
                 raise NotRead("a subscript after a function's argument is not read", spell(arg_item))
             return self._scripted(value, Item(arg_item.base, None, arg_item.sup, arg_item.primes), items), arg_pos + 1
+        if _is_command(arg_item, "sum"):  # \log \sum_j ...: the sum is the argument
+            return C.call(function, self._sum(items, arg_pos)), len(items)
         argument, end = self.atom(items, arg_pos)
         return C.call(function, self._paren(argument)), end
 
@@ -1560,6 +1587,12 @@ class _EntryReader:
             return self._function(value.id, items, pos, end)
         if kind in ("tensor", "symbol"):
             value, item, end = self._reads(value, item, items, end)
+        elif item.sub is not None and kind == "index" and value.id in self.value_letters:
+            layer = self.meaning.notation.layer
+            raise NotRead(
+                f"{spelling} is not a name of layer {layer}: map it under [names] or define it in the document",
+                spell(item),
+            )
         elif item.sub is not None:
             raise NotRead(f"a subscript on {spelling}, which is not a tensor", spell(item))
         return self._scripted(value, item, items), end
@@ -1605,7 +1638,7 @@ class _EntryReader:
 
     def _reads(self, value: ast.expr, item: Item, items, end) -> tuple[ast.expr, Item, int]:
         """An element read after a tensor: ``x_{a,b}``, ``x_{ab}``, ``x[a, b]``, ``x(a, b)``."""
-        rank = self._rank_of(value)
+        rank = len(value.indices) if isinstance(value, Formula) else self._rank_of(value)
         if item.sub is not None:
             if isinstance(value, ast.Name) and self.layer is None:
                 self._tensor_names_seen.add(value.id)

@@ -25,9 +25,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
+import json
 import math
 import os
+import secrets
+import signal
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -47,14 +51,26 @@ OK, MISMATCH, RAISED, WRONG_SHAPE, WRONG_DTYPE, TIMEOUT, CRASHED = (
     "timeout",
     "crashed",
 )
-#: size assignments in the sweep at most, and the largest number of scalars in one case
-SWEEP_COUNT = 7
+#: the largest number of scalars in one case, and the largest size the sweep gives a dimension
 MAX_CASE_ELEMENTS = 400
+SWEEP_MAX_SIZE = 8
 #: arrays of more elements are summarised in ``details()``
 MAX_SHOWN_ELEMENTS = 36
-#: smaller sizes retried after a failure at most (in minimal order), and how many per child process
+#: smaller sizes retried after a failure at most (in minimal order)
 MAX_SHRINK_CASES = 60
-SHRINK_CHUNK = 8
+#: the calls of one implementation take at most this many times the per-call timeout in all
+CALL_BUDGET = 5
+#: seconds to load an implementation (the child's imports: NumPy, SciPy, torch), not counted as a call
+LOAD_TIMEOUT = 60.0
+#: child processes started for one implementation at most (a timeout or a crash ends one)
+MAX_STARTS = 4
+#: implementations that stay loaded while the others are checked, at most
+KEEP_LOADED = 4
+#: a returned array of more elements than this (and 4 times the expected) is not sent back, only its shape
+MAX_RETURNED_ELEMENTS = 100_000
+#: the largest answer read from a child, and the most a child prints before the rest is dropped
+MAX_MESSAGE_BYTES = 2**23
+MAX_PRINTED_BYTES = 2**16
 
 
 @dataclass(frozen=True)
@@ -216,70 +232,250 @@ def _element_count(layer, env) -> int | None:
     return sum(math.prod(s) for s in shapes.values())
 
 
-def sweep_sizes(layer, count: int = SWEEP_COUNT, max_elements: int = MAX_CASE_ELEMENTS) -> list[dict]:
-    """Size assignments that catch the usual bugs, smallest first.
+@dataclass(frozen=True)
+class SweepSize:
+    """One size assignment of the sweep and why it is there (``check --verbose`` prints them).
 
-    The smallest allowed sizes; the smallest with every size at least 2; the
-    assumptions tight (a kernel as large as the input)
-    with sizes above 1; a dimension of 1 next to larger ones; all sizes distinct
-    (non-square everything); the largest such; then every size both odd and even (above
-    1) where the assumptions allow it. Keys are size names.
+    >>> SweepSize({"n": 1, "m": 2}, ("the smallest allowed sizes",)).text()
+    'n=1, m=2: the smallest allowed sizes'
+    """
+
+    sizes: dict
+    reasons: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """``sizes: reason; reason``."""
+        return f"{_fmt_sizes(self.sizes)}: {'; '.join(self.reasons)}"
+
+
+def sweep_plan(layer, max_elements: int = MAX_CASE_ELEMENTS) -> list[SweepSize]:
+    """The sizes ``check`` tries, smallest first (LANGUAGE.md's order), each with the reasons it was chosen.
+
+    Chosen from the layer itself: for every tensor (inputs, output and the closed form's
+    intermediate results) whose dimensions differ, all of them equal and each one the
+    largest in turn (square, tall and wide for a matrix); each size 1 next to larger ones;
+    each size assumption tight (a kernel as large as the input); where a shape divides
+    (a stride or a pooling window) a size it does not divide and one it does; every size
+    different; each size odd and even. Each goal gets the smallest sizes that the layer's
+    assumptions allow for it (decided by z3), at most ``max_elements`` scalars in all;
+    goals no sizes meet are left out.
+
+    >>> [s.sizes for s in sweep_plan("linear")][:3]
+    [{'n': 1, 'm': 1}, {'n': 1, 'm': 2}, {'n': 2, 'm': 1}]
+    """
+    layer = _as_layer(layer)
+    names = [str(s) for s in layer.sizes]
+    if not names:
+        return [SweepSize({}, ("the layer has no sizes",))]
+    finder = _SizeFinder(layer, max_elements)
+    reasons: dict[tuple, list[str]] = {}
+    for reason, goal, soft in _size_goals(layer):
+        found = finder.smallest(goal, soft)
+        if found is not None and reason not in reasons.setdefault(found, []):
+            reasons[found].append(reason)
+    for reason, goal, soft in _parity_goals(layer, list(reasons)):
+        found = finder.smallest(goal, soft)
+        if found is not None:
+            reasons.setdefault(found, []).append(reason)
+    if not reasons:
+        raise InputError(f"no sizes up to {SWEEP_MAX_SIZE} satisfy the assumptions of layer {layer.name}")
+    order = sorted(reasons, key=lambda k: (sum(k), k))
+    return [SweepSize(dict(zip(names, k, strict=True)), tuple(reasons[k])) for k in order]
+
+
+def sweep_sizes(layer, max_elements: int = MAX_CASE_ELEMENTS) -> list[dict]:
+    """The sizes of :func:`sweep_plan`, smallest first; keys are size names.
 
     >>> from ..model.layer import load_layer
     >>> sweep_sizes(load_layer("linear"))[0]
     {'n': 1, 'm': 1}
     """
+    return [s.sizes for s in sweep_plan(layer, max_elements)]
+
+
+class _SizeFinder:
+    """The smallest sizes (by their sum) meeting some conditions under the layer's assumptions, by z3.
+
+    One incremental solver holds the layer's assumptions and the sweep's size range; each
+    question pushes its conditions and pops them again.
+    """
+
+    def __init__(self, layer, max_elements: int):
+        import z3
+
+        from ..core.domains import NonLinear, Z3Context, new_solver
+
+        self.layer, self.max_elements, self._z3, self._nonlinear = layer, max_elements, z3, NonLinear
+        self.ctx = Z3Context()
+        self.vars = [self.ctx.var(s) for s in layer.sizes]
+        self.solver = new_solver()
+        for v in self.vars:
+            self.solver.add(v >= 1, v <= SWEEP_MAX_SIZE)
+        for cond in layer.size_assumptions():
+            try:
+                self.solver.add(self.ctx.cond(cond))
+            except NonLinear:  # not decidable here: size_candidates' filter below still applies it
+                pass
+        self.total = z3.Sum(self.vars)
+
+    def smallest(self, goal: list, soft: list) -> tuple | None:
+        """The sizes (in declaration order) meeting ``goal`` and, where possible, ``soft`` too; None if none fit."""
+        for conds in ([*goal, *soft], goal) if soft else (goal,):
+            found = self._smallest_sum(conds)
+            if found is not None:
+                env = dict(zip(self.layer.sizes, found, strict=True))
+                count = _element_count(self.layer, env)
+                if count is not None and count <= self.max_elements and _allowed(self.layer, env):
+                    return found
+        return None
+
+    def _smallest_sum(self, conds: list) -> tuple | None:
+        s, z3 = self.solver, self._z3
+        s.push()
+        try:
+            try:
+                for c in conds:
+                    s.add(self.ctx.cond(c))
+            except self._nonlinear:
+                return None
+            if s.check() != z3.sat:
+                return None
+            best = self._values(s.model())
+            low, high = len(best), sum(best)
+            while low < high:  # bisect the smallest sum
+                mid = (low + high) // 2
+                s.push()
+                s.add(self.total <= mid)
+                if s.check() == z3.sat:
+                    best = self._values(s.model())
+                    high = sum(best)
+                else:
+                    low = mid + 1
+                s.pop()
+            return best
+        finally:
+            s.pop()
+
+    def _values(self, model) -> tuple:
+        return tuple(model.eval(v, model_completion=True).as_long() for v in self.vars)
+
+
+def _size_goals(layer):
+    """``(reason, conditions, conditions wanted where possible)`` for the sweep, before the parities."""
     import sympy as sp
 
-    from ..decide.concrete import Evaluator
-    from ..decide.pose import size_candidates
+    from ..model.layer import size_text
 
-    layer = _as_layer(layer)
-    syms = tuple(layer.sizes)
-    largest = 6 if len(syms) <= 4 else 4
-    rels = [c for c in layer.size_assumptions()[len(syms) :] if isinstance(c, sp.Rel)]
-    cands = []
-    for env in itertools.islice(size_candidates(layer, max_size=largest), 20000):
-        n = _element_count(layer, env)
-        if n is None or n > max_elements:
-            continue
-        ev = Evaluator(env, {})
-        tight = sum(1 for c in rels if ev.value(c.lhs) == ev.value(c.rhs))
-        cands.append((env, tight))
-    if not cands:
-        raise InputError(f"no sizes up to {largest} satisfy the assumptions of layer {layer.name}")
-    if not syms:
-        return [{}]
-    target = 3 * len(syms)
-    chosen: list[dict] = []
+    syms = list(layer.sizes)
+    at_least_two = [sp.Ge(s, 2) for s in syms]
+    yield "the smallest allowed sizes", [], []
+    yield "every size at least 2", at_least_two, []
+    for cond in layer.size_assumptions()[len(syms) :]:
+        if isinstance(cond, sp.Rel) and cond.rel_op in ("<=", ">=", "<", ">"):
+            tight = sp.Eq(cond.lhs, cond.rhs + {"<": -1, ">": 1}.get(cond.rel_op, 0), evaluate=False)
+            yield f"assumption {size_text(cond)} tight", [tight], at_least_two
+    for label, dims in _indexed_shapes(layer):
+        bigger = [sp.Ge(d, 2) for d in dims]
+        yield f"{label}: all dimensions equal", [sp.Eq(dims[0], d, evaluate=False) for d in dims[1:]], bigger
+        for k, d in enumerate(dims):
+            others = [sp.Gt(d, e, evaluate=False) for j, e in enumerate(dims) if j != k]
+            yield f"{label}: {size_text(d)} largest", others, bigger
+    for s in syms:
+        yield f"{s} = 1, the other sizes at least 2", [sp.Eq(s, 1)], [c for c in at_least_two if c.lhs != s]
+    for num, den in _divisions(layer):
+        where = f"{den} {{}} {size_text(num)}"
+        yield where.format("does not divide"), [sp.Ne(sp.Mod(num, den), 0, evaluate=False)], at_least_two
+        yield where.format("divides"), [sp.Eq(sp.Mod(num, den), 0, evaluate=False)], at_least_two
+    if len(syms) > 1:
+        distinct = [sp.Ne(a, b) for a, b in itertools.combinations(syms, 2)]
+        yield "every size different", distinct, []
 
-    def pick(key, among=cands):
-        rest = [c for c in among if c[0] not in chosen]
-        if rest:
-            chosen.append(max(rest, key=key)[0])
 
-    def values(c):
-        return tuple(c[0].values())
+def _parity_goals(layer, chosen: list[tuple]):
+    """Each size odd (above 1) and even, where no size already chosen has that parity."""
+    import sympy as sp
 
-    def minimal(c):  # LANGUAGE.md's order: smallest sum, ties in declaration order
-        return (-sum(values(c)), tuple(-v for v in values(c)))
+    for k, s in enumerate(layer.sizes):
+        for parity, word in ((1, "odd"), (0, "even")):
+            if not any(c[k] > 1 and c[k] % 2 == parity for c in chosen):
+                goal = [sp.Ge(s, 2), sp.Eq(sp.Mod(s, 2), parity, evaluate=False)]
+                yield f"{s} {word}", goal, [sp.Ge(t, 2) for t in layer.sizes if t != s]
 
-    pick(minimal)
-    # every dimension at least 2, as small as possible: a bug that a dimension of 1 hides
-    # (a missing mean over a batch of one, a softmax over one class) shows at the smallest size
-    pick(lambda c: (min(values(c)) >= 2, *minimal(c)))
-    pick(lambda c: (c[1] > 0 and min(values(c)) > 1, c[1], len(set(values(c))), -sum(values(c))))
-    pick(lambda c: (0 < values(c).count(1) < len(syms), len(set(values(c))), -abs(sum(values(c)) - target)))
-    pick(lambda c: (len(set(values(c))), len({v % 2 for v in values(c)}), -abs(sum(values(c)) - target)))
-    pick(lambda c: (len(set(values(c))), sum(values(c))))
-    for k, parity in itertools.product(range(len(syms)), (1, 0)):
-        if len(chosen) >= count:
-            break
-        if not any(v > 1 and v % 2 == parity for v in (tuple(e.values())[k] for e in chosen)):
-            fits = [c for c in cands if values(c)[k] > 1 and values(c)[k] % 2 == parity]
-            pick(lambda c: (len(set(values(c))), -sum(values(c))), among=fits)
-    chosen.sort(key=lambda e: (sum(e.values()), tuple(e.values())))
-    return [{str(k): int(v) for k, v in env.items()} for env in chosen]
+
+def _indexed_shapes(layer) -> list[tuple[str, list]]:
+    """``(label, dimensions)`` of every tensor with two or more distinct non-constant dimensions.
+
+    The inputs, the output (and so ``g``) and the intermediate results of the output's
+    closed form (``Q @ K.T`` in attention), each shape once.
+    """
+    import sympy as sp
+
+    shapes = [(f"{n} {_dims_text(s)}", s) for n, s in layer.inputs.items()]
+    shapes.append((f"the output {layer.output} {_dims_text(layer.forward.shape)}", layer.forward.shape))
+    shapes += _intermediate_shapes(layer)
+    out, seen = [], set()
+    for label, dims in shapes:
+        dims = list(dict.fromkeys(d for d in dims if not d.is_number))
+        # a transpose orders the same dimensions; a Piecewise shape is an operator's internal case split
+        if len(dims) >= 2 and frozenset(dims) not in seen and not any(d.has(sp.Piecewise) for d in dims):
+            seen.add(frozenset(dims))
+            out.append((label, dims))
+    return out
+
+
+def _intermediate_shapes(layer) -> list[tuple[str, tuple]]:
+    from ..core.tree import Call, build, to_numpy
+
+    found = []
+
+    def walk(node):
+        if not isinstance(node, Call):
+            return
+        for _, value in node.args:
+            for child in value if isinstance(value, tuple) else (value,):
+                walk(child)
+        try:
+            shape = build(node, layer.scope()).shape
+            text = to_numpy(node)
+        except Exception:  # noqa: BLE001  (a node that does not build alone: its shape is not needed)
+            return
+        found.append((f"{text} {_dims_text(shape)}", shape))
+
+    walk(layer.forward_tree)
+    return found[:-1]  # the last is the output itself
+
+
+def _dims_text(dims) -> str:
+    from ..model.layer import size_text
+
+    return "[" + ", ".join(size_text(d) for d in dims) + "]"
+
+
+def _divisions(layer) -> list[tuple]:
+    """``(numerator, divisor)`` of each floor division or remainder by a constant in a shape (a stride, a window)."""
+    import sympy as sp
+
+    out = []
+    shapes = [*layer.inputs.values(), layer.forward.shape]
+    for dim in (d for shape in shapes for d in shape):
+        for atom in sp.sympify(dim).atoms(sp.floor, sp.Mod):
+            if isinstance(atom, sp.Mod):
+                num, den = atom.args
+            else:
+                num, den = sp.fraction(sp.together(atom.args[0]))
+            if den.is_Integer and int(den) > 1 and not num.is_number and (num, den) not in out:
+                out.append((sp.expand(num), den))
+    return out
+
+
+def _allowed(layer, env: dict) -> bool:
+    """Whether sizes satisfy every size assumption of the layer (evaluated, so also those z3 was not given)."""
+    from ..decide.concrete import EvaluationError, Evaluator
+
+    try:
+        return all(bool(Evaluator(env, {}).truth(c)) for c in layer.size_assumptions())
+    except (EvaluationError, TypeError, ZeroDivisionError):
+        return False
 
 
 def expected_gradient(layer, wrt: str, sizes: dict, values: dict, derivation=None) -> np.ndarray:
@@ -327,6 +523,58 @@ def _check_seed(seed) -> None:
         raise InputError(f"the seed must be an integer >= 0, got {seed!r}", where="--seed")
 
 
+class CaseCache:
+    """The cases of one layer and input, built when first asked for and kept: pass it to every check.
+
+    ``plan`` is the sweep (:func:`sweep_plan`); ``case(sizes)`` gives the random arguments
+    (from ``seed`` and the sizes alone) and the expected gradient there, computed once. One
+    cache serves every implementation checked against the same layer, input and seed
+    (``check_many(..., cases=cache)``), so the expected gradients are not computed again.
+
+    >>> cache = CaseCache("linear", "b")
+    >>> cache.case({"n": 2, "m": 1}).expected.shape
+    (1,)
+    """
+
+    def __init__(self, layer, wrt: str, seed: int = 0):
+        _check_seed(seed)
+        self.layer = _as_layer(layer)
+        _check_wrt(self.layer, wrt)
+        self.wrt, self.seed = wrt, int(seed)
+        self._plan: list[SweepSize] | None = None
+        self._cases: dict[tuple, Case] = {}
+        self._derivation = None
+        self._derived = False
+
+    @property
+    def plan(self) -> list[SweepSize]:
+        """The sweep's sizes, smallest first, each with why it was chosen."""
+        if self._plan is None:
+            self._plan = sweep_plan(self.layer)
+        return self._plan
+
+    def case(self, sizes: dict) -> Case:
+        """The case at ``sizes`` (size name -> int): arguments and expected gradient."""
+        from ..emit.codegen import CodegenRefusal, random_values
+
+        key = tuple(int(sizes[str(s)]) for s in self.layer.sizes)
+        if key in self._cases:
+            return self._cases[key]
+        if not self._derived:
+            self._derivation, self._derived = _derivation(self.layer, self.wrt), True
+        env = dict(zip(self.layer.sizes, key, strict=True))
+        rng = np.random.default_rng([self.seed, *key])
+        try:
+            values = random_values(self.layer, env, rng)
+        except CodegenRefusal as exc:
+            raise InputError(str(exc), where=self.layer.source or self.layer.name) from None
+        values = {n: np.asarray(v, dtype=np.float64) for n, v in values.items()}
+        named = {str(s): v for s, v in env.items()}
+        case = Case(named, values, expected_gradient(self.layer, self.wrt, named, values, self._derivation))
+        self._cases[key] = case
+        return case
+
+
 def build_cases(layer, wrt: str, seed: int = 0, sizes_list: Sequence[dict] | None = None) -> list[Case]:
     """Cases for ``sizes_list`` (default: the sweep): random float64 arguments (assumptions applied), expected gradient.
 
@@ -336,23 +584,8 @@ def build_cases(layer, wrt: str, seed: int = 0, sizes_list: Sequence[dict] | Non
     >>> [c.sizes for c in build_cases("linear", "b", sizes_list=[{"n": 2, "m": 3}])]
     [{'n': 2, 'm': 3}]
     """
-    from ..emit.codegen import CodegenRefusal, random_values
-
-    _check_seed(seed)
-    layer = _as_layer(layer)
-    _check_wrt(layer, wrt)
-    derivation = _derivation(layer, wrt)
-    cases = []
-    for sizes in sweep_sizes(layer) if sizes_list is None else sizes_list:
-        env = {s: sizes[str(s)] for s in layer.sizes}
-        rng = np.random.default_rng([int(seed), *(int(v) for v in sizes.values())])
-        try:
-            values = random_values(layer, env, rng)
-        except CodegenRefusal as exc:
-            raise InputError(str(exc), where=layer.source or layer.name) from None
-        values = {n: np.asarray(v, dtype=np.float64) for n, v in values.items()}
-        cases.append(Case(dict(sizes), values, expected_gradient(layer, wrt, sizes, values, derivation)))
-    return cases
+    cache = CaseCache(layer, wrt, seed)
+    return [cache.case(s) for s in ([p.sizes for p in cache.plan] if sizes_list is None else sizes_list)]
 
 
 def smaller_sizes(layer, failing: dict, skip: Sequence[dict] = (), limit: int = 0) -> list[dict]:
@@ -392,11 +625,45 @@ def _split_spec(spec: str) -> tuple[Path, str]:
     if ":" not in spec:
         raise InputError(f"FILE.py:FUNCTION expected, got {spec!r}", where="--impl")
     path, name = spec.rsplit(":", 1)
-    if not Path(path).is_file():
-        raise InputError(f"no file {path}", where=f"--impl {spec}")
+    _require_python_file(Path(path), f"--impl {spec}")
     if not name.isidentifier():
         raise InputError(f"{name!r} is not a function name", where=f"--impl {spec}")
     return Path(path), name
+
+
+#: a larger implementation file is refused before it is read
+MAX_SOURCE_BYTES = 2**24
+
+
+def _require_python_file(path: Path, where: str) -> None:
+    """InputError unless ``path`` is a readable ``.py`` file of Python text (a syntax error is the implementation's own failure).
+
+    >>> _require_python_file(Path("no/such.py"), "--impl")
+    Traceback (most recent call last):
+    symderive.errors.InputError: --impl: no file no/such.py
+    """
+    import tokenize
+
+    try:
+        if path.is_dir():
+            raise InputError(f"{path} is a folder, not a Python file", where=where)
+        if not path.is_file():
+            raise InputError(f"no file {path}", where=where)
+        if path.suffix != ".py":
+            raise InputError(f"{path} is not a Python file (FILE.py expected)", where=where)
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            raise InputError(f"{path} is larger than {MAX_SOURCE_BYTES // 2**20} MB: not a Python file", where=where)
+        with open(path, "rb") as f:
+            data = f.read()
+            f.seek(0)
+            encoding, _ = tokenize.detect_encoding(f.readline)
+        if b"\0" in data:
+            raise UnicodeError("a NUL byte")
+        data.decode(encoding)
+    except (UnicodeError, SyntaxError, LookupError):
+        raise InputError(f"{path} is not Python source (not text in its encoding)", where=where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}", where=where) from None
 
 
 def _load_function(impl) -> Callable:
@@ -514,44 +781,122 @@ def _describe_exception(exc: BaseException, impl=None, fn=None) -> str:
     return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
 
 
-def _portable(out) -> tuple:
-    """What a call returned, in a form that pickles: ``("array", ndarray)`` or ``("other", description)``."""
+class _BoundedText:
+    """A text stream for the child's ``print``: the first :data:`MAX_PRINTED_BYTES` go to stderr, the rest is counted.
+
+    An implementation that prints megabytes neither floods the terminal nor a grader's log.
+    """
+
+    def __init__(self, fd: int):
+        self.fd, self.written, self.dropped = fd, 0, 0
+
+    def write(self, text) -> int:
+        data = str(text).encode("utf-8", "backslashreplace")
+        room = max(0, MAX_PRINTED_BYTES - self.written)
+        if data[:room]:
+            try:
+                os.write(self.fd, data[:room])
+            except OSError:
+                pass
+        self.written += min(room, len(data))
+        self.dropped += max(0, len(data) - room)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+def _quiet_streams() -> _BoundedText:
+    """In the child: stdin empty, the user's prints on stderr (never mixed with the checker's JSON), bounded."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(2, 1)
+    except OSError:
+        pass
+    sys.stdin = open(os.devnull)  # noqa: SIM115  (the child's stdin for its whole life)
+    sys.stdout = sys.stderr = stream = _BoundedText(2)
+    return stream
+
+
+def _encoded(out, shape: tuple, limit: int) -> tuple[str, bytes, dict]:
+    """What a call returned, for the pipe: ``(kind, float64 bytes, fields)``; a huge array is sent without its data."""
     try:
         arr = np.asarray(out)
     except Exception as exc:  # noqa: BLE001  (anything the user returns)
-        return ("other", f"a {type(out).__name__} ({type(exc).__name__} converting it to an array)", None)
+        return "other", b"", {"text": f"a {type(out).__name__} ({type(exc).__name__} converting it to an array)"}
     if arr.dtype.kind not in "biufc":
-        return ("other", f"a {type(out).__name__} of dtype {arr.dtype}", tuple(arr.shape))
-    return ("array", np.array(arr), None)
+        return "other", b"", {"text": f"a {type(out).__name__} of dtype {arr.dtype}"}
+    fields = {"shape": [int(d) for d in arr.shape], "dtype": str(arr.dtype)}
+    if arr.size > limit and tuple(arr.shape) != tuple(shape):
+        return "huge", b"", fields
+    if arr.dtype.kind == "c":
+        return "array", b"", fields
+    return "array", np.ascontiguousarray(arr, dtype=np.float64).tobytes(), fields
 
 
-def _child(conn, impl, arguments: list[dict], names: list[str], memory_mb: float) -> None:
-    """Runs in the child: load, then call once per case, sending each result as it comes."""
+def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> None:
+    """Runs in the child, in its own process group: load, say so, then answer one call per request.
+
+    A request is ``(k, arguments, expected shape)``; every answer carries ``nonce`` and
+    ``k``. A process forked by the user's code that comes back here exits without
+    answering, so no answer can come from anyone but this process.
+    """
+    me = os.getpid()
+    _own_process_group()
+    printed = _quiet_streams()
+
+    def send(kind: str, k: int, data: bytes = b"", **fields) -> None:
+        if os.getpid() != me:
+            os._exit(0)
+        header = {"nonce": nonce, "k": k, "kind": kind, "dropped": printed.dropped, **fields}
+        conn.send_bytes(json.dumps(header).encode() + b"\n" + data)
+
     try:
-        os.dup2(2, 1)  # the user's prints must not mix with the checker's (JSON) output
-        sys.stdout = sys.stderr
         _limit_memory(memory_mb)
         fn = None
         try:
             fn = _load_function(impl)
             used = _arguments(fn, names)
         except MissingFunction as exc:
-            conn.send(("missing", -1, str(exc)))
+            send("missing", -1, text=str(exc))
             return
-        except BaseException as exc:  # noqa: BLE001
-            conn.send(("load", -1, _describe_exception(exc, impl, fn)))
+        except BaseException as exc:  # noqa: BLE001  (a syntax error, SystemExit or MemoryError while loading)
+            send("load", -1, text=_describe_exception(exc, impl, fn))
             return
-        conn.send(("loaded", -1, None))
-        for k, args in enumerate(arguments):
+        send("loaded", -1)
+        while True:
+            try:
+                k, arguments, shape = conn.recv()
+            except (EOFError, OSError):
+                return
             try:
                 with np.errstate(all="ignore"):
-                    out = fn(**{n: args[n].copy() for n in used})
+                    out = fn(**{n: arguments[n].copy() for n in used})
+                kind, data, fields = _encoded(out, shape, max(4 * math.prod(shape), MAX_RETURNED_ELEMENTS))
             except BaseException as exc:  # noqa: BLE001  (SystemExit and MemoryError are results too)
-                conn.send(("raised", k, _describe_exception(exc, impl, fn)))
-                return
-            conn.send(("returned", k, _portable(out)))
+                send("raised", k, text=_describe_exception(exc, impl, fn))
+                continue
+            send(kind, k, data, **fields)
+    except BaseException:  # noqa: BLE001  (the pipe is gone: the checker ended this run)
+        pass
     finally:
-        conn.close()
+        os._exit(0)
+
+
+def _own_process_group() -> None:
+    if hasattr(os, "setpgid"):
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
 
 
 def _context():
@@ -562,31 +907,74 @@ def _context():
 
 
 class _Child:
-    """One implementation's child process and the pipe its results come back on."""
+    """One implementation's child process (its own process group) and the private pipe to it."""
 
-    def __init__(self, impl, cases: list[Case], names: list[str], memory_mb: float):
+    def __init__(self, impl, names: list[str], memory_mb: float):
         ctx = _context()
-        self.conn, child_conn = ctx.Pipe(duplex=False)
-        arguments = [c.inputs for c in cases]
-        self.proc = ctx.Process(target=_child, args=(child_conn, impl, arguments, names, memory_mb), daemon=True)
+        self.conn, child_conn = ctx.Pipe(duplex=True)
+        self.nonce = secrets.token_hex(8)
+        self.proc = ctx.Process(target=_child_main, args=(child_conn, impl, names, memory_mb, self.nonce), daemon=True)
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", DeprecationWarning
-            )  # fork in a threaded process: the child runs user code only
+            # fork in a threaded process: the child runs user code only
+            warnings.simplefilter("ignore", DeprecationWarning)
             self.proc.start()
         child_conn.close()
+        self.group = self._adopt_group(self.proc.pid)
+        self.ended = False
 
-    def receive(self, timeout: float):
-        """The next message, ``("timeout",)`` or ``("crashed", description)``."""
-        if not self.conn.poll(timeout):
-            return ("timeout",)
+    @staticmethod
+    def _adopt_group(pid: int) -> int | None:
+        """The child's process group id (the parent sets it too, so no grandchild starts outside it)."""
+        if not hasattr(os, "killpg"):
+            return None
         try:
-            return self.conn.recv()
-        except (EOFError, OSError):
-            self.proc.join(2)
-            return ("crashed", _exit_description(self.proc.exitcode))
+            os.setpgid(pid, pid)
+        except OSError:  # the child did it first, or has already ended
+            pass
+        return pid if pid != os.getpgrp() else None
 
-    def stop(self) -> None:
+    def ask(self, k: int, case: Case) -> bool:
+        """Send the call ``k``; False when the child is gone."""
+        try:
+            self.conn.send((k, case.inputs, tuple(case.expected.shape)))
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def receive(self, k: int, timeout: float) -> dict:
+        """The answer to call ``k`` (or to loading, ``k = -1``): a dict with ``kind``; timeout and crash included."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0 or not self.conn.poll(left):
+                    return {"kind": "timeout"}
+                raw = self.conn.recv_bytes(MAX_MESSAGE_BYTES)
+            except EOFError:
+                self.end()
+                return {"kind": "crashed", "text": _exit_description(self.proc.exitcode)}
+            except OSError:
+                self.end()
+                return {"kind": "crashed", "text": f"it sent more than {MAX_MESSAGE_BYTES // 2**20} MB back"}
+            header, _, data = raw.partition(b"\n")
+            try:
+                msg = json.loads(header)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("nonce") == self.nonce and msg.get("k") == k:
+                msg["data"] = data
+                return msg
+
+    def end(self) -> None:
+        """Kill the child's whole process group (grandchildren included), then reap the child."""
+        if self.ended:
+            return
+        self.ended = True
+        if self.group is not None:
+            try:
+                os.killpg(self.group, signal.SIGKILL)
+            except OSError:  # the group is already empty
+                pass
         if self.proc.is_alive():
             self.proc.kill()
         self.proc.join(5)
@@ -594,8 +982,6 @@ class _Child:
 
 
 def _exit_description(code) -> str:
-    import signal
-
     if code is None:
         return "the process ended without a result"
     if code < 0:
@@ -636,30 +1022,15 @@ def _failure(impl: str, status: str, case: Case | None, message: str, tried: lis
     )
 
 
-def _compare(impl: str, case: Case, payload: tuple, rtol: float, atol: float, tried: list):
-    """The failure report for one returned value, or None when it agrees."""
-    kind, value, shape = payload
-    if kind == "other":
-        return _failure(impl, WRONG_DTYPE, case, f"returned {value}, expected a float64 array", tried)
+def _compare(name: str, case: Case, value, shape: tuple, dtype: str, rtol: float, atol: float, tried: list):
+    """The failure report for one returned array (``value`` None when it was not sent), or None when it agrees."""
     expected = case.expected
-    if value.shape != expected.shape:
-        return _failure(
-            impl,
-            WRONG_SHAPE,
-            case,
-            f"returned shape {value.shape}, expected {expected.shape}",
-            tried,
-            returned=_json_array(value),
-        )
-    if value.dtype != np.float64:
-        return _failure(
-            impl,
-            WRONG_DTYPE,
-            case,
-            f"returned dtype {value.dtype}, expected float64",
-            tried,
-            returned=_json_array(value),
-        )
+    shown = {} if value is None else {"returned": _json_array(value)}
+    if shape != expected.shape:
+        message = f"returned shape {shape}, expected {expected.shape}"
+        return _failure(name, WRONG_SHAPE, case, message, tried, **shown)
+    if dtype != "float64" or value is None:
+        return _failure(name, WRONG_DTYPE, case, f"returned dtype {dtype}, expected float64", tried, **shown)
     close = np.isclose(value, expected, rtol=rtol, atol=atol)
     if close.all():
         return None
@@ -672,7 +1043,7 @@ def _compare(impl: str, case: Case, payload: tuple, rtol: float, atol: float, tr
         f"{len(differing)} of {expected.size} elements differ; first at [{', '.join(map(str, first))}]: "
         f"expected {want}, returned {got}{_excess(expected[first], value[first], rtol, atol) if near else ''}"
     )
-    return _failure(impl, MISMATCH, case, message, tried, returned=_json_array(value), differing=differing)
+    return _failure(name, MISMATCH, case, message, tried, returned=_json_array(value), differing=differing)
 
 
 def _distinct_texts(a, b) -> tuple[str, str]:
@@ -706,67 +1077,157 @@ def _excess(expected, returned, rtol: float, atol: float) -> str:
     return f" (difference {abs(returned - expected):.2g}, allowed {allowed:.2g} = atol + rtol * |expected|)"
 
 
-def run_cases(impl, cases: list[Case], names: list[str], rtol, atol, timeout, memory_mb) -> ImplementationReport:
-    """Run one implementation over prepared cases in a child process."""
-    name = _impl_name(impl)
-    child = _Child(impl, cases, names, memory_mb)
-    tried: list = []
-    try:
-        failure = _loading_failure(name, child.receive(timeout), timeout, memory_mb)
-        if failure is not None:
-            return failure
-        for case in cases:
-            msg = child.receive(timeout)
-            if msg[0] == "timeout":
-                return _failure(name, TIMEOUT, case, f"no result within {timeout:g} s", tried)
-            if msg[0] == "crashed":
-                return _failure(name, CRASHED, case, msg[1], tried)
-            if msg[0] == "raised":
-                return _failure(name, RAISED, case, msg[2] + _memory_note(msg[2], memory_mb), tried)
-            failure = _compare(name, case, msg[2], rtol, atol, tried)
+def _returned(name: str, case: Case, msg: dict, rtol: float, atol: float, tried: list):
+    """The failure report for one answer of the child, or None when it agrees."""
+    kind = msg["kind"]
+    if kind == "other":
+        return _failure(name, WRONG_DTYPE, case, f"returned {msg.get('text')}, expected a float64 array", tried)
+    shape, dtype = tuple(msg.get("shape", ())), str(msg.get("dtype"))
+    if kind == "huge":
+        return _failure(
+            name,
+            WRONG_SHAPE,
+            case,
+            f"returned an array of {math.prod(shape)} elements (shape {_shape_text(shape)}), "
+            f"expected shape {_shape_text(case.expected.shape)}",
+            tried,
+        )
+    data = msg.get("data", b"")
+    value = np.frombuffer(data, dtype=np.float64).reshape(shape) if len(data) == 8 * math.prod(shape) else None
+    return _compare(name, case, value, shape, dtype, rtol, atol, tried)
+
+
+class _Run:
+    """One implementation's run: its child process (started again after a timeout or crash) and its time budget.
+
+    Loading the implementation (the interpreter's imports and the user's, such as SciPy
+    or torch) is bounded by ``load_timeout`` and does not count against any call. Each
+    call is bounded by ``timeout``, all the calls together by ``CALL_BUDGET * timeout``.
+    """
+
+    def __init__(self, impl, names: list[str], settings: dict):
+        self.impl, self.name, self.names, self.s = impl, _impl_name(impl), names, settings
+        self.child: _Child | None = None
+        self.deadline: float | None = None
+        self.starts = 0
+        self.calls = 0
+        self.dropped = 0
+
+    def load(self) -> ImplementationReport | None:
+        """Start the child and load the implementation: None when loaded, else the failure (InputError: no such function)."""
+        s = self.s
+        bound = s["load_timeout"] if self.deadline is None else max(0.0, min(s["load_timeout"], self.left()))
+        self.starts += 1
+        self.child = _Child(self.impl, self.names, s["memory_mb"])
+        msg = self.child.receive(-1, bound)
+        if msg["kind"] == "loaded":
+            return None
+        self.stop()
+        if msg["kind"] == "missing":
+            raise InputError(msg["text"], where=f"--impl {self.name}")
+        if msg["kind"] == "timeout":
+            return _failure(self.name, TIMEOUT, None, f"loading it took longer than {bound:g} s", [])
+        if msg["kind"] == "crashed":
+            return _failure(self.name, CRASHED, None, f"{msg['text']} while loading it", [])
+        note = _memory_note(msg["text"], s["memory_mb"])
+        return _failure(self.name, RAISED, None, f"could not be loaded: {msg['text']}{note}", [])
+
+    def left(self) -> float:
+        """Seconds left of the calls' budget."""
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def out_of_time(self) -> bool:
+        """Whether no further call can run: the budget spent, or the child restarted too often."""
+        return self.left() <= 0 or (self.child is None and self.starts > MAX_STARTS)
+
+    def call(self, case: Case, tried: list) -> ImplementationReport | None:
+        """Run one case: the failure report, or None when the implementation agrees there."""
+        s, name = self.s, self.name
+        if self.child is None:
+            failure = self.load()
             if failure is not None:
-                return failure
-            tried.append(dict(case.sizes))
-    finally:
-        child.stop()
-    return ImplementationReport(
-        ok=True,
-        impl=name,
-        status=OK,
-        message=f"agrees at {len(tried)} sizes ({'; '.join(_fmt_sizes(s) for s in tried)})",
-        sizes_tried=tried,
+                return dataclasses.replace(
+                    _failure(name, failure.status, case, failure.message, tried), message=failure.message
+                )
+        if self.deadline is None:  # the budget starts with the first call, not with loading
+            self.deadline = time.monotonic() + CALL_BUDGET * s["timeout"]
+        bound = min(s["timeout"], self.left())
+        self.calls += 1
+        if not self.child.ask(self.calls, case):
+            self.stop()
+            return _failure(name, CRASHED, case, "the process ended without a result", tried)
+        msg = self.child.receive(self.calls, bound)
+        self.dropped = max(self.dropped, int(msg.get("dropped", 0) or 0))
+        if msg["kind"] == "timeout":
+            self.stop()
+            if bound < s["timeout"]:
+                total = CALL_BUDGET * s["timeout"]
+                return _failure(name, TIMEOUT, case, f"its calls took more than {total:g} s in all", tried)
+            return _failure(name, TIMEOUT, case, f"no result within {s['timeout']:g} s", tried)
+        if msg["kind"] == "crashed":
+            self.stop()
+            return _failure(name, CRASHED, case, msg["text"], tried)
+        if msg["kind"] == "raised":
+            return _failure(name, RAISED, case, msg["text"] + _memory_note(msg["text"], s["memory_mb"]), tried)
+        return _returned(name, case, msg, s["rtol"], s["atol"], tried)
+
+    def stop(self) -> None:
+        """End the child's process group, if one runs."""
+        if self.child is not None:
+            self.child.end()
+            self.child = None
+
+
+def _check_one(run: _Run, cases: CaseCache) -> ImplementationReport:
+    """Run the sweep smallest first, stop at the first failure, then report the smallest failing size.
+
+    The smaller sizes not yet tried are run in LANGUAGE.md's minimal order (at most
+    :data:`MAX_SHRINK_CASES`, within the implementation's time budget); the first that
+    fails is the smallest.
+    """
+    tried: list = []
+    failure = None
+    for planned in cases.plan:
+        case = cases.case(planned.sizes)
+        failure = run.call(case, list(tried))
+        if failure is not None:
+            break
+        tried.append(dict(case.sizes))
+    else:
+        sizes = "; ".join(_fmt_sizes(s) for s in tried)
+        return ImplementationReport(
+            ok=True,
+            impl=run.name,
+            status=OK,
+            message=f"agrees at {len(tried)} sizes ({sizes}){_printed_note(run.dropped)}",
+            sizes_tried=tried,
+        )
+    if failure.sizes is None:  # it could not be loaded again
+        return failure
+    for sizes in smaller_sizes(cases.layer, failure.sizes, skip=tried):
+        if run.out_of_time():
+            break
+        smaller = run.call(cases.case(sizes), list(tried))
+        if smaller is not None:
+            return _with_note(dataclasses.replace(smaller, sizes_tried=list(tried)), run.dropped)
+        tried.append(sizes)
+    return _with_note(dataclasses.replace(failure, sizes_tried=tried), run.dropped)
+
+
+def _printed_note(dropped: int) -> str:
+    return (
+        f" (it printed {dropped + MAX_PRINTED_BYTES} bytes or more; the output after the first {MAX_PRINTED_BYTES} was dropped)"
+        if dropped
+        else ""
     )
+
+
+def _with_note(report: ImplementationReport, dropped: int) -> ImplementationReport:
+    return dataclasses.replace(report, message=report.message + _printed_note(dropped)) if dropped else report
 
 
 def _memory_note(description: str, memory_mb: float) -> str:
     return f" (the memory bound is {memory_mb:g} MB)" if description.startswith("MemoryError") else ""
-
-
-def _loading_failure(name: str, msg: tuple, timeout: float, memory_mb: float) -> ImplementationReport | None:
-    """The report when loading the implementation failed, None once it is loaded; InputError when the function is missing."""
-    if msg[0] == "loaded":
-        return None
-    if msg[0] == "missing":
-        raise InputError(msg[2], where=f"--impl {name}")
-    if msg[0] == "timeout":
-        return _failure(name, TIMEOUT, None, f"loading it took longer than {timeout:g} s", [])
-    if msg[0] == "crashed":
-        return _failure(name, CRASHED, None, f"{msg[1]} while loading it", [])
-    return _failure(name, RAISED, None, f"could not be loaded: {msg[2]}{_memory_note(msg[2], memory_mb)}", [])
-
-
-def _require_function(impl: str, names: list[str], timeout: float, memory_mb: float) -> None:
-    """InputError, before anything runs, when ``FILE.py:FUNCTION`` names no function of the file.
-
-    The file is imported in a child process, like every run of user code.
-    """
-    child = _Child(impl, [], names, memory_mb)
-    try:
-        msg = child.receive(timeout)
-    finally:
-        child.stop()
-    if msg[0] == "missing":
-        raise InputError(msg[2], where=f"--impl {impl}")
 
 
 def _argument_names(layer) -> list[str]:
@@ -781,8 +1242,8 @@ def _check_tolerances(rtol, atol) -> None:
             raise InputError(f"{name} must be a finite number >= 0, got {value!r}", where=f"--{name}")
 
 
-def _check_bounds(timeout, memory_mb) -> None:
-    for name, value in (("timeout", timeout), ("memory_mb", memory_mb)):
+def _check_bounds(**bounds) -> None:
+    for name, value in bounds.items():
         ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or value <= 0:
             raise InputError(f"{name} must be a finite number > 0, got {value!r}", where=f"--{name}")
@@ -797,22 +1258,31 @@ def check_many(
     seed: int = 0,
     timeout: float = 10.0,
     memory_mb: float = 2048,
+    load_timeout: float = LOAD_TIMEOUT,
+    cases: CaseCache | None = None,
 ) -> list[ImplementationReport]:
     """Check several implementations on the same cases (a folder of submissions); one report each.
+
+    ``timeout`` bounds each call, ``CALL_BUDGET * timeout`` all the calls of one
+    implementation, ``load_timeout`` loading it (its imports); ``cases`` (a
+    :class:`CaseCache` for the same layer, input and seed) reuses expected gradients
+    computed before.
 
     >>> # check_many("conv2d", "x", ["alice.py:conv2d_backward_x", "bob.py:conv2d_backward_x"])
     """
     __tracebackhide__ = True  # an input error in a user's test: its line, not symderive's frames
     try:
-        return _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb)
+        return _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases)
     except InputError as exc:
         raise exc.with_traceback(None) from None
 
 
-def _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb) -> list[ImplementationReport]:
+def _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases):
     _check_tolerances(rtol, atol)
     _check_seed(seed)
-    _check_bounds(timeout, memory_mb)
+    _check_bounds(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout)
+    if isinstance(impls, str) or not isinstance(impls, Sequence):
+        raise TypeError(f"impls must be a list of FILE.py:FUNCTION strings or callables, got {impls!r}")
     layer = _as_layer(layer)
     _check_wrt(layer, wrt)
     for impl in impls:
@@ -820,46 +1290,27 @@ def _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb) -> list
             _split_spec(impl)
         elif not callable(impl):
             raise InputError(f"an implementation is FILE.py:FUNCTION or a callable, got {impl!r}", where="--impl")
+    if cases is None:
+        cases = CaseCache(layer, wrt, seed)
+    elif not isinstance(cases, CaseCache) or cases.wrt != wrt or cases.seed != seed or cases.layer != layer:
+        raise TypeError("cases must be a CaseCache of the same layer, input and seed")
+    settings = {"rtol": rtol, "atol": atol, "timeout": float(timeout), "memory_mb": memory_mb}
+    settings["load_timeout"] = float(load_timeout)
     names = _argument_names(layer)
-    for impl in impls:
-        if isinstance(impl, str):
-            _require_function(impl, names, timeout, memory_mb)
-    cases = build_cases(layer, wrt, seed)
-    shrink = _Shrinker(layer, wrt, seed, names, rtol, atol, timeout, memory_mb)
-    return [shrink.smallest(run_cases(impl, cases, names, rtol, atol, timeout, memory_mb), impl) for impl in impls]
-
-
-class _Shrinker:
-    """After a failure, the smaller sizes retried in minimal order: the report of the smallest failing one.
-
-    Cases are built once per size assignment and shared by the implementations, and run a
-    chunk per child process, so a failure early in the order costs little.
-    """
-
-    def __init__(self, layer, wrt, seed, names, rtol, atol, timeout, memory_mb):
-        self.layer, self.wrt, self.seed, self.names = layer, wrt, seed, names
-        self.run_args = (rtol, atol, timeout, memory_mb)
-        self.cases: dict[tuple, Case] = {}
-
-    def _case(self, sizes: dict) -> Case:
-        key = tuple(sizes.values())
-        if key not in self.cases:
-            self.cases[key] = build_cases(self.layer, self.wrt, self.seed, [sizes])[0]
-        return self.cases[key]
-
-    def smallest(self, report: ImplementationReport, impl) -> ImplementationReport:
-        """``report``, or the failure at the smallest size before its sizes where ``impl`` fails too."""
-        if report.ok or not report.sizes:
-            return report
-        tried = list(report.sizes_tried)
-        candidates = smaller_sizes(self.layer, report.sizes, skip=tried)
-        for start in range(0, len(candidates), SHRINK_CHUNK):
-            chunk = [self._case(s) for s in candidates[start : start + SHRINK_CHUNK]]
-            smaller = run_cases(impl, chunk, self.names, *self.run_args)
-            tried += smaller.sizes_tried
-            if not smaller.ok and smaller.sizes:
-                return dataclasses.replace(smaller, sizes_tried=tried)
-        return dataclasses.replace(report, sizes_tried=tried)
+    runs = [_Run(impl, names, settings) for impl in impls]
+    try:
+        # every implementation is loaded before any runs: a missing function is an input error first;
+        # more than a few stay loaded no longer than that (each is a process)
+        loading = []
+        for run in runs:
+            loading.append(run.load())
+            if len(runs) > KEEP_LOADED:
+                run.stop()
+                run.starts = 0
+        return [failure or _check_one(run, cases) for run, failure in zip(runs, loading, strict=True)]
+    finally:
+        for run in runs:
+            run.stop()
 
 
 def check_implementation(
@@ -871,14 +1322,18 @@ def check_implementation(
     seed: int = 0,
     timeout: float = 10.0,
     memory_mb: float = 2048,
+    load_timeout: float = LOAD_TIMEOUT,
+    cases: CaseCache | None = None,
 ) -> ImplementationReport:
     """Check one backward implementation (``"FILE.py:FUNCTION"`` or a callable) against the derived gradient.
 
-    ``timeout`` bounds each call (seconds), ``memory_mb`` what the child may allocate.
+    ``timeout`` bounds each call (seconds), ``CALL_BUDGET * timeout`` all its calls,
+    ``load_timeout`` loading it; ``memory_mb`` is what the child may allocate.
 
     >>> import numpy as np
     >>> check_implementation("linear", "b", lambda g: np.array(g)).status
     'ok'
     """
     __tracebackhide__ = True
-    return check_many(layer, wrt, [impl], rtol=rtol, atol=atol, seed=seed, timeout=timeout, memory_mb=memory_mb)[0]
+    bounds = {"timeout": timeout, "memory_mb": memory_mb, "load_timeout": load_timeout}
+    return check_many(layer, wrt, [impl], rtol=rtol, atol=atol, seed=seed, cases=cases, **bounds)[0]

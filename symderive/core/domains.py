@@ -144,8 +144,15 @@ def new_solver(rlimit: int | None = None) -> z3.Solver:
     >>> new_solver().check()
     sat
     """
+    from ..clock import seconds_left
+
     s = z3.Solver()
     s.set("rlimit", RLIMIT if rlimit is None else rlimit)
+    left = seconds_left()
+    if left is not None:
+        # z3 does not return to Python before it is done, so the wall clock's ring would wait
+        # for it: z3 gives up a moment after the ring, which then decides (a timeout)
+        s.set("timeout", int(left * 1000) + 200)
     return s
 
 

@@ -15,6 +15,7 @@ an input error naming it and its column.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -34,6 +35,18 @@ MAX_NODES = 1500
 MAX_DEPTH = 100
 MAX_INT = 10**15
 MAX_EXPONENT = 64
+#: the highest polynomial degree an expression may reach (read off its syntax, nothing
+#: expanded): ``(((m + 1)**64)**64)**64`` would be expanded to more terms than memory holds
+MAX_DEGREE = 64
+#: an integer expression (a size, an index, a bound) of higher degree is never linear; it is
+#: refused before anything expands it (degree 2 still reaches the linearity check, whose
+#: message says what is allowed)
+MAX_INT_DEGREE = 2
+#: calls whose value multiplies their arguments (the others are at most their arguments' degree)
+_PRODUCT_CALLS = frozenset(
+    {"outer", "dot", "einsum", "matmul", "inner", "kron", "tensordot", "trace", "convolve", "correlate"}
+    | {"convolve2d", "correlate2d", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"}
+)
 
 #: spellings refused by name, with the reason (on top of the operator table's own list)
 EXTRA_REFUSED = {
@@ -175,7 +188,8 @@ class _Parser:
     def number(self, v, node) -> sp.Expr:
         if isinstance(v, int):
             if abs(v) > MAX_INT:
-                raise self.error(f"integer {v} is too large (at most {MAX_INT})", node)
+                # the digits themselves are not shown: str() of thousands of digits is an error
+                raise self.error(f"integer {_short(self.source(node))} is too large (at most {MAX_INT})", node)
             return sp.Integer(v)
         if isinstance(v, float):
             if not abs(v) <= MAX_INT:
@@ -566,6 +580,12 @@ class _Parser:
         if isinstance(node, ast.BinOp):
             a, b = self.int_expr(node.left), self.int_expr(node.right)
             out = self.int_binop(node, a, b)
+            if isinstance(node.op, ast.Mult | ast.Pow) and _int_degree(out) > MAX_INT_DEGREE:
+                raise self.error(
+                    f"{_short(self.source(node))} is not linear (sizes and indices may be added, subtracted and "
+                    "multiplied by integer constants; // and % by integer constants)",
+                    node,
+                )
             if out.is_Integer and abs(out) > MAX_INT:
                 raise self.error(f"integer {self.source(node)} is too large (at most {MAX_INT})", node)
             return out
@@ -822,6 +842,94 @@ def _parse_ast(text: str, where: str) -> tuple[ast.AST, ast.AST | None, int]:
     return tree, lhs, offset
 
 
+def _short(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters for a message (a hostile literal can be thousands long).
+
+    >>> _short("1" * 100, 10)
+    '1111111...'
+    """
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _int_degree(e: sp.Expr) -> int:
+    """The total degree of an integer expression in its symbols, read off its tree (nothing expanded).
+
+    >>> m = size_symbol("m")
+    >>> _int_degree((m + 1) ** 4096), _int_degree(2 * m + (m // 2) % 3)
+    (4096, 1)
+    """
+    if e.is_Number:
+        return 0
+    if e.is_Symbol:
+        return 1
+    if isinstance(e, sp.Mul):
+        return sum(_int_degree(a) for a in e.args)
+    if isinstance(e, sp.Pow):
+        if e.exp.is_Integer and e.exp >= 0:
+            return _int_degree(e.base) * int(e.exp)
+        return MAX_INT_DEGREE + 1
+    return max((_int_degree(a) for a in e.args), default=0)
+
+
+def _exponent(node: ast.AST) -> float | None:
+    """The constant exponent a ``**`` node raises to, or None when it is not a number."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        node = node.operand
+    value = getattr(node, "value", None) if isinstance(node, ast.Constant) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return abs(value)
+
+
+def _degree(node: ast.AST) -> float:
+    """An upper bound of the polynomial degree of an expression, read off its syntax.
+
+    Expanding a product of sums multiplies out their terms; the degree bounds how far.
+
+    >>> _degree(ast.parse("(((m + 1)**64)**64)**64", mode="eval").body)
+    262144
+    >>> _degree(ast.parse("g * (1 - y**2)", mode="eval").body)
+    3
+    """
+    if isinstance(node, ast.Constant):
+        return 0
+    if isinstance(node, ast.Name | ast.Attribute) and not (isinstance(node, ast.Attribute) and node.attr == "T"):
+        return 1
+    if isinstance(node, ast.Attribute | ast.Subscript):
+        return _degree(node.value)
+    if isinstance(node, ast.UnaryOp):
+        return _degree(node.operand)
+    if isinstance(node, ast.BinOp):
+        left, right = _degree(node.left), _degree(node.right)
+        if isinstance(node.op, ast.Mult | ast.MatMult | ast.Div):
+            return left + right
+        if isinstance(node.op, ast.Pow):
+            e = _exponent(node.right)
+            return left * math.ceil(e) if e is not None else max(left, right)
+        if isinstance(node.op, ast.FloorDiv | ast.Mod):
+            return left
+        return max(left, right)
+    if isinstance(node, ast.Call):
+        args = [_degree(a) for a in node.args]
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name == "Sum":
+            return args[0] if args else 0
+        if name == "square":
+            return 2 * max(args, default=0)
+        return sum(args) if name in _PRODUCT_CALLS else max(args, default=0)
+    return max((_degree(c) for c in ast.iter_child_nodes(node)), default=0)
+
+
+def _has_large_exponent(tree: ast.AST) -> bool:
+    """Whether one ``**`` alone has an exponent over the bound (the parser names that exponent)."""
+    return any(
+        isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) and (_exponent(n.right) or 0) > MAX_EXPONENT
+        for n in ast.walk(tree)
+    )
+
+
 def _check_shape(tree: ast.AST, where: str, offset: int) -> None:
     count = 0
     stack = [(tree, 1)]
@@ -836,6 +944,13 @@ def _check_shape(tree: ast.AST, where: str, offset: int) -> None:
                 where=f"{where}, column {_col(node, offset)}",
             )
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    degree = _degree(tree)
+    if degree > MAX_DEGREE and not _has_large_exponent(tree):
+        raise InputError(
+            f"expression of polynomial degree {degree:g} (at most {MAX_DEGREE}): its powers and products "
+            "would expand to more terms than memory holds",
+            where=where,
+        )
 
 
 def _split_equation(tree: ast.AST, lhs: ast.AST | None, wrt: str, scope_names: Iterable[str]):
@@ -859,6 +974,8 @@ def parse_claim(text: str, layer, wrt: str) -> Claim:
     'convolve'
     """
     where = "claim"
+    if not isinstance(text, str):
+        raise TypeError(f"the claim is a string such as 'w.T @ g', got {type(text).__name__} {text!r:.60}")
     if wrt not in layer.inputs:
         raise InputError(f"--wrt {wrt!r} is not an input of layer {layer.name} ({', '.join(layer.inputs)})")
     if wrt in layer.constants:

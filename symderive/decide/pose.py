@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from ..calculus.derive import NotDifferentiable, derive
+from ..clock import MAX_SECONDS, ClaimTimeout, wall_clock
 from ..core.assumptions import Assumption
 from ..core.ir import Tensor, from_scalar, index_symbol
 from ..core.parse import claim_tensor, parse_assumption, parse_claim, parse_identity
@@ -66,6 +67,8 @@ def extra_assumptions(layer, assume) -> tuple[str, ...]:
     """
     if assume is None:
         return ()
+    if not isinstance(assume, str) and not hasattr(assume, "__iter__"):
+        raise TypeError(f"assume is a list of assumption strings such as ['n >= 2'], got {type(assume).__name__}")
     texts = (assume,) if isinstance(assume, str) else tuple(assume)
     for text in texts:
         if not isinstance(text, str):
@@ -230,6 +233,19 @@ def prove(
     >>> prove("linear", "x", "w.T @ g").verdict
     'proved'
     """
+    if not isinstance(claim, str):
+        raise TypeError(f"the claim is a string such as 'w.T @ g', got {type(claim).__name__} {claim!r:.60}")
+    timeout = checked_timeout(timeout)
+    try:
+        # the whole proof is bounded (loading a layer file too), not just the concrete search
+        with wall_clock(timeout):
+            return _remembered_verdict(layer, wrt, claim, assume, timeout, cross_check, memo)
+    except ClaimTimeout:
+        name = layer.name if isinstance(layer, Layer) else str(layer)
+        return Verdict(UNKNOWN, layer=name, wrt=wrt, claim=claim, reason=timeout_reason(timeout))
+
+
+def _remembered_verdict(layer, wrt: str, claim: str, assume, timeout: float, cross_check: bool, memo) -> Verdict:
     layer = as_layer(layer)
     layer.require_differentiable(wrt)
     assume = extra_assumptions(layer, assume)
@@ -258,13 +274,43 @@ def prove_identity(context, identity: str, assume=(), timeout: float = 60.0, cro
     >>> prove_identity("conv2d", "correlate2d(x, w, 'valid') == convolve2d(x, w, 'valid')").verdict
     'refuted'
     """
-    layer = as_layer(context)
-    if not isinstance(identity, str) or not identity.strip():
+    if not isinstance(identity, str):
+        raise TypeError(f"the identity is a string such as 'flip(flip(x)) == x', got {type(identity).__name__}")
+    if not identity.strip():
         raise InputError("the identity is empty", where="--identity")
-    extra = tuple(parse_assumptions(list(extra_assumptions(layer, assume)), layer))
-    check_extra_assumptions(layer, extra)
-    problem = identity_problem(layer, identity, extra)
-    return _verdict(problem, decide(problem, timeout, cross_check), layer=layer.name, wrt="", claim=identity)
+    timeout = checked_timeout(timeout)
+    try:
+        with wall_clock(timeout):
+            layer = as_layer(context)
+            extra = tuple(parse_assumptions(list(extra_assumptions(layer, assume)), layer))
+            check_extra_assumptions(layer, extra)
+            problem = identity_problem(layer, identity, extra)
+            return _verdict(problem, decide(problem, timeout, cross_check), layer=layer.name, wrt="", claim=identity)
+    except ClaimTimeout:
+        name = context.name if isinstance(context, Layer) else str(context)
+        return Verdict(UNKNOWN, layer=name, wrt="", claim=identity, reason=timeout_reason(timeout))
+
+
+def timeout_reason(timeout: float) -> str:
+    """The reason of a verdict whose wall clock ran out.
+
+    >>> timeout_reason(5)
+    'timeout (after 5 s)'
+    """
+    return f"timeout (after {timeout:g} s)"
+
+
+def checked_timeout(timeout) -> float:
+    """``timeout`` as positive finite seconds; InputError otherwise.
+
+    >>> checked_timeout(2)
+    2.0
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout is a number of seconds, got {type(timeout).__name__} {timeout!r:.60}")
+    if not (0 < timeout <= MAX_SECONDS):  # also refuses nan
+        raise InputError(f"timeout must be positive seconds, at most {MAX_SECONDS:g}, got {timeout!r}", where="timeout")
+    return float(timeout)
 
 
 def _verdict(problem: Problem, decision, **base) -> Verdict:

@@ -217,29 +217,12 @@ def emit_numpy(
     return _module_of(layer, emitted_functions(layer, claims, verdicts, prove), check)
 
 
-def emit_module_and_tests(
-    layer,
-    module_name: str,
-    claims: Mapping[str, str] | None = None,
-    verdicts: Mapping[str, Verdict] | None = None,
-    prove=None,
-) -> tuple[str, str]:
-    """(:func:`emit_numpy`'s module, :func:`emit_tests`'s tests for it), each claim proved once.
-
-    >>> src, tests = emit_module_and_tests("linear", "linear_grads")
-    >>> "def grad_x" in src and "def test_grad_x" in tests
-    True
-    """
-    _require_module_name(module_name)
-    layer = _as_layer(layer)
-    functions = emitted_functions(layer, claims, verdicts, prove)
-    return _module_of(layer, functions, True), _tests_of(layer, module_name, functions)
-
-
 def emitted_functions(
     layer, claims: Mapping[str, str] | None = None, verdicts: Mapping[str, Verdict] | None = None, prove=None
 ) -> list[Function]:
     """The functions of an emitted module: ``forward``, then ``grad_<input>`` per differentiable input."""
+    if claims is not None and not isinstance(claims, Mapping):
+        raise TypeError(f"claims maps input names to claim strings, got {type(claims).__name__}")
     claims = dict(claims or {})
     unknown = set(claims) - set(layer.differentiable)
     if unknown:
@@ -292,11 +275,10 @@ def _tests_of(layer, module_name: str, functions: list[Function], sizes_count: i
 
 
 def _as_layer(layer):
-    if isinstance(layer, str):
-        from ..model.layer import load_layer
+    from ..model.layer import as_layer
 
-        return load_layer(layer)
-    return layer
+    # a name or path is loaded; anything but a Layer is a TypeError that says what a layer is
+    return as_layer(layer)
 
 
 def _shape_text(shape, layer=None) -> str:
@@ -1242,9 +1224,23 @@ def valid_sizes(layer, limit: int | None = None) -> list[tuple[dict, int]]:
     """
     sizes = tuple(layer.sizes)
     limit = limit or (5 if len(sizes) <= 4 else 3)
+    candidates = _valid_in_box(layer, [range(1, limit + 1)] * len(sizes))
+    if not candidates:
+        # assumptions that exclude the small sizes ("n >= 12"): the box starts at the smallest allowed point
+        start = smallest_allowed_sizes(layer) or {}
+        _refuse_huge(layer, start)
+        candidates = _valid_in_box(layer, [range(start.get(s, 1), start.get(s, 1) + limit) for s in sizes])
+    if not candidates:
+        raise InternalError(f"no sizes up to {limit} satisfy the assumptions of layer {layer.name}")
+    return candidates
+
+
+def _valid_in_box(layer, ranges) -> list[tuple[dict, int]]:
+    """The size assignments in the box ``ranges`` that the layer accepts, with their count of tight assumptions."""
+    sizes = tuple(layer.sizes)
     conds = layer.size_assumptions()
     candidates = []
-    for point in itertools.product(range(1, limit + 1), repeat=len(sizes)):
+    for point in itertools.product(*ranges):
         env = dict(zip(sizes, point, strict=True))
         ev = Evaluator(env, {})
         try:
@@ -1254,9 +1250,59 @@ def valid_sizes(layer, limit: int | None = None) -> list[tuple[dict, int]]:
             continue
         tight = sum(1 for c in conds if isinstance(c, sp.Rel) and ev.value(c.lhs) == ev.value(c.rhs))
         candidates.append((env, tight))
-    if not candidates:
-        raise InternalError(f"no sizes up to {limit} satisfy the assumptions of layer {layer.name}")
     return candidates
+
+
+#: the most scalars an input may hold at the sizes the emitted code is checked at
+MAX_CHECK_ELEMENTS = 100_000
+
+
+def _refuse_huge(layer, sizes: dict) -> None:
+    """InputError when the layer's inputs at ``sizes`` are too large to check the emitted code with."""
+    for name, shape in layer.inputs.items():
+        count = 1
+        for d in shape:
+            value = sp.sympify(sp.sympify(d).xreplace(sizes))
+            count *= int(value) if value.is_Integer else 1
+        if count > MAX_CHECK_ELEMENTS:
+            at = ", ".join(f"{s}={v}" for s, v in sizes.items())
+            raise InputError(
+                f"the smallest sizes the assumptions allow ({at}) make input {name} hold {count} values, "
+                f"more than the {MAX_CHECK_ELEMENTS} the check of the emitted code evaluates",
+                where=f"layer {layer.name}",
+            )
+
+
+def smallest_allowed_sizes(layer) -> dict | None:
+    """The allowed size assignment with the smallest sizes (sum first, then in declaration
+    order), or None when the solver cannot tell.
+
+    >>> from symderive.layer import load_layer
+    >>> smallest_allowed_sizes(load_layer("conv2d"))
+    {H: 1, W: 1, kh: 1, kw: 1}
+    """
+    import z3
+
+    from . import domains
+
+    sizes = tuple(layer.sizes)
+    ctx = domains.Z3Context()
+    opt = z3.Optimize()
+    opt.set("rlimit", domains.RLIMIT)
+    for s in sizes:
+        opt.add(ctx.var(s) >= 1)
+    try:
+        for c in layer.size_assumptions():
+            opt.add(ctx.cond(c))
+    except domains.NonLinear:
+        return None
+    opt.minimize(z3.Sum([ctx.var(s) for s in sizes]) if sizes else z3.IntVal(0))
+    for s in sizes:
+        opt.minimize(ctx.var(s))
+    if opt.check() != z3.sat:
+        return None
+    model = opt.model()
+    return {s: model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
 
 
 def check_sizes(layer, count: int = 5, limit: int | None = None) -> list[dict]:

@@ -8,6 +8,7 @@ files in ``symderive/layers/`` and load exactly like a user's file.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..core.ir import Tensor, fresh_indices, leaf, plain
 from ..core.ops import OPERATORS
 from ..core.tree import Call, Node, Num, Ref
 from ..errors import InputError
+from ..escape import identifier_problem
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class Layer:
 
     def require_differentiable(self, wrt: str) -> None:
         """Raise an input error unless ``wrt`` is an input that gradients are taken for."""
+        if not isinstance(wrt, str):
+            raise TypeError(
+                f"wrt names an input of layer {self.name!r} as a string, got {type(wrt).__name__} {wrt!r:.60}"
+            )
         if wrt not in self.inputs:
             raise InputError(f"--wrt {wrt!r} is not an input of layer {self.name!r} (inputs: {', '.join(self.inputs)})")
         if wrt in self.constants:
@@ -140,7 +146,9 @@ def as_layer(layer) -> Layer:
     >>> as_layer("linear").name
     'linear'
     """
-    return layer if isinstance(layer, Layer) else load_layer(layer)
+    if isinstance(layer, Layer):
+        return layer
+    return load_layer(layer)
 
 
 def builtin_layer_names() -> list[str]:
@@ -158,23 +166,42 @@ def load_layer(name_or_path: str | Path) -> Layer:
     >>> load_layer("linear").inputs["w"]
     (m, n)
     """
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise TypeError(
+            f"a layer is a built-in name or a path to a TOML file, got {type(name_or_path).__name__} {name_or_path!r:.60}"
+        )
     text = str(name_or_path)
-    if "/" in text or text.endswith(".toml") or isinstance(name_or_path, Path):
+    if "/" in text or text.endswith(".toml") or isinstance(name_or_path, os.PathLike):
         path = Path(text)
-        if not path.is_file():
-            raise InputError(f"no layer file {text}")
+        if not _is_file(path):
+            raise InputError(f"no layer file {text if len(text) <= 200 else text[:120] + '...' + text[-40:]}")
     else:
         path = LAYERS_DIR / f"{text}.toml"
-        if not path.is_file():
-            raise InputError(_unknown_layer(text))
+        if not text.isidentifier() or len(text) > 200 or not _is_file(path):
+            raise InputError(_unknown_layer(text[:200]))
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is not a TOML statement
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read layer file: {exc}", where=str(path)) from None
-    return layer_from_dict(data, source=str(path))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read layer file: {exc.strerror or exc}", where=str(path)) from None
+    except RecursionError:
+        raise InputError("malformed TOML: nested too deeply", where=str(path)) from None
+    try:
+        return layer_from_dict(data, source=str(path))
+    except RecursionError:
+        raise InputError("a value is nested too deeply", where=str(path)) from None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name the system refuses (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _unknown_layer(name: str) -> str:
@@ -185,7 +212,7 @@ def _unknown_layer(name: str) -> str:
     close = difflib.get_close_matches(name.lower(), names, n=2, cutoff=0.6)
     close += [n for n in names if name.lower() in n and n not in close]
     hint = f"did you mean {' or '.join(repr(c) for c in close[:3])}? " if close else ""
-    if Path(f"{name}.toml").is_file():
+    if _is_file(Path(f"{name}.toml")):
         hint = f"the file {name}.toml is a layer file: write {name}.toml; "
     return f"unknown layer {name!r} ({hint}built-in layers: {', '.join(names)}; a layer file is a path with / or .toml)"
 
@@ -210,6 +237,10 @@ def _strings(value, where: str) -> list[str]:
     return list(value)
 
 
+#: the most dimensions a tensor may have: NumPy's limit, met by the exact evaluation of every proof
+MAX_RANK = 32
+
+
 def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
     """Validate a parsed layer file into a :class:`Layer` (every error names ``source`` and the key).
 
@@ -218,6 +249,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
     """
     from ..core.parse import RESERVED
 
+    _expect(data, dict, source)
     for key in data:
         if key not in _TOP_KEYS:
             raise InputError(f"unknown key {key!r} (allowed: {', '.join(_TOP_KEYS)})", where=f"{source}: {key}")
@@ -243,6 +275,11 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
         if c not in inputs:
             raise InputError(f"constant {c!r} is not an input", where=f"{source}: constants")
     out = _load_output(data["output"], inputs, sizes, source, RESERVED)
+    if out["forward"].ndim > MAX_RANK:
+        raise InputError(
+            f"the output has rank {out['forward'].ndim}, beyond the {MAX_RANK} dimensions symderive handles",
+            where=f"{source}: output",
+        )
     assumptions = []
     for k, text in enumerate(_strings(data.get("assume", []), f"{source}: assume")):
         assumptions.append(_load_assumption(text, inputs, sizes, f"{source}: assume[{k}]"))
@@ -296,10 +333,15 @@ def _dimensions(raw: list, sizes: dict, where: str) -> tuple:
     """
     from ..core.parse import parse_size_expr
 
+    if len(raw) > MAX_RANK:
+        raise InputError(f"rank {len(raw)} is beyond the {MAX_RANK} dimensions symderive handles", where=where)
     dims = []
     for k, d in enumerate(raw):
         if isinstance(d, bool) or not isinstance(d, str | int):
             raise InputError("a dimension is a size expression string or an integer", where=f"{where}[{k}]")
+        if isinstance(d, int) and d.bit_length() > 64:
+            # str() of an integer of thousands of digits is itself an error
+            raise InputError(f"dimension of {d.bit_length()} bits is too large", where=f"{where}[{k}]")
         try:
             e, _ = parse_size_expr(str(d), sizes, where=f"{where}[{k}]", new_sizes=True)
         except InputError as exc:
@@ -307,14 +349,20 @@ def _dimensions(raw: list, sizes: dict, where: str) -> tuple:
         if not e.free_symbols and not (e.is_Integer and e >= 1):
             raise InputError(f"dimension {d!r} is not a size: every size is an integer >= 1", where=f"{where}[{k}]")
         for s in e.free_symbols:
+            # a size becomes a variable of emitted Python code (issue 13)
+            problem = None if str(s) in sizes else identifier_problem(str(s))
+            if problem:
+                raise InputError(f"{str(s)!r} is not a valid size name: {problem}", where=f"{where}[{k}]")
             sizes.setdefault(str(s), s)
         dims.append(e)
     return tuple(dims)
 
 
 def _check_tensor_name(name: str, where: str, reserved) -> None:
-    if not name.isidentifier() or name.startswith("_"):
-        raise InputError(f"{name!r} is not a valid tensor name", where=where)
+    # the name becomes a parameter or variable of emitted Python code (issue 13)
+    problem = identifier_problem(name)
+    if problem:
+        raise InputError(f"{name!r} is not a valid tensor name: {problem}", where=where)
     if name in reserved:
         raise InputError(f"{name!r} is reserved", where=where)
     if name in OPERATORS:

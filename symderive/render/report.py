@@ -31,45 +31,17 @@ from sympy.logic.boolalg import Boolean
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import precedence
 
+from ..atomic import write_atomic
 from ..calculus.derive import range_facts, simplify_guards
 from ..core.domains import settle_piecewise
 from ..core.ir import Defined, GSum, Iverson, index_symbol
 from ..core.tree import decimal_text
 from ..errors import InputError
+from ..escape import LATEX_SPECIALS, latex_escape, latex_listing, markdown_text  # noqa: F401  (LATEX_SPECIALS: report's API)
 from .text import long_value
 
 # -- escaping -----------------------------------------------------------------------------
-
-#: the one table of characters that mean something to LaTeX, and their printed forms
-LATEX_SPECIALS: dict[str, str] = {
-    "\\": r"\textbackslash{}",
-    "#": r"\#",
-    "$": r"\$",
-    "%": r"\%",
-    "&": r"\&",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "'": r"\textquotesingle{}",
-    "`": r"\textasciigrave{}",
-}
-_SPECIALS_RE = re.compile("|".join(re.escape(c) for c in LATEX_SPECIALS))
-
-
-def latex_escape(text: object) -> str:
-    """``text`` as LaTeX that prints it literally.
-
-    Characters pdflatex cannot typeset (outside Latin-1, control characters) become
-    ``?`` so that no user string can stop a compile.
-
-    >>> latex_escape(r"\\input{/etc/passwd} 100% a_b")
-    '\\\\textbackslash{}input\\\\{/etc/passwd\\\\} 100\\\\% a\\\\_b'
-    """
-    text = "".join(c if _typesettable(c) else "?" for c in str(text))
-    return _SPECIALS_RE.sub(lambda m: LATEX_SPECIALS[m.group()], text)
-
+# the one LaTeX escaping function and its table live in symderive.escape (with the other formats')
 
 #: characters after which long code or text (a claim, a forward pass) may break its line
 BREAK_AFTER = frozenset(",([.*/+-=@")
@@ -102,20 +74,6 @@ def seed_label(label: str) -> str:
     """
     label = str(label).strip()
     return (label if label.lower().startswith("eq") else "Eq. " + label) + " of the seed"
-
-
-def _typesettable(c: str) -> bool:
-    return c in "\n\t" or (" " <= c <= "~") or ("\u00a0" <= c <= "\u00ff")
-
-
-def listing_safe(code: str) -> str:
-    """Source code that cannot end its ``lstlisting`` early or upset pdflatex.
-
-    >>> listing_safe("x = 1  # é")
-    'x = 1  # ?'
-    """
-    code = "".join(c if (" " <= c <= "~") or c in "\n" else "?" for c in code.replace("\t", "    "))
-    return code.replace(r"\end{lstlisting}", r"\end {lstlisting}")
 
 
 # -- the math printer -------------------------------------------------------------------
@@ -1497,9 +1455,9 @@ def report_data(layer, evidence: Evidence) -> dict:
         for view in section.claims:
             if view.verdict == "proved":
                 emitted = chosen.get(section.wrt) == view.text and module
-                view.code = listing_safe(function_source(module, f"grad_{section.wrt}")) if emitted else ""
+                view.code = latex_listing(function_source(module, f"grad_{section.wrt}")) if emitted else ""
                 view.code_note = "" if view.code else (note or "(the module below emits another proved claim)")
-    return {"layer": layer_view(layer), "sections": sections, "module": listing_safe(module) if module else ""}
+    return {"layer": layer_view(layer), "sections": sections, "module": latex_listing(module) if module else ""}
 
 
 # -- templates and output ----------------------------------------------------------------
@@ -1545,6 +1503,8 @@ def render_tex(layer, evidence: Evidence) -> str:
 
 def check_output(output: str | Path) -> Path:
     """``output`` as a Path, after the checks that fail before any (slow) proof or compile."""
+    if not isinstance(output, str | os.PathLike):
+        raise TypeError(f"output is the path of the report (.tex or .pdf), got {type(output).__name__}")
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".tex", ".pdf"):
@@ -1559,7 +1519,8 @@ def write_report(tex: str, output: Path) -> Path:
     """Write LaTeX source to ``output`` as itself (``.tex``) or compiled (``.pdf``)."""
     data = tex.encode("utf-8") if output.suffix.lower() == ".tex" else compile_pdf(tex)
     try:
-        output.write_bytes(data)
+        # whole or not at all: a failed write leaves an earlier report as it was
+        write_atomic(output, data)
     except OSError as err:
         raise InputError(f"cannot write {output}: {err.strerror or err}", where="report") from err
     return output
@@ -1641,7 +1602,7 @@ def latex_log_errors(log: str, context: int = 4) -> str:
 
 
 def _md_code(text: str) -> str:
-    return "`%s`" % str(text).replace("`", "'")
+    return markdown_text(text, code=True)
 
 
 def derivation_markdown(derivation) -> str:
@@ -1658,7 +1619,7 @@ def derivation_markdown(derivation) -> str:
 
 
 def _md_plain(text: str) -> str:
-    return re.sub(r"([\\`*_$<>\[\]])", r"\\\1", str(text))
+    return markdown_text(text)
 
 
 def verdict_markdown(verdict) -> str:

@@ -147,12 +147,16 @@ def test_missing_folder_is_an_input_error_before_any_work(tmp_path, suffix, monk
 
 
 def test_a_failing_write_is_an_input_error(tmp_path, monkeypatch):
-    def refuse(self, data):
-        raise PermissionError(13, "Permission denied", str(self))
+    import symderive.atomic
 
-    monkeypatch.setattr(rp.Path, "write_bytes", refuse)
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    # the report is written to a temporary file that then replaces x.tex: the replace fails
+    monkeypatch.setattr(symderive.atomic.os, "replace", refuse)
     with pytest.raises(InputError, match=r"cannot write .*x\.tex: Permission denied"):
         rp.report(load_layer("linear"), output=tmp_path / "x.tex")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_claim_out_of_time_shows_as_unknown_with_the_reason():
