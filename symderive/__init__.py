@@ -22,6 +22,7 @@ _EXPORTS = {
     "derive": ("derive", "derive"),
     "Derivation": ("derive", "Derivation"),
     "prove": ("prove", "prove"),
+    "prove_identity": ("prove", "prove_identity"),
     "Verdict": ("decide.verdict", "Verdict"),
     "Counterexample": ("decide.verdict", "Counterexample"),
     "emit_numpy": ("codegen", "emit_numpy"),

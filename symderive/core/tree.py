@@ -126,32 +126,10 @@ def build(node: Node, scope: Mapping[str, Tensor]) -> Tensor:
     raise TypeError(f"not a tree node: {node!r}")
 
 
-#: comparisons: NumPy gives booleans where LANGUAGE.md says 0/1 arrays. The two agree under
-#: the operators below; elsewhere they do not (True + True is True, -True and sign(True) raise,
-#: a boolean matmul or convolution saturates at True, exp(True) is float16), so there a
-#: comparison is lowered as 0/1 integers
-COMPARISONS = frozenset({"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"})
-_BOOLEANS_COUNT_AS_0_1 = COMPARISONS | {
-    "multiply",
-    "divide",
-    "where",
-    "sum",
-    "mean",
-    "maximum",
-    "minimum",
-    "max",
-    "min",
-    "amax",
-    "amin",
-    "abs",
-    "square",
-    "outer",
-    "trace",
-    "transpose",
-    "getitem",
-    "flip",
-    "rot90",
-}
+# comparisons: NumPy gives booleans where LANGUAGE.md says 0/1 arrays. The two agree under the
+# operators whose ``booleans_as_numbers`` is set; elsewhere they do not (True + True is True,
+# -True and sign(True) raise, a boolean matmul or convolution saturates at True, exp(True) is
+# float16), so there a comparison (an operator whose ``comparison`` is set) is lowered as 0/1 integers
 
 
 def counted(parent_op: str, child: Node, code: str) -> str:
@@ -163,7 +141,7 @@ def counted(parent_op: str, child: Node, code: str) -> str:
     >>> counted("multiply", Call("greater", (("x1", Ref("x")), ("x2", Num(0)))), "(x > 0)")
     '(x > 0)'
     """
-    if parent_op in _BOOLEANS_COUNT_AS_0_1 or not (isinstance(child, Call) and child.op in COMPARISONS):
+    if OPERATORS[parent_op].booleans_as_numbers or not (isinstance(child, Call) and OPERATORS[child.op].comparison):
         return code
     return f"{code}.astype(np.int64)" if code.startswith("(") and code.endswith(")") else f"({code}).astype(np.int64)"
 

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..core import tree as T
-from ..core.ir import Defined, GSum, Iverson, Tensor
+from ..core.ir import GSum, Tensor
 from ..core.ops import NUMPY_HELPERS, OPERATORS
 from ..decide.concrete import EvaluationError, Evaluator, concrete_shape, evaluate, is_valid_at
 from ..decide.verdict import ERROR, PROVED, REFUTED, Verdict
@@ -537,14 +538,6 @@ def closed_form_code(layer, node) -> tuple[str, tuple[str, ...], set[str]]:
     return code, _ordered_args(layer, names), helpers | statements.helpers
 
 
-#: elementwise operators whose NumPy lowering is the ufunc ``np.<name>`` (``out=`` allowed)
-_BINARY_UFUNCS = ("add", "subtract", "multiply", "divide")
-_UNARY_UFUNCS = ("negative", "exp", "log", "sqrt", "square", "tanh", "log1p", "expm1")
-
-#: operators whose NumPy helper returns a new floating array of its argument's shape, which the
-#: emitted code owns and may overwrite
-_FRESH_ARRAYS = ("softmax", "log_softmax")
-
 _INTO = '''def _into(a, b):
     """a as the out= of a ufunc of a and b (a is an array this module made) when NumPy's result has a's dtype."""
     # an array b of a wider dtype (float64 t against float32 s) promotes: the result is then a new array
@@ -591,15 +584,16 @@ class InPlaceLowering:
         """(code, whether it names an array of our own that may be overwritten)."""
         if not isinstance(node, T.Call):
             return T.to_numpy(node), False
-        if node.op in _FRESH_ARRAYS:
+        op = OPERATORS[node.op]
+        if op.fresh_array:
             name = self._fresh()
             self.lines.append(f"{name} = {self._call(node)}")
             return name, True
         if node.op == "sum" and self._is_product_sum(node):
             return self._product_sum(node)
-        if node.op in _BINARY_UFUNCS:
+        if op.ufunc and len(op.params) == 2:
             return self._binary(node)
-        if node.op in _UNARY_UFUNCS:
+        if op.ufunc and len(op.params) == 1:
             x, fresh = self.lower(node.arg("x"))
             x = T.counted(node.op, node.arg("x"), x)
             if fresh:
@@ -875,19 +869,6 @@ _RANGE = '''def _range(lo, hi):
 #: helpers owned by codegen (the operators' helpers live in ``symderive.ops``)
 CODEGEN_HELPERS = {"_gather": _GATHER, "_range": _RANGE, "_into": _INTO}
 
-_NUMPY_FUNCS = {
-    sp.exp: "np.exp",
-    sp.log: "np.log",
-    sp.sqrt: "np.sqrt",
-    sp.tanh: "np.tanh",
-    sp.sinh: "np.sinh",
-    sp.cosh: "np.cosh",
-    sp.sin: "np.sin",
-    sp.cos: "np.cos",
-    sp.Abs: "np.abs",
-    sp.sign: "np.sign",
-}
-
 
 @dataclass(frozen=True)
 class Val:
@@ -897,17 +878,28 @@ class Val:
     depth: int
 
 
-class IndexLowering:
+class IndexLowering(NumPyPrinter):
     """Lowers a scalar index expression at free indices to whole-array NumPy.
 
-    Every index variable gets an axis: the free indices first, then each summation
-    variable as the next axis in, so an expression at nesting depth ``d`` is an array
-    whose trailing ``d`` axes are the variables in scope (size 1 where it does not
-    depend on one). A ``GSum`` sums its variable's axis away over the bounding range of
-    its limits, with the exact limits as a mask; reads gather with zero outside.
+    A SymPy printer: one ``_print_X`` per node, each returning a :class:`Val`; the
+    elementwise functions' NumPy names come from the operator table; any other node is an
+    explicit :class:`NotVectorisable`. Every index variable gets an axis: the free indices
+    first, then each summation variable as the next axis in, so an expression at nesting
+    depth ``d`` is an array whose trailing ``d`` axes are the variables in scope (size 1
+    where it does not depend on one). A ``GSum`` sums its variable's axis away over the
+    bounding range of its limits, with the exact limits as a mask; reads gather with zero
+    outside.
+
+    >>> from symderive.layer import load_layer
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> IndexLowering(load_layer("linear")).lower(sp.exp(n) + abs(sp.IndexedBase("x")[n - 1])).code
+    '(np.abs(_gather(x, (-1 + n))) + np.exp(n))'
     """
 
+    printmethod = "_symderive_numpy"
+
     def __init__(self, layer):
+        super().__init__()
         self.layer = layer
         self.lines: list[str] = []
         self.vars: dict[sp.Symbol, tuple[str, int]] = {}
@@ -972,74 +964,117 @@ class IndexLowering:
         depth = max((v.depth for v in vals), default=0)
         return [self._at(v, depth) for v in vals], depth
 
-    # -- the walk --------------------------------------------------------------------
+    # -- the walk: one _print_X per node ---------------------------------------------
     def lower(self, e) -> Val:
         """The lowered value of a scalar expression."""
-        e = sp.sympify(e)
-        if isinstance(e, GSum):
-            return self._gsum(e)
-        if isinstance(e, sp.Indexed):
-            return self._read(e)
-        if isinstance(e, sp.Symbol):
-            return self._symbol(e)
-        if e.is_Integer:
-            return Val(str(int(e)), 0)
-        if e.is_Rational:
-            return Val(f"({int(e.p)} / {int(e.q)})", 0)
-        if e.is_Number:
-            return Val(repr(float(e)), 0)
-        if e is sp.E:
-            return Val("np.e", 0)
-        if e is sp.pi:
-            return Val("np.pi", 0)
-        if isinstance(e, sp.Add):
-            codes, depth = self._common([self.lower(a) for a in e.args])
-            return Val("(" + " + ".join(codes) + ")", depth)
-        if isinstance(e, sp.Mul):
-            codes, depth = self._common([self.lower(a) for a in e.args])
-            return Val("(" + " * ".join(codes) + ")", depth)
-        if isinstance(e, sp.Pow):
-            (base, exp), depth = self._common([self.lower(e.base), self.lower(e.exp)])
-            if e.exp == -1:
-                return Val(f"(1.0 / {base})", depth)
-            if e.exp.is_Integer and int(e.exp) < 0:
-                return Val(f"(1.0 / {base} ** {-int(e.exp)})", depth)
-            return Val(f"({base} ** {exp})", depth)
-        if isinstance(e, Iverson):
-            cond = self.condition(e.args[0])
-            return Val(f"np.asarray({cond.code}, dtype=float)", cond.depth)
-        if isinstance(e, sp.KroneckerDelta):
-            (a, b), depth = self._common([self.lower(x) for x in e.args[:2]])
-            return Val(f"np.asarray({a} == {b}, dtype=float)", depth)
-        if isinstance(e, sp.Piecewise):
-            return self._piecewise(e)
-        if isinstance(e, Defined):
-            # a partial operation outside its domain is nan, as the evaluator and NumPy have it
-            (value, cond), depth = self._common([self.lower(e.args[0]), self.condition(e.args[1])])
-            return Val(f"np.where({cond}, {value}, np.nan)", depth)
-        if isinstance(e, sp.floor):
-            return self._floor(e.args[0])
-        if isinstance(e, sp.ceiling):
-            # ceiling(a / q) == -floor(-a / q), and floor is exact integer division
-            inner = self._floor(-e.args[0])
-            return Val(f"(-{inner.code})", inner.depth)
-        if isinstance(e, sp.Mod):
-            (a, b), depth = self._common([self.lower(x) for x in e.args])
-            return Val(f"({a} % {b})", depth)
-        if isinstance(e, sp.Max | sp.Min):
-            fn = "np.maximum" if isinstance(e, sp.Max) else "np.minimum"
-            vals = [self.lower(a) for a in e.args]
-            codes, depth = self._common(vals)
-            code = codes[0]
-            for c in codes[1:]:
-                code = f"{fn}({code}, {c})"
-            return Val(code, depth)
-        if e.func in _NUMPY_FUNCS:
-            (arg,), depth = self._common([self.lower(e.args[0])])
-            return Val(f"{_NUMPY_FUNCS[e.func]}({arg})", depth)
-        raise NotVectorisable(f"cannot lower {type(e).__name__} ({sp.sstr(e)}) to NumPy")
+        return self._print(sp.sympify(e))
 
-    def _symbol(self, s: sp.Symbol) -> Val:
+    def condition(self, c) -> Val:
+        """The lowered boolean value of an integer condition."""
+        return self._print(c)
+
+    def _print(self, expr, **kwargs) -> Val:
+        value = super()._print(expr, **kwargs)
+        if not isinstance(value, Val):  # a node no _print_X below lowers
+            raise NotVectorisable(f"cannot lower {type(expr).__name__} ({sp.sstr(expr)}) to NumPy")
+        return value
+
+    def emptyPrinter(self, expr):
+        raise NotVectorisable(f"cannot lower {type(expr).__name__} ({sp.sstr(expr)}) to NumPy")
+
+    def _print_Integer(self, e) -> Val:
+        return Val(str(int(e)), 0)
+
+    _print_Zero = _print_One = _print_NegativeOne = _print_Integer
+
+    def _print_Rational(self, e) -> Val:
+        return Val(f"({int(e.p)} / {int(e.q)})", 0)
+
+    _print_Half = _print_Rational
+
+    def _print_Float(self, e) -> Val:
+        return Val(repr(float(e)), 0)
+
+    _print_NaN = _print_Infinity = _print_NegativeInfinity = _print_Float
+
+    def _print_Exp1(self, e) -> Val:
+        return Val("np.e", 0)
+
+    def _print_Pi(self, e) -> Val:
+        return Val("np.pi", 0)
+
+    def _print_Add(self, e, **kwargs) -> Val:
+        codes, depth = self._common([self._print(a) for a in e.args])
+        return Val("(" + " + ".join(codes) + ")", depth)
+
+    def _print_Mul(self, e, **kwargs) -> Val:
+        codes, depth = self._common([self._print(a) for a in e.args])
+        return Val("(" + " * ".join(codes) + ")", depth)
+
+    def _print_Pow(self, e, rational=False) -> Val:
+        (base, exp), depth = self._common([self._print(e.base), self._print(e.exp)])
+        if e.exp == -1:
+            return Val(f"(1.0 / {base})", depth)
+        if e.exp.is_Integer and int(e.exp) < 0:
+            return Val(f"(1.0 / {base} ** {-int(e.exp)})", depth)
+        return Val(f"({base} ** {exp})", depth)
+
+    def _print_Iverson(self, e) -> Val:
+        cond = self._print(e.args[0])
+        return Val(f"np.asarray({cond.code}, dtype=float)", cond.depth)
+
+    def _print_KroneckerDelta(self, e) -> Val:
+        (a, b), depth = self._common([self._print(x) for x in e.args[:2]])
+        return Val(f"np.asarray({a} == {b}, dtype=float)", depth)
+
+    def _print_Piecewise(self, e) -> Val:
+        vals = [(self._print(expr), self._print(cond)) for expr, cond in e.args]
+        depth = max(max(v.depth, c.depth) for v, c in vals)
+        code = self._at(vals[-1][0], depth)
+        for v, c in reversed(vals[:-1]):
+            code = f"np.where({self._at(c, depth)}, {self._at(v, depth)}, {code})"
+        return Val(code, depth)
+
+    def _print_Defined(self, e) -> Val:
+        # a partial operation outside its domain is nan, as the evaluator and NumPy have it
+        (value, cond), depth = self._common([self._print(e.args[0]), self._print(e.args[1])])
+        return Val(f"np.where({cond}, {value}, np.nan)", depth)
+
+    def _print_floor(self, e) -> Val:
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if not den.is_Integer:
+            raise NotVectorisable(f"floor of {e.args[0]}: not an integer division by a constant")
+        (a,), depth = self._common([self._print(num)])
+        return Val(f"({a} // {int(den)})", depth)
+
+    def _print_ceiling(self, e) -> Val:
+        # ceiling(a / q) == -floor(-a / q), and floor is exact integer division
+        inner = self._print_floor(sp.floor(-e.args[0], evaluate=False))
+        return Val(f"(-{inner.code})", inner.depth)
+
+    def _print_Mod(self, e) -> Val:
+        (a, b), depth = self._common([self._print(x) for x in e.args])
+        return Val(f"({a} % {b})", depth)
+
+    def _print_Max(self, e) -> Val:
+        return self._folded("np.maximum", e.args)
+
+    def _print_Min(self, e) -> Val:
+        return self._folded("np.minimum", e.args)
+
+    def _folded(self, fn: str, args) -> Val:
+        codes, depth = self._common([self._print(a) for a in args])
+        code = codes[0]
+        for c in codes[1:]:
+            code = f"{fn}({code}, {c})"
+        return Val(code, depth)
+
+    def _print_elementwise(self, op: str, e) -> Val:
+        """An elementwise function of the operator table (``exp``, ``Abs`` ...), named as the table lowers it."""
+        (arg,), depth = self._common([self._print(e.args[0])])
+        return Val(OPERATORS[op].to_numpy(x=arg), depth)
+
+    def _print_Symbol(self, s) -> Val:
         if s in self.vars:
             name, depth = self.vars[s]
             return Val(name, depth)
@@ -1052,52 +1087,43 @@ class IndexLowering:
             return Val(name, 0)
         raise NotVectorisable(f"unbound symbol {s} in the index form")
 
-    def _read(self, e: sp.Indexed) -> Val:
+    _print_Dummy = _print_Symbol
+
+    def _print_Indexed(self, e) -> Val:
         name = str(e.base.label)
         if name not in self.layer.inputs and name != "g":
             raise NotVectorisable(f"read of unknown tensor {name}")
         self.reads.add(name)
-        codes, depth = self._common([self.lower(i) for i in e.indices])
-        if depth == 0:
-            return Val(f"_gather({name}, {', '.join(codes)})", 0)
+        codes, depth = self._common([self._print(i) for i in e.indices])
         return Val(f"_gather({name}, {', '.join(codes)})", depth)
 
-    def _floor(self, arg) -> Val:
-        num, den = sp.fraction(sp.together(arg))
-        if not den.is_Integer:
-            raise NotVectorisable(f"floor of {arg}: not an integer division by a constant")
-        (a,), depth = self._common([self.lower(num)])
-        return Val(f"({a} // {int(den)})", depth)
+    # -- conditions --------------------------------------------------------------------
+    def _print_BooleanTrue(self, c) -> Val:
+        return Val("True", 0)
 
-    def _piecewise(self, e: sp.Piecewise) -> Val:
-        vals = []
-        for expr, cond in e.args:
-            vals.append((self.lower(expr), self.condition(cond)))
-        depth = max(max(v.depth, c.depth) for v, c in vals)
-        code = self._at(vals[-1][0], depth)
-        for v, c in reversed(vals[:-1]):
-            code = f"np.where({self._at(c, depth)}, {self._at(v, depth)}, {code})"
-        return Val(code, depth)
+    def _print_BooleanFalse(self, c) -> Val:
+        return Val("False", 0)
 
-    def condition(self, c) -> Val:
-        """The lowered boolean value of an integer condition."""
-        if c is sp.true or c == sp.true:
-            return Val("True", 0)
-        if c is sp.false or c == sp.false:
-            return Val("False", 0)
-        if isinstance(c, sp.And | sp.Or):
-            op = " & " if isinstance(c, sp.And) else " | "
-            codes, depth = self._common([self.condition(a) for a in c.args])
-            return Val("(" + op.join(f"np.asarray({x})" for x in codes) + ")", depth)
-        if isinstance(c, sp.Not):
-            inner = self.condition(c.args[0])
-            return Val(f"~np.asarray({inner.code})", inner.depth)
-        if isinstance(c, sp.Rel):
-            (a, b), depth = self._common([self.lower(c.lhs), self.lower(c.rhs)])
-            return Val(f"({a} {c.rel_op} {b})", depth)
-        raise NotVectorisable(f"cannot lower condition {c}")
+    def _print_And(self, c) -> Val:
+        return self._joined(" & ", c.args)
 
-    def _gsum(self, e: GSum) -> Val:
+    def _print_Or(self, c) -> Val:
+        return self._joined(" | ", c.args)
+
+    def _joined(self, op: str, args) -> Val:
+        codes, depth = self._common([self._print(a) for a in args])
+        return Val("(" + op.join(f"np.asarray({x})" for x in codes) + ")", depth)
+
+    def _print_Not(self, c) -> Val:
+        inner = self._print(c.args[0])
+        return Val(f"~np.asarray({inner.code})", inner.depth)
+
+    def _print_Relational(self, c) -> Val:
+        (a, b), depth = self._common([self._print(c.lhs), self._print(c.rhs)])
+        return Val(f"({a} {c.rel_op} {b})", depth)
+
+    # -- sums ----------------------------------------------------------------------------
+    def _print_GSum(self, e: GSum) -> Val:
         # the straight-line body keeps every temporary, so a sum met again at the same depth
         # with the same bindings of its free indices is the temporary already computed
         # (a derived batch-norm gradient repeats its variance sum dozens of times)
@@ -1135,6 +1161,23 @@ class IndexLowering:
         tmp = self._fresh("s")
         self.lines.append(f"{tmp} = {summed}")
         return Val(tmp, outer_depth)
+
+
+def _lower_elementwise(op: str):
+    return lambda self, e: self._print_elementwise(op, e)
+
+
+# one _print_X per elementwise function of the operator table that SymPy writes as its own
+# function (exp, log, tanh, ..., Abs, sign): the NumPy name comes from the table's lowering
+for _name, _op in OPERATORS.items():
+    _cls = getattr(sp, _name, None) if _name != "abs" else sp.Abs
+    if (
+        _op.algebra == "elementwise"
+        and len(_op.params) == 1
+        and isinstance(_cls, type)
+        and issubclass(_cls, sp.Function)
+    ):
+        setattr(IndexLowering, f"_print_{_cls.__name__}", _lower_elementwise(_name))
 
 
 def _depends_on(body, inner_limits, var) -> bool:
@@ -1283,7 +1326,7 @@ def smallest_allowed_sizes(layer) -> dict | None:
     """
     import z3
 
-    from . import domains
+    from ..core import domains
 
     sizes = tuple(layer.sizes)
     ctx = domains.Z3Context()

@@ -35,6 +35,7 @@ from ..atomic import write_atomic
 from ..calculus.derive import range_facts, simplify_guards
 from ..core.domains import settle_piecewise
 from ..core.ir import Defined, GSum, Iverson, index_symbol
+from ..core.ops import OPERATORS
 from ..core.tree import decimal_text
 from ..errors import InputError
 from ..escape import LATEX_SPECIALS, latex_escape, latex_listing, markdown_text  # noqa: F401  (LATEX_SPECIALS: report's API)
@@ -826,20 +827,13 @@ class ReachPicture:
     padding: int = 0
 
 
-#: the batched (torch) convolutions: their spatial axes follow batch and channel
-TORCH_CONVS = {"conv1d": 1, "conv2d": 2, "conv_transpose1d": 1, "conv_transpose2d": 2}
-
-
-SIGNAL_KERNEL_PARAMS = {"convolve": "in2", "correlate": "in2", "convolve2d": "in2", "correlate2d": "in2"}
-
-
 def signal_calls(node) -> list:
     """The convolution-like calls in a closed-form tree (``Call`` nodes), outermost first."""
     from ..core.tree import Call, Element
 
     out = []
     if isinstance(node, Call):
-        if node.op in SIGNAL_KERNEL_PARAMS or node.op.startswith("conv"):
+        if OPERATORS[node.op].kernel:
             out.append(node)
         for _, value in node.args:
             for child in value if isinstance(value, tuple) else (value,):
@@ -862,7 +856,7 @@ def _first_ref(call, names: tuple[str, ...]):
 def flip_picture(layer) -> FlipPicture | None:
     """The kernel of a convolution layer and its flip, drawn as in seed 004 (None elsewhere)."""
     calls = signal_calls(layer.forward_tree) if layer.forward_tree is not None else []
-    kernels = [(_first_ref(c, ("in2", "weight")), TORCH_CONVS.get(c.op, 0)) for c in calls]
+    kernels = [(_first_ref(c, (OPERATORS[c.op].kernel,)), OPERATORS[c.op].spatial_axes) for c in calls]
     kernels = [(k, n) for k, n in kernels if k in layer.inputs and 1 <= len(layer.inputs[k]) - n <= 2]
     if not kernels:
         return None
@@ -1013,7 +1007,7 @@ def reach_picture(layer, wrt: str) -> ReachPicture | None:
 def _batch_axes(layer, wrt: str) -> int:
     """2 when ``wrt`` is the data input of a torch convolution (batch and channel axes lead), else 0."""
     for call in signal_calls(layer.forward_tree):
-        if call.op in TORCH_CONVS and _first_ref(call, ("input",)) == wrt:
+        if OPERATORS[call.op].spatial_axes and _first_ref(call, ("input",)) == wrt:
             return 2
     return 0
 

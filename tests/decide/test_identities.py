@@ -454,3 +454,22 @@ def test_a_bad_identity_is_one_line_exit_2(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_prove_identity_is_on_the_package_and_the_prove_facade():
+    import symderive as sd
+    import symderive.prove
+
+    assert sd.prove_identity is symderive.prove.prove_identity
+    assert sd.prove_identity("linear", "transpose(transpose(w)) == w").verdict == "proved"
+
+
+def test_prove_identity_bounds_the_whole_proof():
+    import time
+
+    start = time.monotonic()
+    verdict = prove_identity(CONV, "correlate2d(x, w, 'full') == convolve2d(x, w, 'full')", timeout=0.2)
+    assert verdict.verdict in ("unknown", "refuted")
+    if verdict.verdict == "unknown":
+        assert verdict.reason.startswith("timeout")
+    assert time.monotonic() - start < 0.2 + 2

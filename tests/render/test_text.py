@@ -33,3 +33,25 @@ def test_two_long_values_that_differ_get_the_digits_that_tell_them_apart():
 def test_only_printed_numbers_are_read(text):
     assert printed_value(text) is None
     assert readable_values(text * 10) == [text * 10]
+
+
+def test_a_3d_counterexample_prints_as_numbers_everywhere():
+    # one renderer for the command line and assert_gradient: nested lists of any rank are
+    # aligned numbers, never JSON strings with quotes
+    from symderive.decide.verdict import Counterexample, Verdict
+    from symderive.render.text import format_verdict, render_verdict
+
+    cube = [[[1, -2], [3, 4]], [[5, 6], [7, "1/2"]]]
+    cex = Counterexample(
+        sizes={"n": 2},
+        values={"x": cube},
+        index=(1, 1, 1),
+        expected="1/2",
+        claimed=0,
+        expected_array=cube,
+        claimed_array=[[[1, -2], [3, 4]], [[5, 6], [7, 0]]],
+    )
+    verdict = Verdict("refuted", layer="l", wrt="x", claim="g", counterexample=cex)
+    for text in (format_verdict(verdict), render_verdict(verdict)):
+        assert '"' not in text and "'" not in text
+        assert "1/2" in text and "[[[" in text

@@ -174,11 +174,12 @@ def unary(
     family: str = "numpy",
     by_name: bool = True,
     domains=PROPAGATE,
+    **facts,
 ) -> Operator:
     """Register an elementwise function of one array (``exp``, ``tanh`` ...).
 
     ``numpy`` is the NumPy function's dotted name, ``latex`` a format with ``{x}``;
-    ``domains`` as in :func:`elementwise_tensor`.
+    ``domains`` as in :func:`elementwise_tensor`; ``facts`` further :class:`Operator` fields.
 
     >>> OPERATORS_EXAMPLE = unary.__name__
     """
@@ -193,11 +194,12 @@ def unary(
             to_latex=lambda x: latex.format(x=x),
             algebra="elementwise",
             by_name=by_name,
+            **facts,
         )
     )
 
 
-unary("exp", sp.exp, "np.exp", r"\exp\left({x}\right)", zero_preserving=False)
+unary("exp", sp.exp, "np.exp", r"\exp\left({x}\right)", zero_preserving=False, ufunc=True)
 
 
 # -- shared helpers of the NumPy families -----------------------------------------------
@@ -293,11 +295,12 @@ def binary(
     zero_preserving: bool,
     by_name: bool = True,
     domains=PROPAGATE,
+    **facts,
 ) -> Operator:
     """Register an elementwise function of two broadcast arrays (params ``x1``, ``x2``).
 
     ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}``; ``domains`` as in
-    :func:`elementwise_tensor`.
+    :func:`elementwise_tensor`; ``facts`` further :class:`Operator` fields.
 
     >>> from .table import OPERATORS
     >>> OPERATORS["add"].params[0].name
@@ -314,6 +317,7 @@ def binary(
             to_latex=lambda x1, x2: latex.format(x1=paren(x1), x2=paren(x2)),
             algebra="elementwise",
             by_name=by_name,
+            **facts,
         )
     )
 
@@ -403,35 +407,126 @@ def where_of(condition, x, y):
     return sp.Piecewise((x, sp.Ne(condition, 0)), (y, True))
 
 
-binary("add", sp.Add, "({x1} + {x2})", "{x1} + {x2}", zero_preserving=True, by_name=False)
-binary("subtract", lambda a, b: a - b, "({x1} - {x2})", "{x1} - {x2}", zero_preserving=True, by_name=False)
-binary("multiply", sp.Mul, "({x1} * {x2})", r"{x1} \odot {x2}", zero_preserving=True, by_name=False)
-binary("divide", divide_value, "({x1} / {x2})", r"{x1} \oslash {x2}", zero_preserving=False, by_name=False)
+binary("add", sp.Add, "({x1} + {x2})", "{x1} + {x2}", zero_preserving=True, by_name=False, ufunc=True)
+binary("subtract", lambda a, b: a - b, "({x1} - {x2})", "{x1} - {x2}", zero_preserving=True, by_name=False, ufunc=True)
+binary(
+    "multiply",
+    sp.Mul,
+    "({x1} * {x2})",
+    r"{x1} \odot {x2}",
+    zero_preserving=True,
+    by_name=False,
+    ufunc=True,
+    booleans_as_numbers=True,
+)
+binary(
+    "divide",
+    divide_value,
+    "({x1} / {x2})",
+    r"{x1} \oslash {x2}",
+    zero_preserving=False,
+    by_name=False,
+    ufunc=True,
+    booleans_as_numbers=True,
+)
 binary("power", power_kept, "({x1} ** {x2})", "{x1}^{{{x2}}}", zero_preserving=False, by_name=False, domains=CHOOSE)
 # a comparison with nan is False (so != is True): SymPy decides x <= x before any value is known
 _CMP = {"by_name": False, "domains": 0}
-binary("less", iverson_of(sp.Lt), "({x1} < {x2})", r"\left[{x1} < {x2}\right]", True, **_CMP)
-binary("less_equal", iverson_of(sp.Le), "({x1} <= {x2})", r"\left[{x1} \le {x2}\right]", False, **_CMP)
-binary("greater", iverson_of(sp.Gt), "({x1} > {x2})", r"\left[{x1} > {x2}\right]", True, **_CMP)
-binary("greater_equal", iverson_of(sp.Ge), "({x1} >= {x2})", r"\left[{x1} \ge {x2}\right]", False, **_CMP)
-binary("equal", iverson_of(sp.Eq), "({x1} == {x2})", r"\left[{x1} = {x2}\right]", False, **_CMP)
-binary("not_equal", iverson_of(sp.Ne), "({x1} != {x2})", r"\left[{x1} \ne {x2}\right]", True, by_name=False, domains=1)
-binary("maximum", maximum_of, "np.maximum({x1}, {x2})", r"\max\left({x1}, {x2}\right)", True, domains=BRANCHES)
-binary("minimum", minimum_of, "np.minimum({x1}, {x2})", r"\min\left({x1}, {x2}\right)", True, domains=BRANCHES)
+binary(
+    "less",
+    iverson_of(sp.Lt),
+    "({x1} < {x2})",
+    r"\left[{x1} < {x2}\right]",
+    True,
+    **_CMP,
+    comparison=True,
+    booleans_as_numbers=True,
+)
+binary(
+    "less_equal",
+    iverson_of(sp.Le),
+    "({x1} <= {x2})",
+    r"\left[{x1} \le {x2}\right]",
+    False,
+    **_CMP,
+    comparison=True,
+    booleans_as_numbers=True,
+)
+binary(
+    "greater",
+    iverson_of(sp.Gt),
+    "({x1} > {x2})",
+    r"\left[{x1} > {x2}\right]",
+    True,
+    **_CMP,
+    comparison=True,
+    booleans_as_numbers=True,
+)
+binary(
+    "greater_equal",
+    iverson_of(sp.Ge),
+    "({x1} >= {x2})",
+    r"\left[{x1} \ge {x2}\right]",
+    False,
+    **_CMP,
+    comparison=True,
+    booleans_as_numbers=True,
+)
+binary(
+    "equal",
+    iverson_of(sp.Eq),
+    "({x1} == {x2})",
+    r"\left[{x1} = {x2}\right]",
+    False,
+    **_CMP,
+    comparison=True,
+    booleans_as_numbers=True,
+)
+binary(
+    "not_equal",
+    iverson_of(sp.Ne),
+    "({x1} != {x2})",
+    r"\left[{x1} \ne {x2}\right]",
+    True,
+    by_name=False,
+    domains=1,
+    comparison=True,
+    booleans_as_numbers=True,
+)
+binary(
+    "maximum",
+    maximum_of,
+    "np.maximum({x1}, {x2})",
+    r"\max\left({x1}, {x2}\right)",
+    True,
+    domains=BRANCHES,
+    booleans_as_numbers=True,
+)
+binary(
+    "minimum",
+    minimum_of,
+    "np.minimum({x1}, {x2})",
+    r"\min\left({x1}, {x2}\right)",
+    True,
+    domains=BRANCHES,
+    booleans_as_numbers=True,
+)
 
-unary("negative", lambda x: -x, "np.negative", r"-{x}", zero_preserving=True, by_name=False)
+unary("negative", lambda x: -x, "np.negative", r"-{x}", zero_preserving=True, by_name=False, ufunc=True)
 unary("positive", lambda x: x, "np.positive", r"+{x}", zero_preserving=True, by_name=False)
-unary("log", log_value, "np.log", r"\log\left({x}\right)", zero_preserving=False)
-unary("sqrt", sqrt_value, "np.sqrt", r"\sqrt{{{x}}}", zero_preserving=True)
-unary("square", lambda x: x**2, "np.square", r"{x}^{{2}}", zero_preserving=True)
-unary("tanh", sp.tanh, "np.tanh", r"\tanh\left({x}\right)", zero_preserving=True)
+unary("log", log_value, "np.log", r"\log\left({x}\right)", zero_preserving=False, ufunc=True)
+unary("sqrt", sqrt_value, "np.sqrt", r"\sqrt{{{x}}}", zero_preserving=True, ufunc=True)
+unary("square", lambda x: x**2, "np.square", r"{x}^{{2}}", zero_preserving=True, ufunc=True, booleans_as_numbers=True)
+unary("tanh", sp.tanh, "np.tanh", r"\tanh\left({x}\right)", zero_preserving=True, ufunc=True)
 unary("sinh", sp.sinh, "np.sinh", r"\sinh\left({x}\right)", zero_preserving=True)
 unary("cosh", sp.cosh, "np.cosh", r"\cosh\left({x}\right)", zero_preserving=False)
 unary("sin", sp.sin, "np.sin", r"\sin\left({x}\right)", zero_preserving=True)
 unary("cos", sp.cos, "np.cos", r"\cos\left({x}\right)", zero_preserving=False)
-unary("log1p", lambda x: log_value(1 + x), "np.log1p", r"\log\left(1 + {x}\right)", zero_preserving=True)
-unary("expm1", lambda x: sp.exp(x) - 1, "np.expm1", r"\left(e^{{{x}}} - 1\right)", zero_preserving=True)
-unary("abs", abs_kinked, "np.abs", r"\left|{x}\right|", zero_preserving=True, domains=BRANCHES)
+unary("log1p", lambda x: log_value(1 + x), "np.log1p", r"\log\left(1 + {x}\right)", zero_preserving=True, ufunc=True)
+unary("expm1", lambda x: sp.exp(x) - 1, "np.expm1", r"\left(e^{{{x}}} - 1\right)", zero_preserving=True, ufunc=True)
+unary(
+    "abs", abs_kinked, "np.abs", r"\left|{x}\right|", zero_preserving=True, domains=BRANCHES, booleans_as_numbers=True
+)
 unary("sign", sign_of, "np.sign", r"\operatorname{{sign}}\left({x}\right)", zero_preserving=True, domains=BRANCHES)
 
 
@@ -442,6 +537,7 @@ def _where_shape(condition, x, y):
 register(
     Operator(
         name="where",
+        booleans_as_numbers=True,
         family="numpy",
         params=(Param("condition", "tensor", required=True), Param("x", "tensor"), Param("y", "tensor")),
         definition=lambda condition, x=None, y=None: elementwise_tensor(

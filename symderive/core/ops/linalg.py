@@ -155,6 +155,7 @@ def _transpose_latex(a, axes=None):
 register(
     Operator(
         name="transpose",
+        booleans_as_numbers=True,
         family="numpy",
         params=(Param("a", "tensor", required=True), Param("axes", "axis")),
         definition=transpose_tensor,
@@ -197,6 +198,7 @@ def _flip_latex(m, axis=None):
 register(
     Operator(
         name="flip",
+        booleans_as_numbers=True,
         family="numpy",
         params=(Param("m", "tensor", required=True), Param("axis", "axis")),
         definition=flip_tensor,
@@ -254,6 +256,7 @@ def _rot90_shape(m, k=1, axes=(0, 1)):
 register(
     Operator(
         name="rot90",
+        booleans_as_numbers=True,
         family="numpy",
         params=(
             Param("m", "tensor", required=True),
@@ -320,6 +323,7 @@ def outer_tensor(a: Tensor, b: Tensor) -> Tensor:
 register(
     Operator(
         name="outer",
+        booleans_as_numbers=True,
         family="numpy",
         params=(Param("a", "tensor", required=True), Param("b", "tensor", required=True)),
         definition=outer_tensor,
@@ -543,6 +547,7 @@ def trace_tensor(a: Tensor, offset=0, axis1=0, axis2=1) -> Tensor:
 register(
     Operator(
         name="trace",
+        booleans_as_numbers=True,
         family="numpy",
         params=(
             Param("a", "tensor", required=True),
@@ -965,6 +970,7 @@ def _key_latex(key) -> str:
 register(
     Operator(
         name="getitem",
+        booleans_as_numbers=True,
         family="numpy",
         params=(Param("x", "tensor", required=True), Param("key", "ints", required=True)),
         definition=getitem_tensor,

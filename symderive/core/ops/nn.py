@@ -13,6 +13,7 @@ A strided transposed convolution reads ``x[floor((i + p - m*d) / s)]`` under the
 from __future__ import annotations
 
 import inspect
+from functools import partial
 
 import numpy as np
 import sympy as sp
@@ -720,88 +721,118 @@ CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 TRANSPOSE_DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1}
 
 
-def _register_conv(name: str, nspatial: int) -> Operator:
-    def definition(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        return conv_tensor(name, input, weight, bias, stride, padding, dilation, groups, nspatial)
+# -- conv1d, conv2d: index definition, shape rule, NumPy lowering, LaTeX ---------------------------
+def _conv_definition(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, op, nspatial):
+    return conv_tensor(op, input, weight, bias, stride, padding, dilation, groups, nspatial)
 
-    def shape_rule(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        return conv_shape(name, input, weight, bias, stride, padding, dilation, groups, nspatial)
 
-    def to_numpy(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        s = concrete_ints(name, "stride", stride, nspatial, 1)
-        d = concrete_ints(name, "dilation", dilation, nspatial, 1)
-        p = repr(padding) if isinstance(padding, str) else str(concrete_ints(name, "padding", padding, nspatial, 0))
-        return f"_sd_conv({input}, {weight}, {bias}, {s}, {p}, {d}, {concrete_groups(name, groups)})"
+def _conv_shape_rule(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, op, nspatial):
+    return conv_shape(op, input, weight, bias, stride, padding, dilation, groups, nspatial)
 
-    def to_latex(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        options = _non_default(
-            CONV_DEFAULTS, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-        )
-        return _call_latex(name, [input, weight] + ([bias] if bias is not None else []), **options)
 
-    params = (
-        Param("input", "tensor", required=True),
-        Param("weight", "tensor", required=True),
-        Param("bias", "tensor", default=None),
-        Param("stride", "ints", default=1),
-        Param("padding", "ints", default=0, choices=("valid", "same")),
-        Param("dilation", "ints", default=1),
-        Param("groups", "int", default=1),
+def _conv_numpy(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, op, nspatial):
+    s = concrete_ints(op, "stride", stride, nspatial, 1)
+    d = concrete_ints(op, "dilation", dilation, nspatial, 1)
+    p = repr(padding) if isinstance(padding, str) else str(concrete_ints(op, "padding", padding, nspatial, 0))
+    return f"_sd_conv({input}, {weight}, {bias}, {s}, {p}, {d}, {concrete_groups(op, groups)})"
+
+
+def _conv_latex(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, op, nspatial):
+    options = _non_default(
+        CONV_DEFAULTS, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     )
-    return register(
+    return _call_latex(op, [input, weight] + ([bias] if bias is not None else []), **options)
+
+
+CONV_PARAMS = (
+    Param("input", "tensor", required=True),
+    Param("weight", "tensor", required=True),
+    Param("bias", "tensor", default=None),
+    Param("stride", "ints", default=1),
+    Param("padding", "ints", default=0, choices=("valid", "same")),
+    Param("dilation", "ints", default=1),
+    Param("groups", "int", default=1),
+)
+
+for _op, _n in (("conv1d", 1), ("conv2d", 2)):
+    register(
         Operator(
-            name,
-            "torch",
-            params,
-            definition,
-            shape_rule,
-            to_numpy,
-            to_latex,
-            tuple(HELPERS[h] for h in CONV_HELPERS),
+            name=_op,
+            family="torch",
+            params=CONV_PARAMS,
+            definition=partial(_conv_definition, op=_op, nspatial=_n),
+            shape_rule=partial(_conv_shape_rule, op=_op, nspatial=_n),
+            to_numpy=partial(_conv_numpy, op=_op, nspatial=_n),
+            to_latex=partial(_conv_latex, op=_op, nspatial=_n),
+            numpy_helpers=tuple(HELPERS[h] for h in CONV_HELPERS),
             algebra="bilinear",
+            kernel="weight",
+            spatial_axes=_n,
         )
     )
 
 
-def _register_conv_transpose(name: str, nspatial: int) -> Operator:
-    def definition(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-        return conv_transpose_tensor(
-            name, input, weight, bias, stride, padding, output_padding, groups, dilation, nspatial
+# -- conv_transpose1d, conv_transpose2d: index definition, shape rule, NumPy lowering, LaTeX ---------
+def _conv_transpose_definition(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, op, nspatial
+):
+    return conv_transpose_tensor(op, input, weight, bias, stride, padding, output_padding, groups, dilation, nspatial)
+
+
+def _conv_transpose_shape_rule(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, op, nspatial
+):
+    return conv_transpose_shape(op, input, weight, bias, stride, padding, output_padding, groups, dilation, nspatial)
+
+
+def _conv_transpose_numpy(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, op, nspatial
+):
+    s = concrete_ints(op, "stride", stride, nspatial, 1)
+    d = concrete_ints(op, "dilation", dilation, nspatial, 1)
+    p = concrete_ints(op, "padding", padding, nspatial, 0)
+    e = _ints_code(size_ints(op, "output_padding", output_padding, nspatial))
+    return f"_sd_conv_transpose({input}, {weight}, {bias}, {s}, {p}, {e}, {concrete_groups(op, groups)}, {d})"
+
+
+def _conv_transpose_latex(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *, op, nspatial
+):
+    given = {"stride": stride, "padding": padding, "output_padding": output_padding, "groups": groups}
+    options = _non_default(TRANSPOSE_DEFAULTS, {**given, "dilation": dilation})
+    return _call_latex(op, [input, weight] + ([bias] if bias is not None else []), **options)
+
+
+CONV_TRANSPOSE_PARAMS = (
+    Param("input", "tensor", required=True),
+    Param("weight", "tensor", required=True),
+    Param("bias", "tensor", default=None),
+    Param("stride", "ints", default=1),
+    Param("padding", "ints", default=0),
+    Param("output_padding", "ints", default=0),
+    Param("groups", "int", default=1),
+    Param("dilation", "ints", default=1),
+)
+
+for _op, _n in (("conv_transpose1d", 1), ("conv_transpose2d", 2)):
+    register(
+        Operator(
+            name=_op,
+            family="torch",
+            params=CONV_TRANSPOSE_PARAMS,
+            definition=partial(_conv_transpose_definition, op=_op, nspatial=_n),
+            shape_rule=partial(_conv_transpose_shape_rule, op=_op, nspatial=_n),
+            to_numpy=partial(_conv_transpose_numpy, op=_op, nspatial=_n),
+            to_latex=partial(_conv_transpose_latex, op=_op, nspatial=_n),
+            numpy_helpers=tuple(HELPERS[h] for h in ("_sd_conv_transpose",) + CONV_HELPERS),
+            algebra="bilinear",
+            kernel="weight",
+            spatial_axes=_n,
         )
-
-    def shape_rule(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-        return conv_transpose_shape(
-            name, input, weight, bias, stride, padding, output_padding, groups, dilation, nspatial
-        )
-
-    def to_numpy(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-        s = concrete_ints(name, "stride", stride, nspatial, 1)
-        d = concrete_ints(name, "dilation", dilation, nspatial, 1)
-        p = concrete_ints(name, "padding", padding, nspatial, 0)
-        e = _ints_code(size_ints(name, "output_padding", output_padding, nspatial))
-        return f"_sd_conv_transpose({input}, {weight}, {bias}, {s}, {p}, {e}, {concrete_groups(name, groups)}, {d})"
-
-    def to_latex(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-        given = {"stride": stride, "padding": padding, "output_padding": output_padding, "groups": groups}
-        options = _non_default(TRANSPOSE_DEFAULTS, {**given, "dilation": dilation})
-        return _call_latex(name, [input, weight] + ([bias] if bias is not None else []), **options)
-
-    params = (
-        Param("input", "tensor", required=True),
-        Param("weight", "tensor", required=True),
-        Param("bias", "tensor", default=None),
-        Param("stride", "ints", default=1),
-        Param("padding", "ints", default=0),
-        Param("output_padding", "ints", default=0),
-        Param("groups", "int", default=1),
-        Param("dilation", "ints", default=1),
-    )
-    helpers = tuple(HELPERS[h] for h in ("_sd_conv_transpose",) + CONV_HELPERS)
-    return register(
-        Operator(name, "torch", params, definition, shape_rule, to_numpy, to_latex, helpers, algebra="bilinear")
     )
 
 
+# -- avg_pool2d, relu --------------------------------------------------------------------------------
 def _avg_pool2d_numpy(
     input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
 ):
@@ -820,16 +851,11 @@ def _avg_pool2d_latex(
     return _call_latex("avg_pool2d", [input], **options)
 
 
-_register_conv("conv1d", 1)
-_register_conv("conv2d", 2)
-_register_conv_transpose("conv_transpose1d", 1)
-_register_conv_transpose("conv_transpose2d", 2)
-
 register(
     Operator(
-        "avg_pool2d",
-        "torch",
-        (
+        name="avg_pool2d",
+        family="torch",
+        params=(
             Param("input", "tensor", required=True),
             Param("kernel_size", "ints", required=True),
             Param("stride", "ints", default=None),
@@ -838,24 +864,24 @@ register(
             Param("count_include_pad", "bool", default=True),
             Param("divisor_override", "int", default=None),
         ),
-        avg_pool2d_tensor,
-        avg_pool2d_shape,
-        _avg_pool2d_numpy,
-        _avg_pool2d_latex,
-        (HELPERS["_sd_avg_pool2d"],),
+        definition=avg_pool2d_tensor,
+        shape_rule=avg_pool2d_shape,
+        to_numpy=_avg_pool2d_numpy,
+        to_latex=_avg_pool2d_latex,
+        numpy_helpers=(HELPERS["_sd_avg_pool2d"],),
         algebra="linear",
     )
 )
 
 register(
     Operator(
-        "relu",
-        "torch",
-        (Param("input", "tensor", required=True), Param("inplace", "bool", default=False)),
-        lambda input, inplace=False: elementwise_tensor(relu_scalar, input, zero_preserving=True),
-        lambda input, inplace=False: (tuple(input), sp.true),
-        lambda input, inplace=False: f"np.maximum({input}, 0.0)",
-        lambda input, inplace=False: rf"\operatorname{{relu}}\left({input}\right)",
+        name="relu",
+        family="torch",
+        params=(Param("input", "tensor", required=True), Param("inplace", "bool", default=False)),
+        definition=lambda input, inplace=False: elementwise_tensor(relu_scalar, input, zero_preserving=True),
+        shape_rule=lambda input, inplace=False: (tuple(input), sp.true),
+        to_numpy=lambda input, inplace=False: f"np.maximum({input}, 0.0)",
+        to_latex=lambda input, inplace=False: rf"\operatorname{{relu}}\left({input}\right)",
         algebra="elementwise",
     )
 )

@@ -171,7 +171,7 @@ def _latex_under(axis) -> str:
     return "" if axis is None else f"_{{{option_latex(axis)}}}"
 
 
-def _register_sum_like(name, value, latex, params_extra=(), valid=None, algebra="linear"):
+def _register_sum_like(name, value, latex, params_extra=(), valid=None, algebra="linear", **facts):
     def definition(a, axis=None, dtype=None, out=None, keepdims=False, **options):
         _no_extras(name, dtype=dtype, out=out)
         v = valid(a, axis, **options) if valid else sp.true
@@ -200,6 +200,7 @@ def _register_sum_like(name, value, latex, params_extra=(), valid=None, algebra=
             to_numpy=to_numpy,
             to_latex=lambda a, axis=None, keepdims=False, **_: latex % (_latex_under(axis), a),
             algebra=algebra,
+            **facts,
         )
     )
 
@@ -210,8 +211,10 @@ def _variance_valid(a, axis, ddof=0):
     return sp.Gt(sp.Mul(*(a.shape[d] for d in axes)) - ddof, 0)
 
 
-_register_sum_like("sum", lambda a, r, i: total(a, r, i), r"\sum%s %s")
-_register_sum_like("mean", lambda a, r, i: total(a, r, i) / r.count, r"\operatorname{mean}%s %s")
+_register_sum_like("sum", lambda a, r, i: total(a, r, i), r"\sum%s %s", booleans_as_numbers=True)
+_register_sum_like(
+    "mean", lambda a, r, i: total(a, r, i) / r.count, r"\operatorname{mean}%s %s", booleans_as_numbers=True
+)
 _register_sum_like(
     "var",
     lambda a, r, i, ddof=0: _variance(a, r, i, sp.sympify(ddof)),
@@ -243,6 +246,7 @@ def _register_extreme(name, kind, numpy_name, latex):
                 f"np.{numpy_name}({a}, {_options_code(axis, keepdims)})"
             ),
             to_latex=lambda a, axis=None, out=None, keepdims=False: rf"{latex}{_latex_under(axis)} {a}",
+            booleans_as_numbers=True,
         )
     )
 

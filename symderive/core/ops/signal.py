@@ -390,7 +390,18 @@ def _register_nd(name: str, flip: bool) -> Operator:
         Param("method", "str", default="auto", choices=METHODS),
     )
     return register(
-        Operator(name, "scipy.signal", params, definition, shape_rule, to_numpy, to_latex, HELPERS, algebra="bilinear")
+        Operator(
+            name=name,
+            family="scipy.signal",
+            params=params,
+            definition=definition,
+            shape_rule=shape_rule,
+            to_numpy=to_numpy,
+            to_latex=to_latex,
+            numpy_helpers=HELPERS,
+            algebra="bilinear",
+            kernel="in2",
+        )
     )
 
 
@@ -426,7 +437,18 @@ def _register_2d(name: str, flip: bool) -> Operator:
         Param("fillvalue", "number", default=0),
     )
     return register(
-        Operator(name, "scipy.signal", params, definition, shape_rule, to_numpy, to_latex, HELPERS, algebra="bilinear")
+        Operator(
+            name=name,
+            family="scipy.signal",
+            params=params,
+            definition=definition,
+            shape_rule=shape_rule,
+            to_numpy=to_numpy,
+            to_latex=to_latex,
+            numpy_helpers=HELPERS,
+            algebra="bilinear",
+            kernel="in2",
+        )
     )
 
 

@@ -171,6 +171,7 @@ def _normaliser(name, value, latex):
                 latex, "" if axis is None else f"_{{{option_latex(axis)}}}", x
             ),
             numpy_helpers=("_floating", f"_{name}", f"_{name}_block", "_row_blocks", "_normalised", "_in_row_blocks"),
+            fresh_array=True,
         )
     )
 

@@ -51,12 +51,13 @@ class Param:
             raise ValueError(f"unknown parameter kind {self.kind!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Operator:
-    """An operator with its four rules (see the module docstring).
+    """An operator with its four rules (see the module docstring), and the facts about it that
+    the lowerings and the report read (which ops are ufuncs, count booleans as 0/1, convolve).
 
-    >>> OPERATORS["exp"].family
-    'numpy'
+    >>> OPERATORS["exp"].family, OPERATORS["exp"].ufunc, OPERATORS["conv2d"].spatial_axes
+    ('numpy', True, 2)
     """
 
     name: str
@@ -73,6 +74,18 @@ class Operator:
     by_name: bool = True
     #: prefixed spellings refused because the library's meaning differs (np.convolve)
     doc: str = ""
+    #: its NumPy lowering is the ufunc ``np.<name>`` of its array operands (so ``out=`` may be given)
+    ufunc: bool = False
+    #: it compares: NumPy gives booleans where the claim language has 0/1 numbers
+    comparison: bool = False
+    #: NumPy computes it with a boolean operand exactly as with 0/1 (``True + True`` is True: not add)
+    booleans_as_numbers: bool = False
+    #: its NumPy lowering returns a new floating array of its argument's shape (emitted code may overwrite it)
+    fresh_array: bool = False
+    #: a convolution: the parameter that holds its kernel ("" for any other operator)
+    kernel: str = ""
+    #: a batched (torch) convolution: how many spatial axes follow its batch and channel axes
+    spatial_axes: int = 0
 
 
 #: the one registry: name -> Operator
