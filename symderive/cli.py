@@ -841,7 +841,9 @@ def _require_distinct_outputs(args) -> None:
             raise InputError(f"{path} is the layer file itself: writing it would replace the layer", where=option)
     if len(outputs) == 2:
         if same_file(args.output, args.tests):
-            raise InputError(f"-o and --tests both name {args.tests}: the tests would replace the module", where="--tests")
+            raise InputError(
+                f"-o and --tests both name {args.tests}: the tests would replace the module", where="--tests"
+            )
         problem = identifier_problem(Path(args.output).stem, emitted=False)
         if problem:
             raise InputError(

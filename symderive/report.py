@@ -76,8 +76,6 @@ def seed_label(label: str) -> str:
     return (label if label.lower().startswith("eq") else "Eq. " + label) + " of the seed"
 
 
-
-
 # -- the math printer -------------------------------------------------------------------
 
 _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_']*\Z")
