@@ -775,7 +775,8 @@ def _describe_exception(exc: BaseException, impl=None, fn=None) -> str:
     where = f" (at {Path(frame.filename).name}, line {frame.lineno})" if frame else ""
     if isinstance(exc, SyntaxError) and exc.filename and frame is None:
         where = f" (at {Path(exc.filename).name}, line {exc.lineno})"
-    text = " ".join(str(exc).split())
+    # a SyntaxError's own text names the file and line again
+    text = " ".join(str(exc.msg if isinstance(exc, SyntaxError) else exc).split())
     return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
 
 
@@ -850,6 +851,10 @@ def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> N
     me = os.getpid()
     _own_process_group()
     printed = _quiet_streams()
+    import faulthandler
+
+    faulthandler.disable()  # a crash is reported as such; the checker's own dump handler says nothing more
+    _single_threaded_torch()
 
     def send(kind: str, k: int, data: bytes = b"", **fields) -> None:
         if os.getpid() != me:
@@ -887,6 +892,20 @@ def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> N
         pass
     finally:
         os._exit(0)
+
+
+def _single_threaded_torch() -> None:
+    """In a child forked from a process that has used torch: one intra-op thread.
+
+    torch's OpenMP thread pool does not survive ``fork``; its next parallel operation in
+    the child waits forever. With one thread no pool is used.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        try:
+            torch.set_num_threads(1)
+        except Exception:  # noqa: BLE001  (a partly imported or unusual torch: the call bound still holds)
+            pass
 
 
 def _own_process_group() -> None:

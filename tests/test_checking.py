@@ -4,6 +4,7 @@ Expected gradients are recomputed here with torch autograd, independently of sym
 """
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -363,3 +364,143 @@ def test_the_course_example_submissions():
     np.testing.assert_allclose(
         np.array(bob.expected), torch_conv2d_dx(inputs["x"], inputs["w"], inputs["b"], inputs["g"]), rtol=1e-12
     )
+
+
+# -- sizes that separate (issue 21) -----------------------------------------------------------------
+def torch_conv_s2p1_dx(x, w, b, g) -> np.ndarray:
+    """dL/dx of conv2d(x, w, b, stride=2, padding=1), by torch autograd."""
+    xt = torch.tensor(x, requires_grad=True)
+    y = torch.nn.functional.conv2d(xt, torch.tensor(w), torch.tensor(b), stride=2, padding=1)
+    (y * torch.tensor(g)).sum().backward()
+    return xt.grad.numpy()
+
+
+def right_only_when(condition):
+    """The true gradient where ``condition(x, w, g)`` holds, and a wrong one (one element off) elsewhere."""
+
+    def backward(x, w, b, g):
+        dx = torch_conv_s2p1_dx(x, w, b, g)
+        if not condition(x, w, g):
+            dx.flat[-1] += 1.0
+        return dx
+
+    return backward
+
+
+#: buggy conv2d_nchw_s2p1 gradients w.r.t. x, each right on a family of sizes a narrow sweep can miss
+ONLY_RIGHT_WHEN = {
+    "square": lambda x, w, g: x.shape[2] == x.shape[3],
+    "H <= W": lambda x, w, g: x.shape[2] <= x.shape[3],
+    "W <= H": lambda x, w, g: x.shape[3] <= x.shape[2],
+    "N = 1": lambda x, w, g: x.shape[0] == 1,
+    "C = 1": lambda x, w, g: x.shape[1] == 1,
+    # the stride 2 divides H + 2 * padding - kh (and so no output_padding is needed)
+    "the stride divides": lambda x, w, g: (x.shape[2] + 2 - w.shape[2]) % 2 == 0 and (x.shape[3] + 2 - w.shape[3]) % 2 == 0,
+    "output H <= output W": lambda x, w, g: g.shape[2] <= g.shape[3],
+}
+
+
+@pytest.fixture(scope="module")
+def strided_cases():
+    from symderive.checking import CaseCache
+
+    return CaseCache("conv2d_nchw_s2p1", "x")
+
+
+def test_every_size_family_bug_is_rejected_and_the_true_gradient_passes(strided_cases):
+    impls = [right_only_when(c) for c in ONLY_RIGHT_WHEN.values()]
+    always = right_only_when(lambda x, w, g: True)
+    reports = check_many("conv2d_nchw_s2p1", "x", [*impls, always], cases=strided_cases)
+    *buggy, correct = reports
+    assert correct.ok, correct.details()
+    for (name, condition), report in zip(ONLY_RIGHT_WHEN.items(), buggy, strict=True):
+        assert report.status == "mismatch", (name, report.details())
+        x, w, g = (np.array(report.inputs[k]) for k in ("x", "w", "g"))
+        assert not condition(x, w, g), name
+        assert report.sizes == first_size_where_wrong(condition), name
+
+
+def compositions(total: int, parts: int):
+    """Tuples of ``parts`` integers >= 1 summing to ``total``, first in lexicographic order."""
+    if parts == 1:
+        yield (total,)
+        return
+    for first in range(1, total - parts + 2):
+        for rest in compositions(total - first, parts - 1):
+            yield (first, *rest)
+
+
+def first_size_where_wrong(condition) -> dict:
+    """LANGUAGE.md's minimal order (smallest sum, then declaration order) over conv2d_nchw_s2p1's sizes, by hand."""
+    for total in itertools.count(7):
+        for n, c, h, w, o, kh, kw in compositions(total, 7):
+            if kh <= h + 2 and kw <= w + 2:
+                x, k = np.empty((n, c, h, w)), np.empty((o, c, kh, kw))
+                g = np.empty((n, o, (h + 2 - kh) // 2 + 1, (w + 2 - kw) // 2 + 1))
+                if not condition(x, k, g):
+                    return {"N": n, "C": c, "H": h, "W": w, "O": o, "kh": kh, "kw": kw}
+
+
+def test_the_smallest_size_with_h_above_w_is_reported(strided_cases):
+    # by hand: sizes N, C, H, W, O, kh, kw all 1 except H = 2 is the smallest sum (8) with H > W, and the
+    # first in declaration order among the sums of 8 that have H > W
+    report = check_many("conv2d_nchw_s2p1", "x", [right_only_when(ONLY_RIGHT_WHEN["H <= W"])], cases=strided_cases)[0]
+    assert report.sizes == {"N": 1, "C": 1, "H": 2, "W": 1, "O": 1, "kh": 1, "kw": 1}, report.details()
+    x, w, b, g = (np.array(report.inputs[k]) for k in ("x", "w", "b", "g"))
+    np.testing.assert_allclose(np.array(report.expected), torch_conv_s2p1_dx(x, w, b, g), rtol=1e-12, atol=1e-12)
+
+
+def test_a_weight_gradient_wrong_when_the_output_is_taller_than_wide():
+    # conv2d (y = correlate(x, w, "valid") + b): dw = correlate(x, g, "valid"); the student's version swaps
+    # the output's axes, which only works when the output is square or wide enough to hide it
+    from scipy.signal import correlate
+
+    def swapped(x, g):
+        if g.shape[0] > g.shape[1]:
+            raise IndexError("index out of range")
+        return correlate(x, g, "valid")
+
+    def right(x, g):
+        return correlate(x, g, "valid")
+
+    wrong, ok = check_many("conv2d", "w", [swapped, right])
+    assert ok.ok, ok.details()
+    assert wrong.status == "raised"
+    # by hand: the output is (H - kh + 1, W - kw + 1); the smallest sum with a taller output is H=2, W=1, kh=1, kw=1
+    assert wrong.sizes == {"H": 2, "W": 1, "kh": 1, "kw": 1}, wrong.details()
+
+
+def test_the_sweep_covers_every_order_of_each_tensors_dimensions():
+    # x [N, C, H, W] of conv2d_nchw_s2p1: each dimension strictly largest, and all equal; each size 1
+    # next to larger ones; a stride that does not divide H + 2 - kh and W + 2 - kw
+    sweep = sweep_sizes("conv2d_nchw_s2p1")
+    for d in ("N", "C", "H", "W"):
+        assert any(all(s[d] > s[e] for e in "NCHW" if e != d) for s in sweep), d
+    assert any(s["N"] == s["C"] == s["H"] == s["W"] >= 2 for s in sweep)
+    for d in sweep[0]:
+        assert any(s[d] == 1 and sum(v >= 2 for v in s.values()) == len(s) - 1 for s in sweep), d
+    assert any((s["H"] - s["kh"]) % 2 for s in sweep) and any((s["W"] - s["kw"]) % 2 for s in sweep)
+    out = [((s["H"] + 2 - s["kh"]) // 2 + 1, (s["W"] + 2 - s["kw"]) // 2 + 1) for s in sweep]
+    assert any(h > w for h, w in out) and any(w > h for h, w in out)
+
+
+def test_verbose_prints_the_sizes_and_why(capsys, tmp_path):
+    from symderive.cli import main
+
+    (tmp_path / "dx.py").write_text(LINEAR_DX)
+    assert main(["check", "linear", "--wrt", "x", "--impl", f"{tmp_path}/dx.py:dx", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "n=3, m=2: w [m, n]: n largest" in out and "n=1, m=1: the smallest allowed sizes" in out
+
+
+def test_expected_gradients_are_computed_once_for_all_implementations(monkeypatch):
+    from symderive import checking
+
+    calls = []
+    real = checking.expected_gradient
+    monkeypatch.setattr(checking, "expected_gradient", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    cache = checking.CaseCache("linear", "x")
+    impls = [lambda w, g: w.T @ g, lambda w, g: (w.T @ g).copy()]
+    assert all(r.ok for r in check_many("linear", "x", impls, cases=cache))
+    assert all(r.ok for r in check_many("linear", "x", impls, cases=cache))
+    assert len(calls) == len(cache.plan) == len({tuple(c.values()) for c in calls})
