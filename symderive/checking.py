@@ -1,19 +1,25 @@
 """Check a user's backward implementation against the derived gradient.
 
 ``check_implementation(layer, wrt, impl)`` runs ``impl`` (``"FILE.py:FUNCTION"`` or a
-callable) over a sweep of sizes chosen to catch the usual bugs -- the smallest sizes,
-a kernel as large as the input, dimensions of 1 next to larger ones, non-square
-everything, odd and even sizes -- with random float64 values satisfying the layer's
-assumptions, and compares with the derived gradient evaluated concretely. After a
-failure the smaller sizes are retried in LANGUAGE.md's minimal order (smallest sum of
-sizes, ties in declaration order; at most :data:`MAX_SHRINK_CASES`), and the smallest
-failing one is reported with its inputs, the expected and returned arrays and the
-differing elements.
+callable) over a sweep of sizes chosen from the layer itself (:func:`sweep_plan`: every
+order of each tensor's dimensions, each size 1 next to larger ones, each assumption
+tight, strides that do not divide), smallest first, with random float64 values
+satisfying the layer's assumptions, and compares with the derived gradient evaluated
+concretely. At the first failure the sweep stops; the smaller sizes not yet tried are
+run in LANGUAGE.md's minimal order (smallest sum of sizes, ties in declaration order; at
+most :data:`MAX_SHRINK_CASES`), and the smallest failing one is reported with its inputs,
+the expected and returned arrays and the differing elements. Expected gradients are
+computed once per size in a :class:`CaseCache`, shared by every implementation checked.
 
-Each implementation runs in a child process (``fork`` where the platform has it) with a
-time bound per call and a memory bound (``RLIMIT_AS``: ``memory_mb`` more than the
-checker already maps), so raising, a wrong shape or dtype, never returning or crashing
-the interpreter are reported, never fatal to the checker.
+Each implementation runs in one child process (``fork`` where the platform has it) in its
+own process group, ended as a whole (SIGKILL to the group) when its checking is done or a
+call times out, so nothing it starts outlives the check. Answers come back on a private
+pipe, each carrying a nonce and the call's number; a forked copy of the child cannot
+answer. Loading the implementation (its imports) is bounded by ``load_timeout`` and not
+counted as a call; each call is bounded by ``timeout``, all of them by
+``CALL_BUDGET * timeout``; memory by ``RLIMIT_AS`` (``memory_mb`` more than the checker
+already maps). Raising, a wrong shape or dtype, a huge array (only its shape comes back),
+never returning or crashing the interpreter are reported, never fatal to the checker.
 
 Calling convention (LANGUAGE.md): keyword arguments named after the layer's inputs and
 ``g``, float64 arrays (0-d for scalars); a function receives the ones its signature
@@ -352,6 +358,26 @@ class _SizeFinder:
                 else:
                     low = mid + 1
                 s.pop()
+            return self._first_in_order(best)
+        finally:
+            s.pop()
+
+    def _first_in_order(self, best: tuple) -> tuple:
+        """The first sizes in declaration order among those of ``best``'s sum (unique, whatever model z3 gave)."""
+        s, z3 = self.solver, self._z3
+        s.push()
+        try:
+            s.add(self.total == sum(best))
+            for k, v in enumerate(self.vars):
+                while best[k] > 1:
+                    s.push()
+                    s.add(v < best[k])
+                    smaller = self._values(s.model()) if s.check() == z3.sat else None
+                    s.pop()
+                    if smaller is None:
+                        break
+                    best = smaller
+                s.add(v == best[k])
             return best
         finally:
             s.pop()
@@ -1232,7 +1258,11 @@ def _check_one(run: _Run, cases: CaseCache) -> ImplementationReport:
 
 
 def _printed_note(dropped: int) -> str:
-    return f" (it printed {dropped + MAX_PRINTED_BYTES} bytes or more; the output after the first {MAX_PRINTED_BYTES} was dropped)" if dropped else ""
+    return (
+        f" (it printed {dropped + MAX_PRINTED_BYTES} bytes or more; the output after the first {MAX_PRINTED_BYTES} was dropped)"
+        if dropped
+        else ""
+    )
 
 
 def _with_note(report: ImplementationReport, dropped: int) -> ImplementationReport:

@@ -395,7 +395,9 @@ ONLY_RIGHT_WHEN = {
     "N = 1": lambda x, w, g: x.shape[0] == 1,
     "C = 1": lambda x, w, g: x.shape[1] == 1,
     # the stride 2 divides H + 2 * padding - kh (and so no output_padding is needed)
-    "the stride divides": lambda x, w, g: (x.shape[2] + 2 - w.shape[2]) % 2 == 0 and (x.shape[3] + 2 - w.shape[3]) % 2 == 0,
+    "the stride divides": lambda x, w, g: (
+        (x.shape[2] + 2 - w.shape[2]) % 2 == 0 and (x.shape[3] + 2 - w.shape[3]) % 2 == 0
+    ),
     "output H <= output W": lambda x, w, g: g.shape[2] <= g.shape[3],
 }
 
