@@ -95,7 +95,9 @@ class Layer:
     def require_differentiable(self, wrt: str) -> None:
         """Raise an input error unless ``wrt`` is an input that gradients are taken for."""
         if not isinstance(wrt, str):
-            raise TypeError(f"wrt names an input of layer {self.name!r} as a string, got {type(wrt).__name__} {wrt!r:.60}")
+            raise TypeError(
+                f"wrt names an input of layer {self.name!r} as a string, got {type(wrt).__name__} {wrt!r:.60}"
+            )
         if wrt not in self.inputs:
             raise InputError(f"--wrt {wrt!r} is not an input of layer {self.name!r} (inputs: {', '.join(self.inputs)})")
         if wrt in self.constants:
