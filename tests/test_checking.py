@@ -52,7 +52,7 @@ def test_correct_conv_backward_is_ok():
 
 def test_unflipped_kernel_is_a_mismatch_at_the_smallest_size_with_a_kernel_above_one_element():
     report = check_implementation("conv2d", "x", unflipped_conv_backward)
-    assert not report.ok and report.status == "mismatch"
+    assert not report.ok and report.status == "wrong"
     # the bug is invisible for a 1x1 kernel and visible (random values) for any other; with
     # kh <= H, kw <= W the smallest sum of sizes with one is 6, first in declaration order
     # H=1, W=2, kh=1, kw=2 (LANGUAGE.md's minimal order)
@@ -65,7 +65,7 @@ def test_unflipped_kernel_is_a_mismatch_at_the_smallest_size_with_a_kernel_above
     np.testing.assert_array_equal(np.array(report.returned), returned)
     differing = [tuple(i) for i in np.argwhere(~np.isclose(returned, expected, rtol=1e-7, atol=1e-9))]
     assert report.differing == differing and differing
-    assert "mismatch at sizes" in report.summary()
+    assert "wrong at sizes" in report.summary()
     assert "differing elements:" in report.details()
 
 
@@ -84,7 +84,7 @@ def test_a_missing_mean_is_reported_at_the_smallest_size_that_shows_it():
     report = check_implementation("log_softmax_nll", "s", no_mean)
     # invisible at N=1 (dividing by 1) and at K=1 (softmax = t = 1, the gradient is 0):
     # the smallest sizes that show it are N=2, K=2
-    assert report.status == "mismatch" and report.sizes == {"N": 2, "K": 2}, report.details()
+    assert report.status == "wrong" and report.sizes == {"N": 2, "K": 2}, report.details()
     s, t = np.array(report.inputs["s"]), np.array(report.inputs["t"])
     np.testing.assert_allclose(np.array(report.expected), torch_log_softmax_nll_ds(s, t), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(np.array(report.returned), 2 * torch_log_softmax_nll_ds(s, t), rtol=1e-12)
@@ -104,7 +104,7 @@ def test_the_sweep_has_the_smallest_sizes_with_every_dimension_at_least_two():
         assert sweep == sorted(sweep, key=lambda s: (sum(s.values()), tuple(s.values()))), (name, sweep)
 
 
-@pytest.mark.parametrize("kind", ["mismatch", "raised"])
+@pytest.mark.parametrize("kind", ["wrong", "raised"])
 def test_after_a_failure_the_smallest_failing_size_is_reported(kind):
     # linear: x[n], w[m, n]; wrong only once n >= 3, which the sweep first meets at a larger size
     def late_bug(w, g):
@@ -179,14 +179,15 @@ def test_misbehaving_implementations_are_reported_not_fatal():
     assert by_name["raises"].sizes == {"n": 1, "m": 1}
     assert by_name["wrong_shape"].status == "wrong shape"
     assert "(1, 1)" in by_name["wrong_shape"].message
-    assert by_name["single"].status == "wrong dtype"
+    # a float32 result of the right values is compared at float32 tolerances, its dtype said
+    assert by_name["single"].status == "ok" and by_name["single"].dtype == "float32"
     assert "float32" in by_name["single"].message
-    assert by_name["exits"].status == "crashed"
+    assert by_name["exits"].status == "raised"
     assert "status 3" in by_name["exits"].message
-    assert by_name["greedy"].status == "raised"
+    assert by_name["greedy"].status == "memory"
     assert "MemoryError" in by_name["greedy"].message
     assert by_name["everything"].status == "ok"
-    assert not any(r.ok for r in reports[:-1])
+    assert [r.ok for r in reports] == [False, False, True, False, False, True]
     lines = format_reports(reports).splitlines()
     assert len(lines) == len(reports)
     assert re.search(
@@ -223,7 +224,7 @@ def test_file_specs_and_the_calling_convention(tmp_path):
     # w @ g is only defined when m == n: the first size with m != n raises in NumPy
     assert bob.status == "raised" and bob.sizes == {"n": 1, "m": 2}
     assert carol.status == "raised" and "'h'" in carol.message
-    assert dave.status == "raised" and "no_such_module" in dave.message
+    assert dave.status == "not loaded" and "no_such_module" in dave.message
 
 
 def test_a_missing_function_is_an_input_error_before_anything_runs(tmp_path):
@@ -266,7 +267,7 @@ def test_error_places_are_in_the_users_file_not_in_symderive_or_numpy(tmp_path):
     # numpy raises (the matrix is negative definite): the last line of the user's file is named
     assert inverse.status == "raised" and "LinAlgError" in inverse.message
     assert inverse.message.endswith("(at impls.py, line 9)"), inverse.message
-    assert greedy.status == "raised" and "MemoryError" in greedy.message
+    assert greedy.status == "memory" and "MemoryError" in greedy.message
     assert "(at impls.py, line 17)" in greedy.message, greedy.message
     for r in (extra, inverse, greedy):
         assert "checking.py" not in r.message and "numeric.py" not in r.message and "linalg" not in r.message
@@ -276,7 +277,7 @@ def test_a_near_miss_shows_digits_that_differ_and_the_bound_it_exceeds():
     # off by 2e-7 relative: rejected at the default rtol=1e-7, and the message must not print
     # the two numbers identically (6 significant digits would)
     report = check_implementation("linear", "x", lambda w, g: (w.T @ g) * (1 + 2e-7))
-    assert report.status == "mismatch", report.details()
+    assert report.status == "wrong", report.details()
     found = re.search(r"expected (\S+), returned (\S+) \(difference (\S+), allowed (\S+) ", report.message)
     assert found, report.message
     want, got, difference, allowed = found.groups()
@@ -294,7 +295,7 @@ def test_a_near_miss_shows_digits_that_differ_and_the_bound_it_exceeds():
 
 def test_a_gross_mismatch_keeps_the_short_message():
     report = check_implementation("linear", "x", lambda w, g: -(w.T @ g))
-    assert report.status == "mismatch" and "difference" not in report.message, report.message
+    assert report.status == "wrong" and "difference" not in report.message, report.message
     assert re.search(r"expected -?\d\.\d+, returned -?\d\.\d+$", report.message), report.message
 
 
@@ -348,7 +349,7 @@ def test_scalar_input_and_loss_layer_with_normalised_target(tmp_path):
             """
         )
     )
-    assert check_implementation("softmax_cross_entropy", "s", f"{path}:ce").status == "mismatch"
+    assert check_implementation("softmax_cross_entropy", "s", f"{path}:ce").status == "wrong"
 
 
 def test_the_course_example_submissions():
@@ -356,7 +357,7 @@ def test_the_course_example_submissions():
     specs = [f"{course}/students/{s}.py:conv2d_backward_x" for s in ("alice", "bob")]
     alice, bob = check_many(course / "conv2d.symd.toml", "x", specs)
     assert alice.status == "ok", alice.details()
-    assert bob.status == "mismatch"
+    assert bob.status == "wrong"
     # bob correlates with the unflipped kernel: exactly the bug reproduced above
     inputs = bob.inputs
     returned = unflipped_conv_backward(np.array(inputs["g"]), np.array(inputs["w"]))
@@ -416,7 +417,7 @@ def test_every_size_family_bug_is_rejected_and_the_true_gradient_passes(strided_
     *buggy, correct = reports
     assert correct.ok, correct.details()
     for (name, condition), report in zip(ONLY_RIGHT_WHEN.items(), buggy, strict=True):
-        assert report.status == "mismatch", (name, report.details())
+        assert report.status == "wrong", (name, report.details())
         x, w, g = (np.array(report.inputs[k]) for k in ("x", "w", "g"))
         assert not condition(x, w, g), name
         assert report.sizes == first_size_where_wrong(condition), name
