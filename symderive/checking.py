@@ -515,6 +515,21 @@ def _allowed(layer, env: dict) -> bool:
         return False
 
 
+def sizes_allowed(layer, sizes: dict, max_elements: int | None = None) -> bool:
+    """Whether ``sizes`` (size name -> int) meet the layer's assumptions, every dimension >= 1 (at most ``max_elements`` scalars).
+
+    >>> sizes_allowed("conv2d", {"H": 2, "W": 2, "kh": 3, "kw": 1})
+    False
+    """
+    layer = _as_layer(layer)
+    try:
+        env = {s: int(sizes[str(s)]) for s in layer.sizes}
+    except (KeyError, TypeError, ValueError):
+        return False
+    count = _element_count(layer, env)
+    return count is not None and (max_elements is None or count <= max_elements) and _allowed(layer, env)
+
+
 def expected_gradient(layer, wrt: str, sizes: dict, values: dict, derivation=None) -> np.ndarray:
     """The gradient of the loss w.r.t. ``wrt`` in float64: the derived index form, evaluated.
 
@@ -848,11 +863,16 @@ class _BoundedText:
         return self.fd
 
 
-def _quiet_streams() -> _BoundedText:
-    """In the child: stdin empty, the user's prints on stderr (never mixed with the checker's JSON), bounded."""
+def _quiet_streams(silent: bool = False) -> _BoundedText:
+    """In the child: stdin empty, the user's prints on stderr (never mixed with the checker's JSON), bounded.
+
+    ``silent`` sends them nowhere (``grade``: a class's prints would bury the table).
+    """
     try:
-        devnull = os.open(os.devnull, os.O_RDONLY)
+        devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
+        if silent:
+            os.dup2(devnull, 2)
         os.close(devnull)
         os.dup2(2, 1)
     except OSError:
@@ -878,7 +898,7 @@ def _encoded(out, shape: tuple, limit: int) -> tuple[str, bytes, dict]:
     return "array", np.ascontiguousarray(arr, dtype=wire).tobytes(), fields
 
 
-def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> None:
+def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str, silent: bool = False) -> None:
     """Runs in the child, in its own process group: load, say so, then answer one call per request.
 
     A request is ``(k, arguments, expected shape)``; every answer carries ``nonce`` and
@@ -887,7 +907,7 @@ def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> N
     """
     me = os.getpid()
     _own_process_group()
-    printed = _quiet_streams()
+    printed = _quiet_streams(silent)
     import faulthandler
 
     faulthandler.disable()  # a crash is reported as such; the checker's own dump handler says nothing more
@@ -963,11 +983,12 @@ def _context():
 class _Child:
     """One implementation's child process (its own process group) and the private pipe to it."""
 
-    def __init__(self, impl, names: list[str], memory_mb: float):
+    def __init__(self, impl, names: list[str], memory_mb: float, silent: bool = False):
         ctx = _context()
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.nonce = secrets.token_hex(8)
-        self.proc = ctx.Process(target=_child_main, args=(child_conn, impl, names, memory_mb, self.nonce), daemon=True)
+        args = (child_conn, impl, names, memory_mb, self.nonce, silent)
+        self.proc = ctx.Process(target=_child_main, args=args, daemon=True)
         with warnings.catch_warnings():
             # fork in a threaded process: the child runs user code only
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -1200,7 +1221,7 @@ class _Run:
         s = self.s
         bound = s["load_timeout"] if self.deadline is None else max(0.0, min(s["load_timeout"], self.left()))
         self.starts += 1
-        self.child = _Child(self.impl, self.names, s["memory_mb"])
+        self.child = _Child(self.impl, self.names, s["memory_mb"], s.get("silent", False))
         msg = self.child.receive(-1, bound)
         if msg["kind"] == "loaded":
             return None
@@ -1383,6 +1404,7 @@ def check_many(
     cases: CaseCache | None = None,
     every_size: bool = False,
     missing_is_error: bool = True,
+    show_prints: bool = True,
 ) -> list[ImplementationReport]:
     """Check several implementations on the same cases (a folder of submissions); one report each.
 
@@ -1392,20 +1414,20 @@ def check_many(
     computed before. ``every_size`` tries every size of the sweep even after a failure
     (``plan_passed`` in each report: ``grade``'s score); ``missing_is_error=False``
     reports a file without the function as ``missing function`` instead of raising
-    InputError.
+    InputError; ``show_prints=False`` drops what the implementations print.
 
     >>> # check_many("conv2d", "x", ["alice.py:conv2d_backward_x", "bob.py:conv2d_backward_x"])
     """
     __tracebackhide__ = True  # an input error in a user's test: its line, not symderive's frames
     try:
-        modes = {"every_size": every_size, "missing_is_error": missing_is_error}
+        modes = {"every_size": every_size, "missing_is_error": missing_is_error, "silent": not show_prints}
         return _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases, **modes)
     except InputError as exc:
         raise exc.with_traceback(None) from None
 
 
 def _check_many(
-    layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases, every_size, missing_is_error
+    layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases, every_size, missing_is_error, silent
 ):
     _check_tolerances(rtol, atol)
     _check_seed(seed)
@@ -1425,6 +1447,7 @@ def _check_many(
         raise TypeError("cases must be a CaseCache of the same layer, input and seed")
     settings = {"rtol": rtol, "atol": atol, "timeout": float(timeout), "memory_mb": memory_mb}
     settings["load_timeout"], settings["missing_is_error"] = float(load_timeout), bool(missing_is_error)
+    settings["silent"] = bool(silent)
     names = _argument_names(layer)
     runs = [_Run(impl, names, settings) for impl in impls]
     try:
