@@ -200,7 +200,7 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_timeout_value, default=10.0, metavar="S", help="seconds per call (default 10)")
     p.add_argument("--memory", type=_memory_value, default=1024.0, metavar="MB", help="memory per child (default 1024)")
     p.add_argument("-o", "--output", metavar="OUT.csv|OUT.md|OUT.json")
-    p.add_argument("--gradescope", metavar="OUT.json", help="Gradescope's results.json (one submission)")
+    p.add_argument("--gradescope", metavar="OUT.json", help="Gradescope's results.json (PATH: one file or folder)")
     p.add_argument("--hidden", action="store_true", help="show sizes and differing elements, not the expected array")
     p.add_argument("--seed", type=_seed_value, default=0, metavar="N", help="seed of the random values (>= 0)")
     return parser
@@ -860,6 +860,13 @@ def cmd_grade(args, out, err) -> int:
         raise InputError(f"the table is written as OUT.csv, OUT.md or OUT.json, got {args.output!r}", where="-o")
     for option, path in (("-o", args.output), ("--gradescope", args.gradescope)):
         _require_folder(path, option)
+    if args.gradescope is not None:
+        found = _library("grade", "find_submissions")(args.paths, args.function, True)
+        if len(found) != 1:
+            raise InputError(
+                f"Gradescope's results.json is one submission's, and {len(found)} were found: name one file or folder",
+                where="--gradescope",
+            )
     layer = load(args.layer)
     _check_wrt(layer, args.wrt)
     result = grade(
@@ -873,12 +880,8 @@ def cmd_grade(args, out, err) -> int:
         hidden=args.hidden,
         seed=args.seed,
         progress=_library("grade", "Progress")(err),
+        one=args.gradescope is not None,
     )
-    if args.gradescope is not None and len(result.rows) != 1:
-        raise InputError(
-            f"Gradescope's results.json is one submission's, and {len(result.rows)} were found: name one file or folder",
-            where="--gradescope",
-        )
     print(_library("grade", "format_text")(result), file=out)
     if args.output is not None:
         _write(args.output, _library("grade", writers[Path(args.output).suffix.lower()])(result))

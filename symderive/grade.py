@@ -142,12 +142,13 @@ def rubric_line(k: int, size: SweepSize) -> str:
 _GLOB = re.compile(r"[*?\[]")
 
 
-def find_submissions(paths: Sequence[str], function: str) -> list[Submission]:
+def find_submissions(paths: Sequence[str], function: str, one: bool = False) -> list[Submission]:
     """The submissions PATHs name: a ``.py`` file, a folder of files and folders (one student each); globs expanded.
 
     A student's folder is graded by the first ``.py`` file in it (sorted, subfolders
     included) that defines ``function``. Hidden entries, ``__pycache__`` and
-    ``__init__.py`` are skipped.
+    ``__init__.py`` are skipped. With ``one`` (Gradescope: one submission), a single
+    PATH is that submission, a file or the student's folder.
 
     >>> find_submissions(["no/such/folder"], "f")
     Traceback (most recent call last):
@@ -155,6 +156,9 @@ def find_submissions(paths: Sequence[str], function: str) -> list[Submission]:
     """
     if not function.isidentifier():
         raise InputError(f"{function!r} is not a function name", where="--function")
+    if one and len(paths) == 1 and Path(paths[0]).is_dir():
+        folder = Path(paths[0])
+        return [Submission(folder.resolve().name, str(folder), _defining_file(folder, function))]
     found: list[Submission] = []
     for arg in paths:
         matches = sorted(glob.glob(arg)) if _GLOB.search(arg) else [arg]
@@ -254,18 +258,20 @@ def grade(
     rtol: float = 1e-7,
     atol: float = 1e-9,
     progress: Callable[[int, int, int, float], None] | None = None,
+    one: bool = False,
 ) -> ClassResult:
     """Grade every submission under ``paths``: one row each, ``jobs`` children at a time.
 
     ``timeout`` bounds each call (seconds), ``memory_mb`` each child's memory; ``progress``
-    is called as ``progress(done, running, total, elapsed)`` as submissions finish.
+    is called as ``progress(done, running, total, elapsed)`` as submissions finish; with
+    ``one``, a folder PATH is one student's submission (:func:`find_submissions`).
 
     >>> # grade("conv2d", "x", "conv2d_backward_x", ["examples/course/class/conv2d"], jobs=2)
     """
     start = time.monotonic()
     layer = layer if isinstance(layer, Layer) else load_layer(layer)
     jobs = _jobs(jobs)
-    submissions = find_submissions(paths, function)
+    submissions = find_submissions(paths, function, one)
     _warm_imports(submissions)
     cases = _SharedCases(layer, wrt, seed)
     for planned in cases.plan:  # computed once, before the children fork
