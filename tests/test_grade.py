@@ -329,3 +329,24 @@ def test_hidden_drops_the_expected_array_everywhere(small_class, tmp_path, capsy
     run([*argv, str(target)], capsys)
     cx = json.loads(target.read_text())["submissions"][0]["counterexample"]
     assert "expected" not in cx and cx["sizes"] == {"n": 1, "m": 1} and cx["differing"] == [[0]]
+
+
+# -- the pytest side ------------------------------------------------------------------------------
+def test_assert_implementation_passes_and_fails_with_checks_message(tmp_path, capsys):
+    from symderive.testing import assert_implementation
+
+    assert assert_implementation("linear", "x", lambda w, g: w.T @ g).ok
+    (tmp_path / "ben.py").write_text("def dx(w, g):\n    return w.T @ g + 1\n")
+    spec = f"{tmp_path}/ben.py:dx"
+    with pytest.raises(AssertionError) as caught:
+        assert_implementation("linear", "x", spec)
+    main(["check", "linear", "--wrt", "x", "--impl", spec])
+    assert str(caught.value) == capsys.readouterr().out.rstrip("\n")
+    assert str(caught.value).startswith(f"{spec}: DIFFERS\n  wrong at sizes n=1, m=1")
+
+
+def test_assert_gradient_given_a_function_points_to_assert_implementation():
+    from symderive.testing import assert_gradient
+
+    with pytest.raises(TypeError, match="assert_implementation"):
+        assert_gradient("linear", "x", lambda w, g: w.T @ g)
