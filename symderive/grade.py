@@ -403,12 +403,16 @@ def _where(row: Row) -> str:
 
 
 def format_text(result: ClassResult) -> str:
-    """The table for people: one line per submission, then the rubric and the class summary."""
+    """The table for people: one line per submission, then the rubric and the class summary.
+
+    Wall times are in the CSV, Markdown and JSON outputs, not here: the same class prints
+    the same table on every run.
+    """
     width = max([len(r.student) for r in result.rows] + [7])
-    lines = [f"{'student'.ljust(width)}  {'status':16}  score  seconds  first failing case"]
+    lines = [f"{'student'.ljust(width)}  {'status':16}  score  first failing case"]
     for r in result.rows:
         where = _where(r) if r.status != "correct" else ""
-        lines.append(f"{r.student.ljust(width)}  {r.status:16}  {r.score:5.2f}  {r.seconds:7.2f}  {where}".rstrip())
+        lines.append(f"{r.student.ljust(width)}  {r.status:16}  {r.score:5.2f}  {where}".rstrip())
     lines.append("")
     lines.append(f"score: the fraction of these {len(result.rubric)} size classes passed")
     lines.extend(f"  {rubric_line(k, s)}" for k, s in enumerate(result.rubric))

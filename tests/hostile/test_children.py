@@ -323,7 +323,11 @@ def test_a_module_that_never_finishes_loading(tmp_path, cases):
     ("source", "status", "message"),
     [
         ("import sys\nsys.exit(5)\n", "not loaded", "could not be loaded: SystemExit: 5 (at impl.py, line 2)"),
-        ("import os\nos._exit(0)\n", "not loaded", "the process exited with status 0 without returning while loading it"),
+        (
+            "import os\nos._exit(0)\n",
+            "not loaded",
+            "the process exited with status 0 without returning while loading it",
+        ),
         (
             "def dx(w, g)\n    return w.T @ g\n",
             "not loaded",
