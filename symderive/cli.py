@@ -188,7 +188,40 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--verbose", action="store_true", help="print the sizes tried and why each was chosen")
     _add_common(p)
+
+    p = sub.add_parser("grade", help="grade a class of backward implementations", allow_abbrev=False)
+    p.add_argument("layer", metavar="LAYER")
+    p.add_argument("--wrt", required=True, metavar="NAME")
+    p.add_argument("--function", required=True, metavar="F", help="the function each submission defines")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a .py file, a folder of files or of folders (globs work)")
+    p.add_argument("--jobs", type=_jobs_value, default=None, metavar="N", help="submissions at a time (default: cores)")
+    p.add_argument("--timeout", type=_timeout_value, default=10.0, metavar="S", help="seconds per call (default 10)")
+    p.add_argument("--memory", type=_memory_value, default=1024.0, metavar="MB", help="memory per child (default 1024)")
+    p.add_argument("-o", "--output", metavar="OUT.csv|OUT.md|OUT.json")
+    p.add_argument("--gradescope", metavar="OUT.json", help="Gradescope's results.json (PATH: one file or folder)")
+    p.add_argument("--hidden", action="store_true", help="show sizes and differing elements, not the expected array")
+    p.add_argument("--seed", type=_seed_value, default=0, metavar="N", help="seed of the random values (>= 0)")
     return parser
+
+
+def _jobs_value(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+_jobs_value.__name__ = "number of jobs (an integer >= 1)"
+
+
+def _memory_value(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(text)
+    return value
+
+
+_memory_value.__name__ = "memory (megabytes > 0)"
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -746,6 +779,56 @@ def cmd_check(args, out, err) -> int:
     return combined_status(statuses)
 
 
+def cmd_grade(args, out, err) -> int:
+    from .grade import (
+        Progress,
+        find_submissions,
+        format_csv,
+        format_json,
+        format_markdown,
+        format_text,
+        grade,
+        gradescope_results,
+    )
+
+    writers = {".csv": format_csv, ".md": format_markdown, ".json": format_json}
+    if args.output is not None and Path(args.output).suffix.lower() not in writers:
+        raise InputError(f"the table is written as OUT.csv, OUT.md or OUT.json, got {args.output!r}", where="-o")
+    for option, path in (("-o", args.output), ("--gradescope", args.gradescope)):
+        _require_folder(path, option)
+    if args.gradescope is not None:
+        found = find_submissions(args.paths, args.function, True)
+        if len(found) != 1:
+            raise InputError(
+                f"Gradescope's results.json is one submission's, and {len(found)} were found: name one file or folder",
+                where="--gradescope",
+            )
+    layer = load(args.layer)
+    _check_wrt(layer, args.wrt)
+    result = grade(
+        layer,
+        args.wrt,
+        args.function,
+        args.paths,
+        jobs=args.jobs,
+        timeout=args.timeout,
+        memory_mb=args.memory,
+        hidden=args.hidden,
+        seed=args.seed,
+        progress=Progress(err),
+        one=args.gradescope is not None,
+    )
+    print(format_text(result), file=out)
+    if args.output is not None:
+        _write(args.output, writers[Path(args.output).suffix.lower()](result))
+        print(f"wrote {args.output}", file=out)
+    if args.gradescope is not None:
+        results = gradescope_results(result, result.rows[0])
+        _write(args.gradescope, json.dumps(results, indent=1) + "\n")
+        print(f"wrote {args.gradescope}", file=out)
+    return EXIT_OK if result.all_correct else EXIT_REFUTED
+
+
 def _require_folder(path: str | None, option: str) -> None:
     """InputError when ``path``'s folder does not exist: said before the claims are proved, not after."""
     if path is None:
@@ -802,6 +885,7 @@ COMMANDS = {
     "codegen": cmd_codegen,
     "report": cmd_report,
     "check": cmd_check,
+    "grade": cmd_grade,
 }
 
 

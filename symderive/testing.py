@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from .decide.verdict import PROVED, Verdict
 from .render.text import claim_heading, format_array, render_counterexample, render_verdict
 
-__all__ = ["assert_gradient", "claim_heading", "format_array", "render_counterexample", "render_verdict"]
+__all__ = [
+    "assert_gradient",
+    "assert_implementation",
+    "claim_heading",
+    "format_array",
+    "render_counterexample",
+    "render_verdict",
+]
 
 
 def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), timeout: float = 60.0) -> Verdict:
@@ -31,6 +38,11 @@ def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), tim
     from .errors import InputError
     from .prove import prove
 
+    if callable(claim):
+        raise TypeError(
+            "assert_gradient takes a claim (a string such as 'w.T @ g'), not a function: to test a backward "
+            "implementation use symderive.testing.assert_implementation(layer, wrt, fn)"
+        )
     try:
         verdict = prove(layer, wrt, claim, assume=tuple(assume), timeout=timeout)
     except InputError as exc:
@@ -40,3 +52,30 @@ def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), tim
     if verdict.verdict != PROVED:
         raise AssertionError(render_verdict(verdict))
     return verdict
+
+
+def assert_implementation(layer, wrt: str, fn, **options):
+    """Assert that the backward implementation ``fn`` (a callable or ``"FILE.py:FUNCTION"``) agrees with the gradient.
+
+    ``check`` inside a test: the same sweep of sizes, the same rules and the same message
+    (the status, the smallest failing sizes, the inputs, expected and returned arrays).
+    ``options`` are :func:`symderive.checking.check_implementation`'s (``rtol``, ``atol``,
+    ``seed``, ``timeout``, ``memory_mb``). Returns the report.
+
+    >>> import numpy as np
+    >>> assert_implementation("linear", "b", lambda g: np.array(g)).status
+    'ok'
+    """
+    __tracebackhide__ = True
+    from .checking import check_implementation
+    from .errors import InputError
+
+    try:
+        report = check_implementation(layer, wrt, fn, **options)
+    except InputError as exc:
+        raise exc.with_traceback(None) from None
+    if not report.ok:
+        # as `symderive check` prints it: the implementation, DIFFERS, then the details indented
+        details = "\n".join("  " + line for line in report.details().splitlines())
+        raise AssertionError(f"{report.impl}: DIFFERS\n{details}")
+    return report

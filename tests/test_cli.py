@@ -315,7 +315,7 @@ def test_check_prints_the_counterexample_arrays_under_differs(capsys):
     alice_part, bob_part = out.split(f"{bob}: DIFFERS\n")
     assert alice_part.startswith(f"{CHECK_ALICE[-1]}: agrees\n  ok: agrees at ")
     lines = bob_part.splitlines()
-    assert lines[0].startswith("  mismatch at sizes H=1, W=2, kh=1, kw=2: 2 of 2 elements differ")
+    assert lines[0].startswith("  wrong at sizes H=1, W=2, kh=1, kw=2: 2 of 2 elements differ")
     assert lines[1] == "  inputs:" and [x.split(" = ")[0] for x in lines[2:6]] == ["    x", "    w", "    b", "    g"]
     # the unflipped kernel returns the true gradient reversed: the two printed rows are mirror images
     expected = json.loads(lines[6].split(" = ", 1)[1].replace(" ", ""))

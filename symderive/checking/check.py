@@ -1,19 +1,25 @@
 """Check a user's backward implementation against the derived gradient.
 
 ``check_implementation(layer, wrt, impl)`` runs ``impl`` (``"FILE.py:FUNCTION"`` or a
-callable) over a sweep of sizes chosen to catch the usual bugs -- the smallest sizes,
-a kernel as large as the input, dimensions of 1 next to larger ones, non-square
-everything, odd and even sizes -- with random float64 values satisfying the layer's
-assumptions, and compares with the derived gradient evaluated concretely. After a
-failure the smaller sizes are retried in LANGUAGE.md's minimal order (smallest sum of
-sizes, ties in declaration order; at most :data:`MAX_SHRINK_CASES`), and the smallest
-failing one is reported with its inputs, the expected and returned arrays and the
-differing elements.
+callable) over a sweep of sizes chosen from the layer itself (:func:`sweep_plan`: every
+order of each tensor's dimensions, each size 1 next to larger ones, each assumption
+tight, strides that do not divide), smallest first, with random float64 values
+satisfying the layer's assumptions, and compares with the derived gradient evaluated
+concretely. At the first failure the sweep stops; the smaller sizes not yet tried are
+run in LANGUAGE.md's minimal order (smallest sum of sizes, ties in declaration order; at
+most :data:`MAX_SHRINK_CASES`), and the smallest failing one is reported with its inputs,
+the expected and returned arrays and the differing elements. Expected gradients are
+computed once per size in a :class:`CaseCache`, shared by every implementation checked.
 
-Each implementation runs in a child process (``fork`` where the platform has it) with a
-time bound per call and a memory bound (``RLIMIT_AS``: ``memory_mb`` more than the
-checker already maps), so raising, a wrong shape or dtype, never returning or crashing
-the interpreter are reported, never fatal to the checker.
+Each implementation runs in one child process (``fork`` where the platform has it) in its
+own process group, ended as a whole (SIGKILL to the group) when its checking is done or a
+call times out, so nothing it starts outlives the check. Answers come back on a private
+pipe, each carrying a nonce and the call's number; a forked copy of the child cannot
+answer. Loading the implementation (its imports) is bounded by ``load_timeout`` and not
+counted as a call; each call is bounded by ``timeout``, all of them by
+``CALL_BUDGET * timeout``; memory by ``RLIMIT_AS`` (``memory_mb`` more than the checker
+already maps). Raising, a wrong shape or dtype, a huge array (only its shape comes back),
+never returning or crashing the interpreter are reported, never fatal to the checker.
 
 Calling convention (LANGUAGE.md): keyword arguments named after the layer's inputs and
 ``g``, float64 arrays (0-d for scalars); a function receives the ones its signature
@@ -42,15 +48,21 @@ import numpy as np
 
 from ..errors import InputError
 
-OK, MISMATCH, RAISED, WRONG_SHAPE, WRONG_DTYPE, TIMEOUT, CRASHED = (
+#: the statuses of a report (``grade`` calls ``ok`` ``correct``): a crash of the interpreter while
+#: running is ``raised``, a MemoryError ``memory``, a module that does not import ``not loaded``,
+#: None, text, object and ragged results ``wrong shape`` (issue 19)
+OK, WRONG, RAISED, TIMEOUT, MEMORY, NOT_LOADED, MISSING_FUNCTION, WRONG_SHAPE = (
     "ok",
-    "mismatch",
+    "wrong",
     "raised",
-    "wrong shape",
-    "wrong dtype",
     "timeout",
-    "crashed",
+    "memory",
+    "not loaded",
+    "missing function",
+    "wrong shape",
 )
+#: the former names: a mismatch is ``wrong``, a crash ``raised``; no dtype is refused any more
+MISMATCH, CRASHED, WRONG_DTYPE = WRONG, RAISED, WRONG_SHAPE
 #: the largest number of scalars in one case, and the largest size the sweep gives a dimension
 MAX_CASE_ELEMENTS = 400
 SWEEP_MAX_SIZE = 8
@@ -77,10 +89,13 @@ MAX_PRINTED_BYTES = 2**16
 class ImplementationReport:
     """What checking one implementation found.
 
-    ``status`` is ``"ok"``, ``"mismatch"``, ``"raised"``, ``"wrong shape"``,
-    ``"wrong dtype"``, ``"timeout"`` or ``"crashed"``. For a failure, ``sizes`` are the
-    first failing sizes, ``inputs`` the arguments there (nested lists), ``expected`` and
-    ``returned`` the two arrays and ``differing`` the indices of the elements that differ.
+    ``status`` is ``"ok"``, ``"wrong"``, ``"raised"``, ``"timeout"``, ``"memory"``,
+    ``"not loaded"``, ``"missing function"`` or ``"wrong shape"``. For a failure, ``sizes``
+    are the first failing sizes, ``inputs`` the arguments there (nested lists), ``expected``
+    and ``returned`` the two arrays and ``differing`` the indices of the elements that
+    differ. ``plan_passed`` says, for each size of the sweep in order, whether the
+    implementation agreed there (filled when every size is tried: ``grade``'s score);
+    ``dtype`` is the dtype it returned (a float32 result is compared at float32 tolerances).
 
     >>> ImplementationReport(ok=True, impl="f", status="ok").summary()
     'ok'
@@ -96,6 +111,8 @@ class ImplementationReport:
     differing: list = field(default_factory=list)
     message: str = ""
     sizes_tried: list = field(default_factory=list)
+    plan_passed: tuple = ()
+    dtype: str | None = None
 
     def summary(self) -> str:
         """One line: the status, where, and what."""
@@ -108,10 +125,10 @@ class ImplementationReport:
         An array of more than ``max_elements`` elements is summarised (its shape, the
         corners and ``...``); ``None`` shows every element.
 
-        >>> rep = ImplementationReport(ok=False, impl="f", status="mismatch", sizes={"n": 1},
+        >>> rep = ImplementationReport(ok=False, impl="f", status="wrong", sizes={"n": 1},
         ...                            expected=[1.0], returned=[2.0], differing=[(0,)])
         >>> print(rep.details())
-        mismatch at sizes n=1
+        wrong at sizes n=1
         expected = [1]
         returned = [2]
         differing elements: [0]
@@ -352,6 +369,26 @@ class _SizeFinder:
                 else:
                     low = mid + 1
                 s.pop()
+            return self._first_in_order(best)
+        finally:
+            s.pop()
+
+    def _first_in_order(self, best: tuple) -> tuple:
+        """The first sizes in declaration order among those of ``best``'s sum (unique, whatever model z3 gave)."""
+        s, z3 = self.solver, self._z3
+        s.push()
+        try:
+            s.add(self.total == sum(best))
+            for k, v in enumerate(self.vars):
+                while best[k] > 1:
+                    s.push()
+                    s.add(v < best[k])
+                    smaller = self._values(s.model()) if s.check() == z3.sat else None
+                    s.pop()
+                    if smaller is None:
+                        break
+                    best = smaller
+                s.add(v == best[k])
             return best
         finally:
             s.pop()
@@ -476,6 +513,21 @@ def _allowed(layer, env: dict) -> bool:
         return all(bool(Evaluator(env, {}).truth(c)) for c in layer.size_assumptions())
     except (EvaluationError, TypeError, ZeroDivisionError):
         return False
+
+
+def sizes_allowed(layer, sizes: dict, max_elements: int | None = None) -> bool:
+    """Whether ``sizes`` (size name -> int) meet the layer's assumptions, every dimension >= 1 (at most ``max_elements`` scalars).
+
+    >>> sizes_allowed("conv2d", {"H": 2, "W": 2, "kh": 3, "kw": 1})
+    False
+    """
+    layer = _as_layer(layer)
+    try:
+        env = {s: int(sizes[str(s)]) for s in layer.sizes}
+    except (KeyError, TypeError, ValueError):
+        return False
+    count = _element_count(layer, env)
+    return count is not None and (max_elements is None or count <= max_elements) and _allowed(layer, env)
 
 
 def expected_gradient(layer, wrt: str, sizes: dict, values: dict, derivation=None) -> np.ndarray:
@@ -777,7 +829,8 @@ def _describe_exception(exc: BaseException, impl=None, fn=None) -> str:
     where = f" (at {Path(frame.filename).name}, line {frame.lineno})" if frame else ""
     if isinstance(exc, SyntaxError) and exc.filename and frame is None:
         where = f" (at {Path(exc.filename).name}, line {exc.lineno})"
-    text = " ".join(str(exc).split())
+    # a SyntaxError's own text names the file and line again
+    text = " ".join(str(exc.msg if isinstance(exc, SyntaxError) else exc).split())
     return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
 
 
@@ -812,11 +865,16 @@ class _BoundedText:
         return self.fd
 
 
-def _quiet_streams() -> _BoundedText:
-    """In the child: stdin empty, the user's prints on stderr (never mixed with the checker's JSON), bounded."""
+def _quiet_streams(silent: bool = False) -> _BoundedText:
+    """In the child: stdin empty, the user's prints on stderr (never mixed with the checker's JSON), bounded.
+
+    ``silent`` sends them nowhere (``grade``: a class's prints would bury the table).
+    """
     try:
-        devnull = os.open(os.devnull, os.O_RDONLY)
+        devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
+        if silent:
+            os.dup2(devnull, 2)
         os.close(devnull)
         os.dup2(2, 1)
     except OSError:
@@ -837,12 +895,12 @@ def _encoded(out, shape: tuple, limit: int) -> tuple[str, bytes, dict]:
     fields = {"shape": [int(d) for d in arr.shape], "dtype": str(arr.dtype)}
     if arr.size > limit and tuple(arr.shape) != tuple(shape):
         return "huge", b"", fields
-    if arr.dtype.kind == "c":
-        return "array", b"", fields
-    return "array", np.ascontiguousarray(arr, dtype=np.float64).tobytes(), fields
+    # converted as NumPy would: integers and smaller floats as float64, complex as complex128
+    wire = np.complex128 if arr.dtype.kind == "c" else np.float64
+    return "array", np.ascontiguousarray(arr, dtype=wire).tobytes(), fields
 
 
-def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> None:
+def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str, silent: bool = False) -> None:
     """Runs in the child, in its own process group: load, say so, then answer one call per request.
 
     A request is ``(k, arguments, expected shape)``; every answer carries ``nonce`` and
@@ -851,7 +909,11 @@ def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> N
     """
     me = os.getpid()
     _own_process_group()
-    printed = _quiet_streams()
+    printed = _quiet_streams(silent)
+    import faulthandler
+
+    faulthandler.disable()  # a crash is reported as such; the checker's own dump handler says nothing more
+    _single_threaded_torch()
 
     def send(kind: str, k: int, data: bytes = b"", **fields) -> None:
         if os.getpid() != me:
@@ -869,7 +931,7 @@ def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> N
             send("missing", -1, text=str(exc))
             return
         except BaseException as exc:  # noqa: BLE001  (a syntax error, SystemExit or MemoryError while loading)
-            send("load", -1, text=_describe_exception(exc, impl, fn))
+            send("load", -1, text=_describe_exception(exc, impl, fn), stage="import" if fn is None else "signature")
             return
         send("loaded", -1)
         while True:
@@ -891,6 +953,20 @@ def _child_main(conn, impl, names: list[str], memory_mb: float, nonce: str) -> N
         os._exit(0)
 
 
+def _single_threaded_torch() -> None:
+    """In a child forked from a process that has used torch: one intra-op thread.
+
+    torch's OpenMP thread pool does not survive ``fork``; its next parallel operation in
+    the child waits forever. With one thread no pool is used.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        try:
+            torch.set_num_threads(1)
+        except Exception:  # noqa: BLE001  (a partly imported or unusual torch: the call bound still holds)
+            pass
+
+
 def _own_process_group() -> None:
     if hasattr(os, "setpgid"):
         try:
@@ -909,11 +985,12 @@ def _context():
 class _Child:
     """One implementation's child process (its own process group) and the private pipe to it."""
 
-    def __init__(self, impl, names: list[str], memory_mb: float):
+    def __init__(self, impl, names: list[str], memory_mb: float, silent: bool = False):
         ctx = _context()
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.nonce = secrets.token_hex(8)
-        self.proc = ctx.Process(target=_child_main, args=(child_conn, impl, names, memory_mb, self.nonce), daemon=True)
+        args = (child_conn, impl, names, memory_mb, self.nonce, silent)
+        self.proc = ctx.Process(target=_child_main, args=args, daemon=True)
         with warnings.catch_warnings():
             # fork in a threaded process: the child runs user code only
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -1022,6 +1099,24 @@ def _failure(impl: str, status: str, case: Case | None, message: str, tried: lis
     )
 
 
+def dtype_tolerances(dtype: str, rtol: float, atol: float) -> tuple[float, float]:
+    """The tolerances a result of ``dtype`` is compared at: at least 100 of its epsilons for a float below float64.
+
+    >>> dtype_tolerances("float32", 1e-7, 1e-9)
+    (1.1920928955078125e-05, 1.1920928955078125e-05)
+    >>> dtype_tolerances("float64", 1e-7, 1e-9), dtype_tolerances("int64", 1e-7, 1e-9)
+    ((1e-07, 1e-09), (1e-07, 1e-09))
+    """
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:
+        return rtol, atol
+    if kind.kind in "fc" and np.finfo(kind).eps > np.finfo(np.float64).eps:
+        floor = 100 * float(np.finfo(kind).eps)
+        return max(rtol, floor), max(atol, floor)
+    return rtol, atol
+
+
 def _compare(name: str, case: Case, value, shape: tuple, dtype: str, rtol: float, atol: float, tried: list):
     """The failure report for one returned array (``value`` None when it was not sent), or None when it agrees."""
     expected = case.expected
@@ -1029,8 +1124,9 @@ def _compare(name: str, case: Case, value, shape: tuple, dtype: str, rtol: float
     if shape != expected.shape:
         message = f"returned shape {shape}, expected {expected.shape}"
         return _failure(name, WRONG_SHAPE, case, message, tried, **shown)
-    if dtype != "float64" or value is None:
-        return _failure(name, WRONG_DTYPE, case, f"returned dtype {dtype}, expected float64", tried, **shown)
+    if value is None:
+        return _failure(name, WRONG_SHAPE, case, f"returned an array of dtype {dtype} that did not come back", tried)
+    rtol, atol = dtype_tolerances(dtype, rtol, atol)
     close = np.isclose(value, expected, rtol=rtol, atol=atol)
     if close.all():
         return None
@@ -1042,8 +1138,14 @@ def _compare(name: str, case: Case, value, shape: tuple, dtype: str, rtol: float
     message = (
         f"{len(differing)} of {expected.size} elements differ; first at [{', '.join(map(str, first))}]: "
         f"expected {want}, returned {got}{_excess(expected[first], value[first], rtol, atol) if near else ''}"
+        f"{_dtype_note(dtype)}"
     )
-    return _failure(name, MISMATCH, case, message, tried, returned=_json_array(value), differing=differing)
+    return _failure(name, WRONG, case, message, tried, returned=_json_array(value), differing=differing, dtype=dtype)
+
+
+def _dtype_note(dtype: str | None) -> str:
+    """`` (returned DTYPE)`` for a result that is not float64, else ""."""
+    return f" (returned {dtype})" if dtype and dtype != "float64" else ""
 
 
 def _distinct_texts(a, b) -> tuple[str, str]:
@@ -1081,7 +1183,7 @@ def _returned(name: str, case: Case, msg: dict, rtol: float, atol: float, tried:
     """The failure report for one answer of the child, or None when it agrees."""
     kind = msg["kind"]
     if kind == "other":
-        return _failure(name, WRONG_DTYPE, case, f"returned {msg.get('text')}, expected a float64 array", tried)
+        return _failure(name, WRONG_SHAPE, case, f"returned {msg.get('text')}, expected a float64 array", tried)
     shape, dtype = tuple(msg.get("shape", ())), str(msg.get("dtype"))
     if kind == "huge":
         return _failure(
@@ -1093,7 +1195,9 @@ def _returned(name: str, case: Case, msg: dict, rtol: float, atol: float, tried:
             tried,
         )
     data = msg.get("data", b"")
-    value = np.frombuffer(data, dtype=np.float64).reshape(shape) if len(data) == 8 * math.prod(shape) else None
+    wire = np.dtype(np.complex128 if dtype.startswith("complex") else np.float64)
+    sent = len(data) == wire.itemsize * math.prod(shape)
+    value = np.frombuffer(data, dtype=wire).reshape(shape) if sent else None
     return _compare(name, case, value, shape, dtype, rtol, atol, tried)
 
 
@@ -1112,25 +1216,30 @@ class _Run:
         self.starts = 0
         self.calls = 0
         self.dropped = 0
+        self.dtype: str | None = None  # the dtype of the last array returned
 
     def load(self) -> ImplementationReport | None:
         """Start the child and load the implementation: None when loaded, else the failure (InputError: no such function)."""
         s = self.s
         bound = s["load_timeout"] if self.deadline is None else max(0.0, min(s["load_timeout"], self.left()))
         self.starts += 1
-        self.child = _Child(self.impl, self.names, s["memory_mb"])
+        self.child = _Child(self.impl, self.names, s["memory_mb"], s.get("silent", False))
         msg = self.child.receive(-1, bound)
         if msg["kind"] == "loaded":
             return None
         self.stop()
         if msg["kind"] == "missing":
-            raise InputError(msg["text"], where=f"--impl {self.name}")
+            if s.get("missing_is_error", True):
+                raise InputError(msg["text"], where=f"--impl {self.name}")
+            return _failure(self.name, MISSING_FUNCTION, None, msg["text"], [])
         if msg["kind"] == "timeout":
             return _failure(self.name, TIMEOUT, None, f"loading it took longer than {bound:g} s", [])
         if msg["kind"] == "crashed":
-            return _failure(self.name, CRASHED, None, f"{msg['text']} while loading it", [])
+            return _failure(self.name, NOT_LOADED, None, f"{msg['text']} while loading it", [])
         note = _memory_note(msg["text"], s["memory_mb"])
-        return _failure(self.name, RAISED, None, f"could not be loaded: {msg['text']}{note}", [])
+        # a signature the calling convention cannot call is raised by the function itself
+        status = RAISED if msg.get("stage") == "signature" else _raised_status(msg["text"], NOT_LOADED)
+        return _failure(self.name, status, None, f"could not be loaded: {msg['text']}{note}", [])
 
     def left(self) -> float:
         """Seconds left of the calls' budget."""
@@ -1166,9 +1275,11 @@ class _Run:
             return _failure(name, TIMEOUT, case, f"no result within {s['timeout']:g} s", tried)
         if msg["kind"] == "crashed":
             self.stop()
-            return _failure(name, CRASHED, case, msg["text"], tried)
+            return _failure(name, RAISED, case, msg["text"], tried)
         if msg["kind"] == "raised":
-            return _failure(name, RAISED, case, msg["text"] + _memory_note(msg["text"], s["memory_mb"]), tried)
+            text = msg["text"] + _memory_note(msg["text"], s["memory_mb"])
+            return _failure(name, _raised_status(msg["text"]), case, text, tried)
+        self.dtype = msg.get("dtype") or self.dtype
         return _returned(name, case, msg, s["rtol"], s["atol"], tried)
 
     def stop(self) -> None:
@@ -1178,30 +1289,44 @@ class _Run:
             self.child = None
 
 
-def _check_one(run: _Run, cases: CaseCache) -> ImplementationReport:
+def _check_one(run: _Run, cases: CaseCache, every_size: bool = False) -> ImplementationReport:
     """Run the sweep smallest first, stop at the first failure, then report the smallest failing size.
 
     The smaller sizes not yet tried are run in LANGUAGE.md's minimal order (at most
     :data:`MAX_SHRINK_CASES`, within the implementation's time budget); the first that
-    fails is the smallest.
+    fails is the smallest. With ``every_size`` the sweep goes on after a failure (but not
+    after a timeout, each further call of which would cost the timeout too) and the
+    report's ``plan_passed`` says which sizes agreed.
     """
     tried: list = []
     failure = None
+    passed: list[bool] = []
     for planned in cases.plan:
-        case = cases.case(planned.sizes)
-        failure = run.call(case, list(tried))
-        if failure is not None:
+        if failure is not None and (not every_size or failure.status == TIMEOUT or failure.sizes is None):
             break
-        tried.append(dict(case.sizes))
-    else:
+        if failure is not None and run.out_of_time():
+            break
+        case = cases.case(planned.sizes)
+        result = run.call(case, list(tried))
+        passed.append(result is None)
+        if result is None:
+            tried.append(dict(case.sizes))
+        elif failure is None:
+            failure = result
+    passed += [False] * (len(cases.plan) - len(passed)) if every_size else []
+    plan_passed = tuple(passed) if every_size else ()
+    if failure is None:
         sizes = "; ".join(_fmt_sizes(s) for s in tried)
         return ImplementationReport(
             ok=True,
             impl=run.name,
             status=OK,
-            message=f"agrees at {len(tried)} sizes ({sizes}){_printed_note(run.dropped)}",
+            message=f"agrees at {len(tried)} sizes ({sizes}){_compared_note(run)}{_printed_note(run.dropped)}",
             sizes_tried=tried,
+            plan_passed=plan_passed,
+            dtype=run.dtype,
         )
+    failure = dataclasses.replace(failure, plan_passed=plan_passed)
     if failure.sizes is None:  # it could not be loaded again
         return failure
     for sizes in smaller_sizes(cases.layer, failure.sizes, skip=tried):
@@ -1209,9 +1334,19 @@ def _check_one(run: _Run, cases: CaseCache) -> ImplementationReport:
             break
         smaller = run.call(cases.case(sizes), list(tried))
         if smaller is not None:
-            return _with_note(dataclasses.replace(smaller, sizes_tried=list(tried)), run.dropped)
+            return _with_note(
+                dataclasses.replace(smaller, sizes_tried=list(tried), plan_passed=plan_passed), run.dropped
+            )
         tried.append(sizes)
     return _with_note(dataclasses.replace(failure, sizes_tried=tried), run.dropped)
+
+
+def _compared_note(run: _Run) -> str:
+    """`` (returned DTYPE, compared at rtol=R, atol=A)`` for results that are not float64, else ""."""
+    if not run.dtype or run.dtype == "float64":
+        return ""
+    rtol, atol = dtype_tolerances(run.dtype, run.s["rtol"], run.s["atol"])
+    return f" (returned {run.dtype}, compared at rtol={rtol:.2g}, atol={atol:.2g})"
 
 
 def _printed_note(dropped: int) -> str:
@@ -1224,6 +1359,15 @@ def _printed_note(dropped: int) -> str:
 
 def _with_note(report: ImplementationReport, dropped: int) -> ImplementationReport:
     return dataclasses.replace(report, message=report.message + _printed_note(dropped)) if dropped else report
+
+
+def _raised_status(description: str, otherwise: str = RAISED) -> str:
+    """``memory`` for a MemoryError, else ``otherwise``.
+
+    >>> _raised_status("MemoryError (at a.py, line 3)"), _raised_status("ValueError: no")
+    ('memory', 'raised')
+    """
+    return MEMORY if description.startswith("MemoryError") else otherwise
 
 
 def _memory_note(description: str, memory_mb: float) -> str:
@@ -1260,24 +1404,33 @@ def check_many(
     memory_mb: float = 2048,
     load_timeout: float = LOAD_TIMEOUT,
     cases: CaseCache | None = None,
+    every_size: bool = False,
+    missing_is_error: bool = True,
+    show_prints: bool = True,
 ) -> list[ImplementationReport]:
     """Check several implementations on the same cases (a folder of submissions); one report each.
 
     ``timeout`` bounds each call, ``CALL_BUDGET * timeout`` all the calls of one
     implementation, ``load_timeout`` loading it (its imports); ``cases`` (a
     :class:`CaseCache` for the same layer, input and seed) reuses expected gradients
-    computed before.
+    computed before. ``every_size`` tries every size of the sweep even after a failure
+    (``plan_passed`` in each report: ``grade``'s score); ``missing_is_error=False``
+    reports a file without the function as ``missing function`` instead of raising
+    InputError; ``show_prints=False`` drops what the implementations print.
 
     >>> # check_many("conv2d", "x", ["alice.py:conv2d_backward_x", "bob.py:conv2d_backward_x"])
     """
     __tracebackhide__ = True  # an input error in a user's test: its line, not symderive's frames
     try:
-        return _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases)
+        modes = {"every_size": every_size, "missing_is_error": missing_is_error, "silent": not show_prints}
+        return _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases, **modes)
     except InputError as exc:
         raise exc.with_traceback(None) from None
 
 
-def _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases):
+def _check_many(
+    layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_timeout, cases, every_size, missing_is_error, silent
+):
     _check_tolerances(rtol, atol)
     _check_seed(seed)
     _check_bounds(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout)
@@ -1295,7 +1448,8 @@ def _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_ti
     elif not isinstance(cases, CaseCache) or cases.wrt != wrt or cases.seed != seed or cases.layer != layer:
         raise TypeError("cases must be a CaseCache of the same layer, input and seed")
     settings = {"rtol": rtol, "atol": atol, "timeout": float(timeout), "memory_mb": memory_mb}
-    settings["load_timeout"] = float(load_timeout)
+    settings["load_timeout"], settings["missing_is_error"] = float(load_timeout), bool(missing_is_error)
+    settings["silent"] = bool(silent)
     names = _argument_names(layer)
     runs = [_Run(impl, names, settings) for impl in impls]
     try:
@@ -1307,10 +1461,20 @@ def _check_many(layer, wrt, impls, rtol, atol, seed, timeout, memory_mb, load_ti
             if len(runs) > KEEP_LOADED:
                 run.stop()
                 run.starts = 0
-        return [failure or _check_one(run, cases) for run, failure in zip(runs, loading, strict=True)]
+        return [
+            _without_plan(failure, cases, every_size) or _check_one(run, cases, every_size)
+            for run, failure in zip(runs, loading, strict=True)
+        ]
     finally:
         for run in runs:
             run.stop()
+
+
+def _without_plan(failure, cases: CaseCache, every_size: bool):
+    """A failure to load, with every size of the sweep failed when every size counts; None stays None."""
+    if failure is None or not every_size:
+        return failure
+    return dataclasses.replace(failure, plan_passed=(False,) * len(cases.plan))
 
 
 def check_implementation(

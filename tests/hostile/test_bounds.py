@@ -172,7 +172,7 @@ def test_the_cli_prove_bounds_the_whole_proof(capsys, slow_layer):
     [
         ["codegen", SLOW_LAYER, "--claim", "s", SLOW_CLAIM, "-o", "{tmp}/m.py"],
         ["report", SLOW_LAYER, "--claim", "s", SLOW_CLAIM, "-o", "{tmp}/r.tex"],
-        ["derive", "attention", "--wrt", "x"],
+        ["derive", "attention", "--wrt", "Q"],
     ],
     ids=["codegen", "report", "derive"],
 )

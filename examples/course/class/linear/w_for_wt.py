@@ -1,0 +1,5 @@
+"""Bug: W for W^T."""
+
+
+def linear_backward_x(w, g):
+    return w @ g
