@@ -157,8 +157,8 @@ def identity_problem(context, text: str, extra=()) -> Problem:
     scalars; an index variable used on a side but bound by no ``Sum`` is free, ranging over
     all integers (reads outside a tensor are zero, so both sides are defined everywhere).
 
-    >>> identity_problem("conv2d", "correlate2d(x, w, 'valid') == correlate(x, w, 'valid')").shape
-    (H - kh + 1, W - kw + 1)
+    >>> identity_problem("linear", "transpose(transpose(w)) == w").shape
+    (m, n)
     """
     layer = as_layer(context)
     parsed = parse_identity(text, layer.scope(), list(layer.sizes))

@@ -195,13 +195,13 @@ class Problem:
         return in_range(self.free, self.shape) if self.free and not self.unbounded else sp.true
 
     def size_assumptions(self) -> list:
-        """Every size >= 1 and the conditions on sizes.
+        """Every size >= 1 (True for a size symbol, which SymPy knows positive) and the conditions on sizes.
 
         >>> from ..core.ir import size_symbol
         >>> n = size_symbol("n")
         >>> x = leaf("x", (n,))
         >>> Problem("p", (n,), {"x": (n,)}, {"x": x}, x, x, size_conditions=(sp.Ge(n, 2),)).size_assumptions()
-        [n >= 1, n >= 2]
+        [True, n >= 2]
         """
         return [sp.Ge(s, 1) for s in self.sizes] + list(self.size_conditions)
 

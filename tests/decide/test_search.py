@@ -20,6 +20,7 @@ import torch
 from symderive import counterexample as cx
 from symderive.core.ir import GSum, Tensor, dummy_index, leaf, read, size_symbol
 from symderive.core.parse import claim_tensor, parse_claim
+from symderive.decide.pose import gradient_problem
 from symderive.decide.verdict import REFUTED, UNKNOWN
 from symderive.model.layer import Assumption, Layer, load_layer
 
@@ -434,7 +435,8 @@ def test_the_value_by_value_fallback_takes_nan_over_a_zero_factor():
     tensor = claim_tensor(parse_claim(claim, layer, "x"), layer)
     extra = cx.parse_assumptions(["D >= 2"], layer)
     env = {s: v for s, v in zip(layer.sizes, (1, 2), strict=True)}
-    assert cx._Comparison(layer, "x", tensor, env, cx.input_shapes(layer, env)).grad is None
+    problem = gradient_problem(layer, "x", tensor, symbolic=False)
+    assert cx._Comparison(problem, env, cx.input_shapes(layer, env)).grad is None
     found = cx.find_counterexample(layer, "x", tensor, extra)
     # the fewest nonzero values: all zeros, where only the undefined factor shows
     assert found.sizes == {"N": 1, "D": 2} and found.values == {"x": [[0, 0]], "g": [[0, 0]]}

@@ -189,7 +189,7 @@ def test_other_commands_honour_the_timeout(capsys, tmp_path, slow_layer, argv):
 
 
 def test_show_honours_the_timeout_while_loading_a_layer_file(capsys, tmp_path, monkeypatch):
-    import symderive.layer as layer_module
+    import symderive.model.layer as layer_module
 
     real = layer_module.layer_from_dict
 
