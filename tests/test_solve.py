@@ -123,6 +123,7 @@ SLOW = [
     ("conv2d_nchw_s2p1", "b"),
     ("conv_transpose2d_nchw", "x"),
     ("conv_transpose2d_nchw", "b"),
+    ("conv_transpose2d_nchw", "w"),
     ("batch_norm", "beta"),
     ("layer_norm", "beta"),
     ("attention", "V"),
@@ -283,3 +284,15 @@ def test_cli_solve_input_error(capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "nope" in err
     assert cli.main(["solve", "no_such_layer", "--wrt", "x"]) == 2
+
+
+def test_cli_prove_why_shows_the_nearest_variant(capsys):
+    assert cli.main(["prove", "conv2d", "--wrt", "x", "convolve(g, flip(w), 'full')", "--why"]) == 1
+    out = capsys.readouterr().out
+    assert "refuted" in out
+    assert out.rstrip().endswith("holds with `convolve(g, w, 'full')`: the kernel w is not flipped")
+
+
+def test_cli_prove_without_why_searches_no_variant(capsys):
+    assert cli.main(["prove", "conv2d", "--wrt", "x", "convolve(g, flip(w), 'full')"]) == 1
+    assert "holds with" not in capsys.readouterr().out

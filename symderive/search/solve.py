@@ -10,6 +10,7 @@ true gradient numerically, up to a factor of sizes, are then proved with
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -126,9 +127,19 @@ def _elementwise_ops() -> frozenset:
 ELEMENTWISE = _elementwise_ops()
 
 
-def _fits(op: str, a: Candidate, b: Candidate, structural: bool) -> bool:
-    """Whether two operands are worth combining by ``op``: ``outer`` of vectors only, and
-    in the structural pass no product with a number (a factor, found by matching)."""
+def _mentions_g(cand: Candidate) -> bool:
+    return re.search(r"\bg\b", cand.text) is not None
+
+
+def _fits(op: str, a: Candidate, b: Candidate, structural: bool, linear_in_g: bool = False) -> bool:
+    """Whether two operands are worth combining by ``op``: ``outer`` of vectors only; in
+    the structural pass no product with a number (a factor, found by matching); and where
+    the gradient is linear in ``g`` (a non-final layer), no product of two terms with ``g``,
+    and in the structural pass no product of two terms without it."""
+    if linear_in_g and (op == "multiply" or op not in ELEMENTWISE):
+        with_g = _mentions_g(a) + _mentions_g(b)
+        if with_g == 2 or (structural and with_g == 0):
+            return False
     if op == "outer":
         return len(a.shape) == 1 and len(b.shape) == 1
     if structural and op not in ELEMENTWISE:
@@ -256,7 +267,11 @@ class Search:
                     for b in rights:
                         if self.out_of_budget():
                             return
-                        if a.shape == () and b.shape == () or not _fits(spec.op, a, b, self.structural):
+                        if (
+                            a.shape == ()
+                            and b.shape == ()
+                            or not _fits(spec.op, a, b, self.structural, not self.space.layer.is_loss)
+                        ):
                             continue
                         if spec.op in ("add", "multiply") and left_cost == right_cost and a.text > b.text:
                             continue  # commutative: one order

@@ -299,8 +299,11 @@ class Space:
             values = {p.default}
             if p.kind == "str" and p.name in self.options and p.name == _mode_param(name):
                 values |= set(p.choices) - {"same"}
-            elif p.name in self.options and p.kind in ("int", "ints"):
-                values |= {v for v in self.options[p.name] if not isinstance(v, str)}
+            elif p.kind in ("int", "ints"):
+                # a stride's adjoint is a dilation and back (a weight gradient of a dilated
+                # convolution is a strided one): each takes the other's values too
+                names = {"stride", "dilation"} if p.name in ("stride", "dilation") else {p.name}
+                values |= {v for n in names for v in self.options.get(n, ()) if not isinstance(v, str)}
             choices.append([(p.name, v) for v in sorted(values, key=repr)])
         specs = []
         for combo in itertools.product(*choices):

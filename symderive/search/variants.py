@@ -93,7 +93,18 @@ def _call_name(node: ast.AST) -> str | None:
 
 
 #: edits whose explanation starts so are tried first: the usual mistakes before the rarer ones
-_EDIT_ORDER = ("the kernel", "mode", "convolve", "correlate", "conv", "the operands", "the two")
+_EDIT_ORDER = (
+    "the sign",
+    "no factor",
+    "no division",
+    "the kernel",
+    "mode",
+    "convolve",
+    "correlate",
+    "conv",
+    "the operands",
+    "the two",
+)
 
 
 def closed_edits(text: str, layer) -> list[tuple[str, str]]:
@@ -113,6 +124,7 @@ def _closed_edits(text: str, layer) -> Iterator[tuple[str, str]]:
     tree = ast.parse(text, mode="eval")
     ranks = {n: len(s) for n, s in layer.inputs.items()} | {"g": len(layer.forward.shape)}
     yield (f"{text}.T" if _is_call(text) else f"({text}).T"), "the result is transposed"
+    yield from _dropped_factor(tree.body)
     for node in list(ast.walk(tree)):
         name = _call_name(node)
         if name == "flip" and node.args and isinstance(node.args[0], ast.Name):
@@ -121,6 +133,7 @@ def _closed_edits(text: str, layer) -> Iterator[tuple[str, str]]:
             new = copy.deepcopy(node)
             new.func = ast.Name(SWAPS[name])
             yield _replaced(tree, node, new), f"{SWAPS[name]}, not {name}"
+        if name in OPERATORS and OPERATORS[name].algebra == "bilinear":
             yield from _call_edits(tree, node, name, ranks)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
             yield (
@@ -154,6 +167,18 @@ def _closed_edits(text: str, layer) -> Iterator[tuple[str, str]]:
                     _replaced(tree, kw, ast.keyword("keepdims", ast.Constant(not kw.value.value))),
                     "keepdims is the other way",
                 )
+
+
+def _dropped_factor(body: ast.AST) -> Iterator[tuple[str, str]]:
+    """The claim without its leading sign, or without a number or size it multiplies or
+    divides by (a factor found wrong is then put right by matching, see ``_screened``)."""
+    if isinstance(body, ast.UnaryOp) and isinstance(body.op, ast.USub):
+        yield ast.unparse(body.operand), "the sign is the other way"
+    if isinstance(body, ast.BinOp) and isinstance(body.op, ast.Mult | ast.Div):
+        for keep, drop in ((body.left, body.right), (body.right, body.left)):
+            if isinstance(drop, ast.Constant | ast.Name) and not (drop is body.left and isinstance(body.op, ast.Div)):
+                division = isinstance(body.op, ast.Div)
+                yield ast.unparse(keep), f"no {'division by' if division else 'factor'} {ast.unparse(drop)}"
 
 
 def _call_edits(tree, node: ast.Call, name: str, ranks) -> Iterator[tuple[str, str]]:
@@ -249,13 +274,33 @@ def _window_agrees(extended, points, axes, deltas, margin) -> bool:
 
 
 def _shift_names(node: ast.AST, mapping: dict) -> ast.AST:
+    """``node`` with each index name ``p`` read as ``p + shift``, every subscript simplified
+    (``g[p - kh + 1 + m]``, not ``g[p + (1 - kh) + m]``)."""
+    symbols = {name: sp.Symbol(name, integer=True) for name in mapping}
+
     class Shift(ast.NodeTransformer):
-        def visit_Name(self, n):
-            if n.id in mapping:
-                return ast.parse(f"({n.id} + ({size_text(mapping[n.id])}))", mode="eval").body
+        def visit_Subscript(self, n):
+            elts = n.slice.elts if isinstance(n.slice, ast.Tuple) else [n.slice]
+            new = [_shifted_index(e, mapping, symbols) for e in elts]
+            n.slice = ast.Tuple(new, ast.Load()) if isinstance(n.slice, ast.Tuple) else new[0]
             return n
 
     return ast.fix_missing_locations(Shift().visit(node))
+
+
+def _shifted_index(elt: ast.AST, mapping: dict, symbols: dict) -> ast.AST:
+    names = {n.id for n in ast.walk(elt) if isinstance(n, ast.Name)}
+    if not names & set(mapping):
+        return elt
+    local = {n: sp.Symbol(n, integer=True) for n in names} | symbols
+    expr = sp.sympify(ast.unparse(elt), locals=local)
+    shifted = expr.xreplace(
+        {
+            symbols[k]: symbols[k] + v.xreplace({s: local.get(str(s), s) for s in v.free_symbols})
+            for k, v in mapping.items()
+        }
+    )
+    return ast.parse(size_text(sp.expand(shifted) if not shifted.has(sp.floor) else shifted), mode="eval").body
 
 
 def candidate_assumptions(layer) -> list[str]:
@@ -345,13 +390,19 @@ def nearest_variants(layer, wrt: str, claim: str, *, timeout: float = 10.0, assu
     found: list[Variant] = []
     seen = {claim}
     kept: list = []  # values of the variants kept: one variant per value (axis=-1 is axis=1)
-    for text, why in itertools.chain([(claim, "")], edits):
+    edits = list(edits)
+    # a wrong sign or factor dropped first, then the claim up to a factor, then the other edits
+    first = [e for e in edits if e[1].startswith(("the sign", "no factor", "no division"))]
+    rest = [e for e in edits if e not in first]
+    for text, why in itertools.chain(first, [(claim, "")], rest):
         if len(found) >= MAX_VARIANTS or time.monotonic() > deadline:
             break
         screened = _screened(layer, wrt, text, points)
         if screened is None or screened[0] in seen:
             continue
         variant, factor = screened
+        if why.startswith(("the sign", "no factor", "no division")) and factor != 1:
+            continue  # a dropped factor is the whole edit, or no edit
         seen.add(variant)
         values = claim_values(layer, wrt, variant, points)
         if values is None or any(all(np.allclose(a, b) for a, b in zip(values, k, strict=True)) for k in kept):
