@@ -158,6 +158,13 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--assume", action="append", default=[], metavar="EXPR", help="an extra assumption (repeatable)")
     p.add_argument("--batch", metavar="FILE.json", help="prove every claim of a JSON batch file")
     p.add_argument("--json", action="store_true", help="one JSON object per claim, one per line")
+    p.add_argument("--why", action="store_true", help="for a refuted claim, also its nearest proved variants")
+    _add_common(p)
+
+    p = sub.add_parser("solve", help="the simplest proved closed forms of a gradient", allow_abbrev=False)
+    p.add_argument("layer", metavar="LAYER")
+    p.add_argument("--wrt", required=True, metavar="NAME")
+    p.add_argument("--json", action="store_true", help="one JSON object per closed form, one per line")
     _add_common(p)
 
     p = sub.add_parser("derive", help="the derivation, step by step", allow_abbrev=False)
@@ -561,8 +568,18 @@ def cmd_prove(args, out, err) -> int:
             print(strict_json(verdict.to_json()), file=out)
         else:
             print(format_verdict(verdict), file=out)
+            if args.why and verdict.verdict == REFUTED and not args.batch:
+                _print_variants(args, out)
         out.flush()
     return combined_status(statuses)
+
+
+def _print_variants(args, out) -> None:
+    """``prove --why``: the nearest proved variants of a refuted claim, one line each."""
+    from .search import nearest_variants
+
+    for variant in nearest_variants(load(args.layer), args.wrt, args.claim, timeout=args.timeout, assume=args.assume):
+        print(f"  {variant.explanation}", file=out)
 
 
 def strict_json(value) -> str:
@@ -625,6 +642,30 @@ def cmd_derive(args, out, err) -> int:
         print(f"{number}. {step.kind}{label}: {step.text}", file=out)
         print(f"     {plain(step.lhs)} = {plain(step.rhs)}", file=out)
     return EXIT_OK
+
+
+def cmd_solve(args, out, err) -> int:
+    """``symderive solve``: 0 when a closed form is proved, 3 when none is found."""
+    from .search import solve
+
+    layer = load(args.layer)
+    _check_wrt(layer, args.wrt)
+    result = solve(layer, args.wrt, timeout=args.timeout)
+    if args.json:
+        for obj in result.to_json():
+            print(strict_json(obj), file=out)
+    elif result.found:
+        print(f"{layer.name}, d/d{args.wrt}: {len(result.claims)} proved closed form(s), simplest first", file=out)
+        for f in result.claims:
+            assumed = f" (assuming {', '.join(f.verdict.assumptions)})" if f.verdict.assumptions else ""
+            print(f"  {f.claim}\n    proved{assumed}", file=out)
+    else:
+        print(
+            f"{layer.name}, d/d{args.wrt}: no closed form found ({result.candidates} candidates); the index form:",
+            file=out,
+        )
+        print(f"  {result.index_form}", file=out)
+    return EXIT_OK if result.found else EXIT_UNKNOWN
 
 
 def _claims_of(layer, pairs) -> dict[str, str]:
@@ -882,6 +923,7 @@ COMMANDS = {
     "show": cmd_show,
     "prove": cmd_prove,
     "derive": cmd_derive,
+    "solve": cmd_solve,
     "codegen": cmd_codegen,
     "report": cmd_report,
     "check": cmd_check,

@@ -1,9 +1,9 @@
 """The house in layers: every module imports only modules of its own package or of a layer below.
 
-Order (HOUSE.md): leaf utilities < core < model < calculus < decide < render, emit < checking
-(and audit, the reader of derivation documents, beside it) < the README's façades < the
-entry points. ``render`` and ``emit`` share a rank and do not
-import each other. Every import counts, lazy ones inside functions included, and the
+Order (HOUSE.md): leaf utilities < core < model < calculus < decide < render, emit (and search,
+the closed-form search, beside them) < checking (and audit, the reader of derivation documents,
+beside it) < the README's façades < the entry points. Layers of one rank do not import each other.
+Every import counts, lazy ones inside functions included, and the
 package-level table of ``symderive/__init__.py`` (its lazy exports) counts as imports too.
 Run this file with ``-s`` to print the map of modules and arrows.
 """
@@ -28,6 +28,7 @@ RANKS = {
     "decide": 4,
     "render": 5,
     "emit": 5,
+    "search": 5,
     "checking": 6,
     "audit": 6,
     "facade": 7,
