@@ -285,7 +285,7 @@ def index_form_text(layer, wrt: str) -> str:
     >>> index_form_text("linear", "b")
     'dL/db[p] = g[p]'
     """
-    from ..calculus.derive import derive
+    from ..calculus.present import present as derive
     from ..core.ir import plain
 
     step = derive(as_layer(layer), wrt).steps[-1]
