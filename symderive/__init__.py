@@ -31,6 +31,7 @@ _EXPORTS = {
     "solve": ("search", "solve"),
     "SolveResult": ("search", "SolveResult"),
     "nearest_variants": ("search", "nearest_variants"),
+    "audit": ("audit", "audit"),
     "check_implementation": ("checking", "check_implementation"),
     "ImplementationReport": ("checking", "ImplementationReport"),
     "InputError": ("errors", "InputError"),

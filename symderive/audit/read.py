@@ -67,6 +67,8 @@ class Entry:
     layer: str | None = None
     assume: tuple[str, ...] = ()
     notation_line: int = 0
+    #: the folder a relative ``layer`` path is taken from (the notation's file's)
+    base: Path | None = None
 
 
 class NotRead(Exception):
@@ -374,7 +376,14 @@ class _DocumentReader:
     def _entry(self, line: int, latex: str, status: str, **more) -> Entry:
         notation = self.meaning.notation
         return Entry(
-            line, latex, status, layer=notation.layer, assume=notation.assume, notation_line=notation.line, **more
+            line,
+            latex,
+            status,
+            layer=notation.layer,
+            assume=notation.assume,
+            notation_line=notation.line,
+            base=notation.base,
+            **more,
         )
 
     def _piece(self, line: int, display_line: int, latex: str, items: tuple[Item, ...]) -> Entry:

@@ -1,0 +1,467 @@
+r"""Deciding a derivation document entry by entry (``symderive audit``, DERIVATIONS.md).
+
+The reader (read.py) turns every display entry into links ``left == right`` in claim
+language; each link is decided here by the prover over the layer of the notation in force:
+``follows`` only on a proof, ``does not follow`` only with a counterexample the prover
+confirmed by exact evaluation, and whatever it cannot parse or decide is ``unknown`` or
+``not checked`` with the reason — never guessed.
+
+>>> doc = "```toml symderive\nlayer = 'linear'\n```\n$$y[j] = \\sum_i w[j, i] x[i] + b_j$$\n"
+>>> [e.verdict for e in audit(doc).entries]
+['follows']
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from symderive.clock import ClaimTimeout
+from symderive.decide.pose import Memo, checked_timeout, prove, prove_identity
+from symderive.decide.verdict import PROVED, REFUTED, Counterexample, Verdict
+from symderive.errors import InputError
+from symderive.model.layer import Layer, as_layer
+
+from .read import Entry, Link, read_document
+from .symbols import layer_path
+
+DEFINITION, FOLLOWS, WRONG = "definition", "follows", "does not follow"
+UNKNOWN, NOT_CHECKED, NOT_EQUATION = "unknown", "not checked", "not an equation"
+#: an entry's verdict is the worst of its links' (DERIVATIONS.md), worst first
+WORST_FIRST = (WRONG, UNKNOWN, NOT_CHECKED, FOLLOWS, DEFINITION)
+DIFF_REASON = (
+    "a derivative written out (diff(...)) is not decided yet: the prover takes gradients of the loss "
+    "(dx[...]) and identities between forward expressions"
+)
+
+
+@dataclass(frozen=True)
+class LinkVerdict:
+    """The verdict on one link ``left == right`` of an entry (claim language on both sides).
+
+    >>> LinkVerdict(3, "y", "w @ x + b", FOLLOWS).verdict
+    'follows'
+    """
+
+    line: int
+    left: str
+    right: str
+    verdict: str
+    counterexample: Counterexample | None = None
+    #: the free indices' values where the sides differ, in words (``i = 1, j = 0``)
+    at: str = ""
+    reason: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        """The link's JSON object: line, left, right, verdict and counterexample or reason."""
+        out: dict = {"line": self.line, "left": self.left, "right": self.right, "verdict": self.verdict}
+        if self.counterexample is not None:
+            out["counterexample"] = counterexample_json(self.counterexample, self.at)
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One display entry with its verdict (the worst of its links').
+
+    >>> AuditEntry(4, "y = w x + b", FOLLOWS).wrong
+    False
+    """
+
+    line: int
+    latex: str
+    verdict: str
+    links: tuple[LinkVerdict, ...] = ()
+    reason: str = ""
+    defines: str = ""
+    layer: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def wrong(self) -> bool:
+        return self.verdict == WRONG
+
+    @property
+    def counterexample(self) -> Counterexample | None:
+        """The counterexample of the first link that does not follow."""
+        return next((k.counterexample for k in self.links if k.verdict == WRONG), None)
+
+    @property
+    def wrong_link(self) -> LinkVerdict | None:
+        return next((k for k in self.links if k.verdict == WRONG), None)
+
+    def to_json(self) -> dict:
+        """The entry's JSON object of DERIVATIONS.md: line, latex, verdict, links,
+        counterexample, reason, defines."""
+        wrong = self.wrong_link
+        reason = self.reason or next((k.reason for k in self.links if k.verdict == self.verdict and k.reason), "")
+        return {
+            "line": self.line,
+            "latex": self.latex,
+            "verdict": self.verdict,
+            "links": [k.to_json() for k in self.links],
+            "counterexample": None if wrong is None else counterexample_json(wrong.counterexample, wrong.at),
+            "reason": reason,
+            "defines": self.defines,
+        }
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The audit of a document: its entries in order, and the first wrong step.
+
+    >>> Audit("notes.md", ()).first_wrong is None
+    True
+    """
+
+    source: str
+    entries: tuple[AuditEntry, ...]
+    seconds: float = 0.0
+    layers: tuple[tuple[int, str], ...] = field(default=())
+
+    @property
+    def first_wrong(self) -> int | None:
+        """The line of the first entry that does not follow (None when none)."""
+        return next((e.line for e in self.entries if e.wrong), None)
+
+    def counts(self) -> dict[str, int]:
+        """How many entries got each verdict."""
+        out = dict.fromkeys((DEFINITION, FOLLOWS, WRONG, UNKNOWN, NOT_CHECKED, NOT_EQUATION), 0)
+        for e in self.entries:
+            out[e.verdict] += 1
+        return out
+
+    @property
+    def exit_status(self) -> int:
+        """0 every checked entry follows, 1 some does not follow, 3 some unknown/not checked."""
+        counts = self.counts()
+        if counts[WRONG]:
+            return 1
+        return 3 if counts[UNKNOWN] or counts[NOT_CHECKED] else 0
+
+
+def audit(
+    source: str | Path, notation: str | Path | None = None, timeout: float = 60.0, kind: str | None = None
+) -> Audit:
+    r"""Read a derivation document (a path or its text) and decide every entry.
+
+    ``notation`` is a ``--notation`` file; ``timeout`` bounds each link's proof (seconds).
+    An input error (no such file, malformed notation, an unknown layer) raises InputError.
+
+    >>> doc = "```toml symderive\nlayer = 'linear'\n```\n$$y[j] = \\sum_i w[i, j] x[i] + b_j$$\n"
+    >>> a = audit(doc)
+    >>> a.entries[0].verdict, a.first_wrong
+    ('does not follow', 4)
+    """
+    timeout = checked_timeout(timeout)
+    start = time.perf_counter()
+    entries = read_document(source, kind=kind, notation=notation)
+    layers = _LayerCache()
+    decided = tuple(_decided_entry(e, layers, timeout) for e in entries)
+    name = str(source) if isinstance(source, Path) or not _looks_like_text(source) else "the document"
+    return Audit(name, decided, time.perf_counter() - start, _layers_in_force(entries))
+
+
+def _looks_like_text(source: str) -> bool:
+    return "\n" in source or "$" in source
+
+
+def _layers_in_force(entries) -> tuple[tuple[int, str], ...]:
+    out: list[tuple[int, str]] = []
+    for e in entries:
+        if e.layer and (not out or out[-1][1] != e.layer):
+            out.append((e.notation_line, e.layer))
+    return tuple(out)
+
+
+class _LayerCache:
+    """Layers loaded once per audit, each with its Memo (derivations are reused)."""
+
+    def __init__(self):
+        self.layers: dict[str, tuple[Layer, Memo]] = {}
+
+    def get(self, entry: Entry) -> tuple[Layer, Memo]:
+        spec = entry.layer or ""
+        key = str(layer_path(spec, entry.base)) if ("/" in spec or spec.endswith(".toml")) else spec
+        if key not in self.layers:
+            self.layers[key] = (as_layer(key), Memo())
+        return self.layers[key]
+
+
+def _decided_entry(entry: Entry, layers: _LayerCache, timeout: float) -> AuditEntry:
+    start = time.perf_counter()
+    base = dict(line=entry.line, latex=entry.latex, defines=entry.defines, layer=entry.layer)
+    if entry.status == NOT_EQUATION:
+        return AuditEntry(verdict=NOT_EQUATION, **base)
+    if entry.status == DEFINITION:
+        links = tuple(_link_verdict(k, DEFINITION) for k in entry.links)
+        return AuditEntry(verdict=DEFINITION, links=links, **base)
+    if entry.status == NOT_CHECKED:
+        links = tuple(_link_verdict(k, NOT_CHECKED, k.reason or entry.reason) for k in entry.links)
+        return AuditEntry(verdict=NOT_CHECKED, links=links, reason=entry.reason or _first_reason(links), **base)
+    if not entry.layer:
+        reason = "no layer is in force: give one in a notation block (layer = ...) or with --notation"
+        links = tuple(_link_verdict(k, NOT_CHECKED, reason) for k in entry.links)
+        return AuditEntry(verdict=NOT_CHECKED, links=links, reason=reason, **base)
+    layer, memo = layers.get(entry)
+    links = tuple(decide_link(k, layer, entry.assume, timeout, memo) for k in entry.links)
+    verdict = worst(k.verdict for k in links) if links else NOT_CHECKED
+    reason = "" if verdict in (FOLLOWS, WRONG) else _first_reason(links, verdict)
+    return AuditEntry(verdict=verdict, links=links, reason=reason, seconds=time.perf_counter() - start, **base)
+
+
+def _first_reason(links, verdict: str | None = None) -> str:
+    return next((k.reason for k in links if k.reason and (verdict is None or k.verdict == verdict)), "")
+
+
+def _link_verdict(link: Link, verdict: str, reason: str = "") -> LinkVerdict:
+    return LinkVerdict(link.line, link.left, link.right, verdict, reason=reason)
+
+
+def worst(verdicts) -> str:
+    """The worst of some link verdicts (does not follow, unknown, not checked, follows).
+
+    >>> worst(["follows", "unknown", "follows"])
+    'unknown'
+    """
+    seen = set(verdicts)
+    return next(v for v in WORST_FIRST if v in seen)
+
+
+# ---------------------------------------------------------------------------------------
+# one link
+
+_GRADIENT = re.compile(r"^d([A-Za-z_][A-Za-z_0-9]*)(\[[^\[\]]*\])?$")
+
+
+def decide_link(link: Link, layer: Layer, assume=(), timeout: float = 60.0, memo: Memo | None = None) -> LinkVerdict:
+    """The verdict on one read link over ``layer`` (a relation, a definition or not checked).
+
+    >>> from symderive.audit.read import Link
+    >>> decide_link(Link(1, "flip(flip(w))", "w"), as_layer("conv2d")).verdict
+    'follows'
+    """
+    if link.status == DEFINITION:
+        return _link_verdict(link, DEFINITION)
+    if link.status != "relation":
+        return _link_verdict(link, NOT_CHECKED, link.reason)
+    start = time.perf_counter()
+    try:
+        verdict, swapped = _decision(link, layer, tuple(assume), timeout, memo)
+    except InputError as err:
+        return _link_verdict(link, NOT_CHECKED, f"the prover cannot read this step: {err}")
+    except ClaimTimeout:
+        return _link_verdict(link, UNKNOWN, f"timeout (after {timeout:g} s)")
+    except (NotImplementedError, RecursionError, ValueError, TypeError, ArithmeticError) as err:
+        # a limitation of the prover met on this step: said, never guessed
+        return _link_verdict(link, UNKNOWN, f"the prover could not decide this step ({type(err).__name__}: {err})")
+    if isinstance(verdict, str):
+        return _link_verdict(link, UNKNOWN, verdict)
+    return _from_verdict(link, verdict, swapped, time.perf_counter() - start)
+
+
+def _decision(link: Link, layer: Layer, assume: tuple, timeout: float, memo) -> tuple[Verdict | str, bool]:
+    """The prover's verdict on the link (or the reason it is not asked), and whether the
+    sides were swapped to put a gradient on the left."""
+    left, right = link.left, link.right
+    if "diff(" in left or "diff(" in right:
+        return DIFF_REASON, False
+    for swapped, (a, b) in ((False, (left, right)), (True, (right, left))):
+        wrt = _gradient_of(a, layer)
+        if wrt is not None:
+            if _reads_a_gradient(b, layer):
+                return "an equation between two gradients is not decided yet", False
+            return prove(layer, wrt, f"{a} == {b}", assume=assume, timeout=timeout, memo=memo), swapped
+    if _reads_a_gradient(left, layer) or _reads_a_gradient(right, layer):
+        return "a gradient inside a larger expression is not decided yet: write it alone on one side", False
+    condition = _in_range(link, layer)
+    if condition:
+        left, right = f"{condition} * ({left})", f"{condition} * ({right})"
+    return prove_identity(layer, f"{left} == {right}", assume=assume, timeout=timeout), False
+
+
+def _gradient_of(side: str, layer: Layer) -> str | None:
+    """The tensor whose gradient ``side`` is, when it is a gradient (``dw[m, n]``, ``dx``)."""
+    hit = _GRADIENT.match(side.strip())
+    if hit and hit.group(1) in layer.inputs and f"d{hit.group(1)}" not in layer.scope():
+        return hit.group(1)
+    return None
+
+
+def _reads_a_gradient(side: str, layer: Layer) -> bool:
+    names = set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", side))
+    return any(f"d{x}" in names and f"d{x}" not in layer.scope() for x in layer.inputs)
+
+
+def _in_range(link: Link, layer: Layer) -> str:
+    """The 0/1 condition that every free index with a range (DERIVATIONS.md, free indices)
+    is inside it: the link holds where it is 1 (both sides are multiplied by it)."""
+    scope = layer.scope()
+    terms = []
+    for index, tensor, axis in link.index_ranges:
+        name = tensor[1:] if tensor.startswith("d") and tensor[1:] in layer.inputs else tensor
+        if name == "g" and "g" not in scope:
+            continue
+        shape = scope[name].shape if name in scope else None
+        if shape is None or axis >= len(shape):
+            continue
+        terms.append(f"({index} >= 0) * ({index} <= {shape[axis] - 1})")
+    return " * ".join(dict.fromkeys(terms))
+
+
+def _from_verdict(link: Link, verdict: Verdict, swapped: bool, seconds: float) -> LinkVerdict:
+    base = dict(line=link.line, left=link.left, right=link.right, seconds=seconds)
+    if verdict.verdict == PROVED:
+        return LinkVerdict(verdict=FOLLOWS, **base)
+    if verdict.verdict == REFUTED and verdict.counterexample is not None:
+        cex = verdict.counterexample
+        if swapped:
+            cex = _swapped(cex)
+        return LinkVerdict(verdict=WRONG, counterexample=cex, at=_where(link, cex), **base)
+    return LinkVerdict(verdict=UNKNOWN, reason=verdict.reason or "the prover could not decide this step", **base)
+
+
+def _swapped(cex: Counterexample) -> Counterexample:
+    from dataclasses import replace
+
+    return replace(
+        cex,
+        expected=cex.claimed,
+        claimed=cex.expected,
+        expected_shape=cex.claimed_shape,
+        claimed_shape=cex.expected_shape,
+        expected_array=cex.claimed_array,
+        claimed_array=cex.expected_array,
+    )
+
+
+def _where(link: Link, cex: Counterexample) -> str:
+    """The free indices' values at the counterexample, in words (``i = 1, j = 0``)."""
+    if cex.is_shape_mismatch or cex.index is None:
+        return ""
+    named = cex.message.split(";")[0].strip() if cex.message else ""
+    if named and "=" in named:
+        return named
+    hit = _GRADIENT.match(link.left.strip()) or _GRADIENT.match(link.right.strip())
+    names = [n.strip() for n in hit.group(2)[1:-1].split(",")] if hit and hit.group(2) else []
+    if len(names) == len(cex.index):
+        return ", ".join(f"{n} = {v}" for n, v in zip(names, cex.index, strict=True))
+    return f"index {tuple(cex.index)}"
+
+
+def counterexample_json(cex: Counterexample, at: str = "") -> dict:
+    """A counterexample as LANGUAGE.md's JSON, with ``left``/``right`` for the two sides.
+
+    >>> counterexample_json(Counterexample(sizes={"n": 1}, values={}, index=(0,), expected=1, claimed=0))
+    {'sizes': {'n': 1}, 'values': {}, 'index': [0], 'left': 1, 'right': 0}
+    """
+    raw = cex.to_json()
+    out: dict = {"sizes": raw["sizes"]}
+    if cex.is_shape_mismatch:
+        out["left_shape"] = raw["expected_shape"]
+        out["right_shape"] = raw["claimed_shape"]
+        if raw.get("message"):
+            out["message"] = raw["message"]
+        return out
+    out |= {"values": raw["values"], "index": raw["index"], "left": raw["expected"], "right": raw["claimed"]}
+    if at:
+        out["at"] = at
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# text
+
+
+def format_text(result: Audit, show: Callable[[str], str] | None = None) -> str:
+    r"""The audit as DERIVATIONS.md prints it: one line per entry, the counterexample under a
+    wrong one, the first wrong step and a summary line.
+
+    >>> doc = "```toml symderive\nlayer = 'linear'\n```\n$$y[j] = \\sum_i w[j, i] x[i] + b_j$$\n"
+    >>> print(format_text(audit(doc)))  # doctest: +NORMALIZE_WHITESPACE
+    the document: layer linear (notation: line 2)
+      line 4    y[j] = \sum_i w[j, i] x[i] + b_j   follows
+    1 entry: 1 follows
+    """
+    lines = [_heading(result)]
+    width = min(max((len(_one_line(e.latex)) for e in result.entries), default=0), 60)
+    for e in result.entries:
+        latex = _one_line(e.latex)
+        latex = latex if len(latex) <= 60 else latex[:57] + "..."
+        lines.append(f"  line {e.line:<4} {latex:<{width}}   {_verdict_words(e)}")
+        lines.extend(f"            {text}" for text in _details(e))
+    if result.first_wrong is not None:
+        lines.append(f"first wrong step: line {result.first_wrong}")
+    lines.append(summary(result))
+    return "\n".join(lines)
+
+
+def _heading(result: Audit) -> str:
+    if not result.layers:
+        return f"{result.source}: no layer in force"
+    parts = [f"layer {layer} (notation: line {line})" for line, layer in result.layers]
+    return f"{result.source}: " + "; ".join(parts)
+
+
+def _one_line(latex: str) -> str:
+    return " ".join(latex.split())
+
+
+def _verdict_words(e: AuditEntry) -> str:
+    if e.verdict == DEFINITION and e.defines:
+        return f"definition of {e.defines}"
+    return e.verdict
+
+
+def _details(e: AuditEntry) -> list[str]:
+    """The lines under an entry: the counterexample of a wrong link, the reason otherwise."""
+    several = len(e.links) > 1
+    out: list[str] = []
+    for number, k in enumerate(e.links, start=1):
+        label = f"link {number} ({k.left} = {k.right}): " if several else ""
+        if k.verdict == WRONG and k.counterexample is not None:
+            if several:
+                out.append(f"link {number} does not follow: {k.left} = {k.right}")
+            out.extend(_counterexample_lines(k))
+        elif k.verdict in (UNKNOWN, NOT_CHECKED) and (several or not e.reason):
+            out.append(f"{label}{k.verdict}: {k.reason}" if several else k.reason)
+    if e.reason and not several:
+        out.insert(0, e.reason)
+    return out
+
+
+def _counterexample_lines(k: LinkVerdict) -> list[str]:
+    cex = k.counterexample
+    sizes = ", ".join(f"{s}={v}" for s, v in cex.sizes.items())
+    if cex.is_shape_mismatch:
+        return [f"at sizes {sizes}: left shape {cex.expected_shape}, right shape {cex.claimed_shape}"]
+    values = "; ".join(f"{n} = {v}" for n, v in (cex.values or {}).items())
+    first = f"at sizes {sizes}" + (f"; {values}" if values else "")
+    where = f"at {k.at}: " if k.at else ""
+    return [first, f"{where}left {cex.expected}, right {cex.claimed}"]
+
+
+def summary(result: Audit) -> str:
+    """The summary line: how many entries, and how many of each verdict.
+
+    >>> summary(Audit("d", (AuditEntry(1, "a = b", FOLLOWS),)))
+    '1 entry: 1 follows'
+    """
+    counts = result.counts()
+    n = len(result.entries)
+    words = {
+        DEFINITION: ("definition", "definitions"),
+        FOLLOWS: ("follows", "follow"),
+        WRONG: ("does not follow", "do not follow"),
+        UNKNOWN: ("unknown", "unknown"),
+        NOT_CHECKED: ("not checked", "not checked"),
+        NOT_EQUATION: ("not an equation", "not equations"),
+    }
+    parts = [f"{c} {words[v][0] if c == 1 else words[v][1]}" for v, c in counts.items() if c]
+    return f"{n} {'entry' if n == 1 else 'entries'}: " + ", ".join(parts)
