@@ -556,7 +556,62 @@ def _internal_message(exc: Exception) -> str:
     return f"internal error (a bug in symderive): {type(exc).__name__}: {exc}"
 
 
+def _own_claims_wanted(args) -> bool:
+    """Whether ``prove LAYER`` names only a layer: then the layer's own ``[[claims]]`` are proved."""
+    return args.layer is not None and args.claim is None and not args.wrt and args.batch is None
+
+
+def _own_claim_rows(args) -> list[tuple]:
+    """(claim entry, verdict) for every ``[[claims]]`` entry of the layer, each with its own wrt and assume."""
+    from . import prove as prove_api
+
+    if args.assume:
+        raise InputError(
+            "prove LAYER proves the layer's own [[claims]] with their own assumptions; "
+            "--assume goes with --wrt NAME CLAIM",
+            where="prove",
+        )
+    layer = load(args.layer)
+    if not layer.claims:
+        raise InputError(f"layer {layer.name} has no [[claims]]; give --wrt NAME CLAIM", where="prove")
+    loaded = {(args.layer, str(None)): (layer, prove_api.Memo())}
+    return [(c, prove_claim(args.layer, c.wrt, c.claim, c.assume, args.timeout, loaded=loaded)) for c in layer.claims]
+
+
+def own_claims_table(rows) -> str:
+    """The table ``prove LAYER`` prints: claim, wrt, expected, verdict, ok (the verdict is the expected one).
+
+    >>> from symderive.model.layer import KnownClaim
+    >>> print(own_claims_table([(KnownClaim("x", "w.T @ g"), Verdict(PROVED))]))
+    claim    wrt  expected  verdict  ok
+    w.T @ g  x    proved    proved   yes
+    """
+    table = [("claim", "wrt", "expected", "verdict", "ok")]
+    for claim, verdict in rows:
+        extra = f" assuming {', '.join(claim.assume)}" if claim.assume else ""
+        ok = "yes" if verdict.verdict == claim.expect else "NO"
+        table.append((f"{claim.claim}{extra}", claim.wrt, claim.expect, verdict.verdict, ok))
+    widths = [max(len(row[k]) for row in table) for k in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
+
+
+def cmd_prove_own_claims(args, out, err) -> int:
+    """``symderive prove LAYER``: the layer's own claims; 0 when every verdict is the one expected, else 1."""
+    rows = _own_claim_rows(args)
+    if args.json:
+        for claim, verdict in rows:
+            print(strict_json({**verdict.to_json(), "expect": claim.expect}), file=out)
+    else:
+        print(own_claims_table(rows), file=out)
+        for claim, verdict in rows:
+            if verdict.verdict != claim.expect:
+                print(f"\nexpected {claim.expect}:\n{format_verdict(verdict)}", file=out)
+    return EXIT_OK if all(v.verdict == c.expect for c, v in rows) else EXIT_REFUTED
+
+
 def cmd_prove(args, out, err) -> int:
+    if args.identity is None and _own_claims_wanted(args):
+        return cmd_prove_own_claims(args, out, err)
     statuses = []
     for verdict, status in _verdicts(args):
         statuses.append(status)

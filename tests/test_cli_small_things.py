@@ -1,0 +1,99 @@
+"""Small things a user trips on (issue 20, requirement 3), through the command line in process."""
+
+from __future__ import annotations
+
+import pytest
+
+from symderive.cli import main
+
+LAYER = """name = "mylinear"
+
+[inputs]
+x = ["n"]
+w = ["m", "n"]
+
+[output]
+y = "w @ x"
+"""
+
+
+def run(capsys, *argv):
+    status = main(list(argv), prog="symderive")
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def claims_block(wrt: str, claim: str, expect: str | None = None, assume: tuple[str, ...] = ()) -> str:
+    lines = ["", "[[claims]]", f'wrt = "{wrt}"', f"claim = {claim!r}"]
+    if expect:
+        lines.append(f'expect = "{expect}"')
+    if assume:
+        lines.append("assume = [" + ", ".join(f'"{a}"' for a in assume) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The table's rows split on runs of two spaces or more (a claim has single spaces)."""
+    import re
+
+    lines = out.split("\n\n")[0].strip().splitlines()
+    return [re.split(r"\s{2,}", line.strip()) for line in lines]
+
+
+# -- 1. prove LAYER proves the file's own claims ---------------------------------------------------
+def test_prove_layer_file_alone_proves_its_claims_and_prints_a_table(tmp_path, capsys):
+    path = tmp_path / "mylinear.toml"
+    # w.T @ g is the gradient (hand computation: d(sum(g * (w @ x)))/dx = w.T @ g); w @ g is not
+    path.write_text(LAYER + claims_block("x", "w.T @ g") + claims_block("x", "w @ g", expect="refuted"))
+    status, out, err = run(capsys, "prove", str(path))
+    assert status == 0, (out, err)
+    rows = table_rows(out)
+    assert rows[0] == ["claim", "wrt", "expected", "verdict", "ok"]
+    assert rows[1:] == [["w.T @ g", "x", "proved", "proved", "yes"], ["w @ g", "x", "refuted", "refuted", "yes"]]
+
+
+def test_prove_layer_file_alone_exits_1_when_a_verdict_is_not_the_expected_one(tmp_path, capsys):
+    path = tmp_path / "mylinear.toml"
+    # with m == n, w @ g is still not w.T @ g (w need not be symmetric): expecting proved is wrong
+    path.write_text(LAYER + claims_block("x", "w.T @ g") + claims_block("x", "w @ g", assume=("m == n",)))
+    status, out, _ = run(capsys, "prove", str(path))
+    assert status == 1
+    rows = table_rows(out)
+    assert rows[2] == ["w @ g assuming m == n", "x", "proved", "refuted", "NO"]
+    assert "counterexample" in out or "at dx[" in out  # the unexpected verdict is shown
+
+
+def test_prove_layer_file_alone_honours_each_claims_own_assumption(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "mylinear.toml"
+    # w @ g is wrong either way; the counterexample's sizes must satisfy the claim's own assumption
+    path.write_text(LAYER + claims_block("x", "w @ g", expect="refuted", assume=("n == m + 1",)))
+    status, out, _ = run(capsys, "prove", str(path), "--json")
+    assert status == 0
+    [obj] = [json.loads(line) for line in out.strip().splitlines()]
+    assert obj["expect"] == "refuted" and obj["verdict"] == "refuted"
+    sizes = obj["counterexample"]["sizes"]
+    assert sizes["n"] == sizes["m"] + 1
+
+
+def test_prove_layer_without_claims_is_an_input_error(tmp_path, capsys):
+    path = tmp_path / "bare.toml"
+    path.write_text(LAYER)
+    status, _, err = run(capsys, "prove", str(path))
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1 and "[[claims]]" in err
+
+
+def test_prove_layer_alone_with_assume_is_an_input_error(capsys):
+    status, _, err = run(capsys, "prove", "linear", "--assume", "m == n")
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1 and "--assume" in err
+
+
+@pytest.mark.parametrize("layer", ["relu", "linear"])
+def test_prove_builtin_layer_alone_meets_its_expectations(layer, capsys):
+    status, out, _ = run(capsys, "prove", layer)
+    assert status == 0
+    rows = table_rows(out)[1:]
+    assert rows and all(row[-1] == "yes" for row in rows)
