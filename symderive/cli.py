@@ -146,6 +146,7 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="a layer's forward pass in index form", allow_abbrev=False)
     p.add_argument("layer", metavar="LAYER", help="a built-in layer name or a path to a TOML file")
+    p.add_argument("--toml", action="store_true", help="print the layer's file, to copy and change")
     _add_common(p)
 
     p = sub.add_parser("prove", help="prove or refute a gradient claim", allow_abbrev=False)
@@ -681,8 +682,25 @@ def cmd_layers(args, out, err) -> int:
 def cmd_show(args, out, err) -> int:
     from .layer import describe_layer as describe
 
-    print(describe(load(args.layer)), file=out)
+    layer = load(args.layer)
+    if args.toml:
+        print(layer_file_text(layer), end="", file=out)
+        return EXIT_OK
+    print(describe(layer), file=out)
     return EXIT_OK
+
+
+def layer_file_text(layer) -> str:
+    """The text of the file a loaded layer was read from (a built-in layer's TOML file), ending in a newline.
+
+    >>> layer_file_text(load("linear")).startswith('name = "linear"')
+    True
+    """
+    try:
+        text = Path(layer.source).read_text(encoding="utf-8-sig")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read layer file: {getattr(exc, 'strerror', None) or exc}", where=layer.source) from None
+    return text if text.endswith("\n") else text + "\n"
 
 
 def cmd_derive(args, out, err) -> int:

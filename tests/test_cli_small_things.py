@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from symderive.cli import main
+from symderive.model.layer import LAYERS_DIR
 
 LAYER = """name = "mylinear"
 
@@ -97,3 +98,26 @@ def test_prove_builtin_layer_alone_meets_its_expectations(layer, capsys):
     assert status == 0
     rows = table_rows(out)[1:]
     assert rows and all(row[-1] == "yes" for row in rows)
+
+
+# -- 2. show LAYER --toml prints the layer's file -----------------------------------------------------
+@pytest.mark.parametrize("name", ["relu", "conv2d", "batch_norm"])
+def test_show_toml_prints_the_builtin_layers_file(name, capsys):
+    status, out, err = run(capsys, "show", name, "--toml")
+    assert status == 0 and err == ""
+    assert out == (LAYERS_DIR / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def test_show_toml_output_loads_as_the_same_layer(tmp_path, capsys):
+    status, out, _ = run(capsys, "show", "layer_norm", "--toml")
+    assert status == 0
+    copy = tmp_path / "my_layer_norm.toml"
+    copy.write_text(out)
+    assert run(capsys, "show", str(copy))[1] == run(capsys, "show", "layer_norm")[1]
+
+
+def test_show_toml_of_a_layer_file_prints_it(tmp_path, capsys):
+    path = tmp_path / "mylinear.toml"
+    path.write_text(LAYER)
+    status, out, _ = run(capsys, "show", str(path), "--toml")
+    assert status == 0 and out == LAYER
