@@ -197,6 +197,13 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="print the sizes tried and why each was chosen")
     _add_common(p)
 
+    p = sub.add_parser("audit", help="check a derivation document equation by equation", allow_abbrev=False)
+    p.add_argument("document", metavar="DOC.md|DOC.tex")
+    p.add_argument("--notation", metavar="FILE.toml", help="the document's notation, when it has no block of its own")
+    p.add_argument("--json", action="store_true", help="one JSON object per entry")
+    p.add_argument("-o", "--output", metavar="OUT", help="(not available yet)")
+    _add_common(p)
+
     p = sub.add_parser("grade", help="grade a class of backward implementations", allow_abbrev=False)
     p.add_argument("layer", metavar="LAYER")
     p.add_argument("--wrt", required=True, metavar="NAME")
@@ -986,6 +993,22 @@ def _write(path: str, text: str) -> None:
         raise InputError(f"cannot write: {exc.strerror or exc}", where=path) from exc
 
 
+def cmd_audit(args, out, err) -> int:
+    """``symderive audit DOC``: every displayed equation of a derivation document decided
+    (DERIVATIONS.md); exit 0 all follow, 1 some does not follow, 3 some unknown/not checked."""
+    from .audit.check import audit, format_text
+
+    if args.output is not None:
+        raise InputError("audit -o is not available yet: print the audit (text or --json) instead", where="-o")
+    result = audit(args.document, notation=args.notation, timeout=args.timeout)
+    if args.json:
+        for entry in result.entries:
+            print(strict_json(entry.to_json()), file=out)
+    else:
+        print(format_text(result), file=out)
+    return result.exit_status
+
+
 #: commands bounded as a whole by --timeout (prove counts it per claim, check per implementation)
 WHOLE_COMMAND_CLOCK = frozenset({"layers", "show", "derive", "codegen", "report"})
 #: errors of writing the output that are the environment's, not symderive's
@@ -1001,6 +1024,7 @@ COMMANDS = {
     "report": cmd_report,
     "check": cmd_check,
     "grade": cmd_grade,
+    "audit": cmd_audit,
 }
 
 
