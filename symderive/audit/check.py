@@ -255,6 +255,8 @@ def decide_link(link: Link, layer: Layer, assume=(), timeout: float = 60.0, memo
     try:
         verdict, swapped = _decision(link, layer, tuple(assume), timeout, memo)
     except InputError as err:
+        if assume and str(err).startswith("--assume"):
+            return _without_assumptions(link, layer, tuple(assume), timeout, memo, err)
         return _link_verdict(link, NOT_CHECKED, f"the prover cannot read this step: {err}")
     except ClaimTimeout:
         return _link_verdict(link, UNKNOWN, f"timeout (after {timeout:g} s)")
@@ -264,6 +266,25 @@ def decide_link(link: Link, layer: Layer, assume=(), timeout: float = 60.0, memo
     if isinstance(verdict, str):
         return _link_verdict(link, UNKNOWN, verdict)
     return _from_verdict(link, verdict, swapped, time.perf_counter() - start)
+
+
+def _without_assumptions(link: Link, layer: Layer, assume: tuple, timeout: float, memo, err: InputError) -> LinkVerdict:
+    """The link decided without the notation's assumptions when the prover cannot read one
+    (an index-form assumption such as a one-hot target): a proof without them holds with
+    them too, so ``follows`` stays sound; anything else is ``unknown``, since a
+    counterexample found without them may break them."""
+    start = time.perf_counter()
+    why = f"the prover cannot use the assumptions {', '.join(assume)} ({err})"
+    try:
+        verdict, swapped = _decision(link, layer, (), timeout, memo)
+    except (InputError, ClaimTimeout, NotImplementedError, ValueError, TypeError, ArithmeticError) as again:
+        return _link_verdict(link, NOT_CHECKED, f"{why}; without them: {again}")
+    if isinstance(verdict, str):
+        return _link_verdict(link, UNKNOWN, verdict)
+    if verdict.verdict == PROVED:
+        return _from_verdict(link, verdict, swapped, time.perf_counter() - start)
+    found = "it does not hold for every value" if verdict.verdict == REFUTED else verdict.reason
+    return _link_verdict(link, UNKNOWN, f"{why}; without them {found}")
 
 
 def _decision(link: Link, layer: Layer, assume: tuple, timeout: float, memo) -> tuple[Verdict | str, bool]:

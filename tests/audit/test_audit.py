@@ -1,0 +1,313 @@
+"""symderive audit: the verdict on every entry of small derivation documents, in the styles
+people write (subscripts, brackets, parentheses, bounded and unbounded sums, chains, align
+rows, LaTeX files), with the typical mistakes (a dropped term, W for W^T, a sign, a missing
+flip, an off-by-one shift, a sum bound one too far). Every `does not follow` is confirmed
+here by evaluating both sides with hand-written NumPy at the counterexample's sizes and
+values; hostile documents end in clear errors or `not checked`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symderive import cli
+from symderive.audit.check import audit
+from symderive.errors import InputError
+
+LINEAR = "```toml symderive\nlayer = 'linear'\n```\n"
+CONV = "```toml symderive\nlayer = 'conv2d'\n[sizes]\nk_1 = 'kh'\nk_2 = 'kw'\n```\n"
+SOFTMAX_CE = "```toml symderive\nlayer = 'softmax_cross_entropy'\n```\n"
+
+
+def read0(a: np.ndarray, *idx: int) -> float:
+    """``a`` at ``idx``, 0 outside its shape (the documents' reading of an out-of-range read)."""
+    if any(i < 0 or i >= n for i, n in zip(idx, a.shape, strict=True)):
+        return 0.0
+    return float(a[idx])
+
+
+def number(value) -> float:
+    """A counterexample's number (an int, a float, or SymPy's printing of an exact value)."""
+    return float(sp.N(sp.sympify(value))) if isinstance(value, str) else float(value)
+
+
+def arrays(cex) -> dict[str, np.ndarray]:
+    return {k: np.array(v, dtype=float) for k, v in cex.values.items()}
+
+
+def verdicts(result) -> list[tuple[int, str]]:
+    return [(e.line, e.verdict) for e in result.entries]
+
+
+def confirm(entry, left_of, right_of) -> None:
+    """The entry's counterexample, checked by NumPy: both sides there are what it says, and differ."""
+    cex = entry.counterexample
+    assert cex is not None, entry
+    values, index = arrays(cex), tuple(cex.index)
+    left, right = left_of(values, cex.sizes, *index), right_of(values, cex.sizes, *index)
+    assert left == pytest.approx(number(cex.expected)) and right == pytest.approx(number(cex.claimed))
+    assert left != pytest.approx(right)
+
+
+# ---------------------------------------------------------------------------------------
+# a fully connected layer: subscripts, a dropped term, W for W^T, a sign
+
+FC = (
+    LINEAR
+    + r"""
+$$y_j = \sum_i w_{ji} x_i + b_j$$
+
+$$y_j = \sum_i w_{ji} x_i$$
+
+$$\frac{\partial L}{\partial x_i} = \sum_j \frac{\partial L}{\partial y_j} w_{ji}$$
+
+$$\frac{\partial L}{\partial x_i} = \sum_j \frac{\partial L}{\partial y_j} w_{ij}$$
+
+$$\frac{\partial L}{\partial w_{ji}} = -\frac{\partial L}{\partial y_j} x_i$$
+
+$$\frac{\partial L}{\partial w_{ji}} = \frac{\partial L}{\partial y_j} x_i$$
+"""
+)
+
+
+def test_a_fully_connected_derivation_with_its_typical_mistakes():
+    result = audit(FC)
+    assert verdicts(result) == [
+        (5, "follows"),
+        (7, "does not follow"),  # the bias dropped
+        (9, "follows"),
+        (11, "does not follow"),  # w for w^T
+        (13, "does not follow"),  # a sign
+        (15, "follows"),
+    ]
+    assert result.first_wrong == 7
+    e = {x.line: x for x in result.entries}
+    # y_j = sum_i w_ji x_i + b_j, read at j
+    confirm(e[7], lambda v, s, j: read0(v["w"] @ v["x"] + v["b"], j), lambda v, s, j: read0(v["w"] @ v["x"], j))
+    # dL/dx = w^T g; the document's sum_j g_j w_ij
+    confirm(
+        e[11],
+        lambda v, s, i: read0(v["w"].T @ v["g"], i),
+        lambda v, s, i: sum(read0(v["g"], j) * read0(v["w"], i, j) for j in range(-5, 6)),
+    )
+    confirm(
+        e[13],
+        lambda v, s, j, i: read0(np.outer(v["g"], v["x"]), j, i),
+        lambda v, s, j, i: -read0(v["g"], j) * read0(v["x"], i),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# conv2d: brackets, bounded sums, a missing flip, an off-by-one shift
+
+
+def conv_dx(v: dict, p: int, q: int) -> float:
+    """dL/dx of y = correlate(x, w, 'valid') + b, by the chain rule over every output element."""
+    g, w = v["g"], v["w"]
+    return sum(g[i, j] * read0(w, p - i, q - j) for i in range(g.shape[0]) for j in range(g.shape[1]))
+
+
+def conv_sum(v: dict, p: int, q: int, shift: tuple[int, int], sign: int) -> float:
+    """sum_{m, n} g[p + sign*m + shift, ...] w[m, n] over w's shape (the documents' right sides)."""
+    w, g = v["w"], v["g"]
+    return sum(
+        read0(g, p + sign * m + shift[0], q + sign * n + shift[1]) * w[m, n]
+        for m in range(w.shape[0])
+        for n in range(w.shape[1])
+    )
+
+
+CONV_DOC = (
+    CONV
+    + r"""
+$$\frac{\partial L}{\partial x[p, q]} = \sum_{m=0}^{k_1-1} \sum_{n=0}^{k_2-1} \frac{\partial L}{\partial y[p-m, q-n]} w[m, n]$$
+
+$$\frac{\partial L}{\partial x[p, q]} = \sum_{m=0}^{k_1-1} \sum_{n=0}^{k_2-1} \frac{\partial L}{\partial y[p+m, q+n]} w[m, n]$$
+
+$$\frac{\partial L}{\partial x[p, q]} = \sum_{m=0}^{k_1-1} \sum_{n=0}^{k_2-1} \frac{\partial L}{\partial y[p-m+1, q-n]} w[m, n]$$
+"""
+)
+
+
+def test_a_conv_input_gradient_with_a_missing_flip_and_a_shift():
+    result = audit(CONV_DOC)
+    assert verdicts(result) == [(8, "follows"), (10, "does not follow"), (12, "does not follow")]
+    e = {x.line: x for x in result.entries}
+    confirm(e[10], lambda v, s, p, q: conv_dx(v, p, q), lambda v, s, p, q: conv_sum(v, p, q, (0, 0), +1))
+    confirm(e[12], lambda v, s, p, q: conv_dx(v, p, q), lambda v, s, p, q: conv_sum(v, p, q, (1, 0), -1))
+
+
+# ---------------------------------------------------------------------------------------
+# softmax cross-entropy: a sum bound one too far, a sign
+
+
+def softmax(s: np.ndarray) -> np.ndarray:
+    e = np.exp(s - s.max())
+    return e / e.sum()
+
+
+SCE = (
+    SOFTMAX_CE
+    + r"""
+$$L = -\sum_i t_i s_i + \log \sum_{j=0}^{n-1} e^{s_j}$$
+
+$$L = -\sum_i t_i s_i + \log \sum_{j=0}^{n} e^{s_j}$$
+
+$$\frac{\partial L}{\partial s_k} = \frac{e^{s_k}}{\sum_j e^{s_j}} - t_k$$
+
+$$\frac{\partial L}{\partial s_k} = \frac{e^{s_k}}{\sum_j e^{s_j}} + t_k$$
+"""
+)
+
+
+def test_softmax_cross_entropy_with_a_bound_one_too_far_and_a_sign():
+    result = audit(SCE)
+    assert verdicts(result) == [(5, "follows"), (7, "does not follow"), (9, "follows"), (11, "does not follow")]
+    e = {x.line: x for x in result.entries}
+
+    def loss(v, s):
+        return float(-np.sum(v["t"] * np.log(softmax(v["s"]))))
+
+    def one_too_far(v, s):
+        # s_n is read outside s: 0, so e^{s_n} = 1 is one term too many
+        n = len(v["s"])
+        return float(-v["t"] @ v["s"] + np.log(sum(np.exp(read0(v["s"], j)) for j in range(n + 1))))
+
+    confirm(e[7], loss, one_too_far)
+    confirm(
+        e[11],
+        lambda v, s, k: float(softmax(v["s"])[k] - v["t"][k]),
+        lambda v, s, k: float(softmax(v["s"])[k] + v["t"][k]),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# a LaTeX file: align rows as a chain, a definition, parenthesis reads
+
+
+def test_a_latex_chain_whose_second_link_drops_the_flip(tmp_path):
+    doc = tmp_path / "chain.tex"
+    doc.write_text(
+        "\\documentclass{article}\n\\begin{document}\n"
+        "% symderive\n% layer = 'conv2d'\n% [sizes]\n% k_1 = 'kh'\n% k_2 = 'kw'\n% end symderive\n"
+        "\\begin{align}\n"
+        "y(i, j) &= \\sum_{m=0}^{k_1-1} \\sum_{n=0}^{k_2-1} x(i+m, j+n) w(m, n) + b \\\\\n"
+        "&= \\sum_{m=0}^{k_1-1} \\sum_{n=0}^{k_2-1} x(i-m, j-n) w(m, n) + b\n"
+        "\\end{align}\n"
+        "\\end{document}\n",
+        encoding="utf-8",
+    )
+    result = audit(doc)
+    links = [k.verdict for e in result.entries for k in e.links]
+    assert links == ["follows", "does not follow"]
+    wrong = next(e for e in result.entries if e.wrong)
+    assert result.first_wrong == wrong.line == 11
+
+    def corr(v, s, i, j):
+        x, w = v["x"], v["w"]
+        return sum(read0(x, i + m, j + n) * w[m, n] for m in range(w.shape[0]) for n in range(w.shape[1])) + v["b"]
+
+    def conv(v, s, i, j):
+        x, w = v["x"], v["w"]
+        return sum(read0(x, i - m, j - n) * w[m, n] for m in range(w.shape[0]) for n in range(w.shape[1])) + v["b"]
+
+    confirm(wrong, corr, conv)
+
+
+# ---------------------------------------------------------------------------------------
+# what is not decided is said, never guessed
+
+
+def test_a_written_out_derivative_is_unknown_with_the_reason():
+    doc = LINEAR + "\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ji}$$\n"
+    (entry,) = audit(doc).entries
+    assert entry.verdict == "unknown" and "diff(" in entry.reason
+
+
+def test_an_assumption_the_prover_cannot_use_leaves_only_proofs():
+    doc = (
+        "```toml symderive\nlayer = 'softmax_cross_entropy'\nassume = ['t[i] == KroneckerDelta(i, a)']\n"
+        "[indices]\na = 'n'\n```\n"
+        "$$L = -\\sum_i t_i s_i + \\log \\sum_j e^{s_j}$$\n\n$$L = -s_a + \\log \\sum_j e^{s_j}$$\n"
+    )
+    first, second = audit(doc).entries
+    # proved without the one-hot assumption, so proved with it; the second needs it
+    assert first.verdict == "follows"
+    assert second.verdict in ("unknown", "not checked") and "cannot use the assumptions" in second.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("$$y_{j = \\sum_i w_{ji} x_i$$", "unbalanced"),
+        ("$$\\def\\foo{x} y = w \\foo + b$$", "\\def"),
+        ("$$y = " + "(" * 3000 + "x" + ")" * 3000 + "$$", "longer than"),
+        ("$$y = " + "(" * 400 + "x" + ")" * 400 + "$$", ""),
+        ("$$y = w \\otimes x$$", "\\otimes is not defined"),
+        ("$$y_j = w_{j0} x_0 + \\dots + b_j$$", ""),
+    ],
+)
+def test_hostile_displays_are_not_checked_with_a_reason(body, reason):
+    (entry,) = audit(LINEAR + body + "\n", timeout=20).entries
+    assert entry.verdict in ("not checked", "unknown", "does not follow", "follows")
+    if reason:
+        assert entry.verdict == "not checked" and reason in entry.reason
+
+
+def test_a_huge_document_of_prose_is_read_quickly():
+    doc = LINEAR + "Some prose about the layer.\n" * 20000 + "$$y = w x + b$$\n"
+    (entry,) = audit(doc).entries
+    assert entry.verdict == "follows" and entry.line == 20004
+
+
+def test_input_errors_raise_and_exit_2(tmp_path, capsys):
+    with pytest.raises(InputError):
+        audit(tmp_path / "missing.md")
+    with pytest.raises(InputError):
+        audit("```toml symderive\nlayer = 'no_such_layer'\n```\n$$y = x$$\n")
+    bad = tmp_path / "bad.md"
+    bad.write_text("```toml symderive\nlayer = [unclosed\n```\n$$y = x$$\n", encoding="utf-8")
+    latex_input = tmp_path / "input.tex"
+    latex_input.write_text("\\input{/etc/passwd}\n\\[ y = x \\]\n", encoding="utf-8")
+    for argv in (["audit", str(tmp_path / "missing.md")], ["audit", str(bad)], ["audit", str(bad), "-o", "x.pdf"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    status = cli.main(["audit", str(latex_input)])
+    assert status in (2, 3)  # never read as a file, never a crash
+
+
+# ---------------------------------------------------------------------------------------
+# the command line
+
+
+def test_the_command_prints_verdicts_counterexamples_and_the_first_wrong_step(tmp_path, capsys):
+    doc = tmp_path / "fc.md"
+    doc.write_text(LINEAR + "\n$$y_j = \\sum_i w_{ji} x_i + b_j$$\n\n$$y_j = \\sum_i w_{ji} x_i$$\n", encoding="utf-8")
+    assert cli.main(["audit", str(doc)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:2] == ["line", "5"] and out[1].endswith("follows")
+    assert out[2].endswith("does not follow")
+    assert out[3].strip().startswith("at sizes") and "left 1, right 0" in out[4]
+    assert out[-2] == "first wrong step: line 7"
+    assert out[-1] == "2 entries: 1 follows, 1 does not follow"
+    assert cli.main(["audit", str(doc), "--json"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["verdict"] for r in rows] == ["follows", "does not follow"]
+    assert set(rows[1]) == {"line", "latex", "verdict", "links", "counterexample", "reason", "defines"}
+    cex = rows[1]["counterexample"]
+    w, x, b = (np.array(cex["values"][k], dtype=float) for k in ("w", "x", "b"))
+    (j,) = cex["index"]
+    assert cex["left"] == read0(w @ x + b, j) and cex["right"] == read0(w @ x, j)
+
+
+def test_exit_0_when_everything_follows_and_3_when_something_is_not_checked(tmp_path):
+    good = tmp_path / "good.md"
+    good.write_text(LINEAR + "\n$$y = w x + b$$\n", encoding="utf-8")
+    assert cli.main(["audit", str(good)]) == 0
+    partial = tmp_path / "partial.md"
+    partial.write_text(LINEAR + "\n$$y = w x + b$$\n\n$$y = w \\otimes x$$\n", encoding="utf-8")
+    assert cli.main(["audit", str(partial)]) == 3
