@@ -20,6 +20,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -784,7 +785,7 @@ def _report_claims(layer, pairs) -> dict[str, list[str]] | None:
 
 
 def cmd_codegen(args, out, err) -> int:
-    from .codegen import emit_numpy, emit_tests
+    from .codegen import SOLVE_TIMEOUT, emit_numpy, emit_tests, gather_warnings, solved_claims
     from .prove import Memo
 
     for path in (args.output, args.tests):
@@ -812,10 +813,20 @@ def cmd_codegen(args, out, err) -> int:
         verdicts[wrt] = dataclasses.replace(verdict, layer=layer.name)
     if statuses:
         return combined_status(statuses)
-    source = emit_numpy(layer, claims=claims, verdicts=verdicts, memo=memo)
+    # an input with neither claim gets the closed form solve proves (a quarter of --timeout shared
+    # among the inputs), else gather code with a warning on stderr
+    per_input = min(SOLVE_TIMEOUT, args.timeout / (4 * len(layer.differentiable) or 1))
+    claims, verdicts = solved_claims(layer, claims, verdicts, timeout=per_input)
+    for message in gather_warnings(layer, claims):
+        print(_one_line(f"symderive codegen: warning: {message}"), file=err)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # said above, once, as the command line says things
+        source = emit_numpy(layer, claims=claims, verdicts=verdicts, memo=memo, solve_timeout=None)
     # both texts before either file: a failure leaves the module and its tests as they were; the
     # tests' claims are proved once (memo), and the tests check the very functions of the module
-    tests = emit_tests(layer, Path(args.output).stem, claims=claims, memo=memo) if args.tests else None
+    tests = (
+        emit_tests(layer, Path(args.output).stem, claims=claims, memo=memo, solve_timeout=None) if args.tests else None
+    )
     _write(args.output, source)
     print(f"wrote {args.output}", file=out)
     if tests is not None:

@@ -9,12 +9,16 @@ True
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
+import sympy as sp
+
 from . import prove as prove_api
-from .decide.verdict import Verdict
+from .decide.verdict import PROVED, Verdict
 from .emit import codegen as emitter
 from .emit.codegen import ClaimNotProved, CodegenRefusal, NotVectorisable, known_claims
+from .model.layer import as_layer
 
 __all__ = [
     "ClaimNotProved",
@@ -22,8 +26,13 @@ __all__ = [
     "NotVectorisable",
     "emit_numpy",
     "emit_tests",
+    "gather_warnings",
     "known_claims",
+    "solved_claims",
 ]
+
+#: seconds ``solve`` may spend on one input that has no claim (issue 16's budget per input)
+SOLVE_TIMEOUT = 30.0
 
 
 def _prover(memo=None):
@@ -43,27 +52,101 @@ def emit_numpy(
     check: bool = True,
     verdicts: Mapping[str, Verdict] | None = None,
     memo=None,
+    solve_timeout: float | None = SOLVE_TIMEOUT,
 ) -> str:
     """The source of a standalone NumPy module for a layer's forward pass and gradients.
 
     See :func:`symderive.emit.codegen.emit_numpy`; ``memo`` (a :class:`symderive.prove.Memo`)
-    shares proofs with the caller's other calls about this layer object.
+    shares proofs with the caller's other calls about this layer object. An input with
+    neither a given nor a known claim gets the closed form :func:`symderive.search.solve`
+    proves (within ``solve_timeout`` seconds; None: no search); failing that, its derived
+    index form, with a ``UserWarning`` when that code gathers (:func:`gather_warnings`).
 
     >>> "def grad_w" in emit_numpy("linear", claims={"w": "outer(g, x)"})
     True
     """
+    layer = as_layer(layer)
+    if solve_timeout is not None:
+        claims, verdicts = solved_claims(layer, claims, verdicts, timeout=solve_timeout)
+    for message in gather_warnings(layer, claims):
+        warnings.warn(message, UserWarning, stacklevel=2)
     return emitter.emit_numpy(layer, claims, check=check, verdicts=verdicts, prove=_prover(memo))
 
 
 def emit_tests(
-    layer, module_name: str, claims: Mapping[str, str] | None = None, sizes_count: int = 3, memo=None
+    layer,
+    module_name: str,
+    claims: Mapping[str, str] | None = None,
+    sizes_count: int = 3,
+    memo=None,
+    solve_timeout: float | None = SOLVE_TIMEOUT,
 ) -> str:
-    """Pytest tests for an emitted module (see :func:`symderive.emit.codegen.emit_tests`).
+    """Pytest tests for an emitted module (see :func:`symderive.emit.codegen.emit_tests`);
+    inputs without a claim get the closed forms :func:`emit_numpy` emits for them.
 
     >>> "def test_grad_x" in emit_tests("linear", "linear_grads")
     True
     """
+    layer = as_layer(layer)
+    if solve_timeout is not None:
+        claims, _ = solved_claims(layer, claims, timeout=solve_timeout)
     return emitter.emit_tests(layer, module_name, claims, sizes_count=sizes_count, prove=_prover(memo))
+
+
+def solved_claims(
+    layer, claims: Mapping[str, str] | None = None, verdicts: Mapping[str, Verdict] | None = None, *, timeout=30.0
+) -> tuple[dict[str, str], dict[str, Verdict]]:
+    """``claims`` and ``verdicts`` completed with the simplest closed form ``solve`` proves for
+    each differentiable input that has neither a given claim nor a known one.
+
+    A solved claim comes with its proved verdict (the emitter does not prove it again);
+    only one proved under the layer's own assumptions is taken (code holds at every size
+    the layer allows). Claims of any other input are left as they are.
+
+    >>> solved_claims("linear", {"x": "w.T @ g"})[0]
+    {'x': 'w.T @ g'}
+    """
+    from .search import solve
+
+    if claims is not None and not isinstance(claims, Mapping):
+        raise TypeError(f"claims maps input names to claim strings, got {type(claims).__name__}")
+    layer = as_layer(layer)
+    claims, verdicts = dict(claims or {}), dict(verdicts or {})
+    stated = {a.text for a in layer.assumptions}
+    for wrt in layer.differentiable:
+        if wrt in claims or known_claims(layer, wrt):
+            continue
+        result = solve(layer, wrt, max_results=1, timeout=timeout)
+        for found in result.claims:
+            if found.verdict.verdict == PROVED and set(found.verdict.assumptions) <= stated:
+                claims[wrt], verdicts[wrt] = found.claim, found.verdict
+                break
+    return claims, verdicts
+
+
+def gather_warnings(layer, claims: Mapping[str, str] | None = None) -> list[str]:
+    """One message per input whose emitted gradient will be gather code: it has no claim
+    (given or known) and its derived index form gathers; each says the memory the gather takes.
+
+    >>> gather_warnings("linear")
+    []
+    """
+    layer = as_layer(layer)
+    messages = []
+    for wrt in layer.differentiable:
+        if wrt in (claims or {}) or known_claims(layer, wrt):
+            continue
+        size = emitter.gather_bytes(layer, wrt)
+        if size is None:
+            continue
+        typical = emitter.typical_sizes(layer)
+        at = ", ".join(f"{s} = {v}" for s, v in typical.items())
+        mib = float(size.subs(typical)) / 2**20
+        messages.append(
+            f"no closed form found for d{wrt} of layer {layer.name}: emitting its index form as gather code, "
+            f"which builds about {sp.sstr(size)} bytes ({mib:.3g} MiB at {at})"
+        )
+    return messages
 
 
 def __getattr__(name: str):

@@ -446,6 +446,67 @@ def _derived_function(layer, wrt: str) -> Function:
     return Function(f"grad_{wrt}", args, body, doc, expected, helpers)
 
 
+#: every size is this in the gather's memory figure, except a size bounded above by another (a kernel)
+TYPICAL_SIZE, TYPICAL_BOUNDED = 64, 3
+
+
+def gather_bytes(layer, wrt: str) -> sp.Expr | None:
+    """Bytes of the largest array the derived index form's code of ``wrt`` builds, or None when
+    that code does not gather (it then costs what the closed form costs).
+
+    The lowering gives every free index and every summation variable an axis, so a sum at
+    nesting depth d is an array of the output's extents times the ranges of its d sums
+    (float64: 8 bytes an element).
+
+    >>> gather_bytes("linear", "x")
+    8*m*n
+    >>> gather_bytes("conv2d", "x")
+    8*H*W*(H - kh + 1)*(W - kw + 1)
+    """
+    from ..calculus.present import present
+
+    layer = _as_layer(layer)
+    if "_gather" not in _derived_function(layer, wrt).helpers:
+        return None
+    derivation = present(layer, wrt)
+    outer = sp.Mul(*(sp.sympify(d) for d in layer.inputs[wrt]))
+    return 8 * sp.factor(_largest_extent(derivation.gradient, outer, layer))
+
+
+def _largest_extent(expr, outer, layer):
+    # outer * (ranges of the enclosing sums), largest over every sum in expr at typical sizes
+    if isinstance(expr, (sp.Sum, GSum)):
+        outer = outer * sp.Mul(*(sp.simplify(settle_sizes(hi - lo + 1, layer)) for _, lo, hi in expr.limits))
+        expr = expr.function
+    best = outer
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, (sp.Sum, GSum)):
+            inner = _largest_extent(node, outer, layer)
+            if _at_typical(inner, layer) > _at_typical(best, layer):
+                best = inner
+    return best
+
+
+def typical_sizes(layer) -> dict:
+    """Sizes for a memory figure: every size TYPICAL_SIZE, one bounded above by another TYPICAL_BOUNDED.
+
+    >>> sorted((str(k), v) for k, v in typical_sizes("conv2d").items())
+    [('H', 64), ('W', 64), ('kh', 3), ('kw', 3)]
+    """
+    layer = _as_layer(layer)
+    bounded = {
+        c.lhs
+        for c in layer.size_assumptions()
+        if isinstance(c, sp.Le) and isinstance(c.lhs, sp.Symbol) and c.rhs.free_symbols
+    }
+    return {s: (TYPICAL_BOUNDED if s in bounded else TYPICAL_SIZE) for s in layer.sizes}
+
+
+def _at_typical(expr, layer) -> float:
+    value = sp.sympify(expr).subs(typical_sizes(layer))
+    return float(value) if value.is_number else 0.0
+
+
 def index_tensor(expr: sp.Expr, index: tuple, shape) -> Tensor:
     """The tensor whose element at ``idx`` is ``expr`` with ``index`` replaced by ``idx``.
 
