@@ -121,3 +121,56 @@ def test_show_toml_of_a_layer_file_prints_it(tmp_path, capsys):
     path.write_text(LAYER)
     status, out, _ = run(capsys, "show", str(path), "--toml")
     assert status == 0 and out == LAYER
+
+
+# -- 3. assumptions accept = as well as == -----------------------------------------------------------
+SCE = """name = "sce"
+constants = ["t"]
+{assume}
+
+[inputs]
+s = ["n"]
+t = ["n"]
+
+[output]
+L = "-sum(t * log(softmax(s)))"
+"""
+
+
+@pytest.mark.parametrize("assume", ["sum(t) = 1", "sum(t)=1", "sum(t) == 1"])
+def test_a_layer_file_assumption_accepts_a_single_equals(assume, tmp_path, capsys):
+    # by hand: dL/ds = softmax(s) * sum(t) - t, which is softmax(s) - t exactly when sum(t) == 1
+    path = tmp_path / "sce.toml"
+    path.write_text(SCE.format(assume=f'assume = ["{assume}"]'))
+    status, out, _ = run(capsys, "prove", str(path), "--wrt", "s", "softmax(s) - t")
+    assert status == 0, out
+
+
+def test_without_the_equality_the_claim_is_refuted(tmp_path, capsys):
+    path = tmp_path / "sce.toml"
+    path.write_text(SCE.format(assume=""))
+    status, _, _ = run(capsys, "prove", str(path), "--wrt", "s", "softmax(s) - t")
+    assert status == 1
+    status, out, _ = run(capsys, "prove", str(path), "--wrt", "s", "softmax(s) - t", "--assume", "sum(t) = 1")
+    assert status == 0, out
+
+
+def test_assume_with_single_equals_on_the_command_line_is_listed_with_double_equals(capsys):
+    import json
+
+    status, out, _ = run(
+        capsys, "prove", "conv2d", "--wrt", "x", 'convolve(g, w, "full")', "--assume", "kh = H", "--json"
+    )
+    assert status == 0
+    assert json.loads(out)["assumptions"] == ["kh <= H", "kw <= W", "kh == H"]
+
+
+def test_an_error_after_a_single_equals_points_at_the_column_as_written(capsys):
+    status, _, err = run(capsys, "prove", "conv2d", "--wrt", "x", "g", "--assume", "kh = Hx")
+    assert status == 2
+    assert "column 6" in err and "'Hx'" in err  # "kh = Hx": H is the 6th character
+
+
+def test_two_single_equals_are_still_an_input_error(capsys):
+    status, _, err = run(capsys, "prove", "conv2d", "--wrt", "x", "g", "--assume", "kh = H = W")
+    assert status == 2 and len(err.strip().splitlines()) == 1

@@ -1249,6 +1249,8 @@ def parse_assumption(text: str, names, sizes, where: str = "assumption"):
     >>> parse_assumption("sum(t) == 1", {"t": (H,)}, [H]).kind
     'equal'
     """
+    shown = _double_equals(text, keep_columns=False)  # the assumption as listed: kh = H is kh == H
+    text = _double_equals(text)
     tree, lhs, offset = _parse_ast(text, where)
     if lhs is not None:
         raise InputError("an assumption is a comparison (use == for equality)", where=where)
@@ -1266,14 +1268,52 @@ def parse_assumption(text: str, names, sizes, where: str = "assumption"):
         cond = _REL[op](a, b)
         if cond is sp.false or cond == sp.false:
             raise parser.error(f"assumption {text.strip()!r} is never true", tree)
-        return Assumption(text=text, kind="size", cond=cond)
+        return Assumption(text=shown, kind="size", cond=cond)
     lhs_tree, rhs_tree = parser.value(left), parser.value(right)
     for t, node in ((lhs_tree, left), (rhs_tree, right)):
         if isinstance(t, Scalar):
             raise parser.error("an index variable in an assumption", node)
         parser.build(t, node)
     kind = "equal" if op is ast.Eq else "sign"
-    return Assumption(text=text, kind=kind, lhs=lhs_tree, rhs=rhs_tree, rel=_REL_TEXT[op])
+    return Assumption(text=shown, kind=kind, lhs=lhs_tree, rhs=rhs_tree, rel=_REL_TEXT[op])
+
+
+def _double_equals(text: str, keep_columns: bool = True) -> str:
+    """``text`` with a lone ``=`` outside brackets written ``==``: an assumption ``kh = H`` means ``kh == H``.
+
+    With ``keep_columns``, a space beside the ``=`` is taken into the ``==``, so that the
+    columns of error messages past it still point into the text as written.
+
+    >>> _double_equals("kh = H"), _double_equals("kh = H", keep_columns=False), _double_equals("kh=H")
+    ('kh== H', 'kh == H', 'kh==H')
+    >>> _double_equals("sum(t, axis=0) == 1")
+    'sum(t, axis=0) == 1'
+    """
+    import io
+    import tokenize
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return text  # the parser says what is wrong
+    depth, lone = 0, []
+    for tok in tokens:
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+        elif tok.type == tokenize.OP and tok.string == "=" and depth == 0 and tok.start[0] == 1:
+            lone.append(tok.start[1])
+    if len(lone) != 1:
+        return text
+    col = lone[0]
+    if not keep_columns:
+        return text[:col] + "==" + text[col + 1 :]
+    if col > 0 and text[col - 1] == " ":
+        return text[: col - 1] + "==" + text[col + 1 :]
+    if text[col + 1 : col + 2] == " ":
+        return text[:col] + "==" + text[col + 2 :]
+    return text[:col] + "==" + text[col + 1 :]
 
 
 def _mentions_tensor(tree: ast.AST, scope) -> bool:

@@ -419,13 +419,22 @@ def test_assumption_kinds(text, kind):
         assert a.lhs is not None and a.rhs is not None
 
 
+@pytest.mark.parametrize("text", ["H = kh", "H=kh", "  H  = kh "])
+def test_a_single_equals_in_an_assumption_means_equality(text):
+    # claims accept "=", so assumptions do too (issue 20): the condition is H == kh
+    H, kh = size_symbol("H"), size_symbol("kh")
+    a = parse_assumption(text, {"x": (H,)}, [H, kh])
+    assert a.cond == sp.Eq(H, kh)
+    assert "==" in a.text
+
+
 def test_size_assumption_congruence_is_mod():
     H, kh = size_symbol("H"), size_symbol("kh")
     a = parse_assumption("(H + 2 - kh) % 2 == 0", {}, [H, kh])
     assert a.cond == sp.Eq(sp.Mod(H + 2 - kh, 2), 0)
 
 
-@pytest.mark.parametrize("text", ["H * kh >= 1", "H >= q", "H = kh", "H", "1 > 2"])
+@pytest.mark.parametrize("text", ["H * kh >= 1", "H >= q", "H = kh = 1", "H", "1 > 2"])
 def test_bad_assumptions(text):
     H, kh = size_symbol("H"), size_symbol("kh")
     with pytest.raises(InputError):
