@@ -145,6 +145,9 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("layers", help="list the built-in layers", allow_abbrev=False)
     _add_common(p)
 
+    p = sub.add_parser("functions", help="the functions a claim may use", allow_abbrev=False)
+    p.add_argument("name", metavar="NAME", nargs="?", help="one function (as a claim spells it, e.g. F.softplus)")
+
     p = sub.add_parser("show", help="a layer's forward pass in index form", allow_abbrev=False)
     p.add_argument("layer", metavar="LAYER", help="a built-in layer name or a path to a TOML file")
     p.add_argument("--toml", action="store_true", help="print the layer's file, to copy and change")
@@ -687,6 +690,50 @@ def cmd_layers(args, out, err) -> int:
     return EXIT_OK
 
 
+#: the claim syntax that is not an operator of the table: (signature, meaning, example)
+CLAIM_SYNTAX = (
+    ("Sum(body, i, (j, lo, hi), ...)", "SymPy's sum over index variables (bounds as docs/claims.md says)", "Sum(x[i], i)"),
+    ("KroneckerDelta(i, j)", "1 where i == j, else 0", "g[i] * KroneckerDelta(i, j)"),
+)
+
+
+def function_entries() -> list[tuple[str, str, str, str]]:
+    """``(name, signature, meaning, example)`` of every function and constant a claim may use,
+    read from the operator table.
+
+    >>> [e for e in function_entries() if e[0] == "exp"]
+    [('exp', 'exp(x)', 'numpy.exp', 'exp(x)')]
+    """
+    from .core.ops import CONSTANTS, OPERATORS
+
+    entries = [
+        (name, op.signature(), op.library_meaning(), op.example_call())
+        for name, op in OPERATORS.items()
+        if op.by_name
+    ]
+    entries += [(name, name, f"numpy.{name} = {float(value)!r}", f"2 * {name}") for name, value in CONSTANTS.items()]
+    entries += [(sig.partition("(")[0], sig, meaning, example) for sig, meaning, example in CLAIM_SYNTAX]
+    return entries
+
+
+def cmd_functions(args, out, err) -> int:
+    entries = function_entries()
+    if args.name is not None:
+        chosen = [e for e in entries if e[0] == args.name]
+        if not chosen:
+            import difflib
+
+            close = difflib.get_close_matches(args.name, [e[0] for e in entries], n=3, cutoff=0.6)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise InputError(f"unknown function {args.name!r}{hint}; symderive functions lists them")
+        entries = chosen
+    for _, signature, meaning, example in entries:
+        print(signature, file=out)
+        print(f"    {meaning}", file=out)
+        print(f"    e.g. {example}", file=out)
+    return EXIT_OK
+
+
 def cmd_show(args, out, err) -> int:
     from .layer import describe_layer as describe
 
@@ -1027,6 +1074,7 @@ _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, e
 
 COMMANDS = {
     "layers": cmd_layers,
+    "functions": cmd_functions,
     "show": cmd_show,
     "prove": cmd_prove,
     "derive": cmd_derive,

@@ -59,10 +59,28 @@ TORCH = {
     "depthwise_conv2d": lambda t: F.conv2d(t["x"], t["w"], t["b"], groups=3),
     "strided_conv1d": lambda t: F.conv1d(t["x"], t["w"], t["b"], stride=3, padding=1),
     "swish": lambda t: F.silu(t["x"]),
+    "gelu": lambda t: F.gelu(t["x"]),
+    "silu": lambda t: F.silu(t["x"]),
+    "leaky_relu": lambda t: F.leaky_relu(t["x"], negative_slope=0.2),
+    "elu": lambda t: F.elu(t["x"], alpha=0.5),
+    "softplus_beta": lambda t: F.softplus(t["x"], beta=2),
+    "log_partition": lambda t: F.softplus(t["x"]) + torch.logaddexp(t["x"], t["w"]),
+    "std_axis": lambda t: torch.std(t["x"], dim=1, correction=0) ** 2,
 }
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "user_layers"
-EXAMPLES = ("depthwise_conv2d", "strided_conv1d", "swish")
+EXAMPLES = (
+    "depthwise_conv2d",
+    "strided_conv1d",
+    "swish",
+    "gelu",
+    "silu",
+    "leaky_relu",
+    "elu",
+    "softplus_beta",
+    "log_partition",
+    "std_axis",
+)
 
 # sizes per layer, in the order the layer declares them (symderive show LAYER lists them)
 SIZES = {
@@ -132,6 +150,13 @@ SIZES = {
         dict(N=1, C=1, L=6, O=1, k=2),  # 3 divides L + 2 - k
     ],
     "swish": [dict(N=1, D=1), dict(N=3, D=4)],
+    "gelu": [dict(N=1, D=1), dict(N=3, D=4)],
+    "silu": [dict(N=1, D=1), dict(N=3, D=4)],
+    "leaky_relu": [dict(N=1, D=1), dict(N=3, D=4)],
+    "elu": [dict(N=1, D=1), dict(N=3, D=4)],
+    "softplus_beta": [dict(N=1, D=1), dict(N=3, D=4)],
+    "log_partition": [dict(N=1, D=1), dict(N=3, D=4)],
+    "std_axis": [dict(N=1, D=1), dict(N=2, D=3), dict(N=3, D=4)],
 }
 
 LAYERS = sorted(set(SIZES) - set(EXAMPLES)) + list(EXAMPLES)
@@ -148,9 +173,12 @@ def random_values(layer, sizes: dict, rng: np.random.Generator) -> dict:
     """Random inputs (and ``g``) satisfying the layer's tensor assumptions."""
     shapes = cx.input_shapes(layer, sizes)
     values = {n: rng.standard_normal(s) for n, s in shapes.items()}
-    if layer.name == "relu":
-        # half-integers with zeros among them: the kink, where torch's derivative is 0
+    if layer.name in ("relu", "leaky_relu", "elu"):
+        # half-integers with zeros among them: the kink, where torch's derivative is its own (0, slope, alpha)
         values["x"] = rng.integers(-3, 4, size=shapes["x"]) / 2.0
+    if layer.name == "softplus_beta":
+        # both sides of torch's threshold (beta * x > 20), and the threshold itself
+        values["x"] = rng.integers(-24, 25, size=shapes["x"]) / 2.0
     if layer.name == "log_softmax_nll":
         values["t"] = rng.dirichlet(np.ones(shapes["t"][1]), size=shapes["t"][0])
     if layer.name == "sigmoid_bce":

@@ -26,7 +26,7 @@ from ..errors import InputError, InternalError
 from . import ops
 from .assumptions import Assumption
 from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, index_symbol, leaf, size_symbol
-from .ops import FAMILY_PREFIXES, OPERATORS, REFUSED_SPELLINGS, Operator, Param
+from .ops import CONSTANTS, FAMILY_PREFIXES, OPERATORS, REFUSED_SPELLINGS, Operator, Param, row_name
 from .tree import Call, Node, Num, Ref, Scalar, build
 
 #: bounds on what a claim may be, so that hostile text cannot exhaust the machine
@@ -207,6 +207,8 @@ class _Parser:
             return Ref(name)
         if name in self.sizes:
             return Num(self.sizes[name])
+        if name in CONSTANTS:
+            return Num(CONSTANTS[name])
         if name in OPERATORS or name in SYMPY_FUNCTIONS:
             raise self.error(f"function {name!r} used as a value (call it)", node)
         raise self.error(self.unknown_name(node), node)
@@ -228,6 +230,9 @@ class _Parser:
         if node.attr == "T":
             return self.call_op(OPERATORS["transpose"], [self.value(node.value)], {}, node)
         dotted = self.dotted(node)
+        if dotted is not None and dotted.rpartition(".")[0] in FAMILY_PREFIXES["numpy"]:
+            if dotted.rpartition(".")[2] in CONSTANTS:
+                return Num(CONSTANTS[dotted.rpartition(".")[2]])
         if dotted is not None and dotted.split(".")[-1] in OPERATORS:
             raise self.error(f"function {dotted!r} used as a value (call it)", node)
         raise self.error(f"attribute access {self.source(node)!r} is not allowed (only .T)", node)
@@ -381,6 +386,7 @@ class _Parser:
             if root not in {p.split(".")[0] for p in known_prefixes} or root in self.scope:
                 raise self.error(f"method call {self.source(func)}() is not allowed", func)
             raise self.error(f"unknown function {dotted!r}", func)
+        name = row_name(prefix, name)
         op = OPERATORS.get(name)
         if op is None or not op.by_name:
             raise self.error(f"unknown function {dotted!r}" + _did_you_mean(name, _function_names()), func)

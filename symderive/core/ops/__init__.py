@@ -13,14 +13,15 @@ Each operator is registered once, with the four rules everything else reads:
 
 Arguments are described by :class:`Param` in the library's own order and names, so a
 claim may pass them positionally or by keyword exactly as in NumPy, SciPy or PyTorch.
-Modules ``signal``, ``linalg``, ``reduce``, ``elementwise``, ``special`` and ``nn`` fill
+Modules ``signal``, ``linalg``, ``reduce``, ``elementwise``, ``special``, ``nn`` and ``activation`` fill
 the table when this package is imported.
 """
 
 from __future__ import annotations
 
-from . import elementwise, linalg, nn, reduce, signal, special  # noqa: F401  (fill the table)
+from . import activation, elementwise, linalg, nn, reduce, signal, special  # noqa: F401  (fill the table)
 from .table import (
+    CONSTANTS,
     FAMILY_PREFIXES,
     NUMPY_HELPERS,
     OPERATORS,
@@ -33,9 +34,11 @@ from .table import (
     numpy_helper,
     refuse,
     register,
+    row_name,
 )
 
 __all__ = [
+    "CONSTANTS",
     "FAMILY_PREFIXES",
     "NUMPY_HELPERS",
     "OPERATORS",
@@ -48,4 +51,5 @@ __all__ = [
     "numpy_helper",
     "refuse",
     "register",
+    "row_name",
 ]

@@ -1,4 +1,4 @@
-"""NumPy's reductions: ``sum``, ``mean``, ``var``, ``max``/``amax``, ``min``/``amin``.
+"""NumPy's reductions: ``sum``, ``mean``, ``var``, ``std``, ``max``/``amax``, ``min``/``amin``.
 
 ``axis`` is None (every axis), an int or a tuple of ints, negative counting from the
 end; ``keepdims`` keeps reduced axes with length 1. Sums are :class:`~symderive.ir.GSum`
@@ -219,6 +219,16 @@ _register_sum_like(
     "var",
     lambda a, r, i, ddof=0: _variance(a, r, i, sp.sympify(ddof)),
     r"\operatorname{var}%s %s",
+    params_extra=(Param("ddof", "number", default=0),),
+    valid=_variance_valid,
+    algebra="",
+)
+
+
+_register_sum_like(
+    "std",
+    lambda a, r, i, ddof=0: sp.sqrt(_variance(a, r, i, sp.sympify(ddof))),
+    r"\operatorname{std}%s %s",
     params_extra=(Param("ddof", "number", default=0),),
     valid=_variance_valid,
     algebra="",

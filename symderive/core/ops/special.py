@@ -255,5 +255,6 @@ for _name, _family in (("expit", "scipy.special"), ("sigmoid", "sympy")):
             to_latex=lambda x: rf"\sigma\left({x}\right)",
             numpy_helpers=("_floating", "_expit"),
             algebra="elementwise",
+            meaning="1 / (1 + exp(-x)), scipy.special.expit" if _name == "sigmoid" else "",
         )
     )

@@ -86,7 +86,53 @@ class Operator:
     kernel: str = ""
     #: a batched (torch) convolution: how many spatial axes follow its batch and channel axes
     spatial_axes: int = 0
+    #: what it computes, for ``symderive functions`` ("" says: the library function of that name)
+    meaning: str = ""
+    #: a call a claim may contain ("" says: the function of its first parameter, ``exp(x)``)
+    example: str = ""
 
+    def signature(self) -> str:
+        """The call with its parameters and their defaults, as the library spells it.
+
+        >>> OPERATORS["sum"].signature()
+        'sum(a, axis=None, dtype=None, out=None, keepdims=False)'
+        """
+        parts = [p.name if p.required else f"{p.name}={_default_text(p.default)}" for p in self.params]
+        return f"{self.name}({', '.join(parts)})"
+
+    def library_meaning(self) -> str:
+        """What the function computes: its ``meaning``, or the library function it is.
+
+        >>> OPERATORS["exp"].library_meaning()
+        'numpy.exp'
+        """
+        library = {"torch": "torch.nn.functional"}.get(self.family, self.family)
+        return self.meaning or f"{library}.{self.name.rpartition('.')[2]}"
+
+    def example_call(self) -> str:
+        """A call a claim may contain: its ``example``, or the call with its required arguments.
+
+        >>> OPERATORS["exp"].example_call(), OPERATORS["conv2d"].example_call()
+        ('exp(x)', 'conv2d(input, weight)')
+        """
+        if self.example:
+            return self.example
+        args = [_EXAMPLE_ARGS.get(p.kind, p.name) for p in self.params if p.required or p.kind == "tensors"]
+        return f"{self.name}({', '.join(args)})"
+
+
+_EXAMPLE_ARGS = {"tensors": "a, b", "spec": "'ij,jk->ik'"}
+
+
+def _default_text(value) -> str:
+    # the default as a claim writes it: 'full', 1, (1, 1), None, 1/100 as 0.01
+    if isinstance(value, sp.Rational) and not value.is_Integer:
+        return repr(float(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+#: named constants a claim may use (``pi``, ``e``; ``np.pi``, ``np.e``), with NumPy's meaning
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
 
 #: the one registry: name -> Operator
 OPERATORS: dict[str, Operator] = {}
@@ -125,6 +171,19 @@ def refuse(spelling: str, reason: str) -> None:
     'not ours'
     """
     REFUSED_SPELLINGS[spelling] = reason
+
+
+def row_name(prefix: str, name: str) -> str:
+    """The table's name for ``prefix.name``: a row registered under its prefixed spelling
+    (``F.softplus``, torch's, beside SciPy's ``softplus``) or else the bare name.
+
+    >>> row_name("F", "softplus"), row_name("np", "exp")
+    ('F.softplus', 'exp')
+    """
+    for prefixes in FAMILY_PREFIXES.values():
+        if prefix in prefixes and prefixes and f"{prefixes[0]}.{name}" in OPERATORS:
+            return f"{prefixes[0]}.{name}"
+    return name
 
 
 def lookup(name: str) -> Operator:
