@@ -174,3 +174,29 @@ def test_an_error_after_a_single_equals_points_at_the_column_as_written(capsys):
 def test_two_single_equals_are_still_an_input_error(capsys):
     status, _, err = run(capsys, "prove", "conv2d", "--wrt", "x", "g", "--assume", "kh = H = W")
     assert status == 2 and len(err.strip().splitlines()) == 1
+
+
+# -- 4. a lowercase sum with index arguments points to Sum -------------------------------------------
+@pytest.mark.parametrize(
+    ("claim", "names"),
+    [
+        ("dx[j] == sum(w[i, j] * g[i], i)", "i"),
+        ("dx[j] == sum(w[i, j] * g[i], (i, 0, m - 1))", "i"),
+        ("sum(w * g, m, n)", "m, n"),
+    ],
+)
+def test_lowercase_sum_with_index_arguments_points_to_Sum(claim, names, capsys):
+    status, _, err = run(capsys, "prove", "linear", "--wrt", "x", claim)
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert f"Sum(body, {names})" in err and "unknown name" not in err and "dtype" not in err
+
+
+def test_the_Sum_it_points_to_proves(capsys):
+    status, _, _ = run(capsys, "prove", "linear", "--wrt", "x", "dx[j] == Sum(w[i, j] * g[i], i)")
+    assert status == 0
+
+
+def test_numpy_sum_over_an_axis_is_unchanged(capsys):
+    # sum(w, 0)[p] = sum_i w[i, p], not the gradient w.T @ g (at g = 0 the gradient is 0)
+    status, out, _ = run(capsys, "prove", "linear", "--wrt", "x", "sum(w, 0)")
+    assert status == 1 and "refuted" in out

@@ -371,6 +371,8 @@ class _Parser:
                 return self.sum(node)
             if name == "KroneckerDelta":
                 return self.kronecker(node)
+            if name == "sum" and _index_arguments(node):
+                return self.lowercase_sum(node)
             return self.call_named(name, name, node)
         dotted = self.dotted(func) if isinstance(func, ast.Attribute) else None
         if dotted is None:
@@ -401,6 +403,16 @@ class _Parser:
                 func,
             )
         return self.call_named(name, dotted, node)
+
+    def lowercase_sum(self, node: ast.Call) -> Node:
+        """NumPy's ``sum`` where it parses as one; else an error that points to ``Sum`` for an index sum."""
+        try:
+            return self.call_named("sum", "sum", node)
+        except InputError:
+            names = ", ".join(_index_arguments(node))
+            raise self.error(
+                f"sum is NumPy's sum over axes; for an index sum over {names} write Sum(body, {names})", node.func
+            ) from None
 
     def call_named(self, name: str, spelling: str, node: ast.Call) -> Node:
         op = OPERATORS.get(name)
@@ -781,6 +793,23 @@ class _Parser:
         """The Iverson guard of the bare indices whose range is a hull of several reads' ranges."""
         guards = [g for g in guards if g is not None]
         return Iverson(sp.And(*guards)) if guards else sp.S.One
+
+
+def _index_arguments(node: ast.Call) -> list[str]:
+    """The names a ``sum(body, i, (j, lo, hi))`` call gives after its body, as ``Sum`` takes them.
+
+    >>> _index_arguments(ast.parse("sum(x[i], i, (j, 0, n))", mode="eval").body)
+    ['i', 'j']
+    >>> _index_arguments(ast.parse("sum(x, 0)", mode="eval").body)
+    []
+    """
+    names = []
+    for arg in node.args[1:]:
+        target = arg.elts[0] if isinstance(arg, ast.Tuple) and arg.elts else arg
+        if not isinstance(target, ast.Name):
+            return []
+        names.append(target.id)
+    return names
 
 
 def _function_names() -> list[str]:
