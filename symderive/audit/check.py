@@ -210,10 +210,27 @@ def _decided_entry(entry: Entry, layers: _LayerCache, timeout: float) -> AuditEn
         links = tuple(_link_verdict(k, NOT_CHECKED, reason) for k in entry.links)
         return AuditEntry(verdict=NOT_CHECKED, links=links, reason=reason, **base)
     layer, memo = layers.get(entry)
-    links = tuple(decide_link(k, layer, entry.assume, timeout, memo) for k in entry.links)
+    links = _decided_links(entry, layer, timeout, memo)
     verdict = worst(k.verdict for k in links) if links else NOT_CHECKED
     reason = "" if verdict in (FOLLOWS, WRONG) else _first_reason(links, verdict)
     return AuditEntry(verdict=verdict, links=links, reason=reason, seconds=time.perf_counter() - start, **base)
+
+
+def _decided_links(entry: Entry, layer: Layer, timeout: float, memo: Memo) -> tuple[LinkVerdict, ...]:
+    """Every link decided; a link whose two sides are the same text as a side the prover has
+    already read in this entry (``A = B = B``, a chain restating its last side) follows
+    without asking it again."""
+    read: set[str] = set()
+    out = []
+    for k in entry.links:
+        if k.status == "relation" and k.left.strip() == k.right.strip() and k.left.strip() in read:
+            out.append(_link_verdict(k, FOLLOWS))
+            continue
+        verdict = decide_link(k, layer, entry.assume, timeout, memo)
+        if verdict.verdict in (FOLLOWS, WRONG):
+            read |= {k.left.strip(), k.right.strip()}
+        out.append(verdict)
+    return tuple(out)
 
 
 def _first_reason(links, verdict: str | None = None) -> str:
@@ -445,7 +462,8 @@ def _details(e: AuditEntry) -> list[str]:
     several = len(e.links) > 1
     out: list[str] = []
     for number, k in enumerate(e.links, start=1):
-        label = f"link {number} ({k.left} = {k.right}): " if several else ""
+        sides = f" ({k.left} = {k.right})" if k.left or k.right else ""
+        label = f"link {number}{sides}: " if several else ""
         if k.verdict == WRONG and k.counterexample is not None:
             if several:
                 out.append(f"link {number} does not follow: {k.left} = {k.right}")
