@@ -848,6 +848,10 @@ def cmd_codegen(args, out, err) -> int:
         verdict = prove_claim(args.layer, wrt, text, (), args.timeout, loaded=loaded)
         status = verdict_status(verdict)
         if status != EXIT_OK:
+            if verdict.verdict in (REFUTED, UNKNOWN):
+                # what prove would print (the counterexample) says what is wrong with the claim
+                print(format_verdict(verdict), file=out)
+                out.flush()
             detail = verdict.reason or "see symderive prove"
             print(
                 _one_line(

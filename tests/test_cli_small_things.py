@@ -200,3 +200,20 @@ def test_numpy_sum_over_an_axis_is_unchanged(capsys):
     # sum(w, 0)[p] = sum_i w[i, p], not the gradient w.T @ g (at g = 0 the gradient is 0)
     status, out, _ = run(capsys, "prove", "linear", "--wrt", "x", "sum(w, 0)")
     assert status == 1 and "refuted" in out
+
+
+# -- 5. codegen refusing a claim prints its counterexample ---------------------------------------------
+def test_codegen_refusing_a_refuted_claim_prints_its_counterexample_first(tmp_path, capsys):
+    target = tmp_path / "m.py"
+    status, out, err = run(capsys, "codegen", "linear", "--claim", "b", "2 * g", "-o", str(target))
+    assert status == 1 and not target.exists()
+    # what prove prints for the same claim, then the one-line refusal on stderr
+    assert run(capsys, "prove", "linear", "--wrt", "b", "2 * g")[1] == out
+    assert "refuted" in out and "at db[" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "not writing" in lines[0]
+
+
+def test_codegen_of_a_proved_claim_prints_no_verdict(tmp_path, capsys):
+    status, out, _ = run(capsys, "codegen", "linear", "--claim", "b", "g", "-o", str(tmp_path / "m.py"))
+    assert status == 0 and "refuted" not in out and out.startswith("wrote ")
