@@ -311,3 +311,87 @@ def test_exit_0_when_everything_follows_and_3_when_something_is_not_checked(tmp_
     partial = tmp_path / "partial.md"
     partial.write_text(LINEAR + "\n$$y = w x + b$$\n\n$$y = w \\otimes x$$\n", encoding="utf-8")
     assert cli.main(["audit", str(partial)]) == 3
+
+
+# ---------------------------------------------------------------------------------------
+# several notation blocks: a batched linear layer (bounds past the end, a bound one short,
+# W for W^T), then ReLU with indicators; Einstein sums, cases and an exclusion sum
+
+BATCH_RELU = r"""```toml symderive
+layer = "linear_batched"
+```
+
+$$\frac{\partial L}{\partial w_{oi}} = \sum_n \frac{\partial L}{\partial y_{no}} x_{ni}$$
+
+$$\frac{\partial L}{\partial w_{oi}} = \sum_{n=0}^{N} \frac{\partial L}{\partial y_{no}} x_{ni}$$
+
+$$\frac{\partial L}{\partial x_{ni}} = \sum_o \frac{\partial L}{\partial y_{no}} w_{io}$$
+
+$$\frac{\partial L}{\partial b_o} = \sum_{n=1}^{N-1} \frac{\partial L}{\partial y_{no}}$$
+
+```toml symderive
+layer = "relu"
+```
+
+$$\frac{\partial L}{\partial x_{nd}} = \frac{\partial L}{\partial y_{nd}} \mathbb{1}(x_{nd} > 0)$$
+
+$$\frac{\partial L}{\partial x_{nd}} = \frac{\partial L}{\partial y_{nd}} \mathbb{1}(x_{nd} \geq 0)$$
+"""
+
+
+def test_several_notation_blocks_batched_linear_then_relu():
+    result = audit(BATCH_RELU)
+    # a bound past the end reads g outside its shape (0): the second entry still follows
+    assert verdicts(result) == [
+        (5, "follows"),
+        (7, "follows"),
+        (9, "does not follow"),
+        (11, "does not follow"),
+        (17, "follows"),
+        (19, "does not follow"),
+    ]
+    e = {x.line: x for x in result.entries}
+    confirm(
+        e[9],
+        lambda v, s, n, i: read0(v["g"] @ v["w"], n, i),
+        lambda v, s, n, i: sum(read0(v["g"], n, o) * read0(v["w"], i, o) for o in range(-4, 5)),
+    )
+    confirm(
+        e[11],
+        lambda v, s, o: read0(v["g"].sum(axis=0), o),
+        lambda v, s, o: sum(read0(v["g"], n, o) for n in range(1, s["N"])),
+    )
+    # torch.relu's derivative at 0 is 0; the document's indicator x >= 0 says 1
+    confirm(
+        e[19],
+        lambda v, s, n, d: read0(v["g"] * (v["x"] > 0), n, d),
+        lambda v, s, n, d: read0(v["g"] * (v["x"] >= 0), n, d),
+    )
+
+
+SOFTMAX_CASES = r"""```toml symderive
+layer = "linear"
+einstein = true
+```
+
+$$y_j = w_{ji} x_i + b_j$$
+
+```toml symderive
+layer = "softmax_cross_entropy"
+```
+
+$$L = -\sum_i t_i s_i + \left(t_0 + \sum_{k \neq 0} t_k\right) \log \sum_{j} e^{s_j}$$
+
+$$\frac{\partial L}{\partial s_k} = \begin{cases} \frac{e^{s_k}}{\sum_j e^{s_j}} - t_k & \text{if } k = 0 \\ \frac{e^{s_k}}{\sum_j e^{s_j}} + t_k & \text{otherwise} \end{cases}$$
+"""
+
+
+def test_einstein_sums_exclusion_sums_and_cases():
+    result = audit(SOFTMAX_CASES)
+    assert verdicts(result) == [(6, "follows"), (12, "follows"), (14, "does not follow")]
+    (wrong,) = [e for e in result.entries if e.wrong]
+    confirm(
+        wrong,
+        lambda v, s, k: float(softmax(v["s"])[k] - v["t"][k]),
+        lambda v, s, k: float(softmax(v["s"])[k] + (-1 if k == 0 else 1) * v["t"][k]),
+    )
