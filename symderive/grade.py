@@ -11,7 +11,8 @@ size classes passed), the smallest failing case and the wall time; for the class
 counts per status and per named mistake. It renders as text, CSV, Markdown, JSON
 (LANGUAGE.md) and Gradescope's ``results.json``.
 
-``mistake`` is None: no engine yet names what a wrong implementation computes.
+``mistake`` names the wrong formula a submission computes when one of the candidate mistakes
+(:mod:`symderive.checking.mistakes`) matches it at every size (``check`` says the same), else None.
 """
 
 from __future__ import annotations
@@ -390,8 +391,13 @@ def _counterexample(report, hidden: bool) -> dict:
 
 
 def _mistake(report) -> str | None:
-    """The mistake the implementation matches, named; None until a matching engine exists (issue 16)."""
-    return None
+    """The mistake the implementation matches, as ``check`` names it (:mod:`symderive.checking.mistakes`), or None.
+
+    >>> from symderive.checking.check import ImplementationReport
+    >>> _mistake(ImplementationReport(ok=False, impl="f", status="wrong", mistake="your function computes w @ g: w must be transposed"))
+    'your function computes w @ g: w must be transposed'
+    """
+    return report.mistake
 
 
 # -- rendering -------------------------------------------------------------------------------------

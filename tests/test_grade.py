@@ -65,6 +65,17 @@ LINEAR = {
     "wrong_axis": "wrong shape",  # a vector of length m, not n
     "forgot_g": "wrong",
 }
+#: the wrong formula each nameable bug computes, written from the submission (the others name none)
+NO_FLIP = "correlate(g, w, 'full'): the kernel is not flipped (a correlation where the gradient is a convolution)"
+CONV2D_MISTAKES = {
+    "no_flip": NO_FLIP,
+    "pad_off_by_one": "convolve(g, w, 'full') shifted by (1, 1): an off-by-one padding",  # g padded by kh, not kh - 1
+    "same_mode": "convolve(g, w, 'same'): mode 'full', not 'same'",
+    "valid_mode": "convolve(g, w, 'valid'): mode 'full', not 'valid'",
+    "transposed_kernel": "convolve(g, w.T, 'full'): w must not be transposed",
+}
+LINEAR_MISTAKES = {"w_for_wt": "w @ g: w must be transposed"}
+SOFTMAX_CE_MISTAKES = {"sign": "-(softmax(s) - t): the sign is the other way"}  # t - softmax(s)
 SOFTMAX_CE = {
     "stable": "correct",
     "scipy_softmax": "correct",
@@ -126,6 +137,11 @@ def test_the_smallest_failing_case_of_no_flip_is_the_hand_computed_one(conv2d_cl
     assert cx["differing"] == [[0, 0], [0, 1]]
 
 
+def test_the_nameable_bugs_are_named_and_no_other(conv2d_class):
+    named = {r.student: r.mistake for r in conv2d_class.rows if r.mistake}
+    assert named == {k: f"your function computes {v}" for k, v in CONV2D_MISTAKES.items()}
+
+
 def test_a_float32_result_is_reported_with_its_dtype(conv2d_class):
     row = next(r for r in conv2d_class.rows if r.student == "single_precision")
     assert "float32" in row.message
@@ -135,19 +151,23 @@ def test_the_class_summary_counts_every_status(conv2d_class):
     summary = conv2d_class.summary()
     expected = {s: list(CONV2D.values()).count(s) for s in summary["statuses"]}
     assert summary["statuses"] == expected and summary["submissions"] == len(CONV2D)
-    assert summary["mistakes"] == {}
+    assert summary["mistakes"] == {f"your function computes {v}": 1 for v in CONV2D_MISTAKES.values()}
 
 
 @pytest.mark.parametrize(
-    ("folder", "layer", "function", "statuses"),
+    ("folder", "layer", "function", "statuses", "mistakes"),
     [
-        ("linear", "linear", "linear_backward_x", LINEAR),
-        ("softmax_ce", "softmax_cross_entropy", "softmax_ce_backward_s", SOFTMAX_CE),
+        ("linear", "linear", "linear_backward_x", LINEAR, LINEAR_MISTAKES),
+        # the other bugs of this class (log-softmax, no target, s changed in place) are no one-place edit
+        ("softmax_ce", "softmax_cross_entropy", "softmax_ce_backward_s", SOFTMAX_CE, SOFTMAX_CE_MISTAKES),
     ],
 )
-def test_every_row_of_the_other_layers(folder, layer, function, statuses):
+def test_every_row_of_the_other_layers(folder, layer, function, statuses, mistakes):
     result = grade(layer, "s" if layer.startswith("softmax") else "x", function, [str(CLASS / folder)], **FAST)
     assert {r.student: r.status for r in result.rows} == statuses
+    assert {r.student: r.mistake for r in result.rows if r.mistake} == {
+        k: f"your function computes {v}" for k, v in mistakes.items()
+    }
 
 
 # -- the command line -------------------------------------------------------------------------------

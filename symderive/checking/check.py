@@ -70,6 +70,8 @@ SWEEP_MAX_SIZE = 8
 MAX_SHOWN_ELEMENTS = 36
 #: smaller sizes retried after a failure at most (in minimal order)
 MAX_SHRINK_CASES = 60
+#: further sizes of the sweep an implementation is called at before a mistake it matches is named
+MISTAKE_EXTRA_SIZES = 4
 #: the calls of one implementation take at most this many times the per-call timeout in all
 CALL_BUDGET = 5
 #: seconds to load an implementation (the child's imports: NumPy, SciPy, torch), not counted as a call
@@ -113,11 +115,14 @@ class ImplementationReport:
     sizes_tried: list = field(default_factory=list)
     plan_passed: tuple = ()
     dtype: str | None = None
+    #: the wrong formula it computes and why, when a candidate mistake matches it at every size tried
+    mistake: str | None = None
 
     def summary(self) -> str:
-        """One line: the status, where, and what."""
+        """One line: the status, where, and what (and the mistake it matches, if one does)."""
         where = f" at sizes {_fmt_sizes(self.sizes)}" if self.sizes else ""
-        return f"{self.status}{where}" + (f": {self.message}" if self.message else "")
+        mistake = f"; {self.mistake}" if self.mistake else ""
+        return f"{self.status}{where}" + (f": {self.message}" if self.message else "") + mistake
 
     def details(self, max_elements: int | None = MAX_SHOWN_ELEMENTS) -> str:
         """The summary, then the counterexample (inputs, expected, returned, differing elements).
@@ -160,6 +165,7 @@ class ImplementationReport:
             "differing": [list(i) for i in self.differing],
             "message": self.message,
             "sizes_tried": self.sizes_tried,
+            "mistake": self.mistake,
         }
 
 
@@ -1194,11 +1200,18 @@ def _returned(name: str, case: Case, msg: dict, rtol: float, atol: float, tried:
             f"expected shape {_shape_text(case.expected.shape)}",
             tried,
         )
+    return _compare(name, case, _decoded(msg), shape, dtype, rtol, atol, tried)
+
+
+def _decoded(msg: dict) -> np.ndarray | None:
+    """The array a child's answer carries, or None when it carries none (not an array, too large)."""
+    if msg.get("kind") in ("other", "huge") or "shape" not in msg:
+        return None
+    shape, dtype = tuple(msg.get("shape", ())), str(msg.get("dtype"))
     data = msg.get("data", b"")
     wire = np.dtype(np.complex128 if dtype.startswith("complex") else np.float64)
     sent = len(data) == wire.itemsize * math.prod(shape)
-    value = np.frombuffer(data, dtype=wire).reshape(shape) if sent else None
-    return _compare(name, case, value, shape, dtype, rtol, atol, tried)
+    return np.frombuffer(data, dtype=wire).reshape(shape) if sent else None
 
 
 class _Run:
@@ -1217,6 +1230,7 @@ class _Run:
         self.calls = 0
         self.dropped = 0
         self.dtype: str | None = None  # the dtype of the last array returned
+        self.returns: list[tuple] = []  # (case, array returned or None, agreed) per call
 
     def load(self) -> ImplementationReport | None:
         """Start the child and load the implementation: None when loaded, else the failure (InputError: no such function)."""
@@ -1280,7 +1294,10 @@ class _Run:
             text = msg["text"] + _memory_note(msg["text"], s["memory_mb"])
             return _failure(name, _raised_status(msg["text"]), case, text, tried)
         self.dtype = msg.get("dtype") or self.dtype
-        return _returned(name, case, msg, s["rtol"], s["atol"], tried)
+        failure = _returned(name, case, msg, s["rtol"], s["atol"], tried)
+        # what it returned, kept to name the mistake it makes (checking.mistakes)
+        self.returns.append((case, _decoded(msg), failure is None))
+        return failure
 
     def stop(self) -> None:
         """End the child's process group, if one runs."""
@@ -1334,11 +1351,46 @@ def _check_one(run: _Run, cases: CaseCache, every_size: bool = False) -> Impleme
             break
         smaller = run.call(cases.case(sizes), list(tried))
         if smaller is not None:
-            return _with_note(
-                dataclasses.replace(smaller, sizes_tried=list(tried), plan_passed=plan_passed), run.dropped
-            )
+            smaller = dataclasses.replace(smaller, sizes_tried=list(tried), plan_passed=plan_passed)
+            return _with_note(_with_mistake(smaller, run, cases), run.dropped)
         tried.append(sizes)
-    return _with_note(dataclasses.replace(failure, sizes_tried=tried), run.dropped)
+    return _with_note(_with_mistake(dataclasses.replace(failure, sizes_tried=tried), run, cases), run.dropped)
+
+
+def _with_mistake(report: ImplementationReport, run: _Run, cases: CaseCache) -> ImplementationReport:
+    """A wrong result's report with the candidate mistake that matches every answer of the run, if one does.
+
+    A function that raised at some sizes is asked too (``w @ g`` for ``w.T @ g`` raises unless
+    the matrix is square), when it answered wrongly somewhere else.
+    """
+    from .mistakes import matching_mistake
+
+    if report.status not in (WRONG, WRONG_SHAPE, RAISED):
+        return report
+    # the sweep stopped at the first failure: a few more of its sizes before a mistake is named
+    # (small sizes tell few mistakes apart: a kernel of one row is its own flip along the rows)
+    asked = {tuple(sorted(case.sizes.items())) for case, _, _ in run.returns} | {
+        tuple(sorted(report.sizes.items())) if report.sizes else ()
+    }
+    extra = [p.sizes for p in cases.plan if tuple(sorted(p.sizes.items())) not in asked][:MISTAKE_EXTRA_SIZES]
+    for sizes in extra:
+        if run.out_of_time():
+            break
+        run.call(cases.case(sizes), [])
+    evidence = _evidence(run)
+    if all(agreed for _, _, agreed in run.returns):
+        return report  # no wrong answer to explain
+    found = matching_mistake(cases.layer, cases.wrt, evidence)
+    return dataclasses.replace(report, mistake=found.text) if found is not None else report
+
+
+def _evidence(run: _Run) -> list[tuple]:
+    """(sizes, inputs, returned) per answer of the run, those that differ first (they rule out most
+    candidates at once), the smaller first (quicker to evaluate); empty when an answer did not
+    come back (it cannot be compared)."""
+    answers = sorted(run.returns, key=lambda r: (r[2], -1 if r[1] is None else r[1].size))
+    evidence = [(case.sizes, case.inputs, value) for case, value, _ in answers]
+    return [] if any(value is None for _, _, value in evidence) else evidence
 
 
 def _compared_note(run: _Run) -> str:
