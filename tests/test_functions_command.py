@@ -80,7 +80,7 @@ def test_an_unknown_function_in_a_claim_names_close_ones(capsys):
 
 @pytest.mark.parametrize("name", [n for n, op in OPERATORS.items() if op.by_name and op.example])
 def test_a_written_example_is_a_claim_expression_calling_its_function(name):
-    tree = parse_tree(OPERATORS[name].example_call(), {"x": (N,)}, [N])
+    tree = parse_tree(OPERATORS[name].example_call(), {n: (N, N) for n in ("x", "s", "t")}, [N])
     assert _calls(tree) & {name}, name
 
 

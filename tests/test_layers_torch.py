@@ -66,6 +66,8 @@ TORCH = {
     "softplus_beta": lambda t: F.softplus(t["x"], beta=2),
     "log_partition": lambda t: F.softplus(t["x"]) + torch.logaddexp(t["x"], t["w"]),
     "std_axis": lambda t: torch.std(t["x"], dim=1, correction=0) ** 2,
+    "mse_loss": lambda t: F.mse_loss(t["x"], t["t"]),
+    "cross_entropy_probs": lambda t: F.cross_entropy(t["s"], t["t"]),
 }
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "user_layers"
@@ -80,6 +82,8 @@ EXAMPLES = (
     "softplus_beta",
     "log_partition",
     "std_axis",
+    "mse_loss",
+    "cross_entropy_probs",
 )
 
 # sizes per layer, in the order the layer declares them (symderive show LAYER lists them)
@@ -157,6 +161,8 @@ SIZES = {
     "softplus_beta": [dict(N=1, D=1), dict(N=3, D=4)],
     "log_partition": [dict(N=1, D=1), dict(N=3, D=4)],
     "std_axis": [dict(N=1, D=1), dict(N=2, D=3), dict(N=3, D=4)],
+    "mse_loss": [dict(N=1, D=1), dict(N=3, D=4), dict(N=2, D=1)],
+    "cross_entropy_probs": [dict(N=1, K=1), dict(N=3, K=4), dict(N=2, K=1), dict(N=1, K=5)],
 }
 
 LAYERS = sorted(set(SIZES) - set(EXAMPLES)) + list(EXAMPLES)
@@ -179,7 +185,7 @@ def random_values(layer, sizes: dict, rng: np.random.Generator) -> dict:
     if layer.name == "softplus_beta":
         # both sides of torch's threshold (beta * x > 20), and the threshold itself
         values["x"] = rng.integers(-24, 25, size=shapes["x"]) / 2.0
-    if layer.name == "log_softmax_nll":
+    if layer.name in ("log_softmax_nll", "cross_entropy_probs"):
         values["t"] = rng.dirichlet(np.ones(shapes["t"][1]), size=shapes["t"][0])
     if layer.name == "sigmoid_bce":
         values["t"] = rng.random(shapes["t"])

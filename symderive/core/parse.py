@@ -52,10 +52,6 @@ _PRODUCT_CALLS = frozenset(
 EXTRA_REFUSED = {
     "F.pad": "torch's pad takes reversed per-dimension pairs; use numpy's pad",
     "torch.nn.functional.pad": "torch's pad takes reversed per-dimension pairs; use numpy's pad",
-    "F.softmax": "torch's softmax needs dim=; use scipy.special's softmax (axis=)",
-    "torch.nn.functional.softmax": "torch's softmax needs dim=; use scipy.special's softmax (axis=)",
-    "F.log_softmax": "torch's log_softmax needs dim=; use scipy.special's log_softmax (axis=)",
-    "torch.nn.functional.log_softmax": "torch's log_softmax needs dim=; use scipy.special's log_softmax (axis=)",
     "torch.tanh": "torch functions other than torch.nn.functional are not in the table; use tanh",
     "torch.exp": "torch functions other than torch.nn.functional are not in the table; use exp",
 }
@@ -423,7 +419,7 @@ class _Parser:
         for kw in node.keywords:
             if kw.arg is None:
                 raise self.error("**kwargs is not allowed", kw)
-            if kw.arg == "dim":
+            if kw.arg == "dim" and "dim" not in {p.name for p in params}:
                 raise self.error(f"keyword dim= is PyTorch's; {spelling} takes axis=", kw.value)
             if kw.arg in keywords:
                 raise self.error(f"keyword {kw.arg}= given twice", kw.value)

@@ -19,7 +19,7 @@ the table when this package is imported.
 
 from __future__ import annotations
 
-from . import activation, elementwise, linalg, nn, reduce, signal, special  # noqa: F401  (fill the table)
+from . import activation, elementwise, linalg, losses, nn, reduce, signal, special  # noqa: F401  (fill the table)
 from .table import (
     CONSTANTS,
     FAMILY_PREFIXES,
