@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from symderive.clock import ClaimTimeout
@@ -185,10 +185,16 @@ class _LayerCache:
 
     def __init__(self):
         self.layers: dict[str, tuple[Layer, Memo]] = {}
+        #: links already decided in this audit: a document restates equations (Eq. B again)
+        self.decided: dict[tuple, LinkVerdict] = {}
+
+    def key(self, entry: Entry) -> str:
+        """The layer's built-in name or its file's path."""
+        spec = entry.layer or ""
+        return str(layer_path(spec, entry.base)) if ("/" in spec or spec.endswith(".toml")) else spec
 
     def get(self, entry: Entry) -> tuple[Layer, Memo]:
-        spec = entry.layer or ""
-        key = str(layer_path(spec, entry.base)) if ("/" in spec or spec.endswith(".toml")) else spec
+        key = self.key(entry)
         if key not in self.layers:
             self.layers[key] = (as_layer(key), Memo())
         return self.layers[key]
@@ -209,24 +215,29 @@ def _decided_entry(entry: Entry, layers: _LayerCache, timeout: float) -> AuditEn
         reason = "no layer is in force: give one in a notation block (layer = ...) or with --notation"
         links = tuple(_link_verdict(k, NOT_CHECKED, reason) for k in entry.links)
         return AuditEntry(verdict=NOT_CHECKED, links=links, reason=reason, **base)
-    layer, memo = layers.get(entry)
-    links = _decided_links(entry, layer, timeout, memo)
+    links = _decided_links(entry, layers, timeout)
     verdict = worst(k.verdict for k in links) if links else NOT_CHECKED
     reason = "" if verdict in (FOLLOWS, WRONG) else _first_reason(links, verdict)
     return AuditEntry(verdict=verdict, links=links, reason=reason, seconds=time.perf_counter() - start, **base)
 
 
-def _decided_links(entry: Entry, layer: Layer, timeout: float, memo: Memo) -> tuple[LinkVerdict, ...]:
+def _decided_links(entry: Entry, layers: _LayerCache, timeout: float) -> tuple[LinkVerdict, ...]:
     """Every link decided; a link whose two sides are the same text as a side the prover has
     already read in this entry (``A = B = B``, a chain restating its last side) follows
-    without asking it again."""
+    without asking it again, and a link asked before in this audit (same layer, assumptions,
+    sides and ranges) gets the same answer."""
+    layer, memo = layers.get(entry)
     read: set[str] = set()
     out = []
     for k in entry.links:
         if k.status == "relation" and k.left.strip() == k.right.strip() and k.left.strip() in read:
             out.append(_link_verdict(k, FOLLOWS))
             continue
-        verdict = decide_link(k, layer, entry.assume, timeout, memo)
+        key = (layers.key(entry), entry.assume, k.left, k.right, k.index_ranges, k.status, k.reason)
+        if key in layers.decided:
+            verdict = replace(layers.decided[key], line=k.line, seconds=0.0)
+        else:
+            verdict = layers.decided[key] = decide_link(k, layer, entry.assume, timeout, memo)
         if verdict.verdict in (FOLLOWS, WRONG):
             read |= {k.left.strip(), k.right.strip()}
         out.append(verdict)
@@ -366,8 +377,6 @@ def _from_verdict(link: Link, verdict: Verdict, swapped: bool, seconds: float) -
 
 
 def _swapped(cex: Counterexample) -> Counterexample:
-    from dataclasses import replace
-
     return replace(
         cex,
         expected=cex.claimed,
