@@ -114,7 +114,7 @@ def solved_claims(
     claims, verdicts = dict(claims or {}), dict(verdicts or {})
     stated = {a.text for a in layer.assumptions}
     for wrt in layer.differentiable:
-        if wrt in claims or known_claims(layer, wrt):
+        if wrt in claims or _has_known_claim(layer, wrt):
             continue
         result = solve(layer, wrt, max_results=1, timeout=timeout)
         for found in result.claims:
@@ -122,6 +122,11 @@ def solved_claims(
                 claims[wrt], verdicts[wrt] = found.claim, found.verdict
                 break
     return claims, verdicts
+
+
+def _has_known_claim(layer, wrt: str) -> bool:
+    # known_claims' filter without parsing the claims (they are parsed when emitted)
+    return any(c.wrt == wrt and c.expect == PROVED and not c.assume for c in layer.claims)
 
 
 def gather_warnings(layer, claims: Mapping[str, str] | None = None) -> list[str]:
@@ -134,7 +139,7 @@ def gather_warnings(layer, claims: Mapping[str, str] | None = None) -> list[str]
     layer = as_layer(layer)
     messages = []
     for wrt in layer.differentiable:
-        if wrt in (claims or {}) or known_claims(layer, wrt):
+        if wrt in (claims or {}) or _has_known_claim(layer, wrt):
             continue
         size = emitter.gather_bytes(layer, wrt)
         if size is None:

@@ -452,7 +452,8 @@ TYPICAL_SIZE, TYPICAL_BOUNDED = 64, 3
 
 def gather_bytes(layer, wrt: str) -> sp.Expr | None:
     """Bytes of the largest array the derived index form's code of ``wrt`` builds, or None when
-    that code does not gather (it then costs what the closed form costs).
+    that code does not gather or builds nothing larger than its result (no sum: it then costs
+    about what a closed form costs).
 
     The lowering gives every free index and every summation variable an axis, so a sum at
     nesting depth d is an array of the output's extents times the ranges of its d sums
@@ -470,7 +471,8 @@ def gather_bytes(layer, wrt: str) -> sp.Expr | None:
         return None
     derivation = present(layer, wrt)
     outer = sp.Mul(*(sp.sympify(d) for d in layer.inputs[wrt]))
-    return 8 * sp.factor(_largest_extent(derivation.gradient, outer, layer))
+    largest = _largest_extent(derivation.gradient, outer, layer)
+    return None if largest == outer else 8 * sp.factor(largest)
 
 
 def _largest_extent(expr, outer, layer):
