@@ -7,7 +7,7 @@ from symderive.core.ir import size_symbol
 from symderive.core.ops import OPERATORS, Operator, Param
 from symderive.core.parse import parse_tree
 
-N = size_symbol("n")
+N, D = size_symbol("N"), size_symbol("D")
 
 
 def _run(capsys, *argv):
@@ -80,7 +80,8 @@ def test_an_unknown_function_in_a_claim_names_close_ones(capsys):
 
 @pytest.mark.parametrize("name", [n for n, op in OPERATORS.items() if op.by_name and op.example])
 def test_a_written_example_is_a_claim_expression_calling_its_function(name):
-    tree = parse_tree(OPERATORS[name].example_call(), {n: (N, N) for n in ("x", "s", "t")}, [N])
+    names = {"x": (N, D), "s": (N, D), "t": (N, D), "gamma": (D,), "beta": (D,)}
+    tree = parse_tree(OPERATORS[name].example_call(), names, [N, D])
     assert _calls(tree) & {name}, name
 
 

@@ -68,6 +68,7 @@ TORCH = {
     "std_axis": lambda t: torch.std(t["x"], dim=1, correction=0) ** 2,
     "mse_loss": lambda t: F.mse_loss(t["x"], t["t"]),
     "cross_entropy_probs": lambda t: F.cross_entropy(t["s"], t["t"]),
+    "layer_norm_fn": lambda t: F.layer_norm(t["x"], t["x"].shape[-1:], t["gamma"], t["beta"]),
 }
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "user_layers"
@@ -84,6 +85,7 @@ EXAMPLES = (
     "std_axis",
     "mse_loss",
     "cross_entropy_probs",
+    "layer_norm_fn",
 )
 
 # sizes per layer, in the order the layer declares them (symderive show LAYER lists them)
@@ -163,6 +165,7 @@ SIZES = {
     "std_axis": [dict(N=1, D=1), dict(N=2, D=3), dict(N=3, D=4)],
     "mse_loss": [dict(N=1, D=1), dict(N=3, D=4), dict(N=2, D=1)],
     "cross_entropy_probs": [dict(N=1, K=1), dict(N=3, K=4), dict(N=2, K=1), dict(N=1, K=5)],
+    "layer_norm_fn": [dict(N=1, D=1), dict(N=2, D=4), dict(N=3, D=2)],
 }
 
 LAYERS = sorted(set(SIZES) - set(EXAMPLES)) + list(EXAMPLES)

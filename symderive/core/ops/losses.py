@@ -9,6 +9,9 @@ errors.
 
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
 import sympy as sp
 
 from ...errors import InputError
@@ -16,7 +19,7 @@ from ..ir import Tensor
 from .elementwise import broadcast_shapes, elementwise_tensor, normalize_axis
 from .reduce import Reduction, reduced_shape, reduction_tensor, total
 from .special import exp_total
-from .table import Operator, Param, register
+from .table import Operator, Param, numpy_helper, register
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -237,5 +240,87 @@ register(
         meaning="-sum(target * log_softmax(input, class axis)) per sample (class-probability targets), "
         "then the mean over the batch (reduction='mean'), the sum or each ('none')",
         example="cross_entropy(s, t)",
+    )
+)
+
+
+# -- layer_norm ------------------------------------------------------------------------------------
+_EPS = sp.Rational(1, 100000)
+
+
+def _normalized_axes(input_shape, normalized_shape) -> tuple[tuple[int, ...], sp.Boolean]:
+    # the trailing axes normalised, and the condition that their sizes are normalized_shape's
+    dims = tuple(normalized_shape) if isinstance(normalized_shape, tuple | list) else (normalized_shape,)
+    n = len(tuple(input_shape))
+    if not 1 <= len(dims) <= n:
+        raise InputError(f"layer_norm: normalized_shape {list(dims)} does not fit an input of dimension {n}")
+    tail = tuple(input_shape)[n - len(dims) :]
+    same = sp.And(*(sp.Eq(sp.sympify(a), sp.sympify(b)) for a, b in zip(tail, dims, strict=True)))
+    return tuple(range(n - len(dims), n)), same
+
+
+def _layer_norm_definition(input, normalized_shape, weight=None, bias=None, eps=_EPS):
+    from ..ir import from_scalar
+    from .table import OPERATORS
+
+    axes, same = _normalized_axes(input.shape, normalized_shape)
+    call = {name: OPERATORS[name].definition for name in ("mean", "var", "subtract", "divide", "sqrt", "add")}
+    centred = call["subtract"](input, call["mean"](a=input, axis=axes, keepdims=True))
+    spread = call["sqrt"](call["add"](call["var"](a=input, axis=axes, keepdims=True), from_scalar(sp.sympify(eps))))
+    out = call["divide"](centred, spread)
+    if weight is not None:
+        out = OPERATORS["multiply"].definition(out, weight)
+    if bias is not None:
+        out = call["add"](out, bias)
+    return Tensor(shape=out.shape, element=out.element, zero_outside=False, valid=sp.And(out.valid, same))
+
+
+def _layer_norm_shape(input, normalized_shape, weight=None, bias=None, eps=_EPS):
+    _, same = _normalized_axes(input, normalized_shape)
+    shape, valid = broadcast_shapes(input, *(s for s in (weight, bias) if s is not None))
+    return shape, sp.And(valid, same)
+
+
+def _sd_layer_norm(x, k, w, b, eps):
+    """torch.nn.functional.layer_norm over the last k axes (biased variance)."""
+    x = np.asarray(x, dtype=float)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    out = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    if w is not None:
+        out = out * w
+    if b is not None:
+        out = out + b
+    return out
+
+
+numpy_helper("_sd_layer_norm", inspect.getsource(_sd_layer_norm))
+
+
+def _layer_norm_numpy(input, normalized_shape, weight=None, bias=None, eps=_EPS):
+    k = len(normalized_shape) if isinstance(normalized_shape, tuple | list) else 1
+    return f"_sd_layer_norm({input}, {k}, {weight}, {bias}, {float(eps)!r})"
+
+
+register(
+    Operator(
+        name="layer_norm",
+        family="torch",
+        params=(
+            Param("input", "tensor", required=True),
+            Param("normalized_shape", "ints", required=True),
+            Param("weight", "tensor", default=None),
+            Param("bias", "tensor", default=None),
+            Param("eps", "number", default=_EPS),
+        ),
+        definition=_layer_norm_definition,
+        shape_rule=_layer_norm_shape,
+        to_numpy=_layer_norm_numpy,
+        to_latex=lambda input, normalized_shape, weight=None, bias=None, eps=_EPS: (
+            rf"\operatorname{{LayerNorm}}\left({input}\right)"
+        ),
+        numpy_helpers=("_sd_layer_norm",),
+        meaning="(x - mean) / sqrt(var + eps) * weight + bias, mean and biased var over the trailing "
+        "normalized_shape axes",
+        example="layer_norm(x, (D,), gamma, beta)",
     )
 )

@@ -100,3 +100,30 @@ def test_cross_entropy_refuses_what_it_does_not_model(options, message):
     args = {"input": (N, M), "target": (N, M), **options}
     with pytest.raises(InputError, match=message):
         OPERATORS["cross_entropy"].shape_rule(**args)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("normalized", [(K,), (M, K)])
+def test_layer_norm_matches_torch(normalized, affine):
+    op = OPERATORS["layer_norm"]
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(3, 4, 2)) * 2
+    x[0, 0, :] = 1.5  # a constant row: variance 0, only eps keeps it finite
+    tail = tuple(SIZES[str(d)] for d in normalized)
+    w, b = (rng.normal(size=tail), rng.normal(size=tail)) if affine else (None, None)
+    expected = F.layer_norm(_t(x), tail, None if w is None else _t(w), None if b is None else _t(b)).numpy()
+    names = {"x": x} | ({"w": w, "b": b} if affine else {})
+    args = {"weight": leaf("w", normalized), "bias": leaf("b", normalized)} if affine else {}
+    t = op.definition(input=leaf("x", (N, M, K)), normalized_shape=normalized, **args)
+    np.testing.assert_allclose(np.asarray(evaluate(t, SIZES, names), float), expected, rtol=1e-10, atol=1e-12)
+    code = op.to_numpy(input="x", normalized_shape=normalized, **({"weight": "w", "bias": "b"} if affine else {}))
+    np.testing.assert_allclose(_lowered(op, code, names), expected, rtol=1e-10, atol=1e-12)
+    shape, valid = op.shape_rule((N, M, K), normalized, *(((normalized, normalized)) if affine else ()))
+    assert shape == (N, M, K) and valid == sp.true
+
+
+def test_layer_norm_normalized_shape_must_be_the_trailing_sizes():
+    _, valid = OPERATORS["layer_norm"].shape_rule((N, M), (K,))
+    assert valid.subs({M: 3, K: 3}) == sp.true and valid.subs({M: 3, K: 2}) == sp.false
+    with pytest.raises(InputError, match="normalized_shape"):
+        OPERATORS["layer_norm"].shape_rule((N,), (N, M))
