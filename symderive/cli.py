@@ -692,7 +692,11 @@ def cmd_layers(args, out, err) -> int:
 
 #: the claim syntax that is not an operator of the table: (signature, meaning, example)
 CLAIM_SYNTAX = (
-    ("Sum(body, i, (j, lo, hi), ...)", "SymPy's sum over index variables (bounds as docs/claims.md says)", "Sum(x[i], i)"),
+    (
+        "Sum(body, i, (j, lo, hi), ...)",
+        "SymPy's sum over index variables (bounds as docs/claims.md says)",
+        "Sum(x[i], i)",
+    ),
     ("KroneckerDelta(i, j)", "1 where i == j, else 0", "g[i] * KroneckerDelta(i, j)"),
 )
 
@@ -707,9 +711,7 @@ def function_entries() -> list[tuple[str, str, str, str]]:
     from .core.ops import CONSTANTS, OPERATORS
 
     entries = [
-        (name, op.signature(), op.library_meaning(), op.example_call())
-        for name, op in OPERATORS.items()
-        if op.by_name
+        (name, op.signature(), op.library_meaning(), op.example_call()) for name, op in OPERATORS.items() if op.by_name
     ]
     entries += [(name, name, f"numpy.{name} = {float(value)!r}", f"2 * {name}") for name, value in CONSTANTS.items()]
     entries += [(sig.partition("(")[0], sig, meaning, example) for sig, meaning, example in CLAIM_SYNTAX]
