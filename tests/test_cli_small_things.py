@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from symderive.cli import main
@@ -217,3 +219,35 @@ def test_codegen_refusing_a_refuted_claim_prints_its_counterexample_first(tmp_pa
 def test_codegen_of_a_proved_claim_prints_no_verdict(tmp_path, capsys):
     status, out, _ = run(capsys, "codegen", "linear", "--claim", "b", "g", "-o", str(tmp_path / "m.py"))
     assert status == 0 and "refuted" not in out and out.startswith("wrote ")
+
+
+# -- 6. show and derive print no SymPy class names ------------------------------------------------------
+SYMPY_NAMES = ("Piecewise", "Ne(", "Eq(", "Min(", "Max(", "Indexed", "GSum", "ReduceMax", "floor(", "Mod(")
+SHOWN = ["relu", "layer_norm", "batch_norm", "attention", "conv2d_nchw_s2p1", "conv2d_nchw_d2", "avg_pool2d_k2"]
+
+
+def _inputs(name: str) -> list[str]:
+    from symderive.layer import load_layer
+
+    return list(load_layer(name).differentiable)
+
+
+@pytest.mark.parametrize("name", SHOWN)
+def test_show_and_derive_print_no_sympy_class_names(name, capsys):
+    texts = [run(capsys, "show", name)]
+    texts += [run(capsys, "derive", name, "--wrt", wrt) for wrt in _inputs(name)]
+    for status, out, _ in texts:
+        assert status == 0
+        found = [w for w in SYMPY_NAMES if w in out] + re.findall(r"(?<![A-Za-z0-9])_k\w*", out)  # a SymPy dummy
+        assert not found, (found, out)
+
+
+def test_relu_shows_its_guard_in_brackets(capsys):
+    _, out, _ = run(capsys, "show", "relu")
+    assert "y[i0, i1] = [x[i0, i1] > 0]*x[i0, i1]" in out
+
+
+def test_shapes_are_shown_in_layer_file_syntax(capsys):
+    # conv2d with stride 2, padding 1: H_out = (H + 2 - kh) // 2 + 1, as torch documents
+    _, out, _ = run(capsys, "show", "conv2d_nchw_s2p1")
+    assert "output: y [N, O, ((H - kh) // 2) + 2, ((W - kw) // 2) + 2]" in out

@@ -481,10 +481,99 @@ class PlainPrinter(StrPrinter):
     def _print_Defined(self, e):
         return self._print(e.args[0])
 
+    # the layer file's and claim language's spellings, not SymPy's class names
+    def _print_floor(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if not den.is_Integer or den == 1:
+            return super()._print_Function(e)
+        return f"({self._operand(num)} // {den})"
+
+    def _print_ceiling(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if not den.is_Integer or den == 1:
+            return super()._print_Function(e)
+        return f"({self._operand(num + den - 1)} // {den})"
+
+    def _print_Mod(self, e):
+        return f"({self._operand(e.args[0])} % {self._operand(e.args[1])})"
+
+    def _operand(self, e) -> str:
+        text = self._print(e)
+        return f"({text})" if isinstance(e, sp.Add | sp.Mul) else text
+
+    def _print_Relational(self, e):
+        if isinstance(e, sp.Eq | sp.Ne):
+            # [c] != 0 is c, [c] == 0 is not c
+            for guard, other in ((e.lhs, e.rhs), (e.rhs, e.lhs)):
+                if isinstance(guard, Iverson) and other == 0:
+                    cond = guard.args[0] if isinstance(e, sp.Ne) else sp.Not(guard.args[0])
+                    return self._print(cond)
+            op = "==" if isinstance(e, sp.Eq) else "!="
+            return f"{self.parenthesize(e.lhs, PRECEDENCE['Relational'])} {op} {self.parenthesize(e.rhs, PRECEDENCE['Relational'])}"
+        return super()._print_Relational(e)
+
+    def _print_Not(self, e):
+        return f"~({self._print(e.args[0])})"
+
+    def _print_Piecewise(self, e):
+        # the value of each piece under its guard: [x > 0]*x, not Piecewise((x, x > 0), (0, True))
+        terms, before = [], []
+        for value, cond in e.args:
+            guard = sp.And(*[sp.Not(c) for c in before], cond) if cond is not sp.true else sp.And(*[sp.Not(c) for c in before])
+            before.append(cond)
+            if value == 0 or guard is sp.false:
+                continue
+            shown = f"[{self._print(guard)}]" if guard is not sp.true else ""
+            if value == 1 and shown:
+                terms.append(shown)
+            else:
+                text = self.parenthesize(value, PRECEDENCE["Mul"])
+                terms.append(f"{shown}*{text}" if shown else text)
+        return " + ".join(terms) if terms else "0"
+
+    def _print_Min(self, e):
+        return f"min({', '.join(self._print(a) for a in e.args)})"
+
+    def _print_Dummy(self, e):
+        # a bound variable by its name (k), not SymPy's _k
+        return e.name
+
+    def _reduction(self, word: str, e) -> str:
+        lims = ", ".join(f"{self._print(v)}={self._print(lo)}..{self._print(hi)}" for v, lo, hi in e.limits)
+        return f"{word}_{{{lims}}} {self.parenthesize(e.function, PRECEDENCE['Mul'])}"
+
+    def _print_ReduceMax(self, e):  # symderive.core.ops.reduce's classes, found by name
+        return self._reduction("max", e)
+
+    def _print_ReduceMin(self, e):
+        return self._reduction("min", e)
+
+    def _print_Max(self, e):
+        return f"max({', '.join(self._print(a) for a in e.args)})"
+
 
 def plain(expr) -> str:
-    """A one-line readable text form of an index expression (for the command line)."""
-    return PlainPrinter().doprint(expr)
+    """A one-line readable text form of an index expression (for the command line), in the
+    claim language's spellings (``[x > 0]*x``, ``(n - k) // 2``), never SymPy's class names.
+
+    >>> n, x = size_symbol("n"), read("x", (index_symbol("i"),))
+    >>> plain(sp.floor((n - 1) / 2) + 1), plain(sp.Piecewise((x, x > 0), (0, True)))
+    ('((n - 1) // 2) + 1', '[x[i] > 0]*x[i]')
+    """
+    text = PlainPrinter().doprint(expr)
+    return text[1:-1] if _one_group(text) else text
+
+
+def _one_group(text: str) -> bool:
+    """Whether ``text`` is one parenthesised group, ``(a // 2)`` but not ``(a) % (b)``."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    depth = 0
+    for k, c in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth == 0 and k < len(text) - 1:
+            return False
+    return True
 
 
 def held_form(expr: Expr, is_held: Callable[[sp.Basic], bool]) -> tuple[Expr, dict]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from ..core.ir import Defined, GSum, Iverson, in_range
+from ..core.ir import Defined, GSum, Iverson, in_range, plain
 
 
 class Unsupported(ValueError):
@@ -133,7 +133,7 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         return [Term(sp.S.One, (), (guard,), (Factor(name, tuple(expr.indices), True, expr=expr),))]
     if isinstance(expr, sp.Symbol):
         if expr.is_integer:
-            raise Unsupported(f"index variable {expr} used as a value")
+            raise Unsupported(f"index variable {plain(expr)} used as a value")
         return [Term(sp.S.One, (), (), (Factor(expr.name, (), True, expr=expr),))]
     if isinstance(expr, sp.Add):
         return [t for a in expr.args for t in flatten(a, ctx, guards)]
@@ -234,9 +234,9 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
         return [_atom(expr, ctx, guards)]
     if isinstance(expr, sp.Function) or isinstance(expr, sp.Expr):
         if is_integer_expr(expr, ctx):
-            raise Unsupported(f"index expression used as a value: {expr}")
+            raise Unsupported(f"index expression used as a value: {plain(expr)}")
         return [_atom(expr, ctx, guards)]
-    raise Unsupported(f"cannot put {type(expr).__name__} into canonical form")
+    raise Unsupported(f"cannot put {plain(expr)} into canonical form")
 
 
 def merge_indicators(terms: list[Term], ctx: Context) -> list[Term]:
@@ -776,5 +776,5 @@ def atom_pattern(expr, ctx: Context) -> tuple[str, tuple]:
     masked = canon.xreplace(mapping)
     leftover = {s for s in masked.free_symbols if s in outer_syms}
     if leftover:
-        raise Unsupported(f"index variable used as a value inside {expr}")
+        raise Unsupported(f"index variable used as a value inside {plain(expr)}")
     return sp.srepr(masked), tuple(args)

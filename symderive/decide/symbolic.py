@@ -249,7 +249,7 @@ def _coefficient_basis(c: sp.Expr) -> dict:
     for term in sp.Add.make_args(sp.expand(c)):
         coeff, mono = term.as_coeff_Mul()
         if not coeff.is_Rational:
-            raise Unsupported(f"non-rational coefficient {term}")
+            raise Unsupported(f"non-rational coefficient {plain(term)}")
         out[mono] += coeff
     return out
 
@@ -342,12 +342,12 @@ def _count_one(v, guards, ctx: domains.Z3Context):
     for g in guards:
         for a in sp.And.make_args(g):
             if not isinstance(a, sp.Rel) or isinstance(a, sp.Eq | sp.Ne):
-                raise Unsupported(f"cannot count the points of {a}")
+                raise Unsupported(f"cannot count the points of {plain(a)}")
             diff = sp.expand(a.lhs - a.rhs)
             c = diff.coeff(v)
             rest = sp.expand(diff - c * v)
             if c not in (1, -1) or rest.has(v):
-                raise Unsupported(f"cannot count the points of {a}")
+                raise Unsupported(f"cannot count the points of {plain(a)}")
             # c*v + rest  (rel) 0
             op = a.rel_op
             bound = sp.expand(-rest / c)

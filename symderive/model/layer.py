@@ -895,7 +895,7 @@ def describe_layer(layer: Layer) -> str:
     lines.append("inputs:")
     for n, shape in layer.inputs.items():
         note = "  (constant)" if n in layer.constants else ""
-        lines.append(f"  {n} [{', '.join(sp.sstr(d) for d in shape)}]{note}")
+        lines.append(f"  {n} [{', '.join(plain(d) for d in shape)}]{note}")
     lines.append(f"sizes: {', '.join(str(s) for s in layer.sizes) or '(none)'} (each >= 1)")
     if layer.assumptions:
         lines.append("assumptions:")
@@ -903,7 +903,7 @@ def describe_layer(layer: Layer) -> str:
     if layer.constants:
         lines.append(f"constants: {', '.join(layer.constants)}")
     facts = layer.size_assumptions()
-    out_shape = ", ".join(sp.sstr(_readable(d, facts)) for d in layer.forward.shape)
+    out_shape = ", ".join(plain(_readable(d, facts)) for d in layer.forward.shape)
     kind = "loss" if layer.is_loss else "output"
     lines.append(f"{kind}: {layer.output} [{out_shape}]")
     if layer.forward_tree is not None:
@@ -916,7 +916,7 @@ def describe_layer(layer: Layer) -> str:
     lines.append(f"  {left} = {plain(element)}")
     if idx:
         ranges = ", ".join(
-            f"0 <= {i} <= {sp.sstr(_readable(d - 1, facts))}" for i, d in zip(idx, layer.forward.shape, strict=False)
+            f"0 <= {i} <= {plain(_readable(d - 1, facts))}" for i, d in zip(idx, layer.forward.shape, strict=False)
         )
         lines.append(f"  for {ranges}")
     if not layer.is_loss:
