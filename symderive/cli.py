@@ -756,7 +756,9 @@ def layer_file_text(layer) -> str:
     try:
         text = Path(layer.source).read_text(encoding="utf-8-sig")
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read layer file: {getattr(exc, 'strerror', None) or exc}", where=layer.source) from None
+        raise InputError(
+            f"cannot read layer file: {getattr(exc, 'strerror', None) or exc}", where=layer.source
+        ) from None
     return text if text.endswith("\n") else text + "\n"
 
 

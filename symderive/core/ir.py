@@ -519,7 +519,11 @@ class PlainPrinter(StrPrinter):
         # the value of each piece under its guard: [x > 0]*x, not Piecewise((x, x > 0), (0, True))
         terms, before = [], []
         for value, cond in e.args:
-            guard = sp.And(*[sp.Not(c) for c in before], cond) if cond is not sp.true else sp.And(*[sp.Not(c) for c in before])
+            guard = (
+                sp.And(*[sp.Not(c) for c in before], cond)
+                if cond is not sp.true
+                else sp.And(*[sp.Not(c) for c in before])
+            )
             before.append(cond)
             if value == 0 or guard is sp.false:
                 continue
