@@ -456,7 +456,32 @@ def keep_domains(result: Expr, *operands: Expr) -> Expr:
     return defined(result, sp.And(*(_part_condition(p) for p in lost)))
 
 
-class PlainPrinter(StrPrinter):
+class IntegerDivisionPrinting:
+    """Printer methods for ``floor``, ``ceiling`` and ``Mod`` in the layer file's and claim
+    language's spellings (``n // 2``, ``n % 2``), not SymPy's class names; mixed into the plain
+    printer and the layer file's size printer."""
+
+    def _print_floor(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if not den.is_Integer or den == 1:
+            return super()._print_Function(e)
+        return f"({self._operand(num)} // {den})"
+
+    def _print_ceiling(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if not den.is_Integer or den == 1:
+            return super()._print_Function(e)
+        return f"({self._operand(num + den - 1)} // {den})"
+
+    def _print_Mod(self, e):
+        return f"({self._operand(e.args[0])} % {self._operand(e.args[1])})"
+
+    def _operand(self, e) -> str:
+        text = self._print(e)
+        return f"({text})" if isinstance(e, sp.Add | sp.Mul) else text
+
+
+class PlainPrinter(IntegerDivisionPrinting, StrPrinter):
     """Index expressions as a reader writes them: ``Sum_{i=0..n-1} [i <= p] x[i]``.
 
     >>> i, n = index_symbol("i"), size_symbol("n")
@@ -480,26 +505,6 @@ class PlainPrinter(StrPrinter):
 
     def _print_Defined(self, e):
         return self._print(e.args[0])
-
-    # the layer file's and claim language's spellings, not SymPy's class names
-    def _print_floor(self, e):
-        num, den = sp.fraction(sp.together(e.args[0]))
-        if not den.is_Integer or den == 1:
-            return super()._print_Function(e)
-        return f"({self._operand(num)} // {den})"
-
-    def _print_ceiling(self, e):
-        num, den = sp.fraction(sp.together(e.args[0]))
-        if not den.is_Integer or den == 1:
-            return super()._print_Function(e)
-        return f"({self._operand(num + den - 1)} // {den})"
-
-    def _print_Mod(self, e):
-        return f"({self._operand(e.args[0])} % {self._operand(e.args[1])})"
-
-    def _operand(self, e) -> str:
-        text = self._print(e)
-        return f"({text})" if isinstance(e, sp.Add | sp.Mul) else text
 
     def _print_Relational(self, e):
         if isinstance(e, sp.Eq | sp.Ne):

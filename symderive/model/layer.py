@@ -19,7 +19,7 @@ from sympy.printing.str import StrPrinter
 
 from ..core import domains
 from ..core.assumptions import Assumption
-from ..core.ir import Tensor, fresh_indices, leaf, plain
+from ..core.ir import IntegerDivisionPrinting, Tensor, fresh_indices, leaf, plain
 from ..core.ops import OPERATORS
 from ..core.tree import Call, Node, Num, Ref
 from ..errors import InputError
@@ -617,28 +617,9 @@ def _at(sizes: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items())
 
 
-class _SizePrinter(StrPrinter):
+class _SizePrinter(IntegerDivisionPrinting, StrPrinter):
     """Size expressions as a layer file spells them: ``n // 2`` and ``n % 2``, not
     ``floor(n/2)`` and ``Mod(n, 2)`` (which a layer file does not accept)."""
-
-    def _print_floor(self, e):
-        num, den = sp.fraction(sp.together(e.args[0]))
-        if not den.is_Integer or den == 1:
-            return super()._print_Function(e)
-        return f"({self._operand(num)} // {den})"
-
-    def _print_ceiling(self, e):
-        num, den = sp.fraction(sp.together(e.args[0]))
-        if not den.is_Integer or den == 1:
-            return super()._print_Function(e)
-        return f"({self._operand(num + den - 1)} // {den})"
-
-    def _print_Mod(self, e):
-        return f"({self._operand(e.args[0])} % {self._print(e.args[1])})"
-
-    def _operand(self, e) -> str:
-        text = self._print(e)
-        return f"({text})" if isinstance(e, sp.Add | sp.Mul) else text
 
 
 def size_text(expr) -> str:
