@@ -213,9 +213,12 @@ def matching_mistake(layer, wrt: str, evidence: Sequence[tuple[dict, dict, np.nd
     from ..model.layer import as_layer
 
     layer = as_layer(layer)
-    evidence = [(s, i, np.asarray(r, dtype=float)) for s, i, r in evidence if r is not None]
-    if not evidence:
+    answers = [(s, i, np.asarray(r)) for s, i, r in evidence if r is not None]
+    if not answers or any(np.iscomplexobj(r) and np.any(np.imag(r) != 0) for _, _, r in answers):
+        # a complex answer matches no real formula: casting it to float would drop its
+        # imaginary part and name a formula the function does not compute
         return None
+    evidence = [(s, i, np.asarray(np.real(r), dtype=float)) for s, i, r in answers]
     for candidate in candidate_mistakes(layer, wrt):
         if _matches(layer, candidate, evidence):
             return Mistake(candidate.computes, candidate.why)
