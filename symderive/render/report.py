@@ -1,5 +1,5 @@
 # ruff: noqa: UP031  (percent formatting: LaTeX braces would all double in str.format/f-strings)
-"""Reports: a layer's derivations and verdicts as LaTeX (and PDF), like the seeds.
+"""Reports: a layer's derivations and verdicts as LaTeX (and PDF), like the hand derivations in examples/derivations/
 
 The Python side turns a layer, its derivations and verdicts into plain data whose math
 is already LaTeX (from :class:`ReportPrinter`, a SymPy ``LatexPrinter``, or the

@@ -366,7 +366,7 @@ class Space:
             code = compile(code, "<tree>", "eval")
         try:
             with np.errstate(all="ignore"):
-                value = eval(code, self._helpers, names)  # noqa: S307  (code from the operator table)
+                value = eval(code, self._helpers, names)  # noqa: S307  (lowered by the operator table: validated names, numbers, the table's own mode strings)
         except Exception:  # noqa: BLE001  (a library refusing the operands: not shape-correct)
             return None
         value = np.asarray(value, dtype=float) if not isinstance(value, np.ndarray) or value.dtype != float else value
