@@ -366,6 +366,24 @@ def _latex(symbol: str, mode: str, in1: str, in2: str) -> str:
     return rf"\left({in1} \mathbin{{{symbol}_{{\mathrm{{{mode}}}}}}} {in2}\right)"
 
 
+def _register_signal(name: str, params: tuple, definition, shape_rule, to_numpy, to_latex) -> Operator:
+    """Register one of scipy.signal's correlations/convolutions: bilinear, kernel in ``in2``."""
+    return register(
+        Operator(
+            name=name,
+            family="scipy.signal",
+            params=params,
+            definition=definition,
+            shape_rule=shape_rule,
+            to_numpy=to_numpy,
+            to_latex=to_latex,
+            numpy_helpers=HELPERS,
+            algebra="bilinear",
+            kernel="in2",
+        )
+    )
+
+
 def _register_nd(name: str, flip: bool) -> Operator:
     symbol = r"\ast" if flip else r"\star"
 
@@ -389,20 +407,7 @@ def _register_nd(name: str, flip: bool) -> Operator:
         Param("mode", "str", default="full", choices=MODES),
         Param("method", "str", default="auto", choices=METHODS),
     )
-    return register(
-        Operator(
-            name=name,
-            family="scipy.signal",
-            params=params,
-            definition=definition,
-            shape_rule=shape_rule,
-            to_numpy=to_numpy,
-            to_latex=to_latex,
-            numpy_helpers=HELPERS,
-            algebra="bilinear",
-            kernel="in2",
-        )
-    )
+    return _register_signal(name, params, definition, shape_rule, to_numpy, to_latex)
 
 
 def _check_method(op: str, method) -> None:
@@ -436,20 +441,7 @@ def _register_2d(name: str, flip: bool) -> Operator:
         Param("boundary", "str", default="fill", choices=("fill", "wrap", "symm")),
         Param("fillvalue", "number", default=0),
     )
-    return register(
-        Operator(
-            name=name,
-            family="scipy.signal",
-            params=params,
-            definition=definition,
-            shape_rule=shape_rule,
-            to_numpy=to_numpy,
-            to_latex=to_latex,
-            numpy_helpers=HELPERS,
-            algebra="bilinear",
-            kernel="in2",
-        )
-    )
+    return _register_signal(name, params, definition, shape_rule, to_numpy, to_latex)
 
 
 _register_nd("correlate", flip=False)
