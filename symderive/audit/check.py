@@ -32,10 +32,6 @@ DEFINITION, FOLLOWS, WRONG = "definition", "follows", "does not follow"
 UNKNOWN, NOT_CHECKED, NOT_EQUATION = "unknown", "not checked", "not an equation"
 #: an entry's verdict is the worst of its links' (DERIVATIONS.md), worst first
 WORST_FIRST = (WRONG, UNKNOWN, NOT_CHECKED, FOLLOWS, DEFINITION)
-DIFF_REASON = (
-    "a derivative written out (diff(...)) is not decided yet: the prover takes gradients of the loss "
-    "(dx[...]) and identities between forward expressions"
-)
 
 
 @dataclass(frozen=True)
@@ -319,16 +315,14 @@ def _decision(link: Link, layer: Layer, assume: tuple, timeout: float, memo) -> 
     """The prover's verdict on the link (or the reason it is not asked), and whether the
     sides were swapped to put a gradient on the left."""
     left, right = link.left, link.right
-    if "diff(" in left or "diff(" in right:
-        return DIFF_REASON, False
+    written_out = "diff(" in left or "diff(" in right
     for swapped, (a, b) in ((False, (left, right)), (True, (right, left))):
         wrt = _gradient_of(a, layer)
-        if wrt is not None:
-            if _reads_a_gradient(b, layer):
-                return "an equation between two gradients is not decided yet", False
+        if wrt is not None and not written_out and not _reads_a_gradient(b, layer):
+            # a gradient alone on one side: the prover's own derivation (remembered per layer)
             return prove(layer, wrt, f"{a} == {b}", assume=assume, timeout=timeout, memo=memo), swapped
-    if _reads_a_gradient(left, layer) or _reads_a_gradient(right, layer):
-        return "a gradient inside a larger expression is not decided yet: write it alone on one side", False
+    # anything else (a derivative written out, gradients on both sides or inside a larger
+    # expression) is an identity: prove_identity differentiates diff(...) and dx[...] itself
     condition = _in_range(link, layer)
     if condition:
         left, right = f"{condition} * ({left})", f"{condition} * ({right})"

@@ -137,6 +137,29 @@ class _Frame:
     reads: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Calculus:
+    """What the claim parser needs to take derivatives (``diff``), given by the prover's layer
+    (the parser sits below differentiation): every callable is pure.
+
+    ``differentiate(expr, name, at, shape, back)``: d expr / d name[at], reads of ``name`` put
+    back by ``back`` (an intermediate's forward); ``scope_with_leaf(name, scope)``: the scope in
+    which ``name`` is a leaf and what depends on it is rebuilt (None when it is not an input or
+    intermediate); ``forward_of(name, scope)``: how to put its reads back; ``loss(scope)``: the
+    loss ``sum(g * y)`` of a non-final layer; ``functions``: abstract elementwise functions by
+    name (``f``, ``f_prime``).
+
+    >>> Calculus(None, None, None, None).functions
+    {}
+    """
+
+    differentiate: object
+    scope_with_leaf: object
+    forward_of: object
+    loss: object
+    functions: dict = field(default_factory=dict)
+
+
 def _col(node: ast.AST | None, offset: int = 0) -> int:
     return getattr(node, "col_offset", 0) + 1 + offset
 
@@ -144,9 +167,19 @@ def _col(node: ast.AST | None, offset: int = 0) -> int:
 class _Parser:
     """One walk over one expression. ``scope`` maps names to tensors, ``sizes`` names to symbols."""
 
-    def __init__(self, text: str, scope: Mapping[str, Tensor], sizes: Mapping[str, sp.Symbol], where: str, offset: int):
+    def __init__(
+        self,
+        text: str,
+        scope: Mapping[str, Tensor],
+        sizes: Mapping[str, sp.Symbol],
+        where: str,
+        offset: int,
+        calculus: Calculus | None = None,
+    ):
         self.text = text
         self.scope = dict(scope)
+        #: differentiation (``diff(E, x[a, b])``), given by a caller that may take derivatives
+        self.calculus = calculus
         self.sizes = dict(sizes)
         self.where = where
         self.offset = offset
@@ -367,6 +400,10 @@ class _Parser:
                 return self.sum(node)
             if name == "KroneckerDelta":
                 return self.kronecker(node)
+            if name == "diff" and self.calculus is not None:
+                return self.derivative(node)
+            if self.calculus is not None and name in self.calculus.functions:
+                return self.abstract_function(name, node)
             if name == "sum" and _index_arguments(node):
                 return self.lowercase_sum(node)
             return self.call_named(name, name, node)
@@ -682,6 +719,83 @@ class _Parser:
                 "multiplied by integer constants; // and % by integer constants)"
             )
         return f"index {self.source(node)} is not affine in the index variables"
+
+    # -- derivatives and abstract functions -------------------------------------------------
+    def derivative(self, node: ast.Call) -> Node:
+        """``diff(E, x[a, b])`` (one element: a scalar) or ``diff(E, x)`` (whole tensor: an array
+        of shape E.shape + x.shape); x an input, ``g`` or an intermediate, ``L`` the loss."""
+        if node.keywords or len(node.args) != 2:
+            raise self.error("diff takes two arguments: diff(E, x[a, b]) or diff(E, x)", node)
+        of, wrt = node.args
+        target = wrt.value if isinstance(wrt, ast.Subscript) else wrt
+        if not isinstance(target, ast.Name) or target.id not in self.scope:
+            raise self.error(f"diff: {self.source(wrt)!r} is not a tensor of the layer (x[a, b] or x)", wrt)
+        name = target.id
+        scope = self.calculus.scope_with_leaf(name, self.scope)
+        if scope is None:
+            raise self.error(f"diff: {name!r} is not an input or intermediate of the layer", wrt)
+        shape = self.scope[name].shape
+        saved, self.scope = self.scope, scope
+        try:
+            value = self.loss_value(of) if isinstance(of, ast.Name) and of.id == "L" else self.value(of)
+            tensor = (
+                from_scalar(self.scalar_of(value)) if isinstance(value, Num | Scalar) else self.build(value, of)
+            )
+        finally:
+            self.scope = saved
+        self.valid.append(tensor.valid)
+        back = self.calculus.forward_of(name, self.scope)
+        if isinstance(wrt, ast.Subscript):
+            entries = wrt.slice.elts if isinstance(wrt.slice, ast.Tuple) else [wrt.slice]
+            at = tuple(self.index_expr(e) for e in entries)
+            if len(at) != len(shape):
+                raise self.error(f"{name} has rank {len(shape)}, indexed with {len(at)} indices", wrt)
+            if tensor.ndim:
+                raise self.error(f"diff of an array {self.source(of)!r} by one element: index it first", of)
+            return Scalar(self.calculus.differentiate(tensor.at(()), name, at, shape, back))
+        return self.jacobian(tensor, name, shape, back)
+
+    def loss_value(self, node: ast.Name) -> Node:
+        """``L`` inside ``diff``: the loss (a loss layer's output, else ``sum(g * y)``)."""
+        if "L" in self.scope:
+            return Ref("L")
+        loss = self.calculus.loss(self.scope)
+        if loss is None:
+            raise self.error(self.unknown_name(node), node)
+        return Scalar(loss)
+
+    def jacobian(self, tensor: Tensor, name: str, shape: tuple, back) -> Node:
+        """The array of derivatives of every element of ``tensor`` by every element of ``name``."""
+        calculus, rank = self.calculus, tensor.ndim
+
+        def element(idx):
+            return calculus.differentiate(tensor.at(idx[:rank]), name, tuple(idx[rank:]), shape, back)
+
+        return self.named_array(Tensor(shape=tuple(tensor.shape) + tuple(shape), element=element, valid=tensor.valid))
+
+    def named_array(self, tensor: Tensor) -> Node:
+        """A computed array kept in this parse's scope under a fresh name, referenced."""
+        key = f"__array{len(self.scope)}"
+        self.scope[key] = tensor
+        return Ref(key)
+
+    def abstract_function(self, name: str, node: ast.Call) -> Node:
+        """``f(E)`` of a declared abstract elementwise function (``f_prime`` its derivative)."""
+        if node.keywords or len(node.args) != 1:
+            raise self.error(f"{name} takes one argument (it is elementwise)", node)
+        value = self.value(node.args[0])
+        function = self.calculus.functions[name]
+        if isinstance(value, Num | Scalar):
+            return Scalar(function(self.scalar_of(value)))
+        inner = self.build(value, node.args[0])
+        return self.named_array(
+            Tensor(
+                shape=inner.shape,
+                element=lambda idx: function(inner.at(idx)),
+                valid=inner.valid,
+                zero_outside=False,
+            )
+        )
 
     # -- Sum and KroneckerDelta --------------------------------------------------------
     def kronecker(self, node: ast.Call) -> Node:
@@ -1127,7 +1241,7 @@ def _free_index_names(tree: ast.AST, known: set[str]) -> list[str]:
     return sorted(found, key=lambda n: (n.startswith("_"), n))
 
 
-def parse_identity(text: str, names, sizes, where: str = "identity") -> Identity:
+def parse_identity(text: str, names, sizes, where: str = "identity", calculus: Calculus | None = None) -> Identity:
     """Parse ``LHS == RHS`` over named tensors: two closed forms, or two index-level scalars.
 
     An index variable used by a side but bound by no ``Sum`` is free (the identity is
@@ -1147,8 +1261,12 @@ def parse_identity(text: str, names, sizes, where: str = "identity") -> Identity
         lhs, tree = tree.left, tree.comparators[0]
     scope = _scope_of(names)
     sizes = _sizes_of(sizes)
-    parser = _Parser(text.strip(), scope, sizes, where, offset)
+    parser = _Parser(text.strip(), scope, sizes, where, offset, calculus)
+    if calculus is not None:
+        lhs, tree = (_GradientReads(scope).visit(side) for side in (lhs, tree))
     known = set(scope) | set(sizes) | set(OPERATORS) | set(SYMPY_FUNCTIONS)
+    if calculus is not None:
+        known |= {"diff", "L", *calculus.functions}
     free_names = _free_index_names(ast.Tuple(elts=[lhs, tree]), known)
     free = tuple(index_symbol(n) for n in free_names)
     parser.indices = dict(zip(free_names, free, strict=True))
@@ -1159,9 +1277,89 @@ def parse_identity(text: str, names, sizes, where: str = "identity") -> Identity
             raise parser.error("with free index variables both sides are elements (index-level), not arrays", tree)
         if all(scalar):
             left, right = (_scalar_body(parser, v, n) for v, n in zip(sides, (lhs, tree), strict=True))
+            ranged = _free_index_ranges(lhs, dict(zip(free_names, free, strict=True)), scope, parser)
+            if ranged != sp.true:
+                # DERIVATIONS.md, free indices: where an index is out of its range the entry says nothing
+                left, right = Iverson(ranged) * left, Iverson(ranged) * right
             return Identity(text, left, right, free, sp.And(*parser.valid))
     left, right = (parser.build(v, n) for v, n in zip(sides, (lhs, tree), strict=True))
     return Identity(text, left, right, (), sp.And(*parser.valid))
+
+
+def _free_index_ranges(lhs: ast.AST, free: dict, scope: dict, parser: _Parser | None = None) -> sp.Boolean:
+    """The condition that each free index standing alone in an index position of a tensor read
+    on the left side is inside that dimension (in every such read); others are unbounded.
+    The element reads of a derivative on the left (``diff(y[i - m], x[i])``) are in range too:
+    the derivative of an element that does not exist says nothing.
+
+    >>> n = size_symbol("n")
+    >>> i = index_symbol("i")
+    >>> _free_index_ranges(ast.parse("x[i] + x[i + 1]", mode="eval").body, {"i": i}, {"x": leaf("x", (n,))})
+    (i >= 0) & (i < n)
+    """
+    conditions = []
+    bound = _sum_bound_names(lhs)
+    for node in ast.walk(lhs):
+        if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in scope):
+            continue
+        entries = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        shape = scope[node.value.id].shape
+        if len(entries) != len(shape):
+            continue
+        for entry, size in zip(entries, shape, strict=True):
+            if isinstance(entry, ast.Name) and entry.id in free and entry.id not in bound:
+                conditions += [sp.Ge(free[entry.id], 0), sp.Lt(free[entry.id], size)]
+    if parser is not None:
+        conditions += _derivative_reads_in_range(lhs, free, scope, parser, bound)
+    return sp.And(*dict.fromkeys(conditions))
+
+
+def _derivative_reads_in_range(lhs: ast.AST, free: dict, scope: dict, parser: _Parser, bound: set) -> list:
+    """In-range conditions of the element reads ``diff`` differentiates and differentiates by."""
+    out = []
+    for node in ast.walk(lhs):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "diff"):
+            continue
+        for read in node.args[:2]:
+            if not (isinstance(read, ast.Subscript) and isinstance(read.value, ast.Name) and read.value.id in scope):
+                continue
+            entries = read.slice.elts if isinstance(read.slice, ast.Tuple) else [read.slice]
+            shape = scope[read.value.id].shape
+            names = {n.id for e in entries for n in ast.walk(e) if isinstance(n, ast.Name)}
+            if len(entries) != len(shape) or names & bound or not names <= set(free) | set(parser.sizes):
+                continue
+            for entry, size in zip(entries, shape, strict=True):
+                if any(isinstance(n, ast.Name) and n.id in free for n in ast.walk(entry)):
+                    index = parser.index_expr(entry)
+                    out += [sp.Ge(index, 0), sp.Lt(index, size)]
+    return out
+
+
+class _GradientReads(ast.NodeTransformer):
+    """``dx[p, q]`` (``dx``) for an input x as ``diff(L, x[p, q])`` (``diff(L, x)``): the
+    gradient of the loss, where ``dx`` names nothing else."""
+
+    def __init__(self, scope):
+        self.scope = scope
+
+    def gradient_of(self, node) -> str | None:
+        if isinstance(node, ast.Name) and node.id.startswith("d") and node.id not in self.scope:
+            return node.id[1:] if node.id[1:] in self.scope and node.id[1:] != "g" else None
+        return None
+
+    def visit_Subscript(self, node: ast.Subscript):
+        name = self.gradient_of(node.value)
+        if name is None:
+            return self.generic_visit(node)
+        read = ast.copy_location(ast.Subscript(ast.Name(name, ast.Load()), node.slice, ast.Load()), node)
+        return ast.copy_location(ast.Call(ast.Name("diff", ast.Load()), [ast.Name("L", ast.Load()), read], []), node)
+
+    def visit_Name(self, node: ast.Name):
+        name = self.gradient_of(node)
+        if name is None:
+            return node
+        whole = ast.copy_location(ast.Name(name, ast.Load()), node)
+        return ast.copy_location(ast.Call(ast.Name("diff", ast.Load()), [ast.Name("L", ast.Load()), whole], []), node)
 
 
 # -- layer expressions -----------------------------------------------------------------

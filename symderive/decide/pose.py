@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from ..calculus.derive import NotDifferentiable, derive
+from ..calculus.elements import layer_calculus
 from ..clock import MAX_SECONDS, ClaimTimeout, wall_clock
 from ..core.assumptions import Assumption
 from ..core.ir import Tensor, from_scalar, index_symbol
@@ -161,19 +162,23 @@ def identity_problem(context, text: str, extra=()) -> Problem:
     (m, n)
     """
     layer = as_layer(context)
-    parsed = parse_identity(text, layer.scope(), list(layer.sizes))
+    parsed = parse_identity(text, layer.scope(), list(layer.sizes), calculus=layer_calculus(layer))
     common = _used_only(_context(layer, extra), _names(text))
     name = f"{text!r} over {layer.name}"
     sides = dict(left_name="the left side", right_name="the right side")
     if parsed.free:
         # free index variables range over all integers; the concrete search looks at a window
-        # wide enough for every read of unit stride to be in range somewhere
-        width = sum((d for shape in common["tensors"].values() for d in shape), sp.Integer(0))
-        window = tuple(2 * width + 1 for _ in parsed.free)
+        # wide enough for every read to be in range somewhere (its width only bounds where a
+        # counterexample is looked for: a verdict never rests on it)
+        everything = sum((d for shape in common["tensors"].values() for d in shape), sp.Integer(0))
+        widths = tuple(
+            support_width(f, (parsed.left, parsed.right), layer.scope(), everything) for f in parsed.free
+        )
+        window = tuple(2 * w + 1 for w in widths)
 
         def windowed(expr, valid):
             def element(idx):
-                return expr.xreplace({f: j - width for f, j in zip(parsed.free, idx, strict=True)})
+                return expr.xreplace({f: j - w for f, j, w in zip(parsed.free, idx, widths, strict=True)})
 
             return Tensor(shape=window, element=element, zero_outside=True, valid=valid)
 
@@ -185,7 +190,7 @@ def identity_problem(context, text: str, extra=()) -> Problem:
             element=parsed.left,
             right_element=parsed.right,
             unbounded=True,
-            origin=tuple(-width for _ in parsed.free),
+            origin=tuple(-w for w in widths),
             **sides,
             **common,
         )
@@ -196,6 +201,59 @@ def identity_problem(context, text: str, extra=()) -> Problem:
         right = from_scalar(right)
     free = tuple(index_symbol(f"_e{k}") for k in range(len(left.shape)))
     return Problem(name=name, left=left, right=right, free=free, **sides, **common)
+
+
+def support_width(free: sp.Symbol, sides, scope: dict, fallback: sp.Expr) -> sp.Expr:
+    """How far from 0 a free index can take a side's reads in range: a size expression.
+
+    Per side, the dimensions of the axes read at an index that uses ``free`` or a summation
+    variable read together with it (each distinct read position once, times its largest
+    coefficient); the larger side's. ``fallback`` (the sum of every tensor's dimensions)
+    where a side has a term that reads nothing at ``free`` or an index is not affine.
+
+    >>> from ..core.ir import size_symbol
+    >>> n, k, f, a = size_symbol("n"), size_symbol("k"), index_symbol("f"), index_symbol("a")
+    >>> x, w = sp.IndexedBase("x", real=True), sp.IndexedBase("w", real=True)
+    >>> support_width(f, (x[f - a] * w[a],), {"x": Tensor((n,), None), "w": Tensor((k,), None)}, 9 * n)
+    k + n
+    """
+    best = sp.Integer(0)
+    for side in sides:
+        width = _side_width(free, sp.sympify(side), scope)
+        if width is None:
+            return fallback
+        best = width if best == 0 else sp.Max(best, width)
+    return best if best != 0 else fallback
+
+
+def _side_width(free, side, scope) -> sp.Expr | None:
+    reads = [r for r in side.atoms(sp.Indexed) if str(r.base.label) in scope]
+    if not reads:
+        return None
+    shapes = {str(r.base.label): scope[str(r.base.label)].shape for r in reads}
+    linked, grew = {free}, True
+    while grew:
+        grew = False
+        for r in reads:
+            for e in r.indices:
+                symbols = {s for s in e.free_symbols if s.is_integer and not s.is_positive}
+                if symbols & linked and not symbols <= linked:
+                    linked |= symbols
+                    grew = True
+    width, seen = sp.Integer(0), set()
+    for r in reads:
+        for axis, e in enumerate(r.indices):
+            if not (e.free_symbols & linked) or (r.base.label, axis, e) in seen:
+                continue
+            if e.has(sp.floor, sp.Mod, sp.ceiling):
+                return None
+            seen.add((r.base.label, axis, e))
+            try:
+                coefficients = [abs(int(sp.expand(e).coeff(s))) for s in e.free_symbols & linked]
+            except TypeError:
+                return None
+            width += max([1, *coefficients]) * shapes[str(r.base.label)][axis]
+    return width if width != 0 else None
 
 
 def _names(text: str) -> set[str]:

@@ -221,10 +221,22 @@ def test_a_latex_chain_whose_second_link_drops_the_flip(tmp_path):
 # what is not decided is said, never guessed
 
 
-def test_a_written_out_derivative_is_unknown_with_the_reason():
-    doc = LINEAR + "\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ji}$$\n"
-    (entry,) = audit(doc).entries
-    assert entry.verdict == "unknown" and "diff(" in entry.reason
+def test_a_written_out_derivative_is_decided():
+    # y = w x + b, so dy_j/dx_i = w[j, i] (by hand); w_{ij} is the transpose, wrong when w is not symmetric
+    doc = LINEAR + "\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ji}$$\n\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ij}$$\n"
+    right, wrong = audit(doc).entries
+    assert right.verdict == "follows"
+    assert wrong.verdict == "does not follow"
+    cex = wrong.counterexample
+    w = np.array(cex.values["w"], dtype=float)
+    at = dict(part.split(" = ") for part in wrong.wrong_link.at.split(", "))
+    i, j = int(at["i"]), int(at["j"])
+
+    def read0(a, *idx):  # reads outside an array are 0 (LANGUAGE.md)
+        inside = all(0 <= k < n for k, n in zip(idx, a.shape, strict=True))
+        return a[idx] if inside else 0.0
+
+    assert float(cex.expected) == read0(w, j, i) and float(cex.claimed) == read0(w, i, j) != read0(w, j, i)
 
 
 def test_an_assumption_the_prover_cannot_use_leaves_only_proofs():
