@@ -205,7 +205,7 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("document", metavar="DOC.md|DOC.tex")
     p.add_argument("--notation", metavar="FILE.toml", help="the document's notation, when it has no block of its own")
     p.add_argument("--json", action="store_true", help="one JSON object per entry")
-    p.add_argument("-o", "--output", metavar="OUT", help="(not available yet)")
+    p.add_argument("-o", "--output", metavar="OUT", help="the annotated audit: OUT.html, OUT.md, OUT.tex or OUT.pdf")
     _add_common(p)
 
     p = sub.add_parser("grade", help="grade a class of backward implementations", allow_abbrev=False)
@@ -1063,16 +1063,40 @@ def cmd_audit(args, out, err) -> int:
     """``symderive audit DOC``: every displayed equation of a derivation document decided
     (DERIVATIONS.md); exit 0 all follow, 1 some does not follow, 3 some unknown/not checked."""
     from .audit.check import audit, format_text
+    from .render.audit import check_audit_output, write_audit
 
     if args.output is not None:
-        raise InputError("audit -o is not available yet: print the audit (text or --json) instead", where="-o")
+        # a wrong suffix or folder, or the document itself as the output, fails before the (slow) audit
+        check_audit_output(args.output)
+        _require_not_an_input(args.output, [args.document, args.notation])
     result = audit(args.document, notation=args.notation, timeout=args.timeout)
+    if args.output is not None:
+        _require_not_an_input(args.output, _audit_layer_files(args, result))
+        write_audit(result, args.output)
     if args.json:
         for entry in result.entries:
             print(strict_json(entry.to_json()), file=out)
     else:
         print(format_text(result), file=out)
+        if args.output is not None:
+            print(f"wrote {args.output}", file=out)
+    # -o changes what is written, not the verdict: the exit status is the audit's
     return result.exit_status
+
+
+def _require_not_an_input(output: str, inputs) -> None:
+    """InputError when ``output`` names one of the files read (however spelled: ``./x``, a link)."""
+    from .atomic import same_file
+
+    for path in inputs:
+        if path is not None and Path(path).exists() and same_file(output, path):
+            raise InputError(f"{output} is {path}, a file the audit reads: writing it would replace it", where="-o")
+
+
+def _audit_layer_files(args, result) -> list[str]:
+    """The layer files the document's notation named (relative to the notation's folder or the document's)."""
+    folders = [Path(p).parent for p in (args.notation, args.document) if p is not None]
+    return [str(folder / name) for _, name in result.layers for folder in folders if name.endswith(".toml")]
 
 
 #: commands bounded as a whole by --timeout (prove counts it per claim, check per implementation)

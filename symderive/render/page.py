@@ -45,6 +45,7 @@ h3 { font-size: 1.08rem; margin: 1.6rem 0 0.4rem; font-weight: 600; }
 p, li { margin: 0.45rem 0; }
 .muted, .subtitle { color: var(--muted); }
 code, pre, .verbatim { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.86em; }
+code { overflow-wrap: anywhere; }
 pre, .verbatim { background: #f6f8fa; border: 1px solid var(--rule); border-radius: 4px;
                  padding: 0.5rem 0.7rem; overflow-x: auto; white-space: pre-wrap; word-break: break-word; }
 math { font-family: "Latin Modern Math", "STIX Two Math", "Cambria Math", math; font-size: 1.06em; }

@@ -3,9 +3,9 @@ r"""Test helper: an HTML file as headless Chromium renders it (DOM, screenshot, 
 Used by the tests of HTML reports and annotated audits (``from browser import ...`` in a test
 under ``tests/render/``, whose folder pytest puts on ``sys.path``)::
 
-    page = render_page(path, screenshot=tmp_path / "page.png")
+    page = render_page(path, screenshot=tmp_path / "page.png", printed=True)  # one Chromium run
     assert_math_rendered(page.dom)          # no raw TeX on the page, no MathML error nodes
-    assert "✓" in printed_text(path)        # the marks survive layout (PDF print, pdftotext)
+    assert "✓" in page.printed              # the marks survive layout (PDF print, pdftotext)
 
 Each call starts its own Chromium with a throw-away profile (other test processes may run
 Chromium at the same time), no network beyond the file, and a time limit.
@@ -31,10 +31,12 @@ RAW_TEX = re.compile(r"\\[A-Za-z]+|\$\$|\\\[|\\\]|\\\(|\\\)|\\begin|\\end")
 
 @dataclass(frozen=True)
 class Rendered:
-    """What Chromium made of a page: the DOM after loading, and the screenshot's path (or None)."""
+    """What Chromium made of a page: the DOM after loading, the screenshot's path (or None) and
+    the text of the page as laid out and printed to PDF ('' when not asked)."""
 
     dom: str
     screenshot: Path | None
+    printed: str = ""
 
 
 def _chromium(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
@@ -61,24 +63,39 @@ def _chromium(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProce
 
 
 def render_page(
-    path: str | Path, screenshot: str | Path | None = None, size: tuple[int, int] = (1000, 2000)
+    path: str | Path, screenshot: str | Path | None = None, size: tuple[int, int] = (1000, 2000), printed: bool = False
 ) -> Rendered:
-    """The rendered DOM of an HTML file, and a screenshot of ``size`` (width, height) if asked.
+    """The rendered DOM of an HTML file, a screenshot of ``size`` (width, height) if asked, and with
+    ``printed`` the page's text as laid out (printed to PDF, read back by pdftotext). One Chromium run.
 
-    >>> page = render_page("report.html", screenshot="report.png")  # doctest: +SKIP
+    >>> page = render_page("report.html", screenshot="report.png", printed=True)  # doctest: +SKIP
     """
     url = Path(path).resolve().as_uri()
-    dom = _chromium("--dump-dom", url).stdout
-    shot = None
-    if screenshot is not None:
-        shot = Path(screenshot).resolve()
-        _chromium(f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}", url)
-        if not shot.is_file() or shot.stat().st_size == 0:
+    with tempfile.TemporaryDirectory(prefix="sd-print-") as folder:
+        args = ["--dump-dom"]
+        shot = None if screenshot is None else Path(screenshot).resolve()
+        if shot is not None:
+            args += [f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}"]
+        pdf = Path(folder) / "page.pdf"
+        if printed:
+            args += ["--no-pdf-header-footer", f"--print-to-pdf={pdf}"]
+        dom = _chromium(*args, url).stdout
+        if shot is not None and (not shot.is_file() or shot.stat().st_size == 0):
             raise AssertionError(f"chromium wrote no screenshot of {path}")
-    return Rendered(dom, shot)
+        text = _pdf_text(pdf) if printed else ""
+    return Rendered(dom, shot, text)
 
 
-def printed_text(path: str | Path, pdf: str | Path | None = None) -> str:
+def _pdf_text(pdf: Path) -> str:
+    if not pdf.is_file():
+        raise AssertionError("chromium printed no PDF")
+    done = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, timeout=TIMEOUT)
+    if done.returncode != 0:
+        raise AssertionError(f"pdftotext failed: {done.stderr}")
+    return done.stdout
+
+
+def printed_text(path: str | Path) -> str:
     """The text of the page as laid out (Chromium prints it to PDF, pdftotext reads the PDF back).
 
     Only what the layout shows is there: a glyph the page's fonts lack, or text hidden by the
@@ -86,14 +103,9 @@ def printed_text(path: str | Path, pdf: str | Path | None = None) -> str:
     """
     url = Path(path).resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="sd-print-") as folder:
-        target = Path(pdf).resolve() if pdf is not None else Path(folder) / "page.pdf"
-        _chromium("--no-pdf-header-footer", f"--print-to-pdf={target}", url)
-        done = subprocess.run(
-            ["pdftotext", "-layout", str(target), "-"], capture_output=True, text=True, timeout=TIMEOUT
-        )
-    if done.returncode != 0:
-        raise AssertionError(f"pdftotext failed: {done.stderr}")
-    return done.stdout
+        pdf = Path(folder) / "page.pdf"
+        _chromium("--no-pdf-header-footer", f"--print-to-pdf={pdf}", url)
+        return _pdf_text(pdf)
 
 
 class _PageText(HTMLParser):

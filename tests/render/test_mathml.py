@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from browser import assert_math_rendered, page_text, printed_text, raw_tex, render_page
+from browser import assert_math_rendered, page_text, raw_tex, render_page
 
 from symderive.errors import InputError
 from symderive.render.mathml import MathError, math_element
@@ -203,11 +203,11 @@ def test_a_page_renders_in_chromium(tmp_path):
     )
     path = tmp_path / "page.html"
     path.write_text(html_page("notes", body), encoding="utf-8")
-    page = render_page(path, screenshot=tmp_path / "page.png", size=(800, 500))
+    page = render_page(path, screenshot=tmp_path / "page.png", size=(800, 500), printed=True)
     text = assert_math_rendered(page.dom, min_maths=2)
     assert text.marks == ["mark-ok", "mark-wrong", "mark-unknown", "mark-definition"]
     assert "<script>" not in page.dom.split("</style>", 1)[1].replace("&lt;script&gt;", "")
-    printed = printed_text(path)
+    printed = page.printed
     for symbol in "✓✗?≡":
         assert symbol in printed
     assert "∂" in printed and "∑" in printed  # the fraction and the sum were laid out as math
