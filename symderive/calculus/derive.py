@@ -81,7 +81,7 @@ def _pick_names(pool: tuple[str, ...], count: int, taken: set[str]) -> tuple[sp.
 def taken_names(layer) -> set[str]:
     """Names an index variable must not take in this layer (sizes, tensors, g, output)."""
     names = {str(s) for s in layer.sizes} | set(layer.inputs) | {"g", layer.output}
-    return names
+    return names | set(getattr(layer, "intermediate_names", ()))
 
 
 def partial_symbol(num: str, den: str, idx) -> sp.Expr:

@@ -41,6 +41,22 @@ class KnownClaim:
 
 
 @dataclass(frozen=True)
+class Intermediate:
+    """A named quantity of the forward pass (``[intermediates]``): its defining text and its
+    index-level tensor over the inputs (the intermediates above it inlined).
+
+    >>> load_layer("batch_norm").intermediates[0].name
+    'mu'
+    """
+
+    name: str
+    text: str
+    tensor: Tensor = field(compare=False)
+    #: its closed form (None for an index-form definition)
+    tree: Node | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Layer:
     """A validated layer.
 
@@ -68,6 +84,8 @@ class Layer:
     forward_text: str = ""
     #: per input: step kind -> equation name from a textbook or seed (``"Eq. E"``)
     labels: dict = field(default_factory=dict, compare=False)
+    #: named quantities of the forward pass, in order (``[intermediates]``)
+    intermediates: tuple[Intermediate, ...] = ()
 
     @property
     def is_loss(self) -> bool:
@@ -98,13 +116,44 @@ class Layer:
         """``g``, the upstream gradient dL/dy, of the output's shape (non-final layers)."""
         return leaf("g", self.forward.shape)
 
+    @property
+    def intermediate_names(self) -> tuple[str, ...]:
+        """The names of the intermediates, in order."""
+        return tuple(i.name for i in self.intermediates)
+
     def scope(self) -> dict[str, Tensor]:
-        """The names a claim may use, as tensors: inputs, ``g`` and the output."""
+        """The names a claim may use, as tensors: inputs, intermediates, ``g`` and the output."""
         out = {n: self.input_tensor(n) for n in self.inputs}
+        out.update((i.name, i.tensor) for i in self.intermediates)
         if not self.is_loss:
             out["g"] = self.upstream()
         out[self.output] = self.forward
         return out
+
+    def scope_with_leaf(self, name: str) -> dict[str, Tensor]:
+        """The scope with intermediate ``name`` a leaf: what depends on it (the intermediates
+        below it, the output) rebuilt over that leaf, what it depends on held fixed.
+
+        >>> layer = load_layer("layer_norm")
+        >>> layer.scope_with_leaf("xhat")["y"].at((0, 0))
+        beta[0] + gamma[0]*xhat[0, 0]
+        """
+        position = self.intermediate_names.index(name)
+        sizes = {str(s): s for s in self.sizes}
+        scope = {n: self.input_tensor(n) for n in self.inputs}
+        for k, i in enumerate(self.intermediates):
+            if k < position:
+                scope[i.name] = i.tensor
+            elif k == position:
+                scope[i.name] = leaf(i.name, i.tensor.shape)
+            else:
+                scope[i.name] = _defined(i.name, i.text, scope, sizes, i.tensor.shape, f"{self.source}: {i.name}")[0]
+        shape = None if self.forward_tree is not None else self.forward.shape
+        forward = _defined(self.output, self.forward_text, scope, sizes, shape, f"{self.source}: output")[0]
+        scope[self.output] = _refined(forward, self.size_assumptions())
+        if not self.is_loss:
+            scope["g"] = self.upstream()
+        return scope
 
     def size_assumptions(self, extra=()) -> list[sp.Basic]:
         """The conditions on sizes: every size >= 1, the layer's size assumptions, and those
@@ -121,7 +170,7 @@ class Layer:
 
 # -- loading ---------------------------------------------------------------------------
 LAYERS_DIR = Path(__file__).parent.parent / "layers"
-_TOP_KEYS = ("name", "description", "assume", "constants", "inputs", "output", "claims", "labels")
+_TOP_KEYS = ("name", "description", "assume", "constants", "inputs", "intermediates", "output", "claims", "labels")
 #: the step kinds a layer file's [labels] may name (symderive.derive.Step.kind)
 STEP_KINDS = (
     "loss",
@@ -181,9 +230,7 @@ def load_layer(name_or_path: str | Path) -> Layer:
             raise InputError(_unknown_layer(text[:200]))
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is not a TOML statement
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=str(path)) from None
     except OSError as exc:
@@ -274,7 +321,10 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
     for c in constants:
         if c not in inputs:
             raise InputError(f"constant {c!r} is not an input", where=f"{source}: constants")
-    out = _load_output(data["output"], inputs, sizes, source, RESERVED)
+    intermediates = _load_intermediates(data.get("intermediates", {}), inputs, sizes, source, RESERVED)
+    named = {n: leaf(n, shape) for n, shape in inputs.items()} | {i.name: i.tensor for i in intermediates}
+    trees = {i.name: i.tree for i in intermediates}
+    out = _load_output(data["output"], inputs, sizes, source, RESERVED, named, trees)
     if out["forward"].ndim > MAX_RANK:
         raise InputError(
             f"the output has rank {out['forward'].ndim}, beyond the {MAX_RANK} dimensions symderive handles",
@@ -297,6 +347,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
         output_indices=out["indices"],
         source=source,
         forward_text=out["text"],
+        intermediates=intermediates,
     )
     layer = dataclasses.replace(layer, forward=_refined(layer.forward, layer.size_assumptions()))
     _check_sizes(layer, source)
@@ -378,8 +429,70 @@ def _load_assumption(text: str, inputs, sizes, where: str) -> Assumption:
         raise _rewhere(exc, where) from None
 
 
-def _load_output(table, inputs, sizes, source: str, reserved) -> dict:
-    """The output entry: its name, forward tensor, tree or index definition, text."""
+def _load_intermediates(raw, inputs, sizes, source: str, reserved) -> tuple[Intermediate, ...]:
+    """``[intermediates]``: each over the inputs and the intermediates above it, in order."""
+    _expect(raw, dict, f"{source}: intermediates")
+    scope = {n: leaf(n, shape) for n, shape in inputs.items()}
+    out = []
+    for name, text in raw.items():
+        where = f"{source}: intermediates.{name}"
+        _check_tensor_name(name, where, reserved)
+        if name in inputs or name in sizes or name in scope:
+            raise InputError(f"intermediate {name!r} is also an input, a size or an intermediate above", where=where)
+        _expect(text, str, where)
+        tensor, tree = _defined(name, text, scope, sizes, None, where)
+        if tensor.ndim > MAX_RANK:
+            raise InputError(f"{name} has rank {tensor.ndim}, beyond the {MAX_RANK} dimensions symderive handles", where)
+        scope[name] = tensor
+        out.append(Intermediate(name, text, tensor, tree))
+    return tuple(out)
+
+
+def _defined(name: str, text: str, scope: dict, sizes, shape, where: str) -> tuple[Tensor, Node | None]:
+    """The tensor a closed-form or index-form definition of ``name`` gives over ``scope``, and
+    its closed form (None for an index form); ``shape`` is an index form's (None: its valid region)."""
+    from ..core.parse import parse_index_definition, parse_tree
+    from ..core.tree import build
+
+    sizes = dict(sizes)
+    if _is_index_form(text, name, known=(*scope, *sizes)):
+        defn = parse_index_definition(text, scope, sizes, name, where=where)
+        if shape is None:
+            shape = _valid_region(defn, sizes, where)
+        free, body = defn.index, defn.body
+
+        def element(idx):
+            return body.xreplace(dict(zip(free, idx, strict=False)))
+
+        return Tensor(shape=tuple(shape), element=element, valid=defn.valid, latex=sp.latex(body)), None
+    tree = parse_tree(text, scope, sizes, where=where)
+    return build(tree, scope), tree
+
+
+def _inlined(tree: Node, trees: dict) -> Node:
+    """A closed form with each intermediate's name replaced by its own closed form (what code
+    generation reads: the inputs only)."""
+    from ..core.tree import Element, Scalar
+
+    if isinstance(tree, Ref):
+        return _inlined(trees[tree.name], trees) if tree.name in trees else tree
+    if isinstance(tree, Element):
+        return dataclasses.replace(tree, node=_inlined(tree.node, trees))
+    if not isinstance(tree, Call) or isinstance(tree, Scalar):
+        return tree
+    args = []
+    for key, value in tree.args:
+        if isinstance(value, Node):
+            value = _inlined(value, trees)
+        elif isinstance(value, tuple) and value and all(isinstance(v, Node) for v in value):
+            value = tuple(_inlined(v, trees) for v in value)
+        args.append((key, value))
+    return Call(tree.op, tuple(args))
+
+
+def _load_output(table, inputs, sizes, source: str, reserved, named=None, trees=None) -> dict:
+    """The output entry: its name, forward tensor, tree or index definition, text (``named``:
+    the inputs' and intermediates' tensors)."""
 
     _expect(table, dict, f"{source}: output")
     entries = [k for k in table if k != "shape"]
@@ -395,10 +508,13 @@ def _load_output(table, inputs, sizes, source: str, reserved) -> dict:
     if "shape" in table:
         shape_where = f"{source}: output.shape"
         shape = _dimensions(_expect(table["shape"], list, shape_where), sizes, shape_where)
+    named = named if named is not None else {n: leaf(n, s) for n, s in inputs.items()}
+    if name in named:
+        raise InputError(f"output {name!r} is also an intermediate", where=where)
     try:
-        if _is_index_form(text, name, known=(*inputs, *sizes)):
-            return _index_output(text, name, inputs, sizes, shape, where)
-        return _closed_output(text, name, inputs, sizes, shape, where, source)
+        if _is_index_form(text, name, known=(*named, *sizes)):
+            return _index_output(text, name, named, sizes, shape, where)
+        return _closed_output(text, name, named, sizes, shape, where, source, trees)
     except InputError as exc:
         if exc.where.startswith(source):
             raise
@@ -442,12 +558,35 @@ def _assignment(text: str):
     return None
 
 
-def _closed_output(text, name, inputs, sizes, shape, where, source) -> dict:
+def _refs(tree) -> set[str]:
+    """The names a closed form reads."""
+    if isinstance(tree, Ref):
+        return {tree.name}
+    if not isinstance(tree, Call):
+        return set()
+    out = set()
+    for _, value in tree.args:
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, Node):
+                out |= _refs(v)
+    return out
+
+
+def _closed_output(text, name, inputs, sizes, shape, where, source, trees=None) -> dict:
     from ..core.parse import parse_tree
     from ..core.tree import build
 
     tree = parse_tree(text, inputs, sizes, where=where)
-    forward = build(tree, {n: leaf(n, s) for n, s in inputs.items()})
+    forward = build(tree, inputs)
+    if trees:
+        index_form = [n for n, t in trees.items() if t is None and n in _refs(tree)]
+        if index_form:
+            raise InputError(
+                f"the closed-form output uses the index-form intermediate {index_form[0]!r}: "
+                "write the output in index form too",
+                where=where,
+            )
+        tree = _inlined(tree, trees)
     if shape is not None and not _same_shape(forward.shape, shape):
         raise InputError(
             f"output shape {list(shape)} is inconsistent with {text!r}, of shape {list(forward.shape)}",
@@ -884,6 +1023,11 @@ def describe_layer(layer: Layer) -> str:
     if layer.constants:
         lines.append(f"constants: {', '.join(layer.constants)}")
     facts = layer.size_assumptions()
+    if layer.intermediates:
+        lines.append("intermediates:")
+        for i in layer.intermediates:
+            shape = ", ".join(plain(_readable(d, facts)) for d in i.tensor.shape)
+            lines.append(f"  {i.name} [{shape}] = {i.text}")
     out_shape = ", ".join(plain(_readable(d, facts)) for d in layer.forward.shape)
     kind = "loss" if layer.is_loss else "output"
     lines.append(f"{kind}: {layer.output} [{out_shape}]")
