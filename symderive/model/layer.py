@@ -230,7 +230,9 @@ def load_layer(name_or_path: str | Path) -> Layer:
             raise InputError(_unknown_layer(text[:200]))
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is not a TOML statement
-        text = path.read_text(encoding="utf-8-sig")
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=str(path)) from None
     except OSError as exc:
