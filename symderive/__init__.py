@@ -75,6 +75,32 @@ def _derivation_markdown(derivation) -> str:
     return derivation_markdown(derivation)
 
 
-# notebooks show verdicts and derivations through the renderer, which they cannot import
+def _notebook(name: str):
+    """The renderer ``render.notebook.<name>``, imported when a notebook first shows a result."""
+
+    def render(obj) -> str:
+        from .render import notebook
+
+        return getattr(notebook, name)(obj)
+
+    render.__name__ = name
+    return render
+
+
+# notebooks show results through the renderer, which they cannot import (it sits above or beside them)
 _display.register_markdown("Verdict", _verdict_markdown)
 _display.register_markdown("Derivation", _derivation_markdown)
+for _kind, _class, _name in (
+    ("latex", "Verdict", "verdict_latex"),
+    ("html", "Verdict", "verdict_html"),
+    ("latex", "Derivation", "derivation_latex"),
+    ("html", "Derivation", "derivation_html"),
+    ("markdown", "SolveResult", "solve_markdown"),
+    ("latex", "SolveResult", "solve_latex"),
+    ("html", "SolveResult", "solve_html"),
+    ("markdown", "Audit", "audit_markdown"),
+    ("latex", "Audit", "audit_latex"),
+    ("html", "Audit", "audit_html"),
+):
+    _display.register(_class, _kind, _notebook(_name))
+del _kind, _class, _name

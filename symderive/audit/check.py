@@ -22,6 +22,7 @@ from pathlib import Path
 from symderive.clock import ClaimTimeout
 from symderive.decide.pose import Memo, checked_timeout, prove, prove_identity
 from symderive.decide.verdict import PROVED, REFUTED, Counterexample, Verdict
+from symderive.display import Displayed
 from symderive.errors import InputError
 from symderive.model.layer import Layer, as_layer
 
@@ -109,7 +110,7 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
-class Audit:
+class Audit(Displayed):
     """The audit of a document: its entries in order, and the first wrong step.
 
     >>> Audit("notes.md", ()).first_wrong is None

@@ -14,6 +14,7 @@ import sympy as sp
 
 from ..core.domains import settle_piecewise
 from ..core.ir import GSum, Iverson, gsum, held_form, index_symbol, read, subs_free
+from ..display import Displayed
 
 WRT_NAMES = ("p", "q", "r", "u", "v", "z")
 OUT_NAMES = ("i", "j", "l", "o", "c", "h")
@@ -38,7 +39,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Derivation:
+class Derivation(Displayed):
     """The derived gradient ``d<wrt>[index] = gradient`` and the steps to it.
 
     ``index`` are the free index symbols (empty for a 0-d input), ``gradient`` the
@@ -54,12 +55,6 @@ class Derivation:
     def lhs(self) -> sp.Expr:
         """The left side ``dL/dwrt[index]`` as a SymPy derivative symbol."""
         return partial_symbol("L", self.wrt, self.index)
-
-    def _repr_markdown_(self) -> str:
-        """Jupyter: the same content as a report, in short (Markdown with $$ math)."""
-        from ..display import markdown_of
-
-        return markdown_of(self)
 
 
 class NotDifferentiable(ValueError):

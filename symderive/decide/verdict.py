@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..display import Displayed
+
 PROVED, REFUTED, UNKNOWN, ERROR = "proved", "refuted", "unknown", "error"
 
 
@@ -53,7 +55,7 @@ class Counterexample:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Displayed):
     """The answer about one claim.
 
     >>> Verdict("proved", layer="linear", wrt="x", claim="w.T @ g").verdict
@@ -86,9 +88,3 @@ class Verdict:
         elif self.verdict == ERROR:
             out["error"] = self.reason
         return out
-
-    def _repr_markdown_(self) -> str:
-        """Jupyter: the same content as a report, in short (Markdown with $$ math)."""
-        from ..display import markdown_of
-
-        return markdown_of(self)

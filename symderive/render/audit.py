@@ -484,7 +484,8 @@ LEGEND = (
 # -- HTML -------------------------------------------------------------------------------------
 
 
-def _html_runs(runs: list[Run]) -> str:
+def html_runs(runs: list[Run]) -> str:
+    """Runs as HTML: text escaped, math as inline MathML (as code when it cannot be converted)."""
     out = []
     for kind, content in runs:
         if kind == "math":
@@ -513,13 +514,13 @@ def _html_entry(view: EntryView, anchor: str) -> str:
         shown = math_element(view.math.latex, display=True)
     else:
         shown = f'<pre class="verbatim">{html_text(view.verbatim)}</pre>'
-    notes = "".join(f'<p class="{_note_class(n)}">{_html_runs(n)}</p>' for n in view.notes)
+    notes = "".join(f'<p class="{_note_class(n)}">{html_runs(n)}</p>' for n in view.notes)
     if view.math.latex is None:
-        notes += f'<p class="reason">{_html_runs(reason_runs(view.math.problem))}</p>'
+        notes += f'<p class="reason">{html_runs(reason_runs(view.math.problem))}</p>'
     return (
         f'<div class="{classes}" id="{anchor}">'
         f'<span class="line">{view.line}</span>{symbol}<div class="body">'
-        f'<div class="verdict{tone}">{label}{_html_runs(view.words)}{links}</div>'
+        f'<div class="verdict{tone}">{label}{html_runs(view.words)}{links}</div>'
         f"{shown}{notes}</div></div>"
     )
 
@@ -535,7 +536,7 @@ def audit_html_body(result) -> str:
     legend = " &nbsp; ".join(f"{mark(kind)} {html_text(words)}" for kind, words in LEGEND)
     head = [
         f"<h1>{html_text(title_of(result))}</h1>",
-        f'<p class="subtitle">{_html_runs(layer_runs(result))} {html_text(summary_text(result))}</p>',
+        f'<p class="subtitle">{html_runs(layer_runs(result))} {html_text(summary_text(result))}</p>',
     ]
     if first is not None:
         head.append(
@@ -563,7 +564,8 @@ def audit_html(result) -> str:
 # -- Markdown ---------------------------------------------------------------------------------
 
 
-def _md_runs(runs: list[Run]) -> str:
+def markdown_runs(runs: list[Run]) -> str:
+    """Runs as Markdown: text escaped, math between ``$``, code in code spans."""
     out = []
     for kind, content in runs:
         if kind == "math":
@@ -584,14 +586,14 @@ def _md_entry(view: EntryView) -> list[str]:
     symbol = SYMBOLS.get(view.mark, "·")
     flag = " — **first wrong step**" if view.first_wrong else ""
     links = " (links " + ", ".join(f"{n} {SYMBOLS[k]}" for n, k in view.links) + ")" if view.links else ""
-    out = [f"**{symbol} line {view.line}**: {_md_runs(view.words)}{links}{flag}", ""]
+    out = [f"**{symbol} line {view.line}**: {markdown_runs(view.words)}{links}{flag}", ""]
     if view.math.latex is not None:
         out += ["$$", markdown_math(view.math.latex), "$$", ""]
     else:
         fence = "~~~~" + "~" * max((len(m) for m in re.findall(r"~{4,}", view.verbatim)), default=0)
-        out += [fence, view.verbatim.replace("\r", ""), fence, "", _md_runs(reason_runs(view.math.problem)), ""]
+        out += [fence, view.verbatim.replace("\r", ""), fence, "", markdown_runs(reason_runs(view.math.problem)), ""]
     for note in view.notes:
-        out += ["> " + _md_runs(note), ""]
+        out += ["> " + markdown_runs(note), ""]
     return out
 
 
@@ -601,7 +603,7 @@ def audit_markdown(result) -> str:
     out = [
         f"# {markdown_text(title_of(result))}",
         "",
-        _md_runs(layer_runs(result)) + " " + markdown_text(summary_text(result)),
+        markdown_runs(layer_runs(result)) + " " + markdown_text(summary_text(result)),
         "",
     ]
     first = _first_wrong_index(views)
@@ -616,7 +618,8 @@ def audit_markdown(result) -> str:
 # -- LaTeX and PDF ----------------------------------------------------------------------------
 
 
-def _tex_runs(runs: list[Run]) -> str:
+def tex_runs(runs: list[Run]) -> str:
+    """Runs as LaTeX: text escaped, math between ``$``, code in ``\\texttt`` with room to break."""
     out = []
     for kind, content in runs:
         if kind == "math":
@@ -640,13 +643,13 @@ def _tex_entry(view: EntryView) -> dict:
     return {
         "line": view.line,
         "mark": view.mark or "none",
-        "words": _tex_runs(view.words),
+        "words": tex_runs(view.words),
         "links": [(n, kind) for n, kind in view.links],
         "math": None if view.math.latex is None else tex_math(view.math.latex),
         "verbatim": latex_escape(view.verbatim),
-        "problem": _tex_runs(reason_runs(view.math.problem)),
+        "problem": tex_runs(reason_runs(view.math.problem)),
         "first_wrong": view.first_wrong,
-        "notes": [_tex_runs(n) for n in view.notes],
+        "notes": [tex_runs(n) for n in view.notes],
     }
 
 
@@ -679,7 +682,7 @@ def audit_tex(result, typeset: bool = True) -> str:
         .get_template("audit.tex.j2")
         .render(
             title=title_of(result),
-            layers=_tex_runs(layer_runs(result)),
+            layers=tex_runs(layer_runs(result)),
             summary=summary_text(result),
             first_wrong=None if first is None else views[first].line,
             legend=LEGEND,
@@ -776,6 +779,14 @@ def write_audit(result, output: str | os.PathLike) -> Path:
 
 __all__ = [
     "EntryMath",
+    "Run",
+    "array_latex",
+    "html_runs",
+    "markdown_runs",
+    "name_latex",
+    "number_latex",
+    "reason_runs",
+    "tex_runs",
     "audit_document",
     "audit_html",
     "audit_html_body",

@@ -142,14 +142,31 @@ def _checked(element: Element) -> None:
                 raise MathError(f"attribute {name!r} is not shown", where="math")
 
 
+#: token elements: text only in MathML (a browser shows an element inside one as its bare text)
+TOKENS = frozenset({"mi", "mo", "mn", "mtext", "ms"})
+
+
 def _serialised(element: Element) -> str:
     """The element as MathML markup: every text escaped, every attribute quoted."""
+    if element.tag in TOKENS and len(element):
+        return _token_with_children(element)
     attrs = "".join(f" {k}={quoteattr(html.unescape(v))}" for k, v in element.attrib.items())
     inner = escape(html.unescape(element.text or "")) + "".join(_serialised(child) for child in element)
     tail = escape(html.unescape(element.tail or ""))
     if not inner and element.tag in ("mspace", "mi", "mo", "none"):
         return f"<{element.tag}{attrs}/>{tail}" if element.tag != "mi" else f"<mi{attrs}></mi>{tail}"
     return f"<{element.tag}{attrs}>{inner}</{element.tag}>{tail}"
+
+
+def _token_with_children(element: Element) -> str:
+    """``\\mathbin{X}``/``\\mathrel{X}``: latex2mathml puts X's elements inside an ``<mo>``, which a
+    browser shows as bare text (a subscript lost); written as a row of X with the operator's spacing."""
+    space = [element.attrib.get(side) for side in ("lspace", "rspace")]
+    pad = [f"<mspace width={quoteattr(html.unescape(w))}/>" if w else "" for w in space]
+    text = (element.text or "").strip()
+    head = f"<{element.tag}>{escape(html.unescape(text))}</{element.tag}>" if text else ""
+    inner = head + "".join(_serialised(child) for child in element)
+    return f"<mrow>{pad[0]}{inner}{pad[1]}</mrow>" + escape(html.unescape(element.tail or ""))
 
 
 def math_element(latex: str, display: bool) -> str:

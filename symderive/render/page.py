@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 import html
+import re
 
 #: mark kind -> (symbol, words for a screen reader); CSS class ``mark-<kind>``
 MARKS = {
@@ -109,6 +110,45 @@ def mark(kind: str) -> str:
     return f'<span class="mark mark-{kind}" title="{words}" role="img" aria-label="{words}">{symbol}</span>'
 
 
+#: the class of the element that holds a fragment (a notebook cell's output)
+FRAGMENT_CLASS = "symderive-output"
+_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+
+
+def _scoped_selector(selector: str) -> str:
+    if selector in (":root", "html", "body"):
+        return f".{FRAGMENT_CLASS}"
+    return f".{FRAGMENT_CLASS} {selector}"
+
+
+def scoped_stylesheet(css: str = STYLESHEET) -> str:
+    """The page's stylesheet with every rule limited to a fragment's element (no ``@media`` blocks):
+    a notebook's own page keeps its look.
+
+    >>> print(scoped_stylesheet("body { color: red; } h1, p { margin: 0; }"))
+    .symderive-output { color: red; }
+    .symderive-output h1, .symderive-output p { margin: 0; }
+    """
+    css = re.sub(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", css)
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    rules = []
+    for selectors, body in _RULE.findall(css):
+        scoped = ", ".join(_scoped_selector(s.strip()) for s in selectors.split(",") if s.strip())
+        rules.append(f"{scoped} {{ {' '.join(body.split())} }}")
+    return "\n".join(rules)
+
+
+def html_fragment(body_html: str) -> str:
+    """``body_html`` in one element with the stylesheet limited to it (for a notebook cell's output).
+
+    >>> html_fragment("<p>x</p>").startswith('<div class="symderive-output"><style>')
+    True
+    """
+    # inside a notebook the output sits in its cell: no page margins, the notebook's own size
+    fit = f".{FRAGMENT_CLASS} {{ margin: 0.3rem 0; padding: 0; max-width: 52rem; font-size: 15px; background: none; }}"
+    return f'<div class="{FRAGMENT_CLASS}"><style>{scoped_stylesheet()}\n{fit}</style>{body_html}</div>'
+
+
 def html_page(title: str, body_html: str) -> str:
     """A whole HTML5 document: ``title`` (plain text, escaped here) and ``body_html`` (markup, as is).
 
@@ -128,4 +168,4 @@ def html_page(title: str, body_html: str) -> str:
     )
 
 
-__all__ = ["MARKS", "MARK_OF_VERDICT", "STYLESHEET", "html_page", "mark"]
+__all__ = ["MARKS", "MARK_OF_VERDICT", "STYLESHEET", "html_fragment", "html_page", "mark", "scoped_stylesheet"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..decide.verdict import Verdict
+from ..display import Displayed
 from ..errors import InputError
 from ..model.layer import as_layer
 from .match import ATOL, RTOL, agrees, point_ratios, scaled_text, size_factor
@@ -43,7 +44,7 @@ class Found:
 
 
 @dataclass(frozen=True)
-class SolveResult:
+class SolveResult(Displayed):
     """What ``solve`` found: proved claims simplest first (fewest operators), or none and
     the derived index form; ``candidates`` built, ``distinct`` kept, ``seconds`` spent.
 

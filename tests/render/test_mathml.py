@@ -51,6 +51,16 @@ def test_frac_is_a_fraction_of_two_parts():
     assert ["".join(part.itertext()) for part in frac] == ["a", "b"]
 
 
+def test_an_operator_built_from_parts_keeps_its_parts():
+    # \mathbin{\star_{full}}: latex2mathml nests the subscript inside an <mo>, which a browser shows as bare text
+    root = parsed(r"g \mathbin{\star_{\mathrm{full}}} w")
+    for token in ("mi", "mo", "mn", "mtext"):
+        for e in root.iter(NS + token):
+            assert len(e) == 0, f"<{token}> with child elements"
+    (sub,) = root.iter(NS + "msub")
+    assert [e.text for e in sub.iter(NS + "mo")] == ["⋆"] and "".join(sub.itertext()) == "⋆full"
+
+
 def test_inline_and_display():
     assert parsed("x", display=False).get("display") == "inline"
     assert parsed("x", display=True).get("display") == "block"
