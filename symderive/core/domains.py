@@ -8,6 +8,8 @@ gets the same answer on a busy machine; an exhausted limit is ``None`` ("unknown
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from functools import reduce
 
@@ -117,9 +119,19 @@ class Z3Context:
             return z3.Xor(*(self.cond(a) for a in c.args))
         if isinstance(c, sp.Rel):
             lhs, rhs = _integerise(c.lhs - c.rhs)
-            a, b = self.expr(lhs), self.expr(rhs)
-            return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[c.rel_op]
+            # one z3 term, not all six (each is a call into z3)
+            return _RELATIONS[c.rel_op](self.expr(lhs), self.expr(rhs))
         raise NonLinear(f"not an integer condition: {c}")
+
+
+_RELATIONS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def _common_denominator(e) -> int:
@@ -182,13 +194,36 @@ def implies(premises, conclusion, ctx: Z3Context | None = None):
     >>> implies([sp.Ge(n, k), sp.Ge(k, 1)], sp.Ge(n, 1))
     True
     """
-    ctx = ctx or Z3Context()
+    if ctx is None:
+        try:
+            return _implied(tuple(premises), conclusion)
+        except (_Undecided, TypeError):  # TypeError: a premise without a hash
+            return None
     try:
         sat, _ = check([*[ctx.cond(p) for p in premises], z3.Not(ctx.cond(conclusion))], ctx)
     except NonLinear:
         return None
     if sat is None:
         return None
+    return not sat
+
+
+class _Undecided(Exception):
+    """No answer (non-linear, or the solver's limit reached): raised so that it is not cached."""
+
+
+# Cached: a pure function of SymPy conditions (hashable, compared by structure); the same guards
+# are asked about again for every claim on one gradient. Only definite answers are kept: a limit
+# reached under a running clock may not be reached next time.
+@functools.lru_cache(maxsize=4096)
+def _implied(premises: tuple, conclusion) -> bool:
+    ctx = Z3Context()
+    try:
+        sat, _ = check([*[ctx.cond(p) for p in premises], z3.Not(ctx.cond(conclusion))], ctx)
+    except NonLinear:
+        raise _Undecided from None
+    if sat is None:
+        raise _Undecided
     return not sat
 
 

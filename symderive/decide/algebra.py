@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import sympy as sp
+from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from ..core.ir import Defined, GSum, Iverson, in_range, plain
 
@@ -221,7 +222,8 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
             return [Term(inner.coeff, inner.vars, inner.guard, (replace(f, exp=f.exp * e),))]
         return [_atom(expr, ctx, guards)]
     if isinstance(expr, sp.log):
-        split = _split_log(expr.args[0], ctx, guards)
+        # a sum's constant factors outside first: log(sum(exp(x - m))) is -m + log(sum(exp(x)))
+        split = _split_log(normalise_sums(expr.args[0]), ctx, guards)
         if split is not None:
             return flatten(split, ctx, guards)
         return [_atom(expr, ctx, guards)]
@@ -231,6 +233,15 @@ def flatten(expr: sp.Expr, ctx: Context, guards: tuple = ()) -> list[Term]:
             return flatten(sp.Mul(*(sp.exp(a) for a in arg.args)), ctx, guards)
         if isinstance(arg, sp.log):
             return flatten(arg.args[0], ctx, guards)
+        coeff, rest = arg.as_coeff_Mul()
+        if coeff.is_Rational and coeff != 1 and not rest.is_Number:
+            # exp(c u) = exp(u)**c for real u: exp(-m) meets exp(m) as its inverse (a stable softmax's
+            # shift by the maximum cancels), exp(2 u) meets exp(u) * exp(u)
+            inner = _atom(sp.exp(rest), ctx, guards)
+            if not inner.factors:
+                return [Term(inner.coeff**coeff)]
+            f = inner.factors[0]
+            return [Term(inner.coeff, inner.vars, inner.guard, (replace(f, exp=f.exp * coeff),))]
         return [_atom(expr, ctx, guards)]
     if isinstance(expr, sp.Function) or isinstance(expr, sp.Expr):
         if is_integer_expr(expr, ctx):
@@ -741,14 +752,15 @@ def atom_pattern(expr, ctx: Context) -> tuple[str, tuple]:
     bound = []
 
     def rename_bound(e):
-        if isinstance(e, GSum):
+        # sums and reductions (max, min) alike: equal atoms must not differ by a bound name
+        if isinstance(e, ExprWithLimits):
             ren = {}
             for v, _, _ in e.limits:
                 ren[v] = sp.Symbol(f"_b{len(bound)}", integer=True)
                 bound.append(ren[v])
             body = rename_bound(e.function.xreplace(ren))
             lims = [(ren[v], lo, hi) for v, lo, hi in e.limits]
-            return GSum(body, *lims)
+            return e.func(body, *lims)
         if not e.args or isinstance(e, sp.Indexed):
             return e
         return e.func(*(rename_bound(a) for a in e.args))

@@ -25,7 +25,7 @@ import sympy as sp
 import z3
 
 from ..core import domains
-from ..core.ir import plain
+from ..core.ir import GSum, Iverson, in_range, plain
 from ..errors import InternalError
 from .algebra import Context, Factor, Term, Unsupported, discharge_domains, flatten, merge_indicators
 from .verdict import PROVED, REFUTED, UNKNOWN, Counterexample
@@ -38,6 +38,9 @@ class Outcome:
     status: str
     reason: str = ""
     sizes: dict | None = None
+    #: a candidate's smallest sizes with every size at least 2, where ``sizes`` has a 1 (a size 1
+    #: hides many differences: a row that sums to 1 is then all 1)
+    wider: dict | None = None
 
 
 # -- assumptions --------------------------------------------------------------------------
@@ -104,6 +107,128 @@ def _sum_rules(problem) -> list[SumRule]:
             continue
         rules.append(SumRule(key=f.key, summed=summed, value=sp.sympify(value), lo_hi=()))
     return rules
+
+
+def fixed_sums(expr, rules: list[SumRule], shapes: dict):
+    """``expr`` with every full-range sum of one read that an equality assumption fixes replaced by
+    its value (``Sum_k t[p, k]`` is 1 under ``sum(t, axis=1) == 1``), before domains are discharged:
+    ``x / sum(x)`` is then ``x / 1``, defined everywhere.
+
+    The value holds where the read's other indices are inside the tensor (outside, the sum
+    of zeros is 0), so it carries that range as a guard.
+
+    >>> from symderive.core.ir import index_symbol, size_symbol
+    >>> n, k = size_symbol("n"), index_symbol("k")
+    >>> t = sp.IndexedBase("t", real=True)
+    >>> fixed_sums(1 / GSum(t[k], (k, 0, n - 1)), [SumRule("t", (0,), sp.S.One, ())], {"t": (n,)})
+    1
+    """
+    if not rules or not expr.has(GSum):
+        return expr
+
+    def visit(e):
+        if isinstance(e, GSum):
+            value = _fixed_value(e, rules, shapes)
+            if value is not None:
+                return value
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*(visit(a) for a in e.args))
+
+    return visit(expr)
+
+
+def _fixed_value(s, rules: list[SumRule], shapes: dict):
+    """The value an assumption gives the sum ``s`` (one read over full ranges), or None."""
+    body = s.function
+    if not isinstance(body, sp.Indexed):
+        return None
+    name = str(body.base.label)
+    bound = [v for v, _, _ in s.limits]
+    for rule in rules:
+        shape = shapes.get(name)
+        if rule.key != name or shape is None or len(shape) != len(body.indices):
+            continue
+        summed = [body.indices[k] for k in rule.summed]
+        if sorted(map(str, summed)) != sorted(map(str, bound)) or len(set(summed)) != len(summed):
+            continue
+        limits = {v: (lo, hi) for v, lo, hi in s.limits}
+        if any(sp.expand(limits[body.indices[k]][0]) != 0 for k in rule.summed):
+            continue
+        if any(sp.expand(limits[body.indices[k]][1] - (shape[k] - 1)) != 0 for k in rule.summed):
+            continue
+        others = [k for k in range(len(shape)) if k not in rule.summed]
+        if any(sp.sympify(body.indices[k]).free_symbols & set(bound) for k in others):
+            continue
+        inside = in_range(tuple(body.indices[k] for k in others), tuple(shape[k] for k in others))
+        return rule.value if inside == sp.true else rule.value * Iverson(inside)
+    return None
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """An assumption ``a == permuted(a)`` (``a == a.T``): ``a[i] == a[i[order[0]], i[order[1]], ...]``."""
+
+    name: str
+    order: tuple
+
+
+def _symmetries(problem) -> list[Symmetry]:
+    """Equality assumptions that say a tensor equals a permutation of its own axes (``a == a.T``)."""
+    from ..core.tree import build
+
+    out = []
+    for a in problem.assumptions:
+        if a.kind != "equal":
+            continue
+        try:
+            lhs, rhs = build(a.lhs, problem.scope), build(a.rhs, problem.scope)
+        except Exception:  # noqa: BLE001 - an unusable assumption is simply not used
+            continue
+        if len(lhs.shape) < 2 or tuple(lhs.shape) != tuple(rhs.shape):
+            continue
+        free = tuple(sp.Symbol(f"_r{k}", integer=True) for k in range(len(lhs.shape)))
+        left, right = lhs.element(free), rhs.element(free)
+        if not (isinstance(left, sp.Indexed) and isinstance(right, sp.Indexed) and left.base == right.base):
+            continue
+        if tuple(left.indices) != free or sorted(map(str, right.indices)) != sorted(map(str, free)):
+            continue
+        name = str(left.base.label)
+        order = tuple(free.index(i) for i in right.indices)
+        shape = tuple(problem.tensors.get(name, ()))
+        # the permuted axes must have the same length (a read outside is then outside both ways)
+        if len(shape) == len(order) and all(shape[k] == shape[order[k]] for k in range(len(order))):
+            out.append(Symmetry(name, order))
+    return out
+
+
+def symmetrised(expr, symmetries: list[Symmetry]):
+    """``expr`` with each read of a symmetric tensor replaced by its mean over the symmetry's permutations.
+
+    Where the assumption holds the mean is the read itself; and the result depends on the
+    tensor only through a symmetric array, so it is 0 for every array exactly when ``expr``
+    is 0 for every symmetric one: ``a[i, k] * x[k]`` meets ``a[k, i] * x[k]`` under ``a == a.T``.
+
+    >>> i, j = sp.symbols("i j", integer=True)
+    >>> a = sp.IndexedBase("a", real=True)
+    >>> symmetrised(a[i, j] - a[j, i], [Symmetry("a", (1, 0))])
+    0
+    """
+    for sym in symmetries:
+        reads = [
+            r for r in expr.atoms(sp.Indexed) if str(r.base.label) == sym.name and len(r.indices) == len(sym.order)
+        ]
+        if not reads:
+            continue
+        mapping = {}
+        for r in reads:
+            images, idx = [], tuple(r.indices)
+            while idx not in images:
+                images.append(idx)
+                idx = tuple(idx[k] for k in sym.order)
+            mapping[r] = sp.Add(*(r.base[i] for i in images)) / len(images)
+        expr = expr.xreplace(mapping)
+    return expr
 
 
 def _apply_sum_rules(terms: list[Term], rules: list[SumRule], shapes: dict) -> list[Term]:
@@ -180,7 +305,7 @@ def _merge_factors(t: Term) -> Term:
     reads split into unit factors (so ``x[i]**2`` and ``x[i] * x[j]`` at ``i == j`` meet)."""
     merged: dict = {}
     units = []
-    for f in t.factors:
+    for f in _exponentials_combined(t.factors):
         idx = tuple(sp.expand(i) for i in f.idx)
         if f.exp.is_Integer and f.exp > 0 and (f.tensor or f.exp <= 4):
             units += [Factor(f.key, idx, f.tensor, sp.S.One, f.expr)] * int(f.exp)
@@ -190,6 +315,27 @@ def _merge_factors(t: Term) -> Term:
         merged[k] = Factor(f.key, idx, f.tensor, exp, f.expr)
     factors = tuple(units) + tuple(f for f in merged.values() if f.exp != 0)
     return Term(t.coeff, t.vars, t.guard, factors)
+
+
+def _exponentials_combined(factors) -> list:
+    """The factors with powers of one exponential at one index added up (``exp(m) * exp(m)**-1`` is 1).
+
+    Only exponentials: they are never 0, so a power and its inverse cancel at every point;
+    the powers of any other atom are merged as before (by sign).
+    """
+    out: list = []
+    at: dict = {}
+    for f in factors:
+        if f.tensor or not isinstance(f.expr, sp.exp):
+            out.append(f)
+            continue
+        k = (f.key, tuple(sp.expand(i) for i in f.idx))
+        if k in at:
+            out[at[k]] = Factor(f.key, out[at[k]].idx, False, out[at[k]].exp + f.exp, f.expr)
+        else:
+            at[k] = len(out)
+            out.append(f)
+    return [f for f in out if f.exp != 0]
 
 
 def _orderings(t: Term, limit: int = 24):
@@ -397,20 +543,86 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
                     for mono, r in _coefficient_basis(t.coeff * multiplier).items():
                         bases[mono].append((r, w))
             base_conds = _size_floor(ctx, sizes) + [ctx.cond(c) for c in size_conds] + [ctx.cond(free_range)]
-            for items in bases.values():
+            totals = []
+            for mono, items in bases.items():
                 den = 1
                 for r, _ in items:
                     den = sp.ilcm(den, int(sp.Rational(r).q))
                 total = z3.Sum([int(r * den) * w for r, w in items]) if items else z3.IntVal(0)
+                totals.append((mono / den, total))
+            for _, total in totals:
                 sat, model = domains.check(base_conds + [total != 0], ctx)
                 if sat is None:
                     return Outcome("unknown", "the solver's resource limit ran out")
                 if sat:
-                    sizes_at = {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
-                    return Outcome("candidate", f"the terms in {_describe_monomial(group[0])} do not cancel", sizes_at)
+                    keep = _whole_coefficient_nonzero(totals, ctx, sizes)
+                    sizes_at = _smallest_sizes(base_conds + [total != 0], ctx, sizes, model, keep)
+                    wider = None
+                    if 1 in sizes_at.values():
+                        at_least_two = base_conds + [total != 0] + [ctx.var(s) >= 2 for s in sizes]
+                        sat, model = domains.check(at_least_two, ctx)
+                        wider = _smallest_sizes(at_least_two, ctx, sizes, model, keep) if sat else None
+                    return Outcome(
+                        "candidate", f"the terms in {_describe_monomial(group[0])} do not cancel", sizes_at, wider
+                    )
         except (Unsupported, domains.NonLinear) as exc:
             return Outcome("unknown", str(exc))
     return Outcome("proved")
+
+
+def _whole_coefficient_nonzero(totals, ctx: domains.Z3Context, sizes):
+    """Whether a model makes the group's whole coefficient nonzero: the sum over size monomials
+    of each monomial times its count (``1/N - 1`` is 0 at ``N = 1`` though each part is not)."""
+
+    def nonzero(model) -> bool:
+        at = {s: model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
+        value = sp.S.Zero
+        for mono, total in totals:
+            value += sp.sympify(mono).subs(at) * model.eval(total, model_completion=True).as_long()
+        return value != 0
+
+    return nonzero
+
+
+def _smallest_sizes(formulas, ctx: domains.Z3Context, sizes, model, keep=None, rounds: int = 64) -> dict:
+    """The sizes of a model of ``formulas`` made minimal as LANGUAGE.md's counterexamples are:
+    the smallest sum of sizes, then each size in declaration order as small as can be (the
+    solver's first model may be any one; a few more questions, each bounded, tighten it).
+
+    ``keep(model)`` must hold of a smaller model for it to be taken (the whole coefficient
+    nonzero there); a smaller one where it fails is excluded and the question asked again.
+    """
+    excluded: list = []
+    for _ in range(rounds if keep is not None else 0):
+        if keep(model):
+            break
+        # the solver's first model cancels as a whole: another one, that one excluded
+        excluded.append(z3.Or([ctx.var(s) != model.eval(ctx.var(s), model_completion=True) for s in sizes]))
+        sat, other = domains.check(list(formulas) + excluded, ctx) if sizes else (False, None)
+        if not sat:
+            break
+        model = other
+    values = {s: model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
+    fixed: list = []
+    for step in [None, *sizes]:
+        for _ in range(rounds):
+            if step is None:
+                tighter = z3.Sum([ctx.var(s) for s in sizes]) < sum(values.values()) if sizes else z3.BoolVal(False)
+            else:
+                tighter = ctx.var(step) < values[step]
+            total = z3.Sum([ctx.var(s) for s in sizes]) == sum(values.values()) if step is not None else None
+            extra = [tighter, *fixed, *excluded] + ([total] if total is not None else [])
+            sat, smaller = domains.check(list(formulas) + extra, ctx)
+            if not sat:
+                break
+            found = {s: smaller.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
+            if keep is not None and not keep(smaller):
+                excluded.append(z3.Or([ctx.var(s) != v for s, v in found.items()]) if sizes else z3.BoolVal(False))
+                continue
+            values = found
+        if step is not None:
+            fixed.append(ctx.var(step) == values[step])
+    return {str(s): v for s, v in values.items()}
 
 
 def _describe_monomial(t: Term, width: int = 160) -> str:
@@ -478,17 +690,73 @@ def scalar_identity(expr) -> bool:
     >>> scalar_identity(sp.exp(-x) / (1 + sp.exp(-x)) ** 2 - (1 / (1 + sp.exp(-x))) * (1 - 1 / (1 + sp.exp(-x))))
     True
     """
-    from ..core.ir import GSum, Iverson, held_form
+    from sympy.concrete.expr_with_limits import ExprWithLimits
 
-    held, _ = held_form(expr, lambda e: isinstance(e, sp.Indexed | GSum | Iverson | sp.Piecewise | sp.KroneckerDelta))
+    from ..core.ir import Iverson, held_form
+
+    held, _ = held_form(
+        expr, lambda e: isinstance(e, sp.Indexed | ExprWithLimits | Iverson | sp.Piecewise | sp.KroneckerDelta)
+    )
     if held == 0:
         return True
     if sp.count_ops(held) > 400:
         return False
     try:
-        return sp.simplify(sp.cancel(sp.together(held))) == 0
+        rational = sp.cancel(sp.together(exponentials_as_powers(held)))
+        if rational == 0:
+            return True
+        if not rational.has(sp.Function):
+            # a rational function of independent symbols that is not 0: no simplification makes it 0
+            return False
+        reduced = sp.cancel(sp.together(held))
+        # simplify(0) is 0; not calling it then spares a cold start its import of sympy.physics (0.3 s)
+        return reduced == 0 or sp.simplify(reduced) == 0
     except Exception:  # noqa: BLE001 - an identity SymPy cannot show is simply not used
         return False
+
+
+#: hyperbolic functions, written through exponentials for the algebra (tanh = (e^x - e^-x) / (e^x + e^-x))
+HYPERBOLIC = (sp.tanh, sp.sinh, sp.cosh, sp.sech, sp.csch, sp.coth)
+
+
+def exponentials_as_powers(expr):
+    """``expr`` with hyperbolic functions through exponentials and each exponential as an integer
+    power of one positive symbol per exponent direction: a rational function where ``exp`` was.
+
+    ``exp(c u)`` for the rational multiples ``c`` of one real ``u`` becomes ``Y**(c/d)`` with
+    ``Y = exp(d u)`` and ``d`` the largest rational dividing every such ``c``; ``exp(a + b)``
+    is ``exp(a) * exp(b)``. Exact for real exponents, so a rational function that cancels to 0
+    is an identity (``tanh(x/2)`` meets ``exp(-x)``).
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> sp.cancel(sp.together(exponentials_as_powers(sp.tanh(x) - (1 - sp.exp(-2 * x)) / (1 + sp.exp(-2 * x)))))
+    0
+    """
+    if expr.has(sp.I):
+        return expr
+    expr = expr.replace(lambda e: isinstance(e, HYPERBOLIC), lambda e: e.rewrite(sp.exp))
+    exps = expr.atoms(sp.exp)
+    if not exps:
+        return expr
+    parts = {e: [t.as_coeff_Mul() for t in sp.Add.make_args(sp.expand(e.args[0]))] for e in exps}
+    steps: dict = {}
+    for terms in parts.values():
+        for c, u in terms:
+            if not u.is_Number:
+                steps[u] = _rational_gcd(steps.get(u, c), c)
+    # exp of a real exponent is positive; of any other it is still never 0 (exp(k d u) = exp(d u)**k holds)
+    powers = {u: sp.Dummy("E", positive=True) if u.is_real else sp.Dummy("E", nonzero=True) for u in steps}
+
+    def product(terms):
+        return sp.Mul(*(sp.exp(c * u) if u.is_Number else powers[u] ** (c / steps[u]) for c, u in terms))
+
+    return expr.xreplace({e: product(terms) for e, terms in parts.items()})
+
+
+def _rational_gcd(a, b):
+    """The largest positive rational of which both rationals are integer multiples (the sign of neither)."""
+    a, b = sp.Rational(a), sp.Rational(b)
+    return sp.Rational(sp.igcd(a.p, b.p), sp.ilcm(a.q, b.q))
 
 
 def undischarged_domain(claimed):
@@ -531,20 +799,26 @@ def symbolic_outcome(problem) -> Outcome:
         facts=tuple(size_conds) + ((free_range,) if p and not problem.unbounded else ()),
         value_implies=domains.value_implies,
     )
-    claimed = discharge_domains(problem.right_at_free, ctx)
+    rules, symmetries, shapes = _sum_rules(problem), _symmetries(problem), dict(problem.tensors)
+
+    def assumed(expr):
+        # the equality assumptions put in: sums they fix by their values, symmetric tensors symmetrised
+        return symmetrised(fixed_sums(expr, rules, shapes), symmetries)
+
+    claimed = discharge_domains(assumed(problem.right_at_free), ctx)
     partial = undischarged_domain(claimed)
     if partial is not None:
         return Outcome(
             "unknown", f"{problem.right_name} is undefined (nan in NumPy) unless {plain(partial)}, which is not shown"
         )
-    diff_expr = discharge_domains(left, ctx) - claimed
+    diff_expr = discharge_domains(assumed(left), ctx) - claimed
     if scalar_identity(simplify_guards(diff_expr, list(ctx.facts))):
         return Outcome("proved")
     try:
         terms = merge_indicators(flatten(diff_expr, ctx), ctx)
     except Unsupported as exc:
         return Outcome("unknown", str(exc))
-    terms = _apply_sum_rules(terms, _sum_rules(problem), dict(problem.tensors))
+    terms = _apply_sum_rules(terms, rules, shapes)
     return decide_zero(terms, p, free_range, size_conds, problem.sizes)
 
 
@@ -590,8 +864,9 @@ def decide(problem, timeout: float = 60.0, cross_check: bool = True) -> Decision
     deadline = time.monotonic() + min(float(timeout), cx.SEARCH_SECONDS)
     summary = cx.SearchSummary()
     found = cx.find_counterexample(problem, deadline=deadline, summary=summary)
-    if found is None and outcome.sizes:
-        found = cx.find_counterexample(problem, at_sizes=outcome.sizes)
+    for hint in (outcome.sizes, outcome.wider):
+        if found is None and hint:
+            found = cx.find_counterexample(problem, at_sizes=hint)
     if found is not None:
         return Decision(REFUTED, counterexample=found)
     searched = f"{'the search timed out at' if summary.timed_out else 'searched'} {summary.describe()}"

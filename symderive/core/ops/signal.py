@@ -13,6 +13,7 @@ on which operand is at least as large in every dimension.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -38,6 +39,12 @@ def first_at_least_second(shape1: Shape, shape2: Shape) -> sp.Boolean:
     >>> first_at_least_second((n,), (k,))
     n >= k
     """
+    return _first_at_least_second(tuple(shape1), tuple(shape2))
+
+
+# Cached: a pure function of SymPy sizes (hashable); each relation built asks SymPy's assumptions.
+@functools.lru_cache(maxsize=1024)
+def _first_at_least_second(shape1: tuple, shape2: tuple) -> sp.Boolean:
     return sp.And(*(sp.Ge(a, b) for a, b in zip(shape1, shape2, strict=True)))
 
 
