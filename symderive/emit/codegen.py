@@ -41,6 +41,7 @@ from ..decide.concrete import EvaluationError, Evaluator, concrete_shape, evalua
 from ..decide.verdict import ERROR, PROVED, REFUTED, Verdict
 from ..errors import InputError, InternalError
 from ..escape import identifier_problem, python_docstring
+from .stable import stable_form
 
 #: tolerances of the pre-emission check (float64 against exact-ish element evaluation)
 CHECK_RTOL, CHECK_ATOL = 1e-9, 1e-11
@@ -322,16 +323,18 @@ def _shapes_line(layer, args) -> str:
 
 def forward_function(layer) -> Function:
     """The emitted ``forward``: the layer's output from its inputs."""
+    rewrites = ()
     if layer.forward_tree is not None:
-        code, args, helpers = closed_form_code(layer, layer.forward_tree)
-        args, body = _sized_body(layer, args, _needed_sizes(layer.forward_tree), code, layer.forward.shape, None)
+        tree, rewrites = stable_form(layer, layer.forward_tree)
+        code, args, helpers = closed_form_code(layer, tree)
+        args, body = _sized_body(layer, args, _needed_sizes(tree), code, layer.forward.shape, None)
     else:
         lowering = IndexLowering(layer)
         body, args, helpers = lowering.function_body(layer.forward_index, layer.output_indices, layer.forward.shape)
     doc = (
         f"{layer.output} = {layer.forward_text or layer.output}, the forward pass of layer {layer.name}.\n\n"
         f"Shapes: {_shapes_line(layer, args)} -> {layer.output} {_shape_text(layer.forward.shape, layer)}.\n"
-        f"Assumes: {_assumption_text(layer)}."
+        f"Assumes: {_assumption_text(layer)}.{_stable_note(rewrites)}"
     )
     return Function("forward", args, body, doc, layer.forward, helpers)
 
@@ -405,15 +408,17 @@ def _claim_function(layer, wrt: str, text: str, verdict: Verdict) -> Function:
     parsed = parse_claim(text, layer, wrt)
     expected = claim_tensor(parsed, layer)
     target = layer.inputs[wrt]
+    rewrites = ()
     if parsed.tree is not None:
-        code, args, helpers = closed_form_code(layer, parsed.tree)
+        tree, rewrites = stable_form(layer, parsed.tree)
+        code, args, helpers = closed_form_code(layer, tree)
         built_shape = T.build(parsed.tree, layer.scope()).shape
         if _shape_matches(layer, built_shape, target):
             built_shape = target
         if built_shape != target:
             args = _ordered_args(layer, set(args) | {wrt})
         args, body = _sized_body(
-            layer, args, _needed_sizes(parsed.tree), code, target, None if built_shape == target else wrt, prefer=wrt
+            layer, args, _needed_sizes(tree), code, target, None if built_shape == target else wrt, prefer=wrt
         )
     else:
         lowering = IndexLowering(layer)
@@ -422,9 +427,17 @@ def _claim_function(layer, wrt: str, text: str, verdict: Verdict) -> Function:
     doc = (
         f"dL/d{wrt} = {text}, proved by symderive for layer {layer.name}.\n\n"
         f"Shapes: {_shapes_line(layer, args)} -> d{wrt} {_shape_text(target, layer)}.\n"
-        f"Assumes: {', '.join(assumptions) if assumptions else 'none'}."
+        f"Assumes: {', '.join(assumptions) if assumptions else 'none'}.{_stable_note(rewrites)}"
     )
     return Function(f"grad_{wrt}", args, body, doc, _with_shape(expected, target), helpers)
+
+
+def _stable_note(rewrites) -> str:
+    """The docstring's sentence on the stable spellings used (each proved equal first), or ""."""
+    if not rewrites:
+        return ""
+    rules = ", ".join(dict.fromkeys(r.text for r in rewrites))
+    return f"\nComputed stably: {rules} (each proved equal to the form as written)."
 
 
 def _derived_function(layer, wrt: str) -> Function:
@@ -593,10 +606,11 @@ def closed_form_code(layer, node) -> tuple[str, tuple[str, ...], set[str]]:
     if output_used:
         if layer.forward_tree is None:
             raise NotVectorisable(f"the claim uses {layer.output}, whose forward pass is in index form")
-        _, fwd_args, fwd_helpers = closed_form_code(layer, layer.forward_tree)
+        forward, _ = stable_form(layer, layer.forward_tree)
+        _, fwd_args, fwd_helpers = closed_form_code(layer, forward)
         names |= set(fwd_args)
         helpers |= fwd_helpers
-        *fwd_lines, fwd_code = statements.code(layer.forward_tree).split("\n")
+        *fwd_lines, fwd_code = statements.code(forward).split("\n")
         code = "\n".join([*fwd_lines, f"{_output_var(layer)} = {fwd_code}", code])
     return code, _ordered_args(layer, names), helpers | statements.helpers
 
