@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from symderive.decide.pose import Memo, checked_timeout, prove, prove_identity
 from symderive.decide.verdict import PROVED, REFUTED, Counterexample, Verdict
 from symderive.display import Displayed
 from symderive.errors import InputError
-from symderive.model.layer import Layer, as_layer
+from symderive.model.layer import Layer, as_layer, layer_from_dict, size_text
 
 from .read import Entry, Link, read_document
 from .symbols import layer_path
@@ -186,15 +187,37 @@ class _LayerCache:
         self.decided: dict[tuple, LinkVerdict] = {}
 
     def key(self, entry: Entry) -> str:
-        """The layer's built-in name or its file's path."""
+        """The layer's built-in name or its file's path, and the notation's intermediates."""
         spec = entry.layer or ""
-        return str(layer_path(spec, entry.base)) if ("/" in spec or spec.endswith(".toml")) else spec
+        key = str(layer_path(spec, entry.base)) if ("/" in spec or spec.endswith(".toml")) else spec
+        return key + "".join(f"; {name} = {formula}" for name, formula in entry.intermediates)
 
     def get(self, entry: Entry) -> tuple[Layer, Memo]:
         key = self.key(entry)
         if key not in self.layers:
-            self.layers[key] = (as_layer(key), Memo())
+            layer = as_layer(key.split(";")[0]) if not entry.intermediates else _with_intermediates(entry)
+            self.layers[key] = (layer, Memo())
         return self.layers[key]
+
+
+def _with_intermediates(entry: Entry) -> Layer:
+    """The layer of the notation in force with the notation's ``[intermediates]`` after its own
+    (DERIVATIONS.md): the layer file's table, extended, loaded as a layer file is."""
+    path = layer_path(entry.layer or "", entry.base)
+    as_layer(str(path))  # the layer itself loads (its own errors first)
+    data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    own = data.get("intermediates", {})
+    clash = sorted(set(own) & {name for name, _ in entry.intermediates})
+    if clash:
+        raise InputError(
+            f"line {entry.notation_line}: [intermediates] names {', '.join(clash)}, already an intermediate of the layer"
+        )
+    data["intermediates"] = {**own, **dict(entry.intermediates)}
+    data.pop("claims", None)
+    try:
+        return layer_from_dict(data, source=f"{path} with the notation's [intermediates] (line {entry.notation_line})")
+    except RecursionError:
+        raise InputError(f"line {entry.notation_line}: [intermediates]: a value is nested too deeply") from None
 
 
 def _decided_entry(entry: Entry, layers: _LayerCache, timeout: float) -> AuditEntry:
@@ -355,7 +378,7 @@ def _in_range(link: Link, layer: Layer) -> str:
         shape = scope[name].shape if name in scope else None
         if shape is None or axis >= len(shape):
             continue
-        terms.append(f"({index} >= 0) * ({index} <= {shape[axis] - 1})")
+        terms.append(f"({index} >= 0) * ({index} <= {size_text(shape[axis] - 1)})")
     return " * ".join(dict.fromkeys(terms))
 
 
@@ -483,6 +506,9 @@ def _counterexample_lines(k: LinkVerdict) -> list[str]:
     cex = k.counterexample
     sizes = ", ".join(f"{s}={v}" for s, v in cex.sizes.items())
     if cex.is_shape_mismatch:
+        if cex.claimed_shape is None:  # the right side has no value at these sizes (matmul of mismatched shapes)
+            why = f": {cex.message}" if cex.message else ""
+            return [f"at sizes {sizes}: left shape {cex.expected_shape}, the right side is not defined{why}"]
         return [f"at sizes {sizes}: left shape {cex.expected_shape}, right shape {cex.claimed_shape}"]
     values = "; ".join(f"{n} = {v}" for n, v in (cex.values or {}).items())
     first = f"at sizes {sizes}" + (f"; {values}" if values else "")

@@ -14,8 +14,9 @@ guessed, never dropped. User text is parsed, never evaluated.
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from symderive.errors import InputError
@@ -69,6 +70,14 @@ class Entry:
     notation_line: int = 0
     #: the folder a relative ``layer`` path is taken from (the notation's file's)
     base: Path | None = None
+    #: the notation's ``[intermediates]`` (name, claim-language formula), added to the layer
+    intermediates: tuple[tuple[str, str], ...] = ()
+
+
+def _vector_product(link: Link) -> bool:
+    """Whether a read link has a matrix product or a transpose (what column vectors change)."""
+    sides = f"{link.left} {link.right}"
+    return "@" in sides or ".T" in sides or "transpose(" in sides or "dot(" in sides
 
 
 class NotRead(Exception):
@@ -375,6 +384,15 @@ class _DocumentReader:
 
     def _entry(self, line: int, latex: str, status: str, **more) -> Entry:
         notation = self.meaning.notation
+        links = more.get("links", ())
+        if notation.column_vectors and status in ("read", "definition") and any(_vector_product(k) for k in links):
+            # NumPy's rules would read v v^T as a dot product: never a silent other reading
+            reason = "column_vectors = true is not applied by the reader yet: products and transposes of arrays are not read under it"
+            status, more = (
+                "not checked",
+                more
+                | {"reason": reason, "links": tuple(replace(k, status="not checked", reason=reason) for k in links)},
+            )
         return Entry(
             line,
             latex,
@@ -383,6 +401,7 @@ class _DocumentReader:
             assume=notation.assume,
             notation_line=notation.line,
             base=notation.base,
+            intermediates=notation.intermediates,
             **more,
         )
 
@@ -1411,6 +1430,16 @@ class _EntryReader:
 
     def _function(self, function: str, items, pos, arg_pos) -> tuple[Value, int]:
         head = items[pos]
+        primes = head.primes + (1 if head.sup is not None and _is_prime_sup(head.sup) else 0)
+        if primes:
+            # f' is the derivative of a function declared under [functions]; any other prime
+            # (\exp', f'' or a prime on a built-in) is said, never dropped
+            if primes != 1 or function not in self.meaning.functions.values():
+                raise NotRead(
+                    "a prime on a function is read only once, on a function declared under [functions]",
+                    spell_all(items[pos:]),
+                )
+            function, head = f"{function}_prime", Item(head.base, head.sub, None, 0, head.line, head.start, head.end)
         if head.sup is not None and function != "sqrt":
             raise NotRead(f"a power of \\{function} is not read", spell_all(items[pos:]))
         if arg_pos >= len(items):
@@ -1471,7 +1500,18 @@ class _EntryReader:
                 continue
             left, right = items[:k], items[k + 1 :]
             if base.kind == "REL":
-                return C.delta(self.index_expr(left), self.index_expr(right))
+                try:
+                    return C.delta(self.index_expr(left), self.index_expr(right))
+                except NotRead:
+                    if base.text != "=":
+                        raise
+                # an equality of values (x_{ij} = y_i, where the maximum sits): both <= and >=
+                a, b = self._paren(self.value(left)), self._paren(self.value(right))
+                return C.binop(
+                    ast.Compare(a, [ast.GtE()], [b]),
+                    ast.Mult(),
+                    ast.Compare(copy.deepcopy(a), [ast.LtE()], [copy.deepcopy(b)]),
+                )
             if base.kind == "CMD" and base.text in ("\\neq", "\\ne"):
                 return C.binop(C.const(1), ast.Sub(), C.delta(self.index_expr(left), self.index_expr(right)))
             ops = {

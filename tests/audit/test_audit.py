@@ -223,7 +223,10 @@ def test_a_latex_chain_whose_second_link_drops_the_flip(tmp_path):
 
 def test_a_written_out_derivative_is_decided():
     # y = w x + b, so dy_j/dx_i = w[j, i] (by hand); w_{ij} is the transpose, wrong when w is not symmetric
-    doc = LINEAR + "\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ji}$$\n\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ij}$$\n"
+    doc = (
+        LINEAR
+        + "\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ji}$$\n\n$$\\frac{\\partial y_j}{\\partial x_i} = w_{ij}$$\n"
+    )
     right, wrong = audit(doc).entries
     assert right.verdict == "follows"
     assert wrong.verdict == "does not follow"
