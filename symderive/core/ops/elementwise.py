@@ -233,14 +233,50 @@ def option_latex(value) -> str:
 
 
 def paren(latex: str) -> str:
-    """``latex`` wrapped in parentheses unless it is a single symbol or already bracketed.
+    r"""``latex`` wrapped in parentheses unless it is a single symbol, a function applied to its
+    bracketed arguments (``\exp\left(s\right)``) or one bracketed group as a whole.
 
-    >>> paren("x"), paren("a + b")
-    ('x', '\\\\left(a + b\\\\right)')
+    >>> print(paren("x"), paren("a + b"), paren(r"\mathrm{softmax}\left(s\right)"))
+    x \left(a + b\right) \mathrm{softmax}\left(s\right)
     """
-    if re.fullmatch(r"[A-Za-z0-9]|\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?", latex):
+    if re.fullmatch(r"[A-Za-z0-9]|\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?", latex) or _applied(latex):
         return latex
     return rf"\left({latex}\right)"
+
+
+def factor_paren(latex: str) -> str:
+    r""":func:`paren` for a factor of a product written side by side (``W^\top g``): a symbol with
+    a superscript needs no parentheses there (under a superscript of its own it would).
+
+    >>> print(factor_paren(r"w^{\top}"), factor_paren("a + b"))
+    w^{\top} \left(a + b\right)
+    """
+    if re.fullmatch(r"\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?\^\{[^{}]*\}", latex):
+        return latex
+    return paren(latex)
+
+
+#: a function's name (``\exp``, ``\mathrm{softmax}``, ``\operatorname{flip}_{...}``) before its arguments
+_FUNCTION_HEAD = re.compile(r"(\\[A-Za-z]+(\{[A-Za-z ]*\})?(_\{[^{}]*\})?)?\\left\(")
+
+
+def _applied(latex: str) -> bool:
+    r"""Whether ``latex`` is one ``\left( ... \right)`` group, maybe after a function's name."""
+    head = _FUNCTION_HEAD.match(latex)
+    if head is None or not latex.endswith(r"\right)"):
+        return False
+    depth, k = 0, head.end() - len(r"\left(")
+    while k < len(latex):
+        if latex.startswith(r"\left", k) and not latex[k + 5 : k + 6].isalpha():
+            depth, k = depth + 1, k + 5
+        elif latex.startswith(r"\right", k) and not latex[k + 6 : k + 7].isalpha():
+            depth, k = depth - 1, k + 6
+            if depth == 0:
+                # the group opened first must close at the very end
+                return k + 1 == len(latex)
+        else:
+            k += 1
+    return False
 
 
 def constant_int(value, op: str, param: str) -> int:
@@ -291,7 +327,7 @@ def binary(
     name: str,
     fn: Callable,
     numpy: str,
-    latex: str,
+    latex: str | Callable[[str, str], str],
     zero_preserving: bool,
     by_name: bool = True,
     domains=PROPAGATE,
@@ -299,7 +335,8 @@ def binary(
 ) -> Operator:
     """Register an elementwise function of two broadcast arrays (params ``x1``, ``x2``).
 
-    ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}``; ``domains`` as in
+    ``numpy`` and ``latex`` are formats with ``{x1}`` and ``{x2}`` (the operands parenthesised
+    by :func:`paren`), or ``latex`` a function of the two operands' LaTeX; ``domains`` as in
     :func:`elementwise_tensor`; ``facts`` further :class:`Operator` fields.
 
     >>> from .table import OPERATORS
@@ -314,7 +351,7 @@ def binary(
             definition=lambda x1, x2: elementwise_tensor(fn, x1, x2, zero_preserving=zero_preserving, domains=domains),
             shape_rule=_binary_shape,
             to_numpy=lambda x1, x2: numpy.format(x1=x1, x2=x2),
-            to_latex=lambda x1, x2: latex.format(x1=paren(x1), x2=paren(x2)),
+            to_latex=latex if callable(latex) else lambda x1, x2: latex.format(x1=paren(x1), x2=paren(x2)),
             algebra="elementwise",
             by_name=by_name,
             **facts,
@@ -407,8 +444,50 @@ def where_of(condition, x, y):
     return sp.Piecewise((x, sp.Ne(condition, 0)), (y, True))
 
 
-binary("add", sp.Add, "({x1} + {x2})", "{x1} + {x2}", zero_preserving=True, by_name=False, ufunc=True)
-binary("subtract", lambda a, b: a - b, "({x1} - {x2})", "{x1} - {x2}", zero_preserving=True, by_name=False, ufunc=True)
+def additive_latex(sign: str) -> Callable[[str, str], str]:
+    r"""The LaTeX of ``x1 + x2`` (``sign`` ``+``) or ``x1 - x2``: parentheses only where a sum reads
+    differently without them (a negative right operand, a sum subtracted).
+
+    >>> print(additive_latex("+")("w x", "b"), "|", additive_latex("-")("a", "b + c"))
+    w x + b | a - \left(b + c\right)
+    """
+
+    def to_latex(x1: str, x2: str) -> str:
+        right = x2.strip()
+        if right.startswith("-") or (sign == "-" and _top_level_sum(right)):
+            right = paren(right)
+        return f"{x1} {sign} {right}"
+
+    return to_latex
+
+
+def _top_level_sum(latex: str) -> bool:
+    r"""Whether ``latex`` has a ``+`` or ``-`` outside every brace and ``\left ... \right`` pair."""
+    depth, k = 0, 0
+    while k < len(latex):
+        if latex.startswith(r"\left", k) and not latex[k + 5 : k + 6].isalpha():
+            depth, k = depth + 1, k + 5
+        elif latex.startswith(r"\right", k) and not latex[k + 6 : k + 7].isalpha():
+            depth, k = depth - 1, k + 6
+        else:
+            c = latex[k]
+            depth += {"{": 1, "}": -1}.get(c, 0)
+            if depth == 0 and c in "+-" and k > 0:
+                return True
+            k += 2 if c == "\\" else 1
+    return False
+
+
+binary("add", sp.Add, "({x1} + {x2})", additive_latex("+"), zero_preserving=True, by_name=False, ufunc=True)
+binary(
+    "subtract",
+    lambda a, b: a - b,
+    "({x1} - {x2})",
+    additive_latex("-"),
+    zero_preserving=True,
+    by_name=False,
+    ufunc=True,
+)
 binary(
     "multiply",
     sp.Mul,

@@ -18,6 +18,7 @@ from .elementwise import (
     broadcast_shapes,
     constant_int,
     elementwise_tensor,
+    factor_paren,
     normalize_axes,
     normalize_axis,
     option_code,
@@ -93,7 +94,7 @@ register(
         definition=matmul_tensor,
         shape_rule=matmul_shape,
         to_numpy=lambda x1, x2: f"np.matmul({x1}, {x2})",
-        to_latex=lambda x1, x2: f"{paren(x1)} {paren(x2)}",
+        to_latex=lambda x1, x2: f"{factor_paren(x1)} {factor_paren(x2)}",
         algebra="bilinear",
         by_name=False,
     )
@@ -329,7 +330,7 @@ register(
         definition=outer_tensor,
         shape_rule=outer_shape,
         to_numpy=lambda a, b: f"np.outer({a}, {b})",
-        to_latex=lambda a, b: f"{paren(a)} {paren(b)}^{{\\top}}",
+        to_latex=lambda a, b: f"{factor_paren(a)} {paren(b)}^{{\\top}}",
         algebra="bilinear",
     )
 )
