@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import gc
 import json
 import math
 import os
@@ -26,7 +27,6 @@ from pathlib import Path
 
 from . import __version__
 from .clock import MAX_SECONDS, ClaimTimeout, wall_clock
-from .core.ir import plain
 from .decide.verdict import ERROR, PROVED, REFUTED, UNKNOWN, Verdict
 from .errors import InputError, InternalError
 from .render.text import format_verdict
@@ -162,6 +162,8 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--assume", action="append", default=[], metavar="EXPR", help="an extra assumption (repeatable)")
     p.add_argument("--batch", metavar="FILE.json", help="prove every claim of a JSON batch file")
+    jobs_help = "--batch claims at a time, in processes (default: cores)"
+    p.add_argument("--jobs", type=_jobs_value, default=None, metavar="N", help=jobs_help)
     p.add_argument("--json", action="store_true", help="one JSON object per claim, one per line")
     p.add_argument("--why", action="store_true", help="for a refuted claim, also its nearest proved variants")
     _add_common(p)
@@ -177,17 +179,26 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--wrt", required=True, metavar="NAME")
     _add_common(p)
 
-    p = sub.add_parser("codegen", help="NumPy code from proved claims", allow_abbrev=False)
+    p = sub.add_parser("codegen", help="NumPy, PyTorch or JAX code from proved claims", allow_abbrev=False)
     p.add_argument("layer", metavar="LAYER")
     _add_claims_option(p)
+    p.add_argument(
+        "--target",
+        choices=("numpy", "torch", "jax"),
+        default="numpy",
+        help="the emitted module's framework: numpy (default), torch (a torch.library.custom_op), jax (a jax.custom_vjp)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="FILE.py")
     p.add_argument("--tests", metavar="FILE.py", help="also write a pytest module checking the emitted code")
     _add_common(p)
 
-    p = sub.add_parser("report", help="a LaTeX/PDF report of the derivations and proofs", allow_abbrev=False)
+    p = sub.add_parser(
+        "report", help="a PDF, LaTeX, Markdown or HTML report of the derivations and proofs", allow_abbrev=False
+    )
     p.add_argument("layer", metavar="LAYER")
     _add_claims_option(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE.pdf|FILE.tex")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.pdf|FILE.tex|FILE.md|FILE.html")
+    p.add_argument("--code", action="store_true", help="add the emitted NumPy module as an appendix")
     _add_common(p)
 
     p = sub.add_parser("check", help="check backward implementations against the true gradient", allow_abbrev=False)
@@ -545,20 +556,78 @@ def _verdicts(args) -> Iterator[tuple[Verdict, int]]:
     if args.layer is not None or args.claim is not None or args.wrt or args.assume:
         raise InputError("--batch takes the layers, claims and assumptions from the file only", where="prove")
     entries, base = _read_batch(args.batch)
+    jobs = min(args.jobs or default_jobs(), len(entries))
+    if jobs > 1:
+        yield from _verdicts_in_processes(entries, base, args, jobs)
+        return
     loaded = {}
     for number, entry in enumerate(entries, start=1):
-        where = f"{args.batch}, entry {number}"
-        raw = entry if isinstance(entry, dict) else {}
-        try:
-            layer_arg, wrt, claim, assume = _batch_entry(entry, number, args.batch)
-            verdict = prove_claim(layer_arg, wrt, claim, assume, args.timeout, base=base, loaded=loaded)
-            yield verdict, verdict_status(verdict)
-        except InputError as exc:
-            message = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
-            yield _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INPUT
-        except Exception as exc:  # noqa: BLE001  (a bug of symderive on this entry; the others still count)
-            message = f"{where}: {_internal_message(exc)}; please report it"
-            yield _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INTERNAL
+        yield batch_verdict(entry, number, args.batch, base, args.timeout, loaded)
+        if not gc.isenabled() and number % BATCH_COLLECT == 0:
+            gc.collect()  # the console script runs without the automatic collector (see entrypoint)
+
+
+#: a batch run by the console script collects garbage every so many entries (see entrypoint)
+BATCH_COLLECT = 100
+
+
+def default_jobs() -> int:
+    """How many processes ``prove --batch`` uses without ``--jobs``: the cores this process may use.
+
+    >>> default_jobs() >= 1
+    True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def batch_verdict(entry, number: int, batch: str, base: Path, timeout: float, loaded=None) -> tuple[Verdict, int]:
+    """(verdict, exit status) of one batch entry: an input error is an ``error`` verdict, and so is a
+    bug of symderive met on it (status 70), so that the other entries still get theirs."""
+    where = f"{batch}, entry {number}"
+    raw = entry if isinstance(entry, dict) else {}
+    try:
+        layer_arg, wrt, claim, assume = _batch_entry(entry, number, batch)
+        verdict = prove_claim(layer_arg, wrt, claim, assume, timeout, base=base, loaded=loaded)
+        return verdict, verdict_status(verdict)
+    except InputError as exc:
+        message = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
+        return _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001  (a bug of symderive on this entry; the others still count)
+        message = f"{where}: {_internal_message(exc)}; please report it"
+        return _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INTERNAL
+
+
+def _verdicts_in_processes(entries: list, base: Path, args, jobs: int) -> Iterator[tuple[Verdict, int]]:
+    """The batch's (verdict, status) pairs in the file's order, the entries proved by ``jobs`` processes.
+
+    The processes are forked (Linux) once the prover is imported, so each starts warm; each
+    proves one entry at a time as it is free. Ctrl-C reaches this process (the children ignore
+    it), which stops them at once.
+    """
+    import multiprocessing
+
+    from . import prove as _prove  # noqa: F401  (imported before the fork: the children share it)
+
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") and "fork" in methods else None)
+    tasks = [(entry, number, args.batch, base, args.timeout) for number, entry in enumerate(entries, start=1)]
+    with context.Pool(jobs, initializer=_batch_child_setup) as pool:
+        yield from pool.imap(_batch_child_verdict, tasks, chunksize=1)
+
+
+def _batch_child_setup() -> None:
+    import signal
+
+    # Ctrl-C is the parent's to handle (it ends the pool); a child's traceback would only be noise
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _batch_child_verdict(task) -> tuple[Verdict, int]:
+    entry, number, batch, base, timeout = task
+    return batch_verdict(entry, number, batch, base, timeout)
 
 
 def _internal_message(exc: Exception) -> str:
@@ -763,6 +832,7 @@ def layer_file_text(layer) -> str:
 
 
 def cmd_derive(args, out, err) -> int:
+    from .core.ir import plain
     from .derive import derive
 
     layer = load(args.layer)
@@ -836,7 +906,7 @@ def _report_claims(layer, pairs) -> dict[str, list[str]] | None:
 
 
 def cmd_codegen(args, out, err) -> int:
-    from .codegen import SOLVE_TIMEOUT, emit_numpy, emit_tests, gather_warnings, solved_claims
+    from .codegen import CodegenRefusal, emit_numpy, emit_tests, gather_warnings, solved_claims
     from .prove import Memo
 
     for path in (args.output, args.tests):
@@ -868,20 +938,36 @@ def cmd_codegen(args, out, err) -> int:
         verdicts[wrt] = dataclasses.replace(verdict, layer=layer.name)
     if statuses:
         return combined_status(statuses)
-    # an input with neither claim gets the closed form solve proves (a quarter of --timeout shared
-    # among the inputs), else gather code with a warning on stderr
-    per_input = min(SOLVE_TIMEOUT, args.timeout / (4 * len(layer.differentiable) or 1))
-    claims, verdicts = solved_claims(layer, claims, verdicts, timeout=per_input)
-    for message in gather_warnings(layer, claims):
+    # an input with neither claim gets the closed form solve proves, else gather code with a warning
+    # on stderr; the search is bounded by candidate counts (the same module on every machine), and
+    # --timeout, the guard per claim, is a safety that warns when it runs out
+    per_input = args.timeout
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        claims, verdicts = solved_claims(layer, claims, verdicts, timeout=per_input)
+    # (gather code is NumPy's: a framework target refuses an input without a proved claim instead)
+    gathers = gather_warnings(layer, claims) if args.target == "numpy" else []
+    for message in [str(w.message) for w in caught] + gathers:
         print(_one_line(f"symderive codegen: warning: {message}"), file=err)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # said above, once, as the command line says things
-        source = emit_numpy(layer, claims=claims, verdicts=verdicts, memo=memo, solve_timeout=None)
-    # both texts before either file: a failure leaves the module and its tests as they were; the
-    # tests' claims are proved once (memo), and the tests check the very functions of the module
-    tests = (
-        emit_tests(layer, Path(args.output).stem, claims=claims, memo=memo, solve_timeout=None) if args.tests else None
-    )
+    if args.target != "numpy":
+        # a framework module from proved claims only (an input without one is refused); its
+        # tests embed the cases the module was checked on before it is returned
+        try:
+            source, tests = _framework_module(args, layer, claims, verdicts, memo)
+        except CodegenRefusal as exc:
+            print(_one_line(f"symderive codegen: {exc}; not writing {args.output}"), file=err)
+            return exc.exit_status
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # said above, once, as the command line says things
+            source = emit_numpy(layer, claims=claims, verdicts=verdicts, memo=memo, solve_timeout=None)
+        # both texts before either file: a failure leaves the module and its tests as they were; the
+        # tests' claims are proved once (memo), and the tests check the very functions of the module
+        tests = (
+            emit_tests(layer, Path(args.output).stem, claims=claims, memo=memo, solve_timeout=None)
+            if args.tests
+            else None
+        )
     _write(args.output, source)
     print(f"wrote {args.output}", file=out)
     if tests is not None:
@@ -890,16 +976,31 @@ def cmd_codegen(args, out, err) -> int:
     return EXIT_OK
 
 
+def _framework_module(args, layer, claims, verdicts, memo) -> tuple[str, str | None]:
+    """(module, tests or None) of ``codegen --target torch|jax``, or a CodegenRefusal (no proved claim
+    for an input, an operator the framework has no lowering for) with its exit status."""
+    from .codegen import _prover
+
+    if args.target == "torch":
+        from .emit.torch import emit
+    else:
+        from .emit.jax import emit
+    module_name = Path(args.output).stem if args.tests else None
+    return emit(layer, module_name, claims, check=True, verdicts=verdicts, prove=_prover(memo))
+
+
 def cmd_report(args, out, err) -> int:
     from .report import report
 
-    if Path(args.output).suffix.lower() not in (".pdf", ".tex"):
-        raise InputError(f"the report is written as FILE.pdf or FILE.tex, got {args.output!r}", where="-o")
+    if Path(args.output).suffix.lower() not in (".pdf", ".tex", ".md", ".html"):
+        raise InputError(
+            f"the report is written as FILE.pdf, FILE.tex, FILE.md or FILE.html, got {args.output!r}", where="-o"
+        )
     _require_distinct_outputs(args)
     layer = load(args.layer)
     # without --claim the report shows every claim the layer knows (the known mistakes and
     # those needing assumptions too), as symderive.report.report(layer) does
-    report(layer, claims=_report_claims(layer, args.claim), output=args.output, timeout=args.timeout)
+    report(layer, claims=_report_claims(layer, args.claim), output=args.output, timeout=args.timeout, code=args.code)
     print(f"wrote {args.output}", file=out)
     return EXIT_OK
 
@@ -1202,6 +1303,12 @@ def _internal(prog: str, exc: Exception, err) -> int:
 
 def entrypoint() -> None:
     """The ``symderive`` console script."""
+    # One command is one short process. Importing SymPy and proving allocate a few hundred
+    # thousand objects that live to the end, and the collector's repeated passes over them cost
+    # about a third of a cold `prove` (0.4-0.6 s CPU): the automatic collector stays off (a
+    # batch collects every BATCH_COLLECT entries), and what is left is frozen before the exit,
+    # so the interpreter's last collection does not walk it either.
+    gc.disable()
     # a console that cannot show a character of the claim echoed back (an ASCII or cp1252
     # stdout) gets an escape for it, not an encoding error reported as a bug of symderive
     for stream in (sys.stdout, sys.stderr):
@@ -1209,4 +1316,6 @@ def entrypoint() -> None:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError):  # not a text stream that can be reconfigured
             pass
-    sys.exit(main(sys.argv[1:], prog="symderive"))
+    status = main(sys.argv[1:], prog="symderive")
+    gc.freeze()
+    sys.exit(status)

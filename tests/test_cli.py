@@ -525,7 +525,8 @@ def test_a_batch_loads_each_layer_once(capsys, tmp_path, monkeypatch):
     ]
     batch = tmp_path / "b.json"
     batch.write_text(json.dumps(entries), encoding="utf-8")
-    status, out, _ = run(capsys, "prove", "--batch", str(batch), "--json")
+    # one process (--jobs 1): the patched loader is this process's
+    status, out, _ = run(capsys, "prove", "--batch", str(batch), "--json", "--jobs", "1")
     assert status == 0, out
     assert sorted(calls) == ["linear", "relu"]
 

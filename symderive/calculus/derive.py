@@ -8,6 +8,7 @@ coefficient substitutes, any other adds a divisibility guard), never over the ra
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -381,6 +382,13 @@ def range_facts(index, shape) -> list:
     return [c for i, n in zip(index, shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, n - 1))]
 
 
+# Cached: a pure function of a sum's limits (SymPy, hashable); every claim about a gradient walks
+# the same sums, and each relation built asks SymPy's assumptions.
+@functools.lru_cache(maxsize=1024)
+def _limit_facts(limits: tuple) -> tuple:
+    return tuple(c for v, lo, hi in limits for c in (sp.Ge(v, lo), sp.Le(v, hi)))
+
+
 def simplify_guards(expr: sp.Expr, facts: list) -> sp.Expr:
     """Drop the conjuncts of Iverson guards that the facts (and enclosing ranges) imply.
 
@@ -392,7 +400,7 @@ def simplify_guards(expr: sp.Expr, facts: list) -> sp.Expr:
 
     def visit(e, known):
         if isinstance(e, GSum):
-            inner = known + [c for v, lo, hi in e.limits for c in (sp.Ge(v, lo), sp.Le(v, hi))]
+            inner = known + list(_limit_facts(e.limits))
             return GSum(visit(e.function, inner), *e.limits)
         if isinstance(e, Iverson):
             cond = e.args[0]

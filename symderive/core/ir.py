@@ -16,6 +16,7 @@ symbols (:func:`index_symbol`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,16 @@ def in_range(idx: Sequence[Expr], shape: Shape) -> sp.Boolean:
     >>> in_range((i,), (n,))
     (i >= 0) & (i < n)
     """
+    try:
+        return _in_range(tuple(idx), tuple(shape))
+    except TypeError:  # an index without a hash
+        return _in_range.__wrapped__(tuple(idx), tuple(shape))
+
+
+# Cached: a pure function of SymPy expressions (hashable), asked again and again about the same
+# reads; building each relation asks SymPy's assumptions, which is slow.
+@functools.lru_cache(maxsize=4096)
+def _in_range(idx: tuple, shape: tuple) -> sp.Boolean:
     conds = []
     for i, n in zip(idx, shape, strict=True):
         conds.append(sp.Ge(i, 0))
@@ -559,6 +570,10 @@ class PlainPrinter(IntegerDivisionPrinting, StrPrinter):
 
     def _print_Max(self, e):
         return f"max({', '.join(self._print(a) for a in e.args)})"
+
+    def _print_Abs(self, e):
+        # NumPy's spelling, as a claim writes it
+        return f"abs({self._print(e.args[0])})"
 
 
 def plain(expr) -> str:

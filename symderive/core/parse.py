@@ -738,9 +738,7 @@ class _Parser:
         saved, self.scope = self.scope, scope
         try:
             value = self.loss_value(of) if isinstance(of, ast.Name) and of.id == "L" else self.value(of)
-            tensor = (
-                from_scalar(self.scalar_of(value)) if isinstance(value, Num | Scalar) else self.build(value, of)
-            )
+            tensor = from_scalar(self.scalar_of(value)) if isinstance(value, Num | Scalar) else self.build(value, of)
         finally:
             self.scope = saved
         self.valid.append(tensor.valid)

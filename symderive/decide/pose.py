@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import sympy as sp
@@ -20,6 +21,7 @@ from ..calculus.derive import NotDifferentiable, derive
 from ..calculus.elements import layer_calculus
 from ..clock import MAX_SECONDS, ClaimTimeout, wall_clock
 from ..core.assumptions import Assumption
+from ..core.cache import Same
 from ..core.ir import Tensor, from_scalar, index_symbol
 from ..core.parse import claim_tensor, parse_assumption, parse_claim, parse_identity
 from ..errors import InputError
@@ -100,10 +102,17 @@ def _context(layer: Layer, extra) -> dict:
 def derivation_of(layer: Layer, wrt: str, memo: Memo | None = None):
     """The prover's (lean) derivation of ``wrt``, remembered in ``memo`` when one is given."""
     if memo is None:
-        return derive(layer, wrt)
+        return _derivation(Same(layer), wrt)
     if wrt not in memo.derivations:
-        memo.derivations[wrt] = derive(layer, wrt)
+        memo.derivations[wrt] = _derivation(Same(layer), wrt)
     return memo.derivations[wrt]
+
+
+# Cached: derive is a pure function of a frozen layer and a name; a layer loaded by name or path
+# is one object per file text (model.layer.layer_from_text), so its claims share one derivation.
+@functools.lru_cache(maxsize=64)
+def _derivation(key: Same, wrt: str):
+    return derive(key.value, wrt)
 
 
 def gradient_problem(layer, wrt: str, claim, extra=(), memo: Memo | None = None, symbolic: bool = True) -> Problem:
@@ -171,9 +180,7 @@ def identity_problem(context, text: str, extra=()) -> Problem:
         # wide enough for every read to be in range somewhere (its width only bounds where a
         # counterexample is looked for: a verdict never rests on it)
         everything = sum((d for shape in common["tensors"].values() for d in shape), sp.Integer(0))
-        widths = tuple(
-            support_width(f, (parsed.left, parsed.right), layer.scope(), everything) for f in parsed.free
-        )
+        widths = tuple(support_width(f, (parsed.left, parsed.right), layer.scope(), everything) for f in parsed.free)
         window = tuple(2 * w + 1 for w in widths)
 
         def windowed(expr, valid):
@@ -439,7 +446,7 @@ def true_gradient(layer: Layer, wrt: str, sizes: dict, values: dict):
 
 def gradient_expressions(layer: Layer, wrt: str, sizes: dict, values: dict):
     """The gradient w.r.t. every element of ``wrt`` as SymPy expressions (``values[wrt]`` symbols)."""
-    return _reference(layer, wrt).symbolic(sizes, values)
+    return _reference(layer, wrt).symbolic(sizes, values).copy()  # a copy the caller may write to
 
 
 def _reference(layer: Layer, wrt: str) -> Differentiation:

@@ -16,6 +16,7 @@ x[i]
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ import numpy as np
 import sympy as sp
 
 from ..core.assumptions import Assumption
+from ..core.cache import Same
 from ..core.ir import Tensor, in_range, leaf
 from .concrete import concrete_shape, evaluate, normalise_sizes
 
@@ -48,14 +50,14 @@ class Differentiation:
     tensors: dict = field(compare=False)
 
     def symbolic(self, sizes: dict, values: dict) -> np.ndarray:
-        """The derivative at every element of ``wrt``, ``values[wrt]`` being symbols."""
+        """The derivative at every element of ``wrt``, ``values[wrt]`` being symbols (a read-only array)."""
         env = self._env(sizes)
-        syms = values[self.wrt]
-        loss = self._loss(env, values)
-        out = np.empty(syms.shape, dtype=object)
-        for idx in itertools.product(*(range(d) for d in syms.shape)):
-            out[idx] = sp.diff(loss, syms[idx])
-        return out
+        try:
+            key = tuple((n, v.shape, tuple(v.flat)) for n, v in sorted(values.items()))
+            hash(key)
+        except (AttributeError, TypeError):  # values that are no arrays of hashable entries
+            return _derivative(self, tuple(env.items()), values)
+        return _cached_derivative(Same(self.forward), self, tuple(env.items()), key)
 
     def exact(self, sizes: dict, values: dict) -> np.ndarray:
         """The derivative at concrete values (numbers or nested lists), as exact SymPy numbers."""
@@ -84,6 +86,24 @@ class Differentiation:
         if self.loss:
             return sp.Add(*y.flat) if y.ndim else y[()]
         return sp.Add(*(gv * yv for gv, yv in zip(values["g"].flat, y.flat, strict=True)))
+
+
+def _derivative(d: Differentiation, env: tuple, values: dict) -> np.ndarray:
+    syms = values[d.wrt]
+    loss = d._loss(dict(env), values)
+    out = np.empty(syms.shape, dtype=object)
+    for idx in itertools.product(*(range(k) for k in syms.shape)):
+        out[idx] = sp.diff(loss, syms[idx])
+    out.flags.writeable = False  # shared by the cache below
+    return out
+
+
+# Cached: a pure function of the forward pass (by identity: a Tensor compares by shape only),
+# the sizes and the values (both hashable here); every claim about one gradient is cross-checked
+# at the same small sizes with the same symbols, so the finite derivative is taken once.
+@functools.lru_cache(maxsize=256)
+def _cached_derivative(forward: Same, d: Differentiation, env: tuple, values: tuple) -> np.ndarray:
+    return _derivative(d, env, {n: np.array(flat, dtype=object).reshape(shape) for n, shape, flat in values})
 
 
 def _exact(v):

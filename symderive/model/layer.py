@@ -8,6 +8,7 @@ files in ``symderive/layers/`` and load exactly like a user's file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -230,19 +231,33 @@ def load_layer(name_or_path: str | Path) -> Layer:
             raise InputError(_unknown_layer(text[:200]))
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is not a TOML statement
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read layer file: {exc.strerror or exc}", where=str(path)) from None
-    except RecursionError:
-        raise InputError("malformed TOML: nested too deeply", where=str(path)) from None
+    return layer_from_text(text, str(path))
+
+
+# Cached: a pure function of two strings (the file is read anew each time, so an edited file
+# is a new key), and a Layer is frozen; proving many claims about one layer builds it once.
+@functools.lru_cache(maxsize=64)
+def layer_from_text(text: str, source: str) -> Layer:
+    """The Layer of a layer file's text; ``source`` names the file in error messages.
+
+    >>> layer_from_text('name = "id"\\ninputs = {x = ["n"]}\\noutput = {y = "2 * x"}', "id.toml").inputs
+    {'x': (n,)}
+    """
     try:
-        return layer_from_dict(data, source=str(path))
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"malformed TOML: {exc}", where=source) from None
     except RecursionError:
-        raise InputError("a value is nested too deeply", where=str(path)) from None
+        raise InputError("malformed TOML: nested too deeply", where=source) from None
+    try:
+        return layer_from_dict(data, source=source)
+    except RecursionError:
+        raise InputError("a value is nested too deeply", where=source) from None
 
 
 def _is_file(path: Path) -> bool:
@@ -444,7 +459,9 @@ def _load_intermediates(raw, inputs, sizes, source: str, reserved) -> tuple[Inte
         _expect(text, str, where)
         tensor, tree = _defined(name, text, scope, sizes, None, where)
         if tensor.ndim > MAX_RANK:
-            raise InputError(f"{name} has rank {tensor.ndim}, beyond the {MAX_RANK} dimensions symderive handles", where)
+            raise InputError(
+                f"{name} has rank {tensor.ndim}, beyond the {MAX_RANK} dimensions symderive handles", where
+            )
         scope[name] = tensor
         out.append(Intermediate(name, text, tensor, tree))
     return tuple(out)

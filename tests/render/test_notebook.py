@@ -96,7 +96,13 @@ def test_reprs_in_process():
 
 
 def test_user_text_in_a_repr_stays_text():
-    verdict = sd.Verdict("unknown", layer="<script>x</script>", wrt="x", claim="</math><img src=x onerror=alert(1)>", reason="$\\input{a}$ & %")
+    verdict = sd.Verdict(
+        "unknown",
+        layer="<script>x</script>",
+        wrt="x",
+        claim="</math><img src=x onerror=alert(1)>",
+        reason="$\\input{a}$ & %",
+    )
     page = verdict._repr_html_()
     assert "<script" not in page and "<img" not in page
     latex = verdict._repr_latex_()
