@@ -2,9 +2,10 @@
 
 Written literally, ``log(softmax(s))`` is ``log(0) = -inf`` wherever the softmax underflows
 (``s = [1000, 0, -1000]``), and ``t * -inf`` is nan even where ``t`` is 0; ``log(sigmoid(-x))``
-and ``log(1 + exp(x))`` overflow the same way. The libraries compute these as
-``log_softmax``, ``logaddexp`` and ``logsumexp``, whose NumPy lowerings subtract the
-maximum first. :func:`stable_form` rewrites a tree into those forms, bottom up; a rewrite is
+and ``log(1 + exp(x))`` overflow the same way, and so do the logistic and the softmax written
+out (``1 / (1 + exp(-x))``, ``exp(a) / (exp(a) + exp(b))``, ``exp(s) / sum(exp(s))``: inf / inf).
+The libraries compute these as ``log_softmax``, ``logaddexp``, ``logsumexp``, ``expit`` and
+``softmax``, whose NumPy lowerings subtract the maximum (or take ``exp(-|x|)``) first. :func:`stable_form` rewrites a tree into those forms, bottom up; a rewrite is
 used only once the prover has shown the two sub-forms equal for every size and value the
 layer allows (:func:`proved_equal`), never on the pattern's word alone.
 
@@ -108,16 +109,56 @@ def _log_of(node) -> tuple[T.Node, str] | None:
     return None
 
 
+def _one_plus_exp(node) -> T.Node | None:
+    """``u`` where ``node`` is ``1 + exp(u)`` or ``exp(u) + 1``, else None."""
+    if not _calls(node, "add"):
+        return None
+    a, b = node.arg("x1"), node.arg("x2")
+    if _is_one(b):
+        a, b = b, a
+    return b.arg("x") if _is_one(a) and _calls(b, "exp") else None
+
+
+def _quotient(node) -> tuple[T.Node, str] | None:
+    """The stable replacement of ``x1 / x2`` (a logistic or softmax written out) and the rule's text, or None."""
+    num, den = node.arg("x1"), node.arg("x2")
+    u = _one_plus_exp(den)
+    if u is not None and _is_one(num):
+        # 1 / (1 + exp(-v)) overflows in exp(-v) at v = -1000 (and is nan with it in a product)
+        return call("sigmoid", x=_negated(u)), "1 / (1 + exp(-u)) as sigmoid(u)"
+    if u is not None and _calls(num, "exp") and num.arg("x") == u:
+        return call("sigmoid", x=u), "exp(u) / (1 + exp(u)) as sigmoid(u)"
+    if _calls(num, "exp") and _calls(den, "add") and num in (den.arg("x1"), den.arg("x2")):
+        other = den.arg("x2") if den.arg("x1") == num else den.arg("x1")
+        if _calls(other, "exp"):
+            # exp(a) / (exp(a) + exp(b)) is inf / inf at a = b = 1000
+            return (
+                call("sigmoid", x=call("subtract", x1=num.arg("x"), x2=other.arg("x"))),
+                "exp(a) / (exp(a) + exp(b)) as sigmoid(a - b)",
+            )
+    if _calls(num, "exp") and _calls(den, "sum") and den.arg("a") == num:
+        args = dict(den.args)
+        if args.get("dtype") is None and args.get("out") is None and (args.get("axis") is None or args.get("keepdims")):
+            # exp(1000) / sum(exp(...)) is inf / inf; softmax subtracts the maximum first
+            return call("softmax", x=num.arg("x"), axis=args.get("axis")), "exp(u) / sum(exp(u)) as softmax(u)"
+    return None
+
+
 def candidate(node) -> tuple[T.Node, str] | None:
     """The stable spelling of one node (whose children are already stable) and its rule, or None.
 
     >>> candidate(call("log1p", x=call("exp", x=T.Ref("x"))))[1]
     'log1p(exp(u)) as logaddexp(0, u)'
+    >>> one = T.Num(sp.Integer(1))
+    >>> candidate(call("divide", x1=one, x2=call("add", x1=one, x2=call("exp", x=call("negative", x=T.Ref("x"))))))
+    (Call(op='sigmoid', args=(('x', Ref(name='x')),)), '1 / (1 + exp(-u)) as sigmoid(u)')
     """
     if _calls(node, "log"):
         return _log_of(node)
     if _calls(node, "log1p") and _calls(node.arg("x"), "exp"):
         return _softplus(node.arg("x").arg("x")), "log1p(exp(u)) as logaddexp(0, u)"
+    if _calls(node, "divide"):
+        return _quotient(node)
     return None
 
 

@@ -8,6 +8,8 @@ prover has shown it equal to the form as written.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from symderive.emit.stable import call, proved_equal, stable_form
 from symderive.layer import layer_from_dict, load_layer
 
 RNG = np.random.default_rng(20261207)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +147,40 @@ def test_the_prover_refuses_a_wrong_stable_spelling():
     # log(sigmoid(x)) is -logaddexp(0, -x), not -logaddexp(0, x)
     assert not proved_equal(layer, call("log", x=call("sigmoid", x=x)), call("negative", x=softplus))
     assert proved_equal(layer, call("log", x=call("sigmoid", x=call("negative", x=x))), call("negative", x=softplus))
+
+
+def test_logistic_and_softmax_written_out_are_stable(modules):
+    layer = layer_from_dict(
+        {
+            "name": "literal_logistic_softmax",
+            "inputs": {"x": ["n", "m"], "s": ["n", "m"]},
+            "output": {"y": "1 / (1 + exp(-x)) + exp(x) / (1 + exp(x)) + exp(s) / sum(exp(s), axis=1, keepdims=True)"},
+        }
+    )
+    m = modules(layer)
+    x, s = extreme_logits((3, 4)), extreme_logits((3, 4))
+    expected = 2 * torch.sigmoid(torch.tensor(x)) + torch.softmax(torch.tensor(s), dim=1)
+    np.testing.assert_allclose(strict(m["forward"], x=x, s=s), expected.numpy(), rtol=1e-12, atol=1e-300)
+    doc = " ".join(m["forward"].__doc__.split())
+    assert "1 / (1 + exp(-u)) as sigmoid(u)" in doc and "exp(u) / sum(exp(u)) as softmax(u)" in doc
+    assert "exp(u) / (1 + exp(u)) as sigmoid(u)" in doc
+
+
+def test_the_prover_refuses_a_softmax_over_the_wrong_axis():
+    layer = layer_from_dict({"name": "rows", "inputs": {"s": ["n", "m"]}, "output": {"y": "sum(s)"}})
+    s = T.Ref("s")
+    rows = call("divide", x1=call("exp", x=s), x2=call("sum", a=call("exp", x=s), axis=1, keepdims=True))
+    assert proved_equal(layer, rows, call("softmax", x=s, axis=1))
+    assert not proved_equal(layer, rows, call("softmax", x=s, axis=0))
+    assert not proved_equal(layer, rows, call("softmax", x=s))
+
+
+def test_a_claim_with_a_ratio_of_exponentials_is_computed_stably(modules):
+    layer = load_layer(str(EXAMPLES / "user_layers" / "log_partition.toml"))
+    m = modules(layer)
+    x, w, g = extreme_logits((2, 3)), extreme_logits((2, 3)), RNG.normal(size=(2, 3))
+    w[0, 0] = x[0, 0]  # exp(1000) / (exp(1000) + exp(1000)): inf / inf written literally
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w)
+    (F.softplus(tx) + torch.logaddexp(tx, tw)).backward(torch.tensor(g))
+    np.testing.assert_allclose(strict(m["grad_x"], x=x, w=w, g=g), tx.grad.numpy(), rtol=1e-9, atol=1e-300)
+    assert "exp(a) / (exp(a) + exp(b)) as sigmoid(a - b)" in " ".join(m["grad_x"].__doc__.split())
