@@ -153,3 +153,17 @@ def test_the_notation_in_force_follows_the_sections():
     assert layers[line_of(PA5, "\\text{Eq. B}")] == "convolution2d_full"
     assert layers[line_of(PA5, "(2) \\quad")] == "fully_connected.toml"
     assert layers[line_of(PA5, "$$L = -s_a")] == "softmax_cross_entropy"
+
+
+def test_the_committed_annotated_audits_are_what_make_writes_today():
+    """examples/derivations/*.audit.{html,md} are generated (examples/derivations/make.py): the
+    committed files must be what the audit and its renderers write now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("derivations_make", EXAMPLES / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    for document, notation, stem in make.AUDITS:
+        for suffix, data in make.outputs(document, notation).items():
+            committed = (EXAMPLES / f"{stem}{suffix}").read_bytes()
+            assert data == committed, f"{stem}{suffix} is stale: run python examples/derivations/make.py"
