@@ -20,6 +20,16 @@ import z3
 RLIMIT = 20_000_000
 
 
+def _text(expr) -> str:
+    """An expression as a reason shows it: the claim language's spelling, never SymPy's class names."""
+    from .ir import plain  # here: ir is loaded by whoever asks, and imports nothing of this module
+
+    try:
+        return plain(expr)
+    except Exception:  # noqa: BLE001 - a reason is still given when the printer cannot spell a term
+        return str(expr)
+
+
 class NonLinear(ValueError):
     """An integer expression outside Presburger arithmetic (e.g. ``i * j``)."""
 
@@ -51,22 +61,22 @@ class Z3Context:
         if e.is_Integer:
             return z3.IntVal(int(e))
         if e.is_Rational:
-            raise NonLinear(f"non-integer constant {e}")
+            raise NonLinear(f"non-integer constant {_text(e)}")
         if isinstance(e, sp.Symbol):
             return self.var(e)
         if isinstance(e, sp.Add):
             den = _common_denominator(e)
             if den != 1:
-                raise NonLinear(f"non-integer expression {e}")
+                raise NonLinear(f"non-integer expression {_text(e)}")
             return z3.Sum([self.expr(a) for a in e.args])
         if isinstance(e, sp.Mul):
             consts = [a for a in e.args if a.is_Number]
             rest = [a for a in e.args if not a.is_Number]
             c = sp.Mul(*consts)
             if len(rest) > 1:
-                raise NonLinear(f"non-linear integer expression {e}")
+                raise NonLinear(f"non-linear integer expression {_text(e)}")
             if not c.is_Integer:
-                raise NonLinear(f"non-integer expression {e}")
+                raise NonLinear(f"non-integer expression {_text(e)}")
             return int(c) * self.expr(rest[0])
         if isinstance(e, sp.floor):
             return self._floor(e.args[0])
@@ -75,7 +85,7 @@ class Z3Context:
         if isinstance(e, sp.Mod):
             a, b = e.args
             if not b.is_Integer or int(b) <= 0:
-                raise NonLinear(f"modulus by a non-constant in {e}")
+                raise NonLinear(f"modulus by a non-constant in {_text(e)}")
             return self.expr(a) % int(b)
         if isinstance(e, sp.Max):
             return reduce(lambda x, y: z3.If(x >= y, x, y), [self.expr(a) for a in e.args])
@@ -87,7 +97,7 @@ class Z3Context:
                 v = self.expr(val)
                 out = v if out is None else z3.If(self.cond(cond), v, out)
             return out
-        raise NonLinear(f"not an integer index expression: {e}")
+        raise NonLinear(f"not an integer index expression: {_text(e)}")
 
     def _floor(self, arg):
         arg = sp.expand(arg)
@@ -121,7 +131,7 @@ class Z3Context:
             lhs, rhs = _integerise(c.lhs - c.rhs)
             # one z3 term, not all six (each is a call into z3)
             return _RELATIONS[c.rel_op](self.expr(lhs), self.expr(rhs))
-        raise NonLinear(f"not an integer condition: {c}")
+        raise NonLinear(f"not an integer condition: {_text(c)}")
 
 
 _RELATIONS = {
@@ -380,7 +390,7 @@ class ValueContext:
         """The z3 real term of a SymPy value expression."""
         e = sp.sympify(e)
         if e.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or _has_partial(e):
-            raise NonLinear(f"a possibly undefined value: {e}")
+            raise NonLinear(f"a possibly undefined value: {_text(e)}")
         if e.is_Rational:
             return z3.RealVal(str(e))
         if isinstance(e, sp.Symbol) and e.is_integer:
@@ -395,7 +405,7 @@ class ValueContext:
             return z3.If(self.cond(e.args[0]), z3.RealVal(1), z3.RealVal(0))
         if isinstance(e, sp.Piecewise):
             if e.args[-1][1] != sp.true:
-                raise NonLinear(f"a Piecewise without a last branch: {e}")
+                raise NonLinear(f"a choice of values with no otherwise case: {_text(e)}")
             out = self.real(e.args[-1][0])
             for value, cond in reversed(e.args[:-1]):
                 out = z3.If(self.cond(cond), self.real(value), out)
@@ -407,7 +417,7 @@ class ValueContext:
             inner = self.real(e.args[0])
             return z3.If(inner >= 0, inner, -inner)
         if e.is_real is False or e.is_number and not e.is_real:
-            raise NonLinear(f"a value that is not real: {e}")
+            raise NonLinear(f"a value that is not real: {_text(e)}")
         return self._var(e)
 
     def cond(self, c):
@@ -426,7 +436,7 @@ class ValueContext:
         if isinstance(c, sp.Rel):
             a, b = self.real(c.lhs), self.real(c.rhs)
             return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[c.rel_op]
-        raise NonLinear(f"not a condition on values: {c}")
+        raise NonLinear(f"not a condition on values: {_text(c)}")
 
 
 def _has_partial(e) -> bool:

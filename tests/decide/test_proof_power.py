@@ -315,3 +315,23 @@ def test_stable_softmax_spellings_are_proved_in_a_blink(layer, claim):
     v = prove(layer, "s", claim, cross_check=False)
     assert v.verdict == "proved", v.reason
     assert time.process_time() - start < 1.0
+
+
+def test_the_solver_s_refusals_spell_expressions_in_the_claim_language():
+    import sympy as sp
+
+    from symderive.core import domains
+    from symderive.core.ir import index_symbol, read
+
+    i, j = index_symbol("i"), index_symbol("j")
+    x = read("x", (i,))
+    refusals = []
+    for ask in (
+        lambda: domains.Z3Context().expr(i * j + sp.Max(i, j) * i),
+        lambda: domains.ValueContext().real(sp.Piecewise((x, x > 0))),
+        lambda: domains.Z3Context().cond(sp.Piecewise((1, x > 0), (0, True)) > i),
+    ):
+        with pytest.raises(domains.NonLinear) as refused:
+            ask()
+        refusals.append(str(refused.value))
+    assert not [r for r in refusals if SYMPY_NAMES.search(r)], refusals
