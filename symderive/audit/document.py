@@ -23,7 +23,8 @@ DISPLAY_ENVIRONMENTS = ("equation", "align", "gather", "multline", "eqnarray", "
 _ENV_OPEN = re.compile(r"\\begin\s*\{(" + "|".join(DISPLAY_ENVIRONMENTS) + r")(\*?)\}")
 _FENCE = re.compile(r"^\s*(```+|~~~+)\s*(.*)$")
 _UNSAFE_LATEX = re.compile(
-    r"\\(input|include|def|newcommand|renewcommand|providecommand|write18|immediate|DeclareMathOperator)\b"
+    r"\\(input|include|def|edef|gdef|xdef|let|newcommand|renewcommand|providecommand|DeclareRobustCommand"
+    r"|NewDocumentCommand|RenewDocumentCommand|write18|immediate|DeclareMathOperator|catcode|makeatletter)\b"
 )
 
 
@@ -242,6 +243,8 @@ def _unsafe_notes(text: str, start: int, end: int):
         command = match.group(0)
         if command in ("\\input", "\\include"):
             reason = f"{command} is not followed: the audit reads this file only"
+        elif command in ("\\catcode", "\\makeatletter"):
+            reason = f"{command} is not applied: the audit reads the document with LaTeX's usual character codes"
         else:
             reason = f"{command} is not applied: give the meaning of a macro under [notation]"
         yield Note(line, command, reason)

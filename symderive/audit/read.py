@@ -318,7 +318,8 @@ def read_document(
         while blocks and blocks[0][0] <= line:
             reader.use(blocks.pop(0)[1])
         if isinstance(piece, Note):
-            entries.append(Entry(piece.line, piece.latex, "not checked", reason=piece.reason))
+            # with the notation in force, as every entry (the heading names its layer)
+            entries.append(reader.note(piece))
         elif isinstance(piece, Display):
             entries.extend(reader.display(piece))
     return tuple(entries)
@@ -381,6 +382,10 @@ class _DocumentReader:
                 verbatim = latex[piece[0].start : piece[-1].end].strip()
                 entries.append(self._piece(first_line, display.line, verbatim, piece))
         return entries
+
+    def note(self, piece: Note) -> Entry:
+        """A piece of the document that is not read (a display never closed, \\input), not checked."""
+        return self._entry(piece.line, piece.latex, "not checked", reason=piece.reason)
 
     def _entry(self, line: int, latex: str, status: str, **more) -> Entry:
         notation = self.meaning.notation

@@ -592,8 +592,9 @@ def _md_entry(view: EntryView) -> list[str]:
     else:
         fence = "~~~~" + "~" * max((len(m) for m in re.findall(r"~{4,}", view.verbatim)), default=0)
         out += [fence, view.verbatim.replace("\r", ""), fence, "", markdown_runs(reason_runs(view.math.problem)), ""]
-    for note in view.notes:
-        out += ["> " + markdown_runs(note), ""]
+    if view.notes:
+        # one quote under the entry, a paragraph per note
+        out += ["\n>\n".join("> " + markdown_runs(note) for note in view.notes), ""]
     return out
 
 

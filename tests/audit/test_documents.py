@@ -33,6 +33,7 @@ import torch
 
 from symderive import cli
 from symderive.audit.check import audit
+from symderive.audit.read import read_document
 
 DOCUMENTS = Path(__file__).parent / "documents"
 torch.set_default_dtype(torch.float64)
@@ -894,6 +895,16 @@ RELU_CASES = Document(
         ),
     },
 )
+
+
+def test_f_prime_is_read_as_the_derivative_of_the_declared_function():
+    """f' is f_prime, never f with the prime dropped (the prover has no abstract functions
+    yet, so these steps are not checked: what matters here is that they are read right)."""
+    read = {e.line: [(k.left, k.right) for k in e.links] for e in read_document(DOCUMENTS / "activation_f.tex")}
+    assert read[14] == [("diff(f(y[i]), y[i])", "f_prime(y[i])")]
+    assert read[18] == [("diff(f(y[i]), w[i, j])", "f_prime(y[i]) * x[j]")]
+    assert read[24] == [("diff(f(y[i]), w[i, j])", "f(y[i]) * x[j]")]
+
 
 DOCS = [
     CONV_STRIDE,

@@ -265,7 +265,9 @@ def test_example_html_in_chromium(examples, key, tmp_path):
     assert len(re.findall(r'<math [^>]*display="block"', page.dom)) == len(result.entries)
     # one mark per entry, the one the verdict calls for; not-an-equation blocks carry none
     expected = {e.line: MARK_OF.get(e.verdict, "none") for e in result.entries}
-    assert {e.verdict for e in result.entries if e.line in expected and expected[e.line] == "none"} <= {"not an equation"}
+    assert {e.verdict for e in result.entries if e.line in expected and expected[e.line] == "none"} <= {
+        "not an equation"
+    }
     assert entry_marks(page.dom) == expected
     first = EXAMPLE_DOCS[key][2]
     assert result.first_wrong == first and page.dom.count("entry first-wrong") == 1
