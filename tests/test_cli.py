@@ -374,7 +374,7 @@ def test_report_without_claim_shows_every_known_claim_like_the_library(capsys, t
     cli_tex = (tmp_path / "cli.tex").read_text(encoding="utf-8")
     assert cli_tex == (tmp_path / "api.tex").read_text(encoding="utf-8")
     # the known mistakes (one needing an assumption) are in it, not only one claim per input
-    assert "w @ g" in cli_tex and "T @ g}: \\verdict{\\textcolor{refuted}" in cli_tex
+    assert cli_tex.count(r"\textbf{ Refuted}") == 2 and cli_tex.count(r"\textbf{ Proved}") == 3
 
 
 def test_report_passes_repeated_claims_and_the_timeout(capsys, tmp_path, monkeypatch):
@@ -382,17 +382,17 @@ def test_report_passes_repeated_claims_and_the_timeout(capsys, tmp_path, monkeyp
 
     seen = {}
 
-    def fake_report(layer, claims=None, output="report.pdf", wrt=None, timeout=None):
-        seen.update(layer=layer.name, claims=claims, timeout=timeout)
+    def fake_report(layer, claims=None, output="report.pdf", wrt=None, timeout=None, code=False):
+        seen.update(layer=layer.name, claims=claims, timeout=timeout, code=code)
         return output
 
     monkeypatch.setattr(symderive.report, "report", fake_report)
     argv = ["report", "conv2d", "-o", str(tmp_path / "r.tex"), "--claim", "x", RIGHT, "--claim", "w", "g"]
     status, _, _ = run(capsys, *argv, "--claim", "x", FLIP, "--timeout", "7.5")
     assert status == 0
-    assert seen == {"layer": "conv2d", "claims": {"x": [RIGHT, FLIP], "w": ["g"]}, "timeout": 7.5}
-    status, _, _ = run(capsys, "report", "conv2d", "-o", str(tmp_path / "r.tex"))
-    assert status == 0 and seen["claims"] is None and seen["timeout"] == 60.0
+    assert seen == {"layer": "conv2d", "claims": {"x": [RIGHT, FLIP], "w": ["g"]}, "timeout": 7.5, "code": False}
+    status, _, _ = run(capsys, "report", "conv2d", "-o", str(tmp_path / "r.md"), "--code")
+    assert status == 0 and seen["claims"] is None and seen["timeout"] == 60.0 and seen["code"] is True
 
 
 @pytest.mark.parametrize("option", ["-o", "--tests"])

@@ -13,6 +13,8 @@ through :meth:`ReportPrinter._print_Symbol`, so a description such as
 from __future__ import annotations
 
 import ast
+import dataclasses
+import functools
 import itertools
 import os
 import re
@@ -39,6 +41,7 @@ from ..core.ops import OPERATORS
 from ..core.tree import decimal_text
 from ..errors import InputError
 from ..escape import LATEX_SPECIALS, latex_escape, latex_listing, markdown_text  # noqa: F401  (LATEX_SPECIALS: report's API)
+from . import blocks as B
 from .text import long_value
 
 # -- escaping -----------------------------------------------------------------------------
@@ -67,14 +70,14 @@ def latex_text(text: object) -> str:
     return "".join(out)
 
 
-def seed_label(label: str) -> str:
-    """A seed's equation name as text that cannot be read as one of the report's numbers.
+def prose_text(text: object) -> str:
+    """``text`` escaped like :func:`latex_escape`, with line breaks allowed after the ``/`` and ``_``
+    of a path (a file name such as ``pa5_conv_fc_softmax.md`` is one long word otherwise).
 
-    >>> seed_label("(2)"), seed_label("Eq. E")
-    ('Eq. (2) of the seed', 'Eq. E of the seed')
+    >>> print(prose_text("see a/b_c"))
+    see a/\\allowbreak{}b\\_\\allowbreak{}c
     """
-    label = str(label).strip()
-    return (label if label.lower().startswith("eq") else "Eq. " + label) + " of the seed"
+    return latex_escape(text).replace("/", r"/\allowbreak{}").replace(r"\_", r"\_\allowbreak{}")
 
 
 # -- the math printer -------------------------------------------------------------------
@@ -137,8 +140,23 @@ class ReportPrinter(LatexPrinter):
     def _print_Indexed(self, expr):
         return "%s[%s]" % (self._print(expr.base), ", ".join(self._print(i) for i in expr.indices))
 
+    #: print a sum whose bounds a claim's parser inferred (``Min``/``Max`` of the reads' ranges) as
+    #: ``\sum_{i}``: the claim as its author wrote it, every index at which its reads are inside
+    open_limits = False
+
     def _print_GSum(self, expr):
-        sums = "".join(r"\sum_{%s=%s}^{%s} " % tuple(map(self._print, lim)) for lim in expr.limits)
+        parts, bare = [], []
+        for lim in expr.limits:
+            if self.open_limits and any(b.has(sp.Min, sp.Max) for b in lim[1:]):
+                bare.append(self._print(lim[0]))
+                continue
+            if bare:
+                parts.append(r"\sum_{%s} " % ", ".join(bare))
+                bare = []
+            parts.append(r"\sum_{%s=%s}^{%s} " % tuple(map(self._print, lim)))
+        if bare:
+            parts.append(r"\sum_{%s} " % ", ".join(bare))
+        sums = "".join(parts)
         body = expr.function
         text = self._print(body)
         if isinstance(body, sp.Add) or text.startswith("-"):
@@ -295,7 +313,7 @@ def visible_width(latex: str) -> int:
 
 @dataclass(frozen=True)
 class Equation:
-    """A numbered display equation: ``lines`` of an ``aligned`` block, ``tag`` the seed's name."""
+    """A numbered display equation: ``lines`` of an ``aligned`` block, ``tag`` the hand derivation's name."""
 
     lines: tuple[str, ...]
     key: str
@@ -639,15 +657,23 @@ def _without_needless(expr, defs: list[Definition]) -> tuple[sp.Basic, list[Defi
 
 def _index_params(expr) -> list:
     """The free index symbols of ``expr`` (integer, not sizes), in the order they are read."""
+    return list(_index_params_of(expr))
+
+
+# abbreviate() asks these of the same subexpressions again and again, across the steps of a
+# derivation too (a batch norm's steps repeat their means and roots): they are remembered
+@functools.lru_cache(maxsize=50_000)
+def _index_params_of(expr) -> tuple:
     free = expr.free_symbols
     out = []
     for node in sp.preorder_traversal(expr):
         if isinstance(node, sp.Symbol) and node in free and node.is_integer and not node.is_positive:
             if node not in out:
                 out.append(node)
-    return out
+    return tuple(out)
 
 
+@functools.lru_cache(maxsize=50_000)
 def abbreviation_key(expr) -> sp.Basic:
     """``expr`` with its free indices and bound variables renamed to placeholders by reading order.
 
@@ -681,6 +707,7 @@ def _eligible_in(node, eligible: dict) -> bool:
     return answer
 
 
+@functools.lru_cache(maxsize=50_000)
 def _eligible(node) -> bool:
     """Whether ``node`` is worth a name: it has a sum, root, exponential or logarithm inside."""
     if not isinstance(node, sp.Basic) or node.is_Atom or not node.free_symbols:
@@ -854,7 +881,8 @@ def _first_ref(call, names: tuple[str, ...]):
 
 
 def flip_picture(layer) -> FlipPicture | None:
-    """The kernel of a convolution layer and its flip, drawn as in seed 004 (None elsewhere)."""
+    """The kernel of a convolution layer and its flip, drawn as in examples/derivations/cnn_backprop_notes.md
+    (None elsewhere)."""
     calls = signal_calls(layer.forward_tree) if layer.forward_tree is not None else []
     kernels = [(_first_ref(c, (OPERATORS[c.op].kernel,)), OPERATORS[c.op].spatial_axes) for c in calls]
     kernels = [(k, n) for k, n in kernels if k in layer.inputs and 1 <= len(layer.inputs[k]) - n <= 2]
@@ -893,7 +921,8 @@ def _spatial_flip_picture(layer, name: str, spatial: int) -> FlipPicture:
 
 def _flip_grid(name: str, rank: int):
     """(rows, flipped rows, colour marks) of a small example kernel of rank 1 (four taps) or 2 (2 x 3)."""
-    dims = (4,) if rank == 1 else (2, 3)
+    # a 3 x 3 kernel: its centre stays, every other entry moves (a smaller one shows little)
+    dims = (4,) if rank == 1 else (3, 3)
     idx = list(itertools.product(*(range(d) for d in dims)))
     compact = {p: _compact_entry(name, p) for p in idx}
     rows = _as_rows(dims, [compact[p] for p in idx])
@@ -937,8 +966,9 @@ def illustrative_sizes(layer, data: str | None = None, ones=frozenset()) -> dict
     big = {s for d in layer.inputs[data] for s in sp.sympify(d).free_symbols}
     prefs = []
     for k, s in enumerate(layer.sizes):
-        first = 1 if s in ones else 5 + k % 2 if s in big else 2 + k % 2
-        prefs.append([first] + [v for v in range(1, 8) if v != first])
+        # data 5 x 6, kernels 3 x 3: the smallest sizes at which a picture shows the pattern
+        first = 1 if s in ones else 5 + k % 2 if s in big else 3
+        prefs.append([first] + [v for v in (2, 4, 1, 5, 6, 7, 3) if v != first])
     conds = layer.size_assumptions() + [layer.forward.valid]
     for combo in itertools.islice(itertools.product(*prefs), 5000):
         env = dict(zip(layer.sizes, combo, strict=True))
@@ -984,17 +1014,18 @@ def reach_picture(layer, wrt: str) -> ReachPicture | None:
         p for p in np.ndindex(out.shape) if p[:lead] == (0,) * lead and target in sp.sympify(out[p]).free_symbols
     )
 
-    def as2d(t):
+    def as2d(t, fill=0):
+        # a 1-D tensor is drawn as one row: position (0, k), shape (1, n)
         t = tuple(t)[lead:]
-        return t if len(t) == 2 else (0,) + t
+        return t if len(t) == 2 else (fill,) + t
 
     sizes_latex = r",\ ".join(math_latex(sp.Eq(s, v)) for s, v in sizes.items())
     call = signal_calls(layer.forward_tree)[0]
     return ReachPicture(
         input_name=_slice_name(wrt, lead, rank),
         output_name=_slice_name(layer.output, lead, rank),
-        input_shape=as2d(in_shape),
-        output_shape=as2d(out.shape),
+        input_shape=as2d(in_shape, 1),
+        output_shape=as2d(out.shape, 1),
         element=as2d(element),
         reached=tuple(as2d(p) for p in reached),
         element_latex=math_latex(sp.IndexedBase(wrt)[element]),
@@ -1265,7 +1296,7 @@ def display_form(layer):
 
 
 def step_views(layer, derivation, section: int, show=None) -> list[StepView]:
-    """The derivation's steps with numbered equations (the seed's name as the tag)."""
+    """The derivation's steps with numbered equations (the hand derivation's name as the tag)."""
     taken = _taken(layer) | {s.name for s in derivation.index}
     show = show or display_form(layer)
     out = []
@@ -1382,7 +1413,9 @@ def space_latex(shape) -> str:
     """
     if not shape:
         return r"\mathbb{R}"
-    return r"\mathbb{R}^{%s}" % r" \times ".join(math_latex(d) for d in shape)
+    # a dimension that is a sum is read as one factor of the product: (H - kh + 1) x (W - kw + 1)
+    dims = [math_latex(d) if not isinstance(d, sp.Add) or len(shape) == 1 else r"(%s)" % math_latex(d) for d in shape]
+    return r"\mathbb{R}^{%s}" % r" \times ".join(dims)
 
 
 def claims_by_input(layer, claims: Mapping | None, wrt) -> dict[str, list[tuple[str, tuple]]]:
@@ -1483,26 +1516,99 @@ def environment() -> jinja2.Environment:
     )
     env.filters["e"] = latex_text
     env.filters["escape"] = latex_text
-    env.filters["seed"] = lambda label: latex_text(seed_label(label))
     return env
 
 
-def render_tex(layer, evidence: Evidence) -> str:
-    """The report's LaTeX source, from the evidence found before.
+def render_tex(layer, evidence: Evidence, code: bool = False) -> str:
+    """The report's LaTeX source, from the evidence found before (``code``: with the emitted
+    module as an appendix).
 
     >>> # render_tex(load_layer("conv2d"), evidence) -> '\\documentclass...'
     """
-    return environment().get_template("report.tex.j2").render(**report_data(layer, evidence))
+    return latex_document(report_document(layer, evidence, code))
+
+
+def latex_document(document: B.Document) -> str:
+    """A report's blocks as LaTeX source (the template ``report.tex.j2``).
+
+    >>> doc = B.Document((B.Text("T"),), "s", (B.Paragraph((B.Text("50% of {x}"), B.Math("x^2"))),))
+    >>> "50\\\\% of \\\\{x\\\\}$x^2$" in latex_document(doc)
+    True
+    """
+    seen: set = set()
+
+    def runs(items) -> str:
+        return latex_runs(items, document.notes, seen)
+
+    return (
+        environment()
+        .get_template("report.tex.j2")
+        .render(
+            title=document.title,
+            subtitle=document.subtitle,
+            blocks=document.blocks,
+            runs=runs,
+            kind=lambda b: type(b).__name__,
+            listing=latex_listing,
+        )
+    )
+
+
+#: a verdict mark in LaTeX (pifont's check mark and cross)
+LATEX_MARKS = {
+    "proved": r"\textcolor{proved}{\ding{51}}",
+    "refuted": r"\textcolor{refuted}{\ding{55}}",
+    "unknown": r"\textcolor{unknown}{\textbf{?}}",
+}
+
+
+def latex_runs(runs, notes: Mapping | None = None, seen: set | None = None) -> str:
+    """Inline runs as LaTeX: text escaped, math in ``$...$``; a footnote's text at its first mark.
+
+    >>> print(latex_runs((B.Strong("a_b"), B.Math("x^2"), B.Code("{x}"))))
+    \\textbf{a\\_\\allowbreak{}b}$x^2$\\texttt{\\{x\\}}
+    """
+    notes, seen = notes or {}, seen if seen is not None else set()
+    out = []
+    for run in runs:
+        # prose breaks at its spaces and inside a path; code (a claim as written) also after its punctuation
+        if isinstance(run, B.Text):
+            out.append(prose_text(run.text))
+        elif isinstance(run, B.Strong):
+            out.append(r"\textbf{%s}" % prose_text(run.text))
+        elif isinstance(run, B.Emph):
+            out.append(r"\textit{%s}" % prose_text(run.text))
+        elif isinstance(run, B.Code):
+            out.append(r"\texttt{%s}" % latex_text(run.text))
+        elif isinstance(run, B.Math):
+            out.append("$%s$" % run.latex)
+        elif isinstance(run, B.Mark):
+            out.append(LATEX_MARKS.get(run.verdict, LATEX_MARKS["unknown"]))
+        elif isinstance(run, B.Note):
+            if run.number in seen or run.number not in notes:
+                out.append(r"\footnotemark[%d]" % run.number)
+            else:
+                seen.add(run.number)
+                out.append(r"\footnote[%d]{%s}" % (run.number, latex_escape(notes[run.number])))
+        else:
+            raise TypeError(f"not an inline run: {run!r}")
+    return "".join(out)
+
+
+#: the report's formats, chosen by the output's suffix
+REPORT_SUFFIXES = (".pdf", ".tex", ".md", ".html")
 
 
 def check_output(output: str | Path) -> Path:
     """``output`` as a Path, after the checks that fail before any (slow) proof or compile."""
     if not isinstance(output, str | os.PathLike):
-        raise TypeError(f"output is the path of the report (.tex or .pdf), got {type(output).__name__}")
+        raise TypeError(f"output is the path of the report (.pdf, .tex, .md or .html), got {type(output).__name__}")
     output = Path(output)
     suffix = output.suffix.lower()
-    if suffix not in (".tex", ".pdf"):
-        raise InputError(f"the report's file name must end in .tex or .pdf, not {output.name!r}", where="report")
+    if suffix not in REPORT_SUFFIXES:
+        raise InputError(
+            f"the report's file name must end in .pdf, .tex, .md or .html, not {output.name!r}", where="report"
+        )
     _require_writable_folder(output)
     if suffix == ".pdf":
         _require_latexmk(output)
@@ -1510,8 +1616,9 @@ def check_output(output: str | Path) -> Path:
 
 
 def write_report(tex: str, output: Path) -> Path:
-    """Write LaTeX source to ``output`` as itself (``.tex``) or compiled (``.pdf``)."""
-    data = tex.encode("utf-8") if output.suffix.lower() == ".tex" else compile_pdf(tex)
+    """Write LaTeX source to ``output`` as itself (``.tex``) or compiled (``.pdf``); the text of
+    another format (``.md``, ``.html``) as it is."""
+    data = compile_pdf(tex) if output.suffix.lower() == ".pdf" else tex.encode("utf-8")
     try:
         # whole or not at all: a failed write leaves an earlier report as it was
         write_atomic(output, data)
@@ -1602,14 +1709,25 @@ def _md_code(text: str) -> str:
 def derivation_markdown(derivation) -> str:
     """A derivation in short, as Markdown with ``$$`` math (Jupyter's ``_repr_markdown_``)."""
     out = [f"**Gradient of {_md_code(derivation.layer)} with respect to {_md_code(derivation.wrt)}**", ""]
+    layer = _builtin_layer(derivation.layer)
     for k, step in enumerate(derivation.steps, 1):
-        tag = f" [{seed_label(step.label)}]" if step.label else ""
+        tag = f" [{_md_plain(_label_words(step.label, layer))}]" if step.label else ""
         out.append(f"{k}. *{step.kind}*{tag}: {_md_plain(step.text)}")
         if step.rhs is not None:
             lines = equation_lines(step.lhs, step.rhs, budget=10**6)
             out.append("$$" + lines[0].replace("&=", "=") + "$$")
         out.append("")
     return "\n".join(out)
+
+
+def _builtin_layer(name: str):
+    """The built-in layer of this name (its description names the hand derivation), else None."""
+    from ..model.layer import builtin_layer_names, load_layer
+
+    try:
+        return load_layer(name) if name in builtin_layer_names() else None
+    except Exception:  # noqa: BLE001  (the label is then said without the document)
+        return None
 
 
 def _md_plain(text: str) -> str:
@@ -1650,3 +1768,717 @@ def _cex_markdown(cex, wrt: str) -> list[str]:
     claimed = array_latex(cex.claimed_array, index) if cex.claimed_array is not None else number_latex(cex.claimed)
     out.append(r"$$\text{true gradient } %s \quad\text{claim } %s$$" % (expected, claimed))
     return out
+
+
+# -- the reader's presentation: guards the reads imply, the layer's equalities used ----------
+
+
+def read_bounds(read, shapes: Mapping) -> list:
+    """``0 <= index <= d - 1`` for each index of a read of a tensor whose shape is known.
+
+    >>> n, p = sp.Symbol("n", integer=True, positive=True), index_symbol("p")
+    >>> read_bounds(sp.IndexedBase("w")[p], {"w": (n,)})
+    [p >= 0, p <= n - 1]
+    """
+    shape = shapes.get(str(read.base.label))
+    if shape is None or len(shape) != len(read.indices):
+        return []
+    return [c for i, d in zip(read.indices, shape, strict=True) for c in (sp.Ge(i, 0), sp.Le(i, d - 1))]
+
+
+def without_read_guards(expr, shapes: Mapping, facts: Iterable = ()) -> sp.Basic:
+    """``expr`` without the guard conjuncts that only say a factor's read lies inside its tensor.
+
+    A read outside its tensor's shape is zero (the report's convention, and the prover's),
+    so a product with that read is zero whether the guard holds or not: dropping a conjunct
+    the read's own bounds imply (proved by :func:`symderive.core.domains.implies`, never
+    guessed) leaves the value unchanged. Only reads that are factors of the guarded product
+    count (a read inside ``exp`` is not zero there).
+
+    >>> k, i, p = sp.Symbol("k", integer=True, positive=True), index_symbol("i"), index_symbol("p")
+    >>> w = sp.IndexedBase("w")
+    >>> without_read_guards(Iverson(sp.And(p - i >= 0, p - i <= k - 1)) * w[p - i], {"w": (k,)})
+    w[-i + p]
+    """
+    from ..core.domains import implies
+
+    def visit(e, known):
+        if isinstance(e, GSum):
+            inner = known + [c for v, lo, hi in e.limits for c in (sp.Ge(v, lo), sp.Le(v, hi))]
+            return GSum(visit(e.function, inner), *e.limits)
+        if isinstance(e, sp.Mul):
+            bounds = [c for r in _factor_reads(e) for c in read_bounds(r, shapes)]
+            out = []
+            for a in e.args:
+                if isinstance(a, Iverson) and bounds and not a.args[0].has(sp.Indexed):
+                    kept = [c for c in sp.And.make_args(a.args[0]) if implies(known + bounds, c) is not True]
+                    out.append(Iverson(sp.And(*kept)))
+                else:
+                    out.append(visit(a, known))
+            return sp.Mul(*out)
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*(visit(a, known) for a in e.args))
+
+    return visit(sp.sympify(expr), list(facts))
+
+
+def _factor_reads(product) -> list:
+    """The reads that are factors of a product (or positive integer powers of one)."""
+    out = []
+    for f in product.args:
+        if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp > 0:
+            f = f.base
+        if isinstance(f, sp.Indexed):
+            out.append(f)
+    return out
+
+
+def pulled_out(expr) -> sp.Basic:
+    """``expr`` with the factors of each sum's body that do not depend on its variables taken out.
+
+    >>> k, n, p = index_symbol("k"), sp.Symbol("n", integer=True, positive=True), index_symbol("p")
+    >>> t, s = sp.IndexedBase("t"), sp.IndexedBase("s")
+    >>> pulled_out(GSum(s[p] * t[k], (k, 0, n - 1)))
+    Sum(t[k], (k, 0, n - 1))*s[p]
+    """
+    if not isinstance(expr, sp.Basic) or not expr.args or isinstance(expr, sp.Indexed | Iverson):
+        return expr
+    if isinstance(expr, GSum):
+        body = pulled_out(expr.function)
+        bound = {v for v, _, _ in expr.limits}
+        outside = [f for f in sp.Mul.make_args(body) if not (f.free_symbols & bound)]
+        inside = [f for f in sp.Mul.make_args(body) if f.free_symbols & bound]
+        if not outside or not inside:
+            return GSum(body, *expr.limits)
+        return sp.Mul(*outside) * GSum(sp.Mul(*inside), *expr.limits)
+    return expr.func(*(pulled_out(a) for a in expr.args))
+
+
+def equalities(layer) -> list:
+    """The layer's ``equal`` assumptions whose left side is a sum, as (sum, value, assumption).
+
+    >>> from symderive.model.layer import load_layer
+    >>> [a.text for _, _, a in equalities(load_layer("softmax_cross_entropy"))]
+    ['sum(t) == 1']
+    """
+    from ..core.tree import build
+
+    scope = {n: layer.input_tensor(n) for n in layer.inputs}
+    out = []
+    for a in layer.assumptions:
+        if a.kind != "equal" or a.lhs is None or a.rhs is None:
+            continue
+        try:
+            lhs, rhs = build(a.lhs, scope), build(a.rhs, scope)
+        except Exception:  # an assumption the report cannot read as a scalar: not used here
+            continue
+        if lhs.shape == () and rhs.shape == ():
+            left, right = lhs.element(()), rhs.element(())
+            if isinstance(left, GSum) and not right.has(sp.Indexed):
+                out.append((left, right, a))
+    return out
+
+
+def with_equalities(expr, found) -> tuple[sp.Basic, list]:
+    """``expr`` with every sum that is the left side of one of ``found`` (from :func:`equalities`)
+    replaced by its value, and the assumptions used.
+
+    >>> k, n = index_symbol("k"), sp.Symbol("n", integer=True, positive=True)
+    >>> total = GSum(sp.IndexedBase("t")[k], (k, 0, n - 1))
+    >>> with_equalities(2 * total, [(total, sp.Integer(1), "a")])
+    (2, ['a'])
+    """
+    keys = [(abbreviation_key(lhs), rhs, a) for lhs, rhs, a in found]
+    used = []
+
+    def swap(node):
+        if isinstance(node, GSum):
+            key = abbreviation_key(node)
+            for k, rhs, a in keys:
+                if key == k:
+                    if a not in used:
+                        used.append(a)
+                    return rhs
+        return None
+
+    out = sp.sympify(expr).replace(lambda e: swap(e) is not None, swap)
+    return out, used
+
+
+# -- the report as blocks: the prose, written once for every format ----------------------------
+
+#: footnote numbers: how a proof and how a refutation were found
+PROOF_NOTE, SEARCH_NOTE = 1, 2
+NOTES = {
+    PROOF_NOTE: (
+        "How it was checked: symderive compared the claim with the derived gradient symbolically, "
+        "for all sizes at once (which positions each sum reaches was decided by integer arithmetic, "
+        "the rest simplified exactly), then evaluated both exactly at the smallest sizes as a cross-check."
+    ),
+    SEARCH_NOTE: (
+        "How it was found: symderive evaluated the claim and the derived gradient exactly, "
+        "with small integer values at small sizes, until they differed."
+    ),
+}
+
+
+@dataclass
+class _Numbers:
+    """Equation numbers, and which equations were already shown (said once, then referred to)."""
+
+    count: int = 0
+    shown: dict = field(default_factory=dict)
+
+    def next(self) -> int:
+        self.count += 1
+        return self.count
+
+
+def _equation_key(lhs, rhs) -> tuple:
+    """Two equations with one key say the same thing (up to the names of summation variables)."""
+    return math_latex(lhs), sp.srepr(_bound_renamed(sp.sympify(rhs)))
+
+
+def _bound_renamed(expr):
+    """``expr`` with its summation variables renamed to placeholders in reading order."""
+    bound = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Sum):
+            bound += [lim[0] for lim in node.limits if lim[0] not in bound]
+    return expr.xreplace(dict(zip(bound, _BOUND, strict=False)))
+
+
+def _assumption_math(layer, text: str) -> str:
+    """An assumption as math ('' when it cannot be shown as such)."""
+    from ..core.parse import parse_assumption
+    from ..core.tree import to_latex
+
+    try:
+        a = parse_assumption(text, dict(layer.inputs), list(layer.sizes))
+    except Exception:  # shown as the layer file's text instead
+        return ""
+    if a.kind == "size":
+        return math_latex(a.cond) if a.cond is not sp.true else ""
+    rel = {"==": "=", ">=": r"\geq", "<=": r"\leq", ">": ">", "<": "<", "!=": r"\neq"}.get(a.rel, "")
+    if not rel or a.lhs is None or a.rhs is None:
+        return ""
+    names = safe_names(layer)
+    return "%s %s %s" % (to_latex(a.lhs, names=names), rel, to_latex(a.rhs, names=names))
+
+
+def _assumption_runs(layer, texts) -> list:
+    """Assumptions as inline runs, separated by commas: math where it can be, else the text."""
+    out: list = []
+    for k, text in enumerate(texts):
+        if k:
+            out.append(B.Text(" and " if k == len(texts) - 1 else ", "))
+        shown = _assumption_math(layer, text)
+        out.append(B.Math(shown) if shown else B.Code(text))
+    return out
+
+
+def _label_words(label: str, layer) -> str:
+    """A step's equation name, with the document it is from when the layer's description names one.
+
+    >>> class _L: description = "as in examples/derivations/notes.md"
+    >>> _label_words("(2)", _L()), _label_words("Eq. E", type("L", (), {"description": ""})())
+    ('Eq. (2) of examples/derivations/notes.md', 'Eq. E of the hand derivation')
+    """
+    label = str(label).strip()
+    named = label if label.lower().startswith("eq") else "Eq. " + label
+    doc = re.search(r"examples/derivations/[\w./-]+\.md", str(getattr(layer, "description", "") or ""))
+    return f"{named} of {doc.group(0) if doc else 'the hand derivation'}"
+
+
+def _display(equation: Equation, number: int = 0, boxed: bool = False) -> B.Display:
+    return B.Display(tuple(equation.lines), number=number, where=tuple(equation.where), boxed=boxed)
+
+
+def report_document(layer, evidence: Evidence, code: bool = False) -> B.Document:
+    """The whole report as blocks (see :mod:`symderive.render.blocks`), from the evidence found
+    before; ``code`` adds the emitted NumPy module as an appendix.
+
+    >>> # report_document(load_layer("linear"), evidence).blocks[0]
+    """
+    numbers = _Numbers()
+    blocks = _layer_blocks(layer, numbers)
+    for k, (name, derivation, entries) in enumerate(evidence.sections):
+        blocks += _section_blocks(layer, name, derivation, entries, numbers, k)
+    if code:
+        blocks += _code_blocks(evidence)
+    used = {run.number for b in blocks for run in _runs_of(b) if isinstance(run, B.Note)}
+    title = (B.Text("Gradients of the layer "), B.Code(layer.name))
+    return B.Document(title, "written and checked by symderive", tuple(blocks), {n: NOTES[n] for n in sorted(used)})
+
+
+def _runs_of(block) -> list:
+    if isinstance(block, B.Paragraph | B.Heading):
+        return list(block.runs)
+    if isinstance(block, B.Items):
+        return [r for item in block.items for r in item]
+    if isinstance(block, B.Picture):
+        return list(block.caption)
+    return []
+
+
+def _layer_blocks(layer, numbers: _Numbers) -> list:
+    view = layer_view(layer)
+    out: list = [B.Heading(1, (B.Text("The layer"),))]
+    if layer.description:
+        out.append(B.Paragraph((B.Text(layer.description),)))
+    # the inputs in one sentence ("x in R^n, w in R^(m x n) and b in R^m"): a list would take a line each
+    runs: list = [B.Strong("Inputs. ")]
+    for k, x in enumerate(view["inputs"]):
+        if k:
+            runs.append(B.Text(" and " if k == len(view["inputs"]) - 1 else ", "))
+        runs.append(B.Math(r"%s \in %s" % (x["latex"], x["space"])))
+        if x["constant"]:
+            runs.append(B.Text(" (a constant: data, not differentiated)"))
+    out.append(B.Paragraph((*runs, B.Text("."))))
+    y = view["output"]
+    tail = (
+        [B.Text(", the loss.")]
+        if layer.is_loss
+        else [
+            B.Text("; the loss is "),
+            B.Math(r"L = \sum g \odot %s" % y["latex"]),
+            B.Text(" with the upstream gradient "),
+            B.Math("g"),
+            B.Text(" of the same shape."),
+        ]
+    )
+    out.append(B.Paragraph((B.Strong("Output. "), B.Math(r"%s \in %s" % (y["latex"], y["space"])), *tail)))
+    texts = [a.text for a in layer.assumptions]
+    if texts:
+        out.append(B.Paragraph((B.Strong("Assumptions. "), *_assumption_runs(layer, texts), B.Text("."))))
+    else:
+        out.append(B.Paragraph((B.Strong("Assumptions. "), B.Text("Every size is at least 1; nothing more."))))
+    forward = view["forward"]
+    if view["closed"]:
+        out.append(B.Paragraph((B.Strong("Forward pass. "), B.Text("In closed form:"))))
+        out.append(_display(view["closed"], numbers.next()))
+        lead = [B.Text("Element by element")]
+    else:
+        lead = [B.Strong("Forward pass. "), B.Text("Element by element")]
+    ranges = [B.Text(", for "), B.Math(view["forward_ranges"])] if view["forward_ranges"] else []
+    out.append(B.Paragraph((*lead, *ranges, B.Text(" (a read outside a tensor's shape is zero):"))))
+    number = numbers.next()
+    out.append(_display(forward, number))
+    numbers.shown[_forward_key(layer)] = number
+    flip = view["flip"]
+    if flip:
+        out.append(
+            B.Paragraph(
+                (
+                    B.Strong("The kernel flip. "),
+                    B.Text(f"Convolution and correlation differ by a flip of the kernel in {flip.axes}:"),
+                )
+            )
+        )
+        out.append(_display(flip.definition, numbers.next()))
+        out.append(B.Picture("flip", flip, (B.Text("The kernel (left) and its flip (right)."),)))
+    return out
+
+
+def _forward_key(layer) -> tuple:
+    """The key of the forward pass's element equation (as the derivations' forward step writes it)."""
+    out_idx = _output_indices(layer)
+    out_sym = sp.IndexedBase(layer.output)[out_idx] if out_idx else sp.Symbol(layer.output)
+    show = display_form(layer)
+    element = show(layer.forward_index if layer.forward_index is not None else layer.forward.element(out_idx))
+    out_shape = tuple(show(d) for d in layer.forward.shape)
+    element = simplify_guards(element, list(layer.size_assumptions()) + range_facts(out_idx, out_shape))
+    return _equation_key(out_sym, element)
+
+
+def _shapes(layer) -> dict:
+    """Each tensor a gradient reads, with its shape (``g``: the output's)."""
+    show = display_form(layer)
+    shapes = {n: tuple(show(d) for d in s) for n, s in layer.inputs.items()}
+    if not layer.is_loss:
+        shapes["g"] = tuple(show(d) for d in layer.forward.shape)
+    return shapes
+
+
+def reader_steps(layer, derivation) -> list[tuple]:
+    """The derivation's steps as (kind, sentence runs, lhs, rhs, label) for a reader: guards that
+    only say a read lies inside its tensor dropped (a read outside is zero), and the layer's
+    equalities (``sum(t) == 1``) used, each in a step of its own."""
+    shapes = _shapes(layer)
+    facts = list(layer.size_assumptions()) + range_facts(derivation.index, shapes.get(derivation.wrt, ()))
+    steps, out = list(derivation.steps), []
+    said_guards = False
+    for k, s in enumerate(steps):
+        runs = [B.Text(s.text)]
+        rhs = s.rhs
+        if s.kind in ("partial derivative, deltas summed", "reindex", "kernel offsets", "result", "guards"):
+            rhs = without_read_guards(rhs, shapes, facts)
+        if s.kind == "guards":
+            said_guards = True
+            if rhs != s.rhs:
+                runs = [B.Text(s.text.rstrip(".") + ", and those that only say a read lies inside its tensor.")]
+        if s.kind == "result":
+            rhs, more = _equality_steps(layer, s.lhs, rhs)
+            out += more
+        out.append((s.kind, runs, s.lhs, rhs, s.label))
+        if s.kind == "delta elimination" and not any(t.kind == "guards" for t in steps[k + 1 :]):
+            dropped = without_read_guards(s.rhs, shapes, facts)
+            if dropped != s.rhs and not said_guards:
+                words = "Drop the guards that only say a read lies inside its tensor (a read outside is zero)."
+                out.append(("guards", [B.Text(words)], s.lhs, dropped, ""))
+    return out
+
+
+def _equality_steps(layer, lhs, rhs) -> tuple[sp.Basic, list]:
+    """(the gradient with the layer's equalities used, the steps that use them)."""
+    found = equalities(layer)
+    if not found:
+        return rhs, []
+    pulled = pulled_out(rhs)
+    used_form, used = with_equalities(pulled, found)
+    if not used:
+        return rhs, []
+    steps = []
+    if pulled != rhs:
+        steps.append(
+            (
+                "factor",
+                [B.Text("Take out of each sum the factors that do not depend on its variable.")],
+                lhs,
+                pulled,
+                "",
+            )
+        )
+    runs: list = [B.Text("Use the layer's assumption ")]
+    for k, a in enumerate(used):
+        if k:
+            runs.append(B.Text(" and "))
+        shown = _assumption_math(layer, a.text)
+        runs.append(B.Math(shown) if shown else B.Code(a.text))
+    runs.append(B.Text(":"))
+    for lhs_sum, value, a in found:
+        if a in used:
+            runs += [B.Text(" "), B.Math("%s = %s" % (math_latex(lhs_sum), math_latex(value)))]
+    runs.append(B.Text("."))
+    steps.append(("assumption", runs, lhs, used_form, ""))
+    return used_form, steps
+
+
+def _section_blocks(layer, name: str, derivation, entries, numbers: _Numbers, k: int) -> list:
+    out: list = [B.Heading(1, (B.Text("The gradient with respect to "), B.Math(math_latex(sp.Symbol(name)))))]
+    taken = _taken(layer) | {s.name for s in derivation.index}
+    show = display_form(layer)
+    previous = None
+    for j, (kind, runs, lhs, rhs, label) in enumerate(reader_steps(layer, derivation)):
+        lhs, rhs = show(lhs), show(rhs)
+        key = _equation_key(lhs, rhs)
+        head = [B.Emph(kind[:1].upper() + kind[1:] + ". ")]
+        tag = [B.Text(" (" + _label_words(label, layer) + ")")] if label else []
+        if key == previous and kind != "result":
+            continue  # nothing changed in this step: it is not said
+        if kind == "result":
+            if key in numbers.shown:
+                if key == previous and isinstance(out[-1], B.Display):
+                    # the step just shown is the result: framed as one
+                    out[-1] = dataclasses.replace(out[-1], boxed=True)
+                out.append(B.Paragraph((B.Strong("Result. "), *_result_words(name, numbers.shown[key]))))
+                continue
+            head = [B.Strong("Result. ")]
+        number = numbers.shown.get(key)
+        if number is not None:
+            out.append(B.Paragraph((*head, *runs, *tag, B.Text(f" This is ({number})."))))
+            previous = key
+            continue
+        number = numbers.next()
+        numbers.shown[key] = number
+        out.append(B.Paragraph((*head, *runs, *tag)))
+        eq = abbreviated_equation(lhs, rhs, key=f"eq:s{k}:{j}", taken=taken)
+        out.append(_display(eq, number, boxed=kind == "result"))
+        previous = key
+    out += _picture_blocks(layer, name)
+    if entries:
+        out.append(B.Heading(2, (B.Text("Claims"),)))
+    for j, (text, _, verdict) in enumerate(entries):
+        out += _claim_blocks(layer, name, text, verdict, j + 1)
+    return out
+
+
+def _result_words(name: str, number: int) -> list:
+    return [B.Text("The gradient with respect to "), B.Math(math_latex(sp.Symbol(name))), B.Text(f" is ({number}).")]
+
+
+def _picture_blocks(layer, name: str) -> list:
+    # a kernel element reaches every output: what it multiplies is the picture that says something
+    meets = kernel_picture(layer, name)
+    reach = reach_picture(layer, name) if meets is None else None
+    if reach is not None:
+        words = (
+            B.Text("Which outputs one element reaches: at the small sizes "),
+            B.Math(reach.sizes_latex),
+            B.Text(", the input element "),
+            B.Math(reach.element_latex),
+            B.Text(" (left, red) enters the shaded outputs of "),
+            B.Math(reach.output_name),
+            B.Text(" (right, blue); its gradient collects "),
+            B.Math("g"),
+            B.Text(" over exactly these positions."),
+            *(
+                [B.Text(f" One batch element and one channel in and out are drawn ({reach.note}).")]
+                if reach.note
+                else []
+            ),
+        )
+        return [B.Picture("reach", reach, words)]
+    if meets is not None:
+        words = (
+            B.Text("What one kernel element meets: at the small sizes "),
+            B.Math(meets.sizes_latex),
+            B.Text(", the kernel element "),
+            B.Math(meets.element_latex),
+            B.Text(" (left, red) multiplies the shaded elements of "),
+            B.Math(meets.output_name),
+            B.Text(" (right, blue), one for each output; its gradient is their sum, each weighted by "),
+            B.Math("g"),
+            B.Text(" at that output."),
+        )
+        return [B.Picture("reach", meets, words)]
+    return []
+
+
+def claim_math(layer, wrt: str, claim: str, verdict) -> str:
+    """``\\frac{\\partial L}{\\partial x} = <the claim>`` in the operator table's notation ('' if unreadable)."""
+    indexed = _index_form_math(layer, wrt, claim)
+    if indexed:
+        return indexed
+    closed = claim_latex(layer, claim, verdict)
+    if not closed:
+        return ""
+    closed = _without_outer_parentheses(closed)
+    return "%s = %s" % (gradient_symbol(layer, wrt), closed)
+
+
+def _index_form_math(layer, wrt: str, claim: str) -> str:
+    """An index-form claim (``dx[p] == ...``) as ``\\frac{\\partial L}{\\partial x[p]} = ...`` ('' for another)."""
+    from ..core.parse import parse_claim
+
+    try:
+        parsed = parse_claim(claim, layer, wrt)
+    except Exception:  # the report still shows the claim's text
+        return ""
+    if not getattr(parsed, "is_index_form", False):
+        return ""
+    index = tuple(parsed.index)
+    # the guards the parser put around the reads say only that they lie inside their tensors
+    # (proved so, then dropped); the sums it bounded are shown as written, without bounds
+    body = without_read_guards(parsed.body, _shapes(layer), layer.size_assumptions())
+    printer = ReportPrinter()
+    printer.open_limits = True
+    return "%s = %s" % (gradient_symbol(layer, wrt, index), printer.doprint(readable(body, {str(i) for i in index})))
+
+
+def _without_outer_parentheses(latex: str) -> str:
+    r"""``\left(a\right)`` as ``a`` when the parentheses span the whole formula.
+
+    >>> _without_outer_parentheses(r"\left(g \ast w\right)"), _without_outer_parentheses(r"\left(a\right) + \left(b\right)")
+    ('g \\ast w', '\\left(a\\right) + \\left(b\\right)')
+    """
+    text = latex.strip()
+    if not (text.startswith(r"\left(") and text.endswith(r"\right)")):
+        return text
+    depths = _depths(text)
+    # the group opened first closes only at the very end: no depth-0 point in between
+    if any(d == 0 for d in depths[len(r"\left(") : len(text) - len(r"\right)")]):
+        return text
+    return text[len(r"\left(") : -len(r"\right)")].strip()
+
+
+#: a sum printed without bounds (see ReportPrinter.open_limits), and what it means
+OPEN_SUM = re.compile(r"\\sum_\{[^{}=]*\}")
+OPEN_SUM_WORDS = "(A sum written without bounds runs over every index at which its reads lie inside their tensors.)"
+
+
+def _claim_blocks(layer, wrt: str, text: str, verdict, number: int) -> list:
+    shown = claim_math(layer, wrt, text, verdict)
+    head = [B.Strong(f"Claim {number}. ")]
+    out: list = []
+    if shown:
+        out.append(B.Paragraph((*head, B.Text("The gradient is claimed to be"))))
+        out.append(B.Display(tuple(latex_equation_lines(*shown.split(" = ", 1)))))
+        if OPEN_SUM.search(shown):
+            out.append(B.Paragraph((B.Text(OPEN_SUM_WORDS),)))
+    else:
+        out.append(B.Paragraph((*head, B.Text("The gradient is claimed to be "), B.Code(text), B.Text("."))))
+    out.append(B.Paragraph(tuple(_verdict_runs(layer, verdict))))
+    if verdict.verdict == "refuted":
+        out += _refutation_blocks(layer, wrt, verdict)
+    return out
+
+
+def _verdict_runs(layer, verdict) -> list:
+    if verdict.verdict == "proved":
+        sizes = [t for t in verdict.assumptions if _is_size_assumption(layer, t)]
+        values = [t for t in verdict.assumptions if t not in sizes]
+        runs: list = [B.Mark("proved"), B.Strong(" Proved"), B.Text(": it holds for every size")]
+        if sizes:
+            runs += [B.Text(" with "), *_assumption_runs(layer, sizes)]
+        runs.append(B.Text(" and all values of the inputs"))
+        if values:
+            runs += [B.Text(" with "), *_assumption_runs(layer, values)]
+        return [*runs, B.Text("."), B.Note(PROOF_NOTE)]
+    if verdict.verdict == "refuted":
+        return [B.Mark("refuted"), B.Strong(" Refuted"), B.Text(": it does not hold."), B.Note(SEARCH_NOTE)]
+    reason = verdict.reason or "no reason given"
+    return [B.Mark("unknown"), B.Strong(" Not decided"), B.Text(f": {reason}.".replace("..", "."))]
+
+
+def _is_size_assumption(layer, text: str) -> bool:
+    from ..core.parse import parse_assumption
+
+    try:
+        return parse_assumption(text, dict(layer.inputs), list(layer.sizes)).kind == "size"
+    except Exception:  # shown with the values' assumptions
+        return False
+
+
+def _refutation_blocks(layer, wrt: str, verdict) -> list:
+    out: list = []
+    cex = verdict.counterexample
+    if cex is None:
+        if verdict.reason:
+            out.append(B.Paragraph((B.Text(verdict.reason),)))
+    else:
+        view = counterexample_view(cex, layer, wrt)
+        if view.shape_mismatch:
+            claimed = (
+                [B.Text("the claim has shape "), B.Math(view.claimed_shape), B.Text(".")]
+                if view.claimed_shape
+                else [B.Text("the claim is not defined at these sizes.")]
+            )
+            runs = [
+                B.Text("A counterexample: at the sizes "),
+                B.Math(view.sizes),
+                B.Text(" the true gradient has shape "),
+            ]
+            out.append(B.Paragraph((*runs, B.Math(view.expected_shape), B.Text(", "), *claimed)))
+            if view.message:
+                out.append(B.Paragraph((B.Text(view.message),)))
+        else:
+            out.append(B.Paragraph((B.Text("A counterexample: at the sizes "), B.Math(view.sizes), B.Text(", with"))))
+            out.append(B.Display((packed_lines(list(view.values)),)))
+            runs = (B.Text("the true gradient and the claim differ at "), B.Math(view.index), B.Text(" (boxed):"))
+            out.append(B.Paragraph(runs))
+            out.append(B.Display((r"\text{true gradient: }\ %s" % view.expected,)))
+            out.append(B.Display((r"\text{claim: }\ %s" % view.claimed,)))
+            if view.message:
+                out.append(B.Paragraph((B.Text(view.message),)))
+    for variant in _variants_of(verdict):
+        out.append(_variant_paragraph(layer, wrt, variant, verdict))
+    return out
+
+
+def _variants_of(verdict) -> tuple:
+    """The nearest true variants a verdict carries (found by :mod:`symderive.search`), if any."""
+    for name in ("variants", "nearest", "nearest_variants"):
+        found = getattr(verdict, name, None)
+        if found:
+            return tuple(found)[:1]
+    return ()
+
+
+def _variant_paragraph(layer, wrt: str, variant, verdict) -> B.Paragraph:
+    """The paragraph saying a nearest true variant: "the nearest claim that holds is <math>: <why>"."""
+    claim = getattr(variant, "claim", "")
+    explanation = str(getattr(variant, "explanation", "") or "")
+    why = explanation.split("`: ", 1)[1] if "`: " in explanation else ""
+    shown = claim_math(layer, wrt, claim, verdict) if claim else ""
+    runs: list = [B.Strong("What would hold. ")]
+    if shown:
+        runs += [B.Text("The nearest claim that holds is "), B.Math(shown)]
+    else:
+        runs += [B.Text("The nearest claim that holds is "), B.Code(claim or explanation)]
+    if why:
+        runs.append(B.Text(": " + why))
+    assume = tuple(getattr(variant, "assume", ()) or ())
+    if assume:
+        runs += [B.Text(", assuming "), *_assumption_runs(layer, list(assume))]
+    runs.append(B.Text("."))
+    return B.Paragraph(tuple(runs))
+
+
+def _code_blocks(evidence: Evidence) -> list:
+    out: list = [B.Heading(1, (B.Text("Appendix: the emitted NumPy module"),))]
+    if evidence.module:
+        words = (
+            "The module symderive writes for the proved claims above (symderive codegen); it imports only "
+            "NumPy and was checked against the derivation before it was written."
+        )
+        out += [B.Paragraph((B.Text(words),)), B.CodeBlock(evidence.module)]
+    else:
+        out.append(B.Paragraph((B.Text(evidence.note or "No claim was proved: there is no code to emit."),)))
+    return out
+
+
+def kernel_picture(layer, wrt: str) -> ReachPicture | None:
+    """For the 2-D (or 1-D) kernel ``wrt`` of a convolution layer: the data elements one kernel
+    element multiplies, at small sizes with a kernel of at least 3 x 3 (None elsewhere)."""
+    from ..decide.concrete import concrete_shape, evaluate
+
+    if layer.forward_tree is None:
+        return None
+    calls = [c for c in signal_calls(layer.forward_tree) if _first_ref(c, (OPERATORS[c.op].kernel,)) == wrt]
+    if not calls or OPERATORS[calls[0].op].spatial_axes:
+        return None
+    data = next((r for r in _call_refs(calls[0]) if r != wrt and r in layer.inputs), None)
+    if data is None or len(layer.inputs[wrt]) not in (1, 2) or len(layer.inputs[data]) != len(layer.inputs[wrt]):
+        return None
+    sizes = illustrative_sizes(layer, data)
+    if sizes is None:
+        return None
+    values = _symbol_values(layer, sizes)
+    try:
+        out = evaluate(layer.forward, sizes, values, exact=True)
+        kernel_shape = concrete_shape(layer.input_tensor(wrt), sizes)
+        data_shape = concrete_shape(layer.input_tensor(data), sizes)
+    except Exception:  # no picture rather than no report
+        return None
+    element = tuple(d // 2 for d in kernel_shape)
+    target = values[wrt][element]
+    met = set()
+    for p in np.ndindex(out.shape):
+        coefficient = sp.diff(sp.expand(sp.sympify(out[p])), target)
+        met |= {s for s in coefficient.free_symbols if s.name.startswith(f"v_{data}_")}
+    cells = tuple(sorted(tuple(int(k) for k in s.name.removeprefix(f"v_{data}_").split("_")) for s in met))
+
+    def as2d(t, fill=0):
+        t = tuple(t)
+        return t if len(t) == 2 else (fill,) + t
+
+    return ReachPicture(
+        input_name=math_latex(sp.Symbol(wrt)),
+        output_name=math_latex(sp.Symbol(data)),
+        input_shape=as2d(kernel_shape, 1),
+        output_shape=as2d(data_shape, 1),
+        element=as2d(element),
+        reached=tuple(as2d(c) for c in cells),
+        element_latex=math_latex(sp.IndexedBase(wrt)[element]),
+        sizes_latex=r",\ ".join(math_latex(sp.Eq(s, v)) for s, v in sizes.items()),
+    )
+
+
+def _call_refs(call) -> list[str]:
+    from ..core.tree import Ref
+
+    return [v.name for _, v in call.args if isinstance(v, Ref)]
+
+
+def _symbol_values(layer, sizes) -> dict:
+    """Every input at concrete sizes, each element a symbol ``v_<name>_<i>_<j>``."""
+    values = {}
+    for name, shape in layer.inputs.items():
+        dims = tuple(int(sp.sympify(d).subs(sizes)) for d in shape)
+        cells = np.empty(dims, dtype=object)
+        for point in itertools.product(*(range(d) for d in dims)):
+            cells[point] = sp.Symbol(f"v_{name}_" + "_".join(map(str, point)))
+        values[name] = cells
+    return values
