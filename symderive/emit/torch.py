@@ -1,0 +1,845 @@
+"""Proved gradients -> a PyTorch module: the layer as a ``torch.library.custom_op``.
+
+:func:`emit_torch` writes a module that imports ``torch`` only and defines
+
+* ``_forward`` (the forward pass in torch operations) and ``grad_<input>`` per differentiable
+  input, each from a proved claim (see :mod:`symderive.emit.frameworks`);
+* the op ``<name>`` in its own namespace (``symderive_<layer>_<hash>::<layer>``), with
+  ``register_fake`` (the output's shape from the inputs'), ``register_autograd`` (the backward
+  calls the ``grad_`` functions: torch operations, so a second backward differentiates them)
+  and ``register_vmap`` (one op call per batch element);
+* ``forward(**inputs)``: keyword arguments named after the layer's inputs (tensors or numbers),
+  brought to one floating dtype, the op's output returned;
+* an ``nn.Module`` (the layer's name in CamelCase) where the layer has parameters.
+
+>>> src = emit_torch("linear")
+>>> "torch.library.custom_op" in src and "def grad_w(*, x, g):" in src
+True
+"""
+
+from __future__ import annotations
+
+import ast
+import uuid
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..escape import python_docstring
+from .codegen import _assumption_text, _shape_text, _shapes_line, format_source
+from .frameworks import (
+    Target,
+    cases_literal,
+    check_functions,
+    class_name,
+    emitted_functions,
+    evaluated_cases,
+    gradchecked,
+    helper_sources,
+    input_size_bindings,
+    namespace_of,
+    output_shape_code,
+    parameters_of,
+    parse_module,
+    reduction_axes,
+    register_target,
+    run_module,
+    test_cases,
+)
+
+# -- one lowering per operator -------------------------------------------------------------------
+
+
+def _unary(fn: str):
+    def lower(c, x, **_):
+        if c is not None and c.is_number("x"):
+            # a size or constant (sqrt(d)): a 0-d float64 tensor, which does not widen float32 operands
+            return f"{fn}(torch.tensor(float({x}), dtype=torch.float64))"
+        return f"{fn}({x})"
+
+    return lower
+
+
+def _binary(symbol: str):
+    return lambda c, x1, x2: f"({x1} {symbol} {x2})"
+
+
+def _pair(fn: str):
+    return lambda c, x1, x2: f"{fn}(torch.as_tensor({x1}), torch.as_tensor({x2}))"
+
+
+def _dims(c, axis, param="a"):
+    return reduction_axes(axis, c.ndim(param), "sum")
+
+
+def _reduce(fn: str):
+    def lower(c, a, axis=None, dtype=None, out=None, keepdims=False, **options):
+        if dtype is not None or out is not None:
+            raise _refusal(f"{fn} with dtype= or out=")
+        dims = _dims(c, axis)
+        if not dims:
+            return f"({a})"
+        extra = ""
+        if "ddof" in options:
+            extra = f", correction={options['ddof']}"
+        return f"torch.{fn}({a}, dim={dims}{extra}, keepdim={bool(keepdims)})"
+
+    return lower
+
+
+def _extreme(fn: str):
+    def lower(c, a, axis=None, out=None, keepdims=False):
+        dims = _dims(c, axis)
+        if not dims:
+            return f"({a})"
+        return f"torch.{fn}({a}, dim={dims}, keepdim={bool(keepdims)})"
+
+    return lower
+
+
+def _normalised(log: bool):
+    fn = "log_softmax" if log else "softmax"
+
+    def lower(c, x, axis=None):
+        dims = _dims(c, axis, "x")
+        if len(dims) == 1:
+            return f"torch.{fn}({x}, dim={dims[0]})"
+        lse = f"torch.logsumexp({x}, dim={dims}, keepdim=True)"
+        return f"({x} - {lse})" if log else f"torch.exp({x} - {lse})"
+
+    return lower
+
+
+def _torch_normalised(log: bool):
+    fn = "log_softmax" if log else "softmax"
+    return lambda c, input, dim=None, _stacklevel=3, dtype=None: f"torch.{fn}({input}, dim={int(dim)})"
+
+
+def _refusal(what: str):
+    from .codegen import CodegenRefusal
+
+    return CodegenRefusal(f"{what} has no torch lowering yet")
+
+
+def _transpose(c, a, axes=None):
+    n = c.ndim("a")
+    if axes is None:
+        order = tuple(reversed(range(n)))
+    else:
+        order = tuple(int(v) % n for v in (axes if isinstance(axes, tuple | list) else (axes,)))
+    return f"({a})" if order == tuple(range(n)) else f"torch.permute({a}, {order})"
+
+
+def _flip(c, m, axis=None):
+    return f"torch.flip({m}, {_dims(c, axis, 'm')})"
+
+
+def _outer(c, a, b):
+    return f"torch.outer(({a}).reshape(-1), ({b}).reshape(-1))"
+
+
+def _dot(c, a, b):
+    if c.ndim("a") == 0 or c.ndim("b") == 0:
+        return f"({a} * {b})"
+    if c.ndim("a") > 2 or c.ndim("b") > 2:
+        raise _refusal("dot of arrays with more than two axes")
+    return f"({a} @ {b})"
+
+
+def _einsum(c, subscripts, operands):
+    return f"torch.einsum({subscripts!r}, {', '.join(operands)})"
+
+
+def _where(c, condition, x=None, y=None):
+    return f"torch.where(torch.as_tensor({condition}).bool(), {x}, {y})"
+
+
+def _clip(c, a, a_min=None, a_max=None):
+    return f"torch.clamp({a}, {a_min}, {a_max})"
+
+
+def _ints(values) -> str:
+    from .codegen import size_code
+
+    values = tuple(values) if isinstance(values, tuple | list) else (values,)
+    return "(" + ", ".join(size_code(v) for v in values) + ("," if len(values) == 1 else "") + ")"
+
+
+def _conv(n: int):
+    def lower(c, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        from ..core.ops.nn import concrete_ints
+
+        op = f"conv{n}d"
+        s = concrete_ints(op, "stride", stride, n, 1)
+        d = concrete_ints(op, "dilation", dilation, n, 1)
+        p = repr(padding) if isinstance(padding, str) else str(concrete_ints(op, "padding", padding, n, 0))
+        return f"torch.nn.functional.conv{n}d({input}, {weight}, {bias}, {s}, {p}, {d}, {int(groups)})"
+
+    return lower
+
+
+def _conv_transpose(n: int):
+    def lower(c, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        from ..core.ops.nn import concrete_ints, size_ints
+
+        op = f"conv_transpose{n}d"
+        s = concrete_ints(op, "stride", stride, n, 1)
+        d = concrete_ints(op, "dilation", dilation, n, 1)
+        p = concrete_ints(op, "padding", padding, n, 0)
+        e = _ints(size_ints(op, "output_padding", output_padding, n))
+        return f"torch.nn.functional.conv_transpose{n}d({input}, {weight}, {bias}, {s}, {p}, {e}, {int(groups)}, {d})"
+
+    return lower
+
+
+def _avg_pool2d(
+    c, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
+    from ..core.ops.nn import _pool_options
+
+    kernel, stride, pads = _pool_options("avg_pool2d", kernel_size, stride, padding, ceil_mode, divisor_override)
+    override = None if divisor_override is None else int(divisor_override)
+    return (
+        f"torch.nn.functional.avg_pool2d({input}, {kernel}, {stride}, {pads}, False, "
+        f"{bool(count_include_pad)}, {override})"
+    )
+
+
+def _signal(kind: str):
+    def lower(c, in1, in2, mode="full", method="auto", boundary="fill", fillvalue=0):
+        if boundary != "fill" or fillvalue != 0:
+            raise _refusal(f"{kind} with boundary={boundary!r}, fillvalue={fillvalue!r}")
+        if c.ndim("in1") != c.ndim("in2") or not 1 <= c.ndim("in1") <= 3:
+            raise _refusal(f"{kind} of arrays of {c.ndim('in1')} and {c.ndim('in2')} axes")
+        c.helper("_cross_correlation")
+        return f"{c.helper('_' + kind)}({in1}, {in2}, {mode!r})"
+
+    return lower
+
+
+def _mse_loss(c, input, target, size_average=None, reduce=None, reduction="mean"):
+    return f"torch.nn.functional.mse_loss({input}, {target}, reduction={reduction!r})"
+
+
+def _cross_entropy(
+    c,
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,
+    reduction="mean",
+    label_smoothing=0,
+):
+    per = f"(-torch.sum({target} * torch.log_softmax({input}, dim=-1), dim=-1))"
+    return {"none": per, "sum": f"torch.sum({per})", "mean": f"torch.mean({per})"}[reduction]
+
+
+def _layer_norm(c, input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    k = len(normalized_shape) if isinstance(normalized_shape, tuple | list) else 1
+    shape = f"({input}).shape[-{k}:]"
+    return f"torch.nn.functional.layer_norm({input}, {shape}, {weight}, {bias}, {float(eps)!r})"
+
+
+def _getitem(c, x, key):
+    from ..core.ops.linalg import _key_code
+
+    return f"({x})[{_key_code(key)}]"
+
+
+def _pad(c, array, pad_width, mode="constant", constant_values=0):
+    n = c.ndim("array")
+    widths = pad_width if isinstance(pad_width, tuple | list) else (pad_width,)
+    if len(widths) and not isinstance(widths[0], tuple | list):
+        widths = (tuple(widths),) * n if len(widths) == 2 else ((widths[0], widths[0]),) * n
+    if len(widths) == 1 and n > 1:
+        widths = tuple(widths) * n
+    flat = [v for pair in reversed(widths) for v in (pair if isinstance(pair, tuple | list) else (pair, pair))]
+    return f"torch.nn.functional.pad({array}, {_ints(flat)})"
+
+
+def _constructor(fn: str):
+    return lambda c, shape: f"torch.{fn}({_ints(shape)}, dtype=torch.float64)"
+
+
+def _like(fn: str):
+    return lambda c, a: f"torch.{fn}_like({a})"
+
+
+def _eye(c, N, M=None, k=0):
+    if k != 0:
+        raise _refusal("eye with k != 0")
+    return f"torch.eye({size_text(N)}, {size_text(N if M is None else M)}, dtype=torch.float64)"
+
+
+def _logsumexp(c, a, axis=None, b=None, keepdims=False, return_sign=False):
+    if b is not None or return_sign:
+        raise _refusal("logsumexp with b= or return_sign=")
+    return f"torch.logsumexp({a}, dim={_dims(c, axis)}, keepdim={bool(keepdims)})"
+
+
+def _trace(c, a, offset=0, axis1=0, axis2=1):
+    return f"torch.sum(torch.diagonal({a}, {int(offset)}, {int(axis1)}, {int(axis2)}), dim=-1)"
+
+
+LOWERINGS = {
+    **{name: _unary(f"torch.{name}") for name in ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos")},
+    **{name: _unary(f"torch.{name}") for name in ("log1p", "expm1", "abs", "sign", "square", "erf", "erfc")},
+    "expit": _unary("torch.sigmoid"),
+    "sigmoid": _unary("torch.sigmoid"),
+    "relu": lambda c, input, inplace=False: f"torch.relu({input})",
+    "softplus": lambda c, x: f"torch.logaddexp({x}, torch.zeros_like({x}))",
+    "gelu": lambda c, input, approximate="none": f"torch.nn.functional.gelu({input}, approximate={approximate!r})",
+    "silu": lambda c, input, inplace=False: f"torch.nn.functional.silu({input})",
+    "leaky_relu": lambda c, input, negative_slope=0.01, inplace=False: (
+        f"torch.nn.functional.leaky_relu({input}, {float(negative_slope)!r})"
+    ),
+    "elu": lambda c, input, alpha=1, inplace=False: f"torch.nn.functional.elu({input}, {float(alpha)!r})",
+    "F.softplus": lambda c, input, beta=1, threshold=20: (
+        f"torch.nn.functional.softplus({input}, {float(beta)!r}, {float(threshold)!r})"
+    ),
+    "negative": lambda c, x: f"(-{x})",
+    "positive": lambda c, x: f"(+{x})",
+    "add": _binary("+"),
+    "subtract": _binary("-"),
+    "multiply": _binary("*"),
+    "divide": _binary("/"),
+    "power": _binary("**"),
+    "matmul": _binary("@"),
+    "less": _binary("<"),
+    "less_equal": _binary("<="),
+    "greater": _binary(">"),
+    "greater_equal": _binary(">="),
+    "equal": _binary("=="),
+    "not_equal": _binary("!="),
+    "maximum": _pair("torch.maximum"),
+    "minimum": _pair("torch.minimum"),
+    "logaddexp": _pair("torch.logaddexp"),
+    "where": _where,
+    "clip": _clip,
+    "transpose": _transpose,
+    "flip": _flip,
+    "rot90": lambda c, m, k=1, axes=(0, 1): f"torch.rot90({m}, {int(k)}, {tuple(int(a) for a in axes)})",
+    "outer": _outer,
+    "dot": _dot,
+    "einsum": _einsum,
+    "trace": _trace,
+    "diag": lambda c, v, k=0: f"torch.diag({v}, {int(k)})",
+    "pad": _pad,
+    "zeros": _constructor("zeros"),
+    "ones": _constructor("ones"),
+    "zeros_like": _like("zeros"),
+    "ones_like": _like("ones"),
+    "eye": _eye,
+    "getitem": _getitem,
+    "sum": _reduce("sum"),
+    "mean": _reduce("mean"),
+    "var": _reduce("var"),
+    "std": _reduce("std"),
+    "max": _extreme("amax"),
+    "amax": _extreme("amax"),
+    "min": _extreme("amin"),
+    "amin": _extreme("amin"),
+    "softmax": _normalised(False),
+    "log_softmax": _normalised(True),
+    "logsumexp": _logsumexp,
+    "F.softmax": _torch_normalised(False),
+    "F.log_softmax": _torch_normalised(True),
+    "mse_loss": _mse_loss,
+    "cross_entropy": _cross_entropy,
+    "layer_norm": _layer_norm,
+    "conv1d": _conv(1),
+    "conv2d": _conv(2),
+    "conv_transpose1d": _conv_transpose(1),
+    "conv_transpose2d": _conv_transpose(2),
+    "avg_pool2d": _avg_pool2d,
+    "correlate": _signal("correlate"),
+    "convolve": _signal("convolve"),
+    "correlate2d": _signal("correlate"),
+    "convolve2d": _signal("convolve"),
+}
+
+
+def size_text(value) -> str:
+    """Python for an integer size expression."""
+    from .codegen import size_code
+
+    return size_code(value)
+
+
+# -- helpers the emitted module may define ---------------------------------------------------------
+
+_GATHER = '''def _gather(a, *index):
+    """a[index] with index arrays broadcast together; reads outside a's shape are 0."""
+    index = torch.broadcast_tensors(*(torch.as_tensor(i) for i in index))
+    inside = torch.ones(index[0].shape, dtype=torch.bool)
+    for i, n in zip(index, a.shape, strict=True):
+        inside = inside & (i >= 0) & (i < n)
+    clipped = tuple(torch.clamp(i, 0, n - 1) for i, n in zip(index, a.shape, strict=True))
+    return torch.where(inside, a[clipped], 0)
+'''
+
+_CORRELATE = '''def _correlate(a, b, mode):
+    """scipy.signal.correlate(a, b, mode) of two arrays of 1 to 3 axes, as a torch convolution."""
+    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
+        # SciPy's valid mode with the larger second operand: convolve(a, flip(b)) with its operands swapped
+        dims = tuple(range(a.dim()))
+        return _cross_correlation(torch.flip(b, dims), torch.flip(a, dims), mode)
+    return _cross_correlation(a, b, mode)
+'''
+
+_CONVOLVE = '''def _convolve(a, b, mode):
+    """scipy.signal.convolve(a, b, mode): a correlation with b flipped (commutative in mode "valid")."""
+    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
+        a, b = b, a
+    return _cross_correlation(a, torch.flip(b, tuple(range(b.dim()))), mode)
+'''
+
+_CROSS = '''def _cross_correlation(a, b, mode):
+    """The correlation of a with a kernel b no larger than a in mode "valid" (torch's conv1d/2d/3d)."""
+    conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[a.dim() - 1]
+    if mode == "valid":
+        return conv(a[None, None], b[None, None])[0, 0]
+    full = conv(a[None, None], b[None, None], padding=tuple(k - 1 for k in b.shape))[0, 0]
+    if mode == "full":
+        return full
+    # "same": a's shape, centred in the full result as SciPy centres it
+    index = tuple(slice((k - 1) // 2, (k - 1) // 2 + m) for k, m in zip(b.shape, a.shape, strict=True))
+    return full[index]
+'''
+
+_FLOATING = '''def _floating(*values):
+    """The values as tensors of one floating dtype (the inputs' promoted dtype, 0-d ones counting
+    only when every value is 0-d, as torch promotes; the default dtype for integers)."""
+    tensors = [torch.as_tensor(v) for v in values]
+    arrays = [t for t in tensors if t.dim() > 0] or tensors
+    dtype = arrays[0].dtype
+    for t in arrays[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    return [t.to(dtype) for t in tensors]
+'''
+
+HELPERS = {"_gather": _GATHER, "_correlate": _CORRELATE, "_convolve": _CONVOLVE, "_cross_correlation": _CROSS}
+
+
+def _finish(value: str, shape: str | None, like: str) -> str:
+    if shape is None:
+        return f"torch.as_tensor({value}).to({like}.dtype)"
+    return f"torch.broadcast_to(torch.as_tensor({value}), {shape}).to({like}.dtype).contiguous()"
+
+
+TORCH = register_target(
+    Target(
+        name="torch",
+        xp="torch",
+        imports=("import torch",),
+        lowerings=LOWERINGS,
+        helpers=HELPERS,
+        reserved=frozenset({"torch"}),
+        arange=lambda n: f"torch.arange({n})",
+        sum_last=lambda code: f"torch.sum({code}, dim=-1)",
+        as_int=lambda code: f"torch.as_tensor({code}).long()",
+        as_array=lambda code: f"torch.as_tensor({code})",
+        finish=_finish,
+    )
+)
+
+# -- the module -------------------------------------------------------------------------------------
+
+#: the statements the module's check accepts besides definitions: registrations on the op
+_REGISTRATIONS = ("register_fake", "register_autograd", "register_vmap")
+
+
+def emit_torch(layer, claims: Mapping[str, str] | None = None, check: bool = True, verdicts=None, prove=None) -> str:
+    """The source of a PyTorch module for a layer: its custom op, proved backward, ``forward`` and Module.
+
+    ``claims``, ``verdicts`` and ``prove`` as for :func:`symderive.emit.codegen.emit_numpy`; an input
+    without a proved claim is refused (:class:`symderive.emit.frameworks.NoProvedClaim`).
+
+    >>> "def forward(*, x, w, b):" in emit_torch("linear", check=False)
+    True
+    """
+    return emit(layer, None, claims, check, verdicts, prove)[0]
+
+
+def emit(layer, module_name=None, claims=None, check=True, verdicts=None, prove=None, compile_backend="inductor"):
+    """(module source, its pytest tests or None): the tests when ``module_name`` names the module to import.
+
+    The check's cases are the tests' cases (evaluated once). ``compile_backend`` is the backend the
+    tests' ``torch.compile`` check uses.
+
+    >>> emit("linear", check=False)[1] is None
+    True
+    """
+    from .codegen import _as_layer, _require_module_name
+
+    layer = _as_layer(layer)
+    if module_name is not None:
+        _require_module_name(module_name)
+    functions = emitted_functions(layer, TORCH, claims, verdicts, prove)
+    body = _module_body(layer, functions, "NAMESPACE")
+    namespace = namespace_of(layer, body)
+    source = format_source(body.replace("NAMESPACE", namespace))
+    parse_module(source, ALLOWED_IMPORTS, _allowed_statement)
+    cases = evaluated_cases(layer, functions) if check or module_name is not None else []
+    if check:
+        # run under a namespace of its own: torch keeps every op registered, and the module may be imported later
+        check_module(layer, functions, source.replace(namespace, f"{namespace}_check_{uuid.uuid4().hex[:8]}"), cases)
+    tests = None
+    if module_name is not None:
+        tests = format_source(tests_source(layer, module_name, op_name(layer), test_cases(cases), compile_backend))
+    return source, tests
+
+
+ALLOWED_IMPORTS = {(None, "torch", None)}
+
+
+def _allowed_statement(node: ast.stmt) -> bool:
+    """Definitions, the op's registrations (``op.register_fake(...)`` calls) and the Module's class."""
+    if isinstance(node, ast.FunctionDef | ast.ClassDef):
+        return True
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return isinstance(func, ast.Attribute) and func.attr in _REGISTRATIONS
+    return False
+
+
+def op_name(layer) -> str:
+    """The op's name inside its namespace: the layer's name as an identifier."""
+    name = "".join(c if c.isalnum() else "_" for c in layer.name.lower()).strip("_") or "layer"
+    return name if name[0].isalpha() else "layer_" + name
+
+
+def _module_body(layer, functions, namespace: str) -> str:
+    inputs = tuple(layer.inputs)
+    op = op_name(layer)
+    doc = (
+        f"PyTorch operator for layer {layer.name} with its proved gradients, generated and checked by symderive.\n\n"
+        f"`forward(**inputs)` calls the custom op {namespace}::{op}; its backward calls the grad_ functions, each\n"
+        f"lowered from a claim symderive proved for every size (see its docstring). Regenerate with\n"
+        f"`symderive codegen {layer.name} --target torch -o FILE.py` rather than editing.\n"
+    )
+    parts = [python_docstring(doc) + "\n\nimport torch\n"]
+    parts += helper_sources(TORCH, functions)
+    parts.append(_FLOATING)
+    parts += [fn.source() for fn in functions]
+    annotated = ", ".join(f"{n}: torch.Tensor" for n in inputs)
+    names = ", ".join(inputs)
+    shape_doc = (
+        f"Shapes: {_shapes_line(layer, inputs)} -> {layer.output} {_shape_text(layer.forward.shape, layer)}.\n"
+        f"Assumes: {_assumption_text(layer)}."
+    )
+    alias = layer.forward_tree is None or _may_alias(layer.forward_tree)
+    result = f"_forward({', '.join(f'{n}={n}' for n in inputs)})"
+    op_body = [f"@torch.library.custom_op({namespace + '::' + op!r}, mutates_args=())"]
+    op_body.append(f"def {op}({annotated}) -> torch.Tensor:")
+    op_body.append("    " + _doc(f"Layer {layer.name} as one operator (inputs of one floating dtype).\n\n{shape_doc}"))
+    op_body.append(f"    return {result}.clone()" if alias else f"    return {result}")
+    parts.append("\n".join(op_body) + "\n")
+    fake = [f"@{op}.register_fake", f"def _fake({names}):"]
+    fake.append("    " + python_docstring("The output's shape and dtype, from the inputs' shapes."))
+    fake += ["    " + line for line in input_size_bindings(layer)]
+    fake.append(f"    return {inputs[0]}.new_empty({output_shape_code(layer)})")
+    parts.append("\n".join(fake) + "\n")
+    parts.append(_autograd_source(layer, functions, op))
+    parts.append(_vmap_source(layer, op))
+    parts.append(_forward_source(layer, op, shape_doc))
+    module = _module_class_source(layer)
+    if module:
+        parts.append(module)
+    return "\n\n".join(parts)
+
+
+def _may_alias(node) -> bool:
+    # the op's output must not be an input or a view of one: a bare name, a transpose or a slice is copied
+    from ..core import tree as T
+
+    return isinstance(node, T.Ref) or (isinstance(node, T.Call) and node.op in {"transpose", "getitem", "positive"})
+
+
+def _autograd_source(layer, functions, op: str) -> str:
+    inputs = tuple(layer.inputs)
+    grads = {fn.name[len("grad_") :]: fn for fn in functions if fn.name.startswith("grad_")}
+    saved = [*inputs, layer.output]
+    lines = [
+        "def _setup_context(ctx, inputs, output):",
+        "    " + python_docstring("Saves the inputs and the output for the backward."),
+        "    ctx.save_for_backward(*inputs, output)",
+        "",
+        "",
+        "def _backward(ctx, g):",
+    ]
+    doc = (
+        "The gradients of the inputs from the proved claims (grad_ functions); a constant of the layer\n"
+        "(not differentiated) has none: asking for it is an error. The grad_ functions are torch operations,\n"
+        "so a second backward (create_graph=True) differentiates them."
+    )
+    lines.append("    " + _doc(doc))
+    lines.append(f"    {_targets(saved)} = ctx.saved_tensors")
+    values = []
+    for k, name in enumerate(inputs):
+        if name in grads:
+            fn = grads[name]
+            call = f"grad_{name}({', '.join(f'{a}={a}' for a in fn.args)})"
+            if layer.is_loss:
+                call = f"{call} * g"
+            values.append(f"{call} if ctx.needs_input_grad[{k}] else None")
+        else:
+            lines.append(f"    if ctx.needs_input_grad[{k}]:")
+            message = f"{name} is a constant of layer {layer.name}: symderive emitted no gradient for it"
+            lines.append(f"        raise RuntimeError({message!r})")
+            values.append("None")
+    if not layer.is_loss:
+        lines.append("    g = g.contiguous()")
+    lines.append("    return (")
+    lines += [f"        {v}," for v in values]
+    lines.append("    )")
+    lines += ["", "", f"{op}.register_autograd(_backward, setup_context=_setup_context)"]
+    return "\n".join(lines) + "\n"
+
+
+def _vmap_source(layer, op: str) -> str:
+    inputs = tuple(layer.inputs)
+    lines = [
+        f"def _vmap(info, in_dims, {', '.join(inputs)}):",
+        "    " + python_docstring("vmap of the op: one call per batch element, stacked along a new first axis."),
+        f"    args = {_tuple(inputs)}",
+        "    outputs = []",
+        "    for k in range(info.batch_size):",
+        "        outputs.append(",
+        f"            {op}(*(a if d is None else a.select(d, k) for a, d in zip(args, in_dims, strict=True)))",
+        "        )",
+        "    return torch.stack(outputs), 0",
+        "",
+        "",
+        f"{op}.register_vmap(_vmap)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _forward_source(layer, op: str, shape_doc: str) -> str:
+    inputs = tuple(layer.inputs)
+    doc = (
+        f"{layer.output} = {layer.forward_text or layer.output}: layer {layer.name} as the custom op {op},\n"
+        f"differentiable by torch.autograd through its proved gradients.\n\n"
+        f"Keyword arguments named after the layer's inputs (tensors or numbers), brought to one floating dtype.\n"
+        f"{shape_doc}"
+    )
+    lines = [f"def forward(*, {', '.join(inputs)}):", "    " + _doc(doc)]
+    lines.append(f"    {_targets(inputs)} = _floating({', '.join(inputs)})")
+    lines.append(f"    return {op}({', '.join(inputs)})")
+    return "\n".join(lines) + "\n"
+
+
+def _targets(names) -> str:
+    """The left side unpacking a sequence into ``names``: ``x, w`` (``(x,)`` for one name)."""
+    return f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+
+
+def _tuple(names) -> str:
+    return f"({names[0]},)" if len(names) == 1 else f"({', '.join(names)})"
+
+
+def _doc(text: str) -> str:
+    from .codegen import wrap_doc
+
+    lines = wrap_doc(text.strip("\n")).split("\n")
+    if len(lines) == 1:
+        return python_docstring(lines[0])
+    body = "\n".join(("    " + ln) if ln else "" for ln in lines[1:])
+    return python_docstring(f"{lines[0]}\n{body}\n    ")
+
+
+def _module_class_source(layer) -> str | None:
+    params = parameters_of(layer)
+    if not params:
+        return None
+    buffers = tuple(n for n in layer.constants if n in layer.inputs and len(layer.inputs[n]) == 0)
+    data = tuple(n for n in layer.inputs if n not in params and n not in buffers)
+    name = class_name(layer)
+    init_args = ", ".join((*params, *buffers))
+    lines = [f"class {name}(torch.nn.Module):"]
+    lines.append(
+        "    "
+        + _doc(
+            f"Layer {layer.name} as a torch.nn.Module: parameters {', '.join(params)}"
+            + (f", constants {', '.join(buffers)} (buffers)" if buffers else "")
+            + f"; forward({', '.join(data)}) calls the custom op."
+        )
+    )
+    lines.append("")
+    lines.append(f"    def __init__(self, {init_args}):")
+    lines.append("        super().__init__()")
+    for p in params:
+        lines.append(f"        self.{p} = torch.nn.Parameter(torch.as_tensor({p}))")
+    for b in buffers:
+        lines.append(f"        self.register_buffer({b!r}, torch.as_tensor({b}))")
+    lines.append("")
+    lines.append(f"    def forward(self, {', '.join(data)}):")
+    call = ", ".join(f"{n}={n if n in data else 'self.' + n}" for n in layer.inputs)
+    lines.append(f"        return forward({call})")
+    return "\n".join(lines) + "\n"
+
+
+# -- the check --------------------------------------------------------------------------------------
+
+
+def check_module(layer, functions, source: str, cases) -> None:
+    """Run the module (when torch is installed) and compare its functions and op with their forms."""
+    try:
+        import torch
+    except ImportError:
+        return  # the parse check above is all that runs without torch
+    namespace = run_module(parse_module(source, ALLOWED_IMPORTS, _allowed_statement), "symderive_emitted_torch")
+
+    def to_array(v):
+        return torch.tensor(np.asarray(v, dtype=float), dtype=torch.float64)
+
+    def call_op(values, g):
+        inputs = {n: to_array(values[n]).requires_grad_(n in layer.differentiable) for n in layer.inputs}
+        out = namespace["forward"](**inputs)
+        wrt = [n for n in layer.differentiable]
+        upstream = torch.ones((), dtype=torch.float64) if g is None else to_array(g)
+        grads = torch.autograd.grad(out, [inputs[n] for n in wrt], upstream)
+        return out.detach().numpy(), {n: d.numpy() for n, d in zip(wrt, grads, strict=True)}
+
+    check_functions(layer, functions, namespace, to_array, call_op, cases)
+
+
+# -- the emitted tests --------------------------------------------------------------------------------
+
+_TESTS_BODY = """
+
+def _tensors(case, grad=False):
+    return {
+        n: torch.tensor(case["inputs"][n], dtype=torch.float64, requires_grad=grad and n in DIFFERENTIABLE)
+        for n in INPUTS
+    }
+
+
+def _upstream(case):
+    return torch.ones((), dtype=torch.float64) if case["g"] is None else torch.tensor(case["g"], dtype=torch.float64)
+
+
+def _output_and_gradients(forward, case):
+    inputs = _tensors(case, grad=True)
+    output = forward(**inputs)
+    grads = torch.autograd.grad(output, [inputs[n] for n in DIFFERENTIABLE], _upstream(case))
+    return output, dict(zip(DIFFERENTIABLE, grads, strict=True))
+
+
+def _perturbed(case):
+    # a function of the gradient-checked inputs, the others held at the case's values
+    inputs = _tensors(case, grad=True)
+
+    def f(*values):
+        return emitted.forward(**{**inputs, **dict(zip(GRADCHECKED, values, strict=True))})
+
+    return f, tuple(inputs[n] for n in GRADCHECKED)
+
+
+def _fast(values):
+    # gradcheck moves one element at a time; past a few dozen elements its fast mode (random projections)
+    return sum(v.numel() for v in values) > 48
+
+
+def _close(got, expected):
+    torch.testing.assert_close(got, torch.as_tensor(expected, dtype=torch.float64), rtol=1e-9, atol=1e-11)
+
+
+IDS = [",".join(f"{k}={v}" for k, v in case["sizes"].items()) for case in CASES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_output_and_gradients_equal_symderive_evaluation(case):
+    output, grads = _output_and_gradients(emitted.forward, case)
+    _close(output, case["expected"]["output"])
+    for name in DIFFERENTIABLE:
+        _close(grads[name], case["expected"][name])
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_gradcheck(case):
+    f, values = _perturbed(case)
+    assert torch.autograd.gradcheck(f, values, fast_mode=_fast(values))
+
+
+def test_double_backward_gradgradcheck():
+    # the backward is torch operations: a second backward differentiates the proved gradients
+    f, values = _perturbed(CASES[-1])
+    assert torch.autograd.gradgradcheck(f, values, fast_mode=_fast(values))
+
+
+@pytest.mark.parametrize("case", CASES[-1:], ids=IDS[-1:])
+def test_opcheck(case):
+    inputs = _tensors(case, grad=True)
+    torch.library.opcheck(emitted.OP, tuple(inputs[n] for n in INPUTS))
+
+
+def test_compile_fullgraph_equals_eager():
+    case = CASES[-1]
+    compiled = torch.compile(emitted.forward, fullgraph=True, backend=COMPILE_BACKEND)
+    output, grads = _output_and_gradients(compiled, case)
+    expected_output, expected_grads = _output_and_gradients(emitted.forward, case)
+    torch.testing.assert_close(output, expected_output)
+    for name in DIFFERENTIABLE:
+        torch.testing.assert_close(grads[name], expected_grads[name])
+
+
+def test_vmap_equals_one_call_per_element():
+    inputs = _tensors(CASES[-1])
+    second = {n: v * 0.5 if n in DIFFERENTIABLE else v for n, v in inputs.items()}
+    batched = [torch.stack([inputs[n], second[n]]) for n in INPUTS]
+
+    def f(*values):
+        return emitted.forward(**dict(zip(INPUTS, values, strict=True)))
+
+    expected = torch.stack([f(*(inputs[n] for n in INPUTS)), f(*(second[n] for n in INPUTS))])
+    torch.testing.assert_close(torch.vmap(f)(*batched), expected)
+"""
+
+_CONSTANT_TEST = """
+
+@pytest.mark.parametrize("name", CONSTANTS)
+def test_gradient_of_a_constant_is_refused(name):
+    case = CASES[0]
+    inputs = _tensors(case, grad=True)
+    inputs[name].requires_grad_(True)
+    output = emitted.forward(**inputs)
+    with pytest.raises(RuntimeError, match="constant"):
+        torch.autograd.grad(output, [inputs[name]], _upstream(case))
+"""
+
+
+def tests_source(layer, module_name: str, op: str, cases, compile_backend: str = "inductor") -> str:
+    """The text of the emitted pytest module for a torch module named ``module_name``."""
+    doc = (
+        f"Tests of {module_name} (layer {layer.name}), generated by symderive.\n\n"
+        "At a few sizes (dimensions of 1 and non-square ones included), with float64 inputs drawn from a fixed\n"
+        "seed: the op's output and gradients against symderive's evaluation of the forms they came from,\n"
+        "torch.autograd.gradcheck and gradgradcheck (their fast mode past 48 elements), torch.library.opcheck,\n"
+        "torch.compile(fullgraph=True) against eager, and torch.vmap against one call per batch element.\n"
+    )
+    constants = tuple(n for n in layer.inputs if n not in layer.differentiable)
+    head = [
+        python_docstring(doc),
+        "",
+        "import pytest",
+        "import torch",
+        "",
+        f"import {module_name} as emitted",
+        "",
+        f"emitted.OP = emitted.{op}",
+        f"INPUTS = {tuple(layer.inputs)!r}",
+        f"DIFFERENTIABLE = {tuple(layer.differentiable)!r}",
+        "# the differentiable inputs a finite-difference check may move one element at a time",
+        f"GRADCHECKED = {gradchecked(layer)!r}",
+        f"CONSTANTS = {constants!r}",
+        f"COMPILE_BACKEND = {compile_backend!r}",
+        "",
+        cases_literal(layer, cases),
+    ]
+    return "\n".join(head) + _TESTS_BODY + (_CONSTANT_TEST if constants else "")
