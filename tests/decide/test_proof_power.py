@@ -43,6 +43,24 @@ SYMMETRIC = layer_from_dict(
         "output": {"y": "a @ b @ x"},
     }
 )
+QUADRATIC = layer_from_dict(
+    {"name": "quadratic", "assume": ["a == a.T"], "inputs": {"a": ["n", "n"], "x": ["n"]}, "output": {"y": "x @ a @ x"}}
+)
+ROW_NORMALISED = layer_from_dict(
+    {
+        "name": "row_normalised",
+        "assume": ["sum(x, axis=1) == 1"],
+        "inputs": {"x": ["n", "m"], "w": ["m", "k"]},
+        "output": {"y": "(x / sum(x, axis=1, keepdims=True)) @ w"},
+    }
+)
+TANH = layer_from_dict({"name": "tanh_layer", "inputs": {"x": ["n", "m"]}, "output": {"y": "tanh(x)"}})
+#: the same layers' forward passes in torch (the oracle of their gradients)
+TORCH_FORWARD = {
+    "quadratic": lambda a, x: x @ a @ x,
+    "row_normalised": lambda x, w: (x / x.sum(1, keepdim=True)) @ w,
+    "tanh_layer": lambda x: torch.tanh(x),
+}
 SOFTMAX = load_layer("softmax_cross_entropy")  # s, t [n]; sum(t) == 1
 NLL = load_layer("log_softmax_nll")  # s, t [N, K]; sum(t, axis=1) == 1
 
@@ -62,6 +80,7 @@ NUMPY = {
     "max": np.max,
     "softmax": scipy.special.softmax,
     "log_softmax": scipy.special.log_softmax,
+    "outer": np.outer,
 }
 
 
@@ -82,6 +101,18 @@ def values_for(layer_name: str, sizes: tuple) -> dict:
     if layer_name == "symmetric":
         a = RNG.normal(size=(p, p))
         return {"a": a + a.T, "b": RNG.normal(size=(p, p)), "x": RNG.normal(size=(p, q))}
+    if layer_name == "quadratic":
+        a = RNG.normal(size=(p, p))
+        return {"a": a + a.T, "x": RNG.normal(size=p), "g": RNG.normal()}
+    if layer_name == "row_normalised":
+        x = RNG.uniform(0.2, 2, (p, q))
+        return {
+            "x": x / x.sum(axis=1, keepdims=True),
+            "w": RNG.normal(size=(q, q + 1)),
+            "g": RNG.normal(size=(p, q + 1)),
+        }
+    if layer_name == "tanh_layer":
+        return {"x": RNG.normal(size=(p, q)), "g": RNG.normal(size=(p, q))}
     if layer_name == "softmax_cross_entropy":
         t = RNG.uniform(0.2, 2, p)
         return {"s": RNG.normal(size=p) * 3, "t": t / t.sum()}
@@ -99,8 +130,13 @@ def identity_holds(layer_name: str, text: str) -> bool:
     return True
 
 
-def true_gradient(layer_name: str, values: dict) -> np.ndarray:
-    """torch's autograd gradient of the layer's loss with respect to ``s``."""
+def true_gradient(layer_name: str, values: dict, wrt: str = "s") -> np.ndarray:
+    """torch's autograd gradient of the layer's loss (or output, times ``g``) with respect to ``wrt``."""
+    if layer_name in TORCH_FORWARD:
+        forward = TORCH_FORWARD[layer_name]
+        inputs = {k: torch.tensor(v, requires_grad=k == wrt) for k, v in values.items() if k != "g"}
+        forward(**inputs).backward(torch.tensor(np.asarray(values["g"], dtype=np.float64)))
+        return inputs[wrt].grad.numpy()
     s = torch.tensor(values["s"], requires_grad=True)
     t = torch.tensor(values["t"])
     if layer_name == "softmax_cross_entropy":
@@ -111,10 +147,11 @@ def true_gradient(layer_name: str, values: dict) -> np.ndarray:
     return s.grad.numpy()
 
 
-def gradient_claim_holds(layer_name: str, claim: str) -> bool:
+def gradient_claim_holds(layer_name: str, claim: str, wrt: str = "s") -> bool:
     for sizes in SIZES:
         values = values_for(layer_name, sizes)
-        if not np.allclose(numpy_value(claim, values), true_gradient(layer_name, values), rtol=1e-9, atol=1e-12):
+        expected = true_gradient(layer_name, values, wrt)
+        if not np.allclose(numpy_value(claim, values), expected, rtol=1e-9, atol=1e-12):
             return False
     return True
 
@@ -206,10 +243,45 @@ def softmax_claims() -> list[tuple]:
     return [("grad",) + c for c in grads] + [("identity",) + c for c in identities]
 
 
+def layer_gradient_claims() -> list[tuple]:
+    """Gradient claims of the same kinds: under a == a.T, through a normalisation the assumptions fix
+    (the derivative still sees the division), and of tanh in hyperbolic and exponential spellings."""
+    claims = [
+        (QUADRATIC, "x", "2 * g * (a @ x)", True),
+        (QUADRATIC, "x", "2 * g * (a.T @ x)", True),
+        (QUADRATIC, "x", "g * (a @ x + a.T @ x)", True),
+        (QUADRATIC, "x", "g * (a @ x)", False),
+        (QUADRATIC, "x", "2 * g * (a @ a @ x)", False),
+        (QUADRATIC, "a", "g * outer(x, x)", True),
+        (QUADRATIC, "a", "g * (outer(x, x) + outer(x, x).T) / 2", True),
+        (QUADRATIC, "a", "2 * g * outer(x, x)", False),
+        (QUADRATIC, "a", "g * outer(x, a @ x)", False),
+        (ROW_NORMALISED, "w", "x.T @ g", True),
+        (ROW_NORMALISED, "w", "(x / sum(x, axis=1, keepdims=True)).T @ g", True),
+        (ROW_NORMALISED, "w", "2 * x.T @ g", False),
+        (ROW_NORMALISED, "x", "g @ w.T - sum((g @ w.T) * x, axis=1, keepdims=True)", True),
+        (ROW_NORMALISED, "x", "g @ w.T", False),
+        (ROW_NORMALISED, "x", "g @ w.T - sum(g @ w.T, axis=1, keepdims=True)", False),
+        (TANH, "x", "g / cosh(x) ** 2", True),
+        (TANH, "x", "g * (1 - tanh(x) ** 2)", True),
+        (TANH, "x", "4 * g / (exp(x) + exp(-x)) ** 2", True),
+        (TANH, "x", "g * (1 + tanh(x)) * (1 - tanh(x))", True),
+        (TANH, "x", "g / cosh(x)", False),
+        (TANH, "x", "g * (1 - tanh(x)) ** 2", False),
+        (TANH, "x", "g * (1 - sinh(x) ** 2)", False),
+    ]
+    return [(f"grad:{wrt}", layer, claim, truth) for layer, wrt, claim, truth in claims]
+
+
+def _wrt(kind: str) -> str:
+    """The input a gradient claim of the campaign is about (``grad:x``; ``grad`` alone: ``s``)."""
+    return kind.partition(":")[2] or "s"
+
+
 def campaign() -> list[tuple]:
     """(kind, layer, text, truth) for every claim of the campaign."""
     claims = [("identity",) + c for c in normalisation_claims() + hyperbolic_claims() + symmetric_claims()]
-    return claims + softmax_claims()
+    return claims + softmax_claims() + layer_gradient_claims()
 
 
 def test_the_campaign_is_large_half_false_and_its_truth_is_numpy_s():
@@ -218,7 +290,11 @@ def test_the_campaign_is_large_half_false_and_its_truth_is_numpy_s():
     false = sum(1 for *_, truth in claims if not truth)
     assert 0.4 <= false / len(claims) <= 0.6, (false, len(claims))
     for kind, layer, text, truth in claims:
-        holds = identity_holds(layer.name, text) if kind == "identity" else gradient_claim_holds(layer.name, text)
+        holds = (
+            identity_holds(layer.name, text)
+            if kind == "identity"
+            else gradient_claim_holds(layer.name, text, _wrt(kind))
+        )
         assert holds == truth, (layer.name, text)
 
 
@@ -243,7 +319,7 @@ def test_the_campaign_has_no_false_proof_and_proves_the_true_claims():
         if kind == "identity":
             v = prove_identity(layer, text, timeout=30, cross_check=False)
         else:
-            v = prove(layer, "s", text, timeout=30, cross_check=False)
+            v = prove(layer, _wrt(kind), text, timeout=30, cross_check=False)
         if v.verdict == "proved" and not truth:
             failures.append(f"FALSE PROOF: {layer.name}: {text}")
         if truth:
