@@ -2110,14 +2110,14 @@ def reader_steps(layer, derivation) -> list[tuple]:
     steps, out = list(derivation.steps), []
     said_guards = False
     for k, s in enumerate(steps):
-        runs = [B.Text(s.text)]
+        runs = step_runs(s.text)
         rhs = s.rhs
         if s.kind in ("partial derivative, deltas summed", "reindex", "kernel offsets", "result", "guards"):
             rhs = without_read_guards(rhs, shapes, facts)
         if s.kind == "guards":
             said_guards = True
             if rhs != s.rhs:
-                runs = [B.Text(s.text.rstrip(".") + ", and those that only say a read lies inside its tensor.")]
+                runs = step_runs(s.text.rstrip(".") + ", and those that only say a read lies inside its tensor.")
         if s.kind == "result":
             rhs, more = _equality_steps(layer, s.lhs, rhs)
             out += more
@@ -2127,6 +2127,49 @@ def reader_steps(layer, derivation) -> list[tuple]:
             if dropped != s.rhs and not said_guards:
                 words = "Drop the guards that only say a read lies inside its tensor (a read outside is zero)."
                 out.append(("guards", [B.Text(words)], s.lhs, dropped, ""))
+    return out
+
+
+#: the names and formulas in the deriver's sentences, set as math: "with g = dL/dy", "(m = p - i,
+#: n = q - j)", "every p, q inside the shape of w", "each read of gamma", "with respect to x"
+_STEP_MATH = re.compile(
+    r"(?P<upstream>\bg = dL/d(?P<out>[A-Za-z]\w*))"
+    r"|\((?P<subst>[A-Za-z]\w* = [A-Za-z0-9_ +*-]+(?:, [A-Za-z]\w* = [A-Za-z0-9_ +*-]+)*)\)"
+    r"|(?<=\bevery )(?P<indices>[A-Za-z]\w*(?:, [A-Za-z]\w*)*)(?= inside the shape of )"
+    r"|(?<=\bthe shape of )(?P<shape>[A-Za-z]\w*)"
+    r"|(?<=\bread of )(?P<read>[A-Za-z]\w*)"
+    r"|(?<=\bwith respect to )(?P<wrt>[A-Za-z]\w*)"
+)
+
+
+def _names_latex(text: str) -> str:
+    """Identifiers of ``text`` (a formula of names, integers and + - * =) printed as math names."""
+    return re.sub(r"[A-Za-z]\w*", lambda m: math_latex(sp.Symbol(m.group(0))), text)
+
+
+def step_runs(text: str) -> list:
+    """A derivation step's sentence as runs, its names and formulas as math.
+
+    >>> [type(r).__name__ for r in step_runs("The loss, with g = dL/dy.")]
+    ['Text', 'Math', 'Text']
+    >>> step_runs("Each read of gamma.")[1].latex
+    '\\\\gamma'
+    """
+    out: list = []
+    k = 0
+    for m in _STEP_MATH.finditer(text):
+        if m.start() > k:
+            out.append(B.Text(text[k : m.start()]))
+        if m.group("upstream"):
+            y = math_latex(sp.Symbol(m.group("out")))
+            out.append(B.Math(r"g = \partial L / \partial %s" % y))
+        elif m.group("subst"):
+            out += [B.Text("("), B.Math(_names_latex(m.group("subst")).replace(", ", r",\ ")), B.Text(")")]
+        else:
+            out.append(B.Math(_names_latex(m.group(0))))
+        k = m.end()
+    if k < len(text):
+        out.append(B.Text(text[k:]))
     return out
 
 
@@ -2179,9 +2222,11 @@ def _section_blocks(layer, name: str, derivation, entries, numbers: _Numbers, k:
             continue  # nothing changed in this step: it is not said
         if kind == "result":
             if key in numbers.shown:
-                if key == previous and isinstance(out[-1], B.Display):
-                    # the step just shown is the result: framed as one
-                    out[-1] = dataclasses.replace(out[-1], boxed=True)
+                # the equation shown before (in this section) is the result: framed as one
+                shown = numbers.shown[key]
+                for at, block in enumerate(out):
+                    if isinstance(block, B.Display) and block.number == shown:
+                        out[at] = dataclasses.replace(block, boxed=True)
                 out.append(B.Paragraph((B.Strong("Result. "), *_result_words(name, numbers.shown[key]))))
                 continue
             head = [B.Strong("Result. ")]
