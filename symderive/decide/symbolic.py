@@ -167,14 +167,17 @@ def _fixed_value(s, rules: list[SumRule], shapes: dict):
 
 @dataclass(frozen=True)
 class Symmetry:
-    """An assumption ``a == permuted(a)`` (``a == a.T``): ``a[i] == a[i[order[0]], i[order[1]], ...]``."""
+    """An assumption ``a == permuted(a)`` (``a == a.T``): ``a[i] == a[i[order[0]], i[order[1]], ...]``,
+    or with ``sign`` -1 ``a == -permuted(a)`` (``a == -a.T``, antisymmetric)."""
 
     name: str
     order: tuple
+    sign: int = 1
 
 
 def _symmetries(problem) -> list[Symmetry]:
-    """Equality assumptions that say a tensor equals a permutation of its own axes (``a == a.T``)."""
+    """Equality assumptions that say a tensor equals a permutation of its own axes (``a == a.T``),
+    or its negative (``a == -a.T``)."""
     from ..core.tree import build
 
     out = []
@@ -189,6 +192,9 @@ def _symmetries(problem) -> list[Symmetry]:
             continue
         free = tuple(sp.Symbol(f"_r{k}", integer=True) for k in range(len(lhs.shape)))
         left, right = lhs.element(free), rhs.element(free)
+        sign, right = right.as_coeff_Mul() if isinstance(right, sp.Mul) else (sp.S.One, right)
+        if sign not in (1, -1):
+            continue
         if not (isinstance(left, sp.Indexed) and isinstance(right, sp.Indexed) and left.base == right.base):
             continue
         if tuple(left.indices) != free or sorted(map(str, right.indices)) != sorted(map(str, free)):
@@ -198,21 +204,25 @@ def _symmetries(problem) -> list[Symmetry]:
         shape = tuple(problem.tensors.get(name, ()))
         # the permuted axes must have the same length (a read outside is then outside both ways)
         if len(shape) == len(order) and all(shape[k] == shape[order[k]] for k in range(len(order))):
-            out.append(Symmetry(name, order))
+            out.append(Symmetry(name, order, int(sign)))
     return out
 
 
 def symmetrised(expr, symmetries: list[Symmetry]):
-    """``expr`` with each read of a symmetric tensor replaced by its mean over the symmetry's permutations.
+    """``expr`` with each read of a symmetric tensor replaced by its mean over the symmetry's permutations
+    (the ``k``-th permuted read times ``sign**k``).
 
-    Where the assumption holds the mean is the read itself; and the result depends on the
-    tensor only through a symmetric array, so it is 0 for every array exactly when ``expr``
-    is 0 for every symmetric one: ``a[i, k] * x[k]`` meets ``a[k, i] * x[k]`` under ``a == a.T``.
+    Where the assumption holds the mean is the read itself (``a[p] = sign * a[q]`` at each step);
+    and the result depends on the tensor only through that mean, a projection onto the arrays
+    the assumption allows, so it is 0 for every array exactly when ``expr`` is 0 for every
+    allowed one: ``a[i, k] * x[k]`` meets ``a[k, i] * x[k]`` under ``a == a.T``.
 
     >>> i, j = sp.symbols("i j", integer=True)
     >>> a = sp.IndexedBase("a", real=True)
     >>> symmetrised(a[i, j] - a[j, i], [Symmetry("a", (1, 0))])
     0
+    >>> symmetrised(a[i, j] + a[j, i], [Symmetry("a", (1, 0), -1)]), symmetrised(a[i, i], [Symmetry("a", (1, 0), -1)])
+    (0, 0)
     """
     for sym in symmetries:
         reads = [
@@ -226,7 +236,11 @@ def symmetrised(expr, symmetries: list[Symmetry]):
             while idx not in images:
                 images.append(idx)
                 idx = tuple(idx[k] for k in sym.order)
-            mapping[r] = sp.Add(*(r.base[i] for i in images)) / len(images)
+            if sym.sign ** len(images) == -1:
+                # back at the read with the sign flipped: a[i, i] == -a[i, i] makes it 0
+                mapping[r] = sp.S.Zero
+            else:
+                mapping[r] = sp.Add(*(sym.sign**k * r.base[i] for k, i in enumerate(images))) / len(images)
         expr = expr.xreplace(mapping)
     return expr
 
