@@ -507,8 +507,10 @@ def _counterexample_lines(k: LinkVerdict) -> list[str]:
     sizes = ", ".join(f"{s}={v}" for s, v in cex.sizes.items())
     if cex.is_shape_mismatch:
         if cex.claimed_shape is None:  # the right side has no value at these sizes (matmul of mismatched shapes)
-            why = f": {cex.message}" if cex.message else ""
-            return [f"at sizes {sizes}: left shape {cex.expected_shape}, the right side is not defined{why}"]
+            why = f" ({cex.message})" if cex.message and "not defined" not in cex.message else ""
+            return [
+                f"at sizes {sizes}: left shape {cex.expected_shape}; the right side has no value at these sizes{why}"
+            ]
         return [f"at sizes {sizes}: left shape {cex.expected_shape}, right shape {cex.claimed_shape}"]
     values = "; ".join(f"{n} = {v}" for n, v in (cex.values or {}).items())
     first = f"at sizes {sizes}" + (f"; {values}" if values else "")

@@ -946,11 +946,21 @@ def test_at_least_twelve_documents_in_both_file_types():
     assert all((DOCUMENTS / n).is_file() for n in names)
 
 
+def _allowed(step: Step) -> tuple[str, ...]:
+    """The verdicts a step may get: its own; for an unknown step whose truth the oracle
+    knows, also the right decision (a prover that learns to decide it must decide it right)."""
+    if step.verdict == "unknown" and step.truth is not None:
+        return ("unknown", "follows" if step.truth else "does not follow")
+    return (step.verdict,)
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=_name)
 def test_every_entry_gets_its_expected_verdict(doc):
     result = audited(doc)
     got = {e.line: e.verdict for e in result.entries}
-    assert got == {line: step.verdict for line, step in doc.steps.items()}
+    assert set(got) == set(doc.steps)
+    for line, verdict in got.items():
+        assert verdict in _allowed(doc.steps[line]), (doc.name, line, verdict)
     for e in result.entries:
         step = doc.steps[e.line]
         if step.reason:
@@ -978,7 +988,7 @@ def test_the_oracle_agrees_with_every_follows_at_random_sizes(doc):
 @pytest.mark.parametrize("doc", DOCS, ids=_name)
 def test_every_counterexample_really_differs(doc):
     wrong = [e for e in audited(doc).entries if e.wrong]
-    assert len(wrong) == sum(s.verdict == "does not follow" for s in doc.steps.values())
+    assert {e.line for e in wrong} >= {line for line, s in doc.steps.items() if s.verdict == "does not follow"}
     for e in wrong:
         step, link = doc.steps[e.line], e.wrong_link
         cex = link.counterexample
