@@ -1407,9 +1407,35 @@ class _EntryReader:
             return self._name_atom(items, pos)
         if command == "partial":
             raise NotRead("a \\partial outside a derivative", spell_all(items[pos:]))
+        if command in ("max", "min") and item.sub is not None and item.sup is None and pos + 1 < len(items):
+            return self._extremum(command, items, pos)
         if command in ("max", "min", "arg", "argmax", "argmin", "lim", "int", "nabla"):
             raise NotRead(f"\\{command} is not read", spell_all(items[pos:]))
         raise NotRead(f"unknown macro \\{command}: give its meaning under [notation]", spell_all(items[pos:]))
+
+    def _extremum(self, command: str, items, pos) -> tuple[Value, int]:
+        """``\\max_j x[i, j]``: the largest (smallest) element of a tensor along the axis the
+        index j reads (j in one index position, alone, and nowhere else): ``amax(x, axis=1)[i]``.
+        Anything else under \\max is not read."""
+        item = items[pos]
+        fragment = spell_all(items[pos:])
+        var = self._index_variable(item.sub)
+        # like \\sum, \\max applies to the rest of its product term (\\max_i w_{ji} x_i is the
+        # largest product, never amax(w) times x_i)
+        value, end = self.product(items[pos + 1 :]), len(items)
+        if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name)):
+            raise NotRead(f"\\{command} is read only over one index of one tensor read (\\max_j x_{{ij}})", fragment)
+        indices = C.indices_of(value)
+        at = [k for k, index in enumerate(indices) if isinstance(index, ast.Name) and index.id == var]
+        others = [index for k, index in enumerate(indices) if k not in at]
+        if len(at) != 1 or any(var in {n.id for n in ast.walk(i) if isinstance(n, ast.Name)} for i in others):
+            raise NotRead(f"\\{command}_{var} needs {var} alone in exactly one index of the read", fragment)
+        reduced = ast.Call(
+            ast.Name("amax" if command == "max" else "amin", ast.Load()),
+            [value.value],
+            [ast.keyword("axis", C.const(at[0]))],
+        )
+        return (C.sub(reduced, *others) if others else reduced), end
 
     def _fraction(self, items, pos) -> tuple[Value, int]:
         if pos + 2 >= len(items):

@@ -832,7 +832,18 @@ MAX_POOL = Document(
     "max_pool.md",
     _draw_pool,
     {
-        10: Step("not checked", reason="\\max is not read"),
+        10: Step(
+            "follows",
+            lambda v, s, i: float(torch.amax(torch.tensor(v["x"]), dim=1)[i]),
+            lambda v, s, i: max(v["x"][i, j] for j in range(s["k"])),
+            lambda s: {"i": range(s["n"])},
+        ),
+        # the maximum down a column: max_j x[j, i], reads outside x are 0 (i past x's columns)
+        31: Step(
+            "does not follow",
+            lambda v, s, i: float(torch.amax(torch.tensor(v["x"]), dim=1)[i]),
+            lambda v, s, i: read0(np.max(v["x"], axis=0), i),
+        ),
         16: Step(
             "unknown",
             _pool_dx,
