@@ -9,6 +9,8 @@ True
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import warnings
 from collections.abc import Mapping
 
@@ -31,8 +33,14 @@ __all__ = [
     "solved_claims",
 ]
 
-#: seconds ``solve`` may spend on one input that has no claim (issue 16's budget per input)
+#: seconds ``solve`` may spend on one input that has no claim (issue 16's budget per input): a
+#: safety only; the search itself is bounded by SOLVE_CANDIDATES, so that the module is the
+#: same on every machine
 SOLVE_TIMEOUT = 30.0
+#: candidates ``solve`` builds per pass for an input that has no claim (a deterministic budget:
+#: the built-in layers' closed forms need at most a few thousand, and the whole budget of both
+#: passes runs in well under the safety timeout on a CI machine)
+SOLVE_CANDIDATES = 10000
 
 
 def _prover(memo=None):
@@ -101,12 +109,14 @@ def solved_claims(
 
     A solved claim comes with its proved verdict (the emitter does not prove it again);
     only one proved under the layer's own assumptions is taken (code holds at every size
-    the layer allows). Claims of any other input are left as they are.
+    the layer allows). Claims of any other input are left as they are. The search is
+    bounded by :data:`SOLVE_CANDIDATES` (the same answer on every machine); ``timeout`` is a
+    safety: a search that runs past it gives no claim and a ``UserWarning`` that says so.
 
     >>> solved_claims("linear", {"x": "w.T @ g"})[0]
     {'x': 'w.T @ g'}
     """
-    from .search import solve
+    from .search import SolveTimeout, solve
 
     if claims is not None and not isinstance(claims, Mapping):
         raise TypeError(f"claims maps input names to claim strings, got {type(claims).__name__}")
@@ -116,12 +126,52 @@ def solved_claims(
     for wrt in layer.differentiable:
         if wrt in claims or _has_known_claim(layer, wrt):
             continue
-        result = solve(layer, wrt, max_results=1, timeout=timeout)
+        try:
+            result = solve(layer, wrt, max_results=1, timeout=timeout, max_candidates=SOLVE_CANDIDATES)
+        except SolveTimeout:
+            warnings.warn(
+                f"the search for a closed form of d{wrt} of layer {layer.name} ran past its {timeout:g} s safety "
+                "timeout (this machine is slow or busy): its index form is emitted instead",
+                UserWarning,
+                stacklevel=2,
+            )
+            continue
         for found in result.claims:
-            if found.verdict.verdict == PROVED and set(found.verdict.assumptions) <= stated:
-                claims[wrt], verdicts[wrt] = found.claim, found.verdict
+            text = _inlined_claim(layer, found.claim)
+            if found.verdict.verdict == PROVED and set(found.verdict.assumptions) <= stated and text is not None:
+                # the code reads the inputs only: a named intermediate is spelled out (its
+                # definition, so the same claim and the same proof)
+                claims[wrt] = text
+                verdicts[wrt] = found.verdict if text == found.claim else dataclasses.replace(found.verdict, claim=text)
                 break
     return claims, verdicts
+
+
+def _inlined_claim(layer, text: str) -> str | None:
+    """``text`` with each named intermediate replaced by its definition (those above it spelled
+    out too), or None when one it names is in index form.
+
+    >>> _inlined_claim(as_layer("softmax_cross_entropy"), "p - t")
+    'softmax(s) - t'
+    """
+    definitions = {i.name: i for i in getattr(layer, "intermediates", ())}
+    if not definitions:
+        return text
+
+    class Inline(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id not in definitions:
+                return node
+            defined = definitions[node.id]
+            if defined.tree is None:
+                raise ValueError(node.id)
+            return self.visit(ast.parse(defined.text.strip(), mode="eval").body)
+
+    try:
+        tree = Inline().visit(ast.parse(text.strip(), mode="eval"))
+    except ValueError:
+        return None
+    return ast.unparse(tree)
 
 
 def _has_known_claim(layer, wrt: str) -> bool:

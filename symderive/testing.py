@@ -26,7 +26,8 @@ __all__ = [
 def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), timeout: float = 60.0) -> Verdict:
     """Assert that ``claim`` is the gradient of ``layer``'s loss w.r.t. ``wrt`` for all sizes.
 
-    Returns the (proved) verdict; raises ``AssertionError`` with the counterexample on
+    Returns the (proved) verdict; raises ``AssertionError`` with the counterexample (and
+    the nearest true variant, when the search finds one within a few seconds) on
     ``refuted`` and with the reason on ``unknown``, and :class:`~symderive.errors.InputError`
     on a bad claim, layer or assumption. pytest shows neither with a traceback into symderive.
 
@@ -50,8 +51,20 @@ def assert_gradient(layer, wrt: str, claim: str, assume: Sequence[str] = (), tim
         # without the frames of symderive's parser that found it
         raise exc.with_traceback(None) from None
     if verdict.verdict != PROVED:
-        raise AssertionError(render_verdict(verdict))
+        raise AssertionError(_failure_message(layer, verdict, timeout))
     return verdict
+
+
+def _failure_message(layer, verdict: Verdict, timeout: float) -> str:
+    """The rendered verdict, and for a refuted claim its nearest true variant when the search
+    finds one quickly (what the claim gets wrong, in one line)."""
+    from .search.variants import VARIANT_SECONDS, with_variants
+
+    verdict = with_variants(verdict, layer, timeout=min(timeout, VARIANT_SECONDS))
+    text = render_verdict(verdict)
+    if verdict.variants and verdict.variants[0].explanation not in text:
+        text += f"\nnearest true variant: {verdict.variants[0].explanation}"
+    return text
 
 
 def assert_implementation(layer, wrt: str, fn, **options):

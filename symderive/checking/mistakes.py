@@ -27,8 +27,9 @@ from ..search.variants import closed_edits
 
 #: the comparison of a candidate's values with what the implementation returned
 RTOL, ATOL = 1e-6, 1e-9
-#: seconds the search may spend finding a correct closed form when the layer knows none
-SOLVE_TIMEOUT = 10.0
+#: candidates the search may build finding a correct closed form when the layer knows none,
+#: and the seconds past which it gives up (a safety: then no mistake is named)
+SOLVE_CANDIDATES, SOLVE_TIMEOUT = 10000, 30.0
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,18 @@ def correct_forms(layer, wrt: str) -> list[str]:
     """
     from ..emit.codegen import known_claims
     from ..model.layer import as_layer
-    from ..search import solve
+    from ..search import SolveTimeout, solve
 
     layer = as_layer(layer)
     known = [c for c in known_claims(layer, wrt) if not _is_index_form(c)]
     if known:
         return known
     stated = {a.text for a in layer.assumptions}
-    result = solve(layer, wrt, max_results=1, timeout=SOLVE_TIMEOUT)
+    try:
+        # bounded by counts: the mistakes named are the same on every machine
+        result = solve(layer, wrt, max_results=1, timeout=SOLVE_TIMEOUT, max_candidates=SOLVE_CANDIDATES)
+    except SolveTimeout:
+        return []
     return [f.claim for f in result.claims if f.verdict.verdict == PROVED and set(f.verdict.assumptions) <= stated]
 
 

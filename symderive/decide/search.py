@@ -15,6 +15,7 @@ rest on rounding. Nothing here ever answers ``proved``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -448,21 +449,28 @@ def _counterexample_at(comparison: _Comparison, assumptions: _Assumptions, deadl
             if found is None:
                 continue
             if lookahead == 0 or _both_numbers(found):
-                return values, found
+                return values, found, chosen
             if undefined is None:
                 undefined = (values, found, chosen)
-        return undefined[:2] if undefined is not None else None
+        return undefined
 
     if comparison.identical():
         return None
     probe = search(_random_assignments(domains, RANDOM_PROBES, seed=len(slots)), RANDOM_PROBES)
     # without a difference among the probes, still try the sparse corner (kinks sit at 0)
     budget = MAX_ASSIGNMENTS if probe is not None else MAX_ASSIGNMENTS // 10
-    hit = search(minimal_assignments(domains), budget, lookahead=FINITE_LOOKAHEAD)
-    hit = hit or probe
+    # the minimal order over the values the differing elements read (the rest stay 0): the same
+    # first hit as over all values, reached within the budget at large sizes
+    hit = search(
+        minimal_assignments(_relevant_domains(comparison, assumptions, slots, domains)), budget, FINITE_LOOKAHEAD
+    )
+    if hit is None and probe is not None:
+        # the minimal order ran out of budget before the fewest nonzero values a difference
+        # needs (large sizes): the random probe's difference, its values taken away one by one
+        hit = _shrunk(probe, shapes, slots, domains, comparison, assumptions, deadline)
     if hit is None:
         return None
-    values, (index, expected, claimed) = hit
+    values, (index, expected, claimed), _ = hit
     return Counterexample(
         sizes={str(k): int(v) for k, v in comparison.env.items()},
         values={n: json_array(values[n]) for n in shapes},
@@ -472,6 +480,110 @@ def _counterexample_at(comparison: _Comparison, assumptions: _Assumptions, deadl
         expected_array=json_array(np.vectorize(_tidy, otypes=[object])(expected) if expected.size else expected),
         claimed_array=json_array(np.vectorize(_tidy, otypes=[object])(claimed) if claimed.size else claimed),
     )
+
+
+def _relevant_domains(comparison: _Comparison, assumptions: _Assumptions, slots: list, domains: list) -> list:
+    """``domains`` with every value that cannot matter held at 0.
+
+    A value matters when an element where the two sides are not the same expression reads
+    it, or when a tensor assumption names its tensor (``sum(t) == 1`` may need it nonzero).
+    Any difference stays a difference with the other values set to 0, with no more nonzero
+    values: the fewest nonzero values a difference needs, and the first such assignment in
+    the minimal order, are the same over these domains as over all of them.
+    """
+    if comparison.grad is None:
+        return domains
+    named: set = set()
+    for a, _, _ in assumptions.to_check:
+        for side in (a.lhs, a.rhs):
+            names = _tree_names(side, comparison.shapes)
+            if names is None:
+                return domains  # nothing held at 0
+            named |= names
+    read: set = set()
+    for a, b in zip(comparison.grad.flat, comparison.claimed.flat, strict=True):
+        a, b = _exact(a), _exact(b)
+        if a == b:
+            continue
+        if is_undefined(a) or is_undefined(b):
+            read |= a.free_symbols | b.free_symbols
+            continue
+        # what the difference reads (terms the sides share cancel: ``w.T @ g + x`` reads x only)
+        read |= sp.expand(a - b).free_symbols
+    symbols = {s: k for k, s in enumerate(comparison.flat_symbols)}
+    relevant = {symbols[s] for s in read if s in symbols}
+    return [
+        d if k in relevant or name in named or 0 not in d else (0,)
+        for k, ((name, _), d) in enumerate(zip(slots, domains, strict=True))
+    ]
+
+
+def _tree_names(node, inputs) -> set | None:
+    """The input names an assumption's side reads, or None where that cannot be told (an
+    intermediate, the output, an index-form value)."""
+    from ..core.tree import Call, Element, Node, Num, Ref
+
+    if isinstance(node, Ref):
+        return {node.name} if node.name in inputs else None
+    if isinstance(node, Num):
+        return set()
+    if isinstance(node, Element):
+        return _tree_names(node.node, inputs)
+    if not isinstance(node, Call):
+        return None
+    out: set = set()
+    for _, value in node.args:
+        for part in value if isinstance(value, tuple) else (value,):
+            if isinstance(part, Node):
+                names = _tree_names(part, inputs)
+                if names is None:
+                    return None
+                out |= names
+    return out
+
+
+def _shrunk(hit, shapes, slots, domains, comparison, assumptions, deadline):
+    """A difference ``(values, found, chosen)`` with as few nonzero values as taking them away
+    one at a time leaves (each value zeroed where the sides still differ, with numbers on
+    both sides when the first had them), then each remaining value the first of
+    ``SMALL_VALUES`` that keeps a difference. Every step is an exact comparison."""
+    numbers = _both_numbers(hit[1])
+    hit = (hit[0], hit[1], {k: v for k, v in hit[2].items() if v != 0})
+
+    def differs(chosen):
+        values = _values_from(shapes, slots, chosen)
+        if not assumptions.hold(values):
+            return None
+        found = comparison.first_difference(values)
+        if found is None or (numbers and not _both_numbers(found)):
+            return None
+        return values, found, chosen
+
+    # halves, then quarters, ... taken away at once: a few comparisons where most values do not matter
+    width = max(1, len(hit[2]) // 2)
+    while True:
+        removable = [k for k in sorted(hit[2]) if 0 in domains[k]]
+        for start in range(0, len(removable), width):
+            if deadline is not None and time.monotonic() > deadline:
+                return hit
+            group = set(removable[start : start + width])
+            hit = differs({k: v for k, v in hit[2].items() if k not in group}) or hit
+        if width == 1:
+            break
+        width = max(1, width // 2)
+    for slot in sorted(hit[2]):
+        for value in domains[slot]:
+            if value == 0 or value == hit[2][slot]:
+                continue
+            if SMALL_VALUES.index(value) > SMALL_VALUES.index(hit[2][slot]):
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                return hit
+            smaller = differs({**hit[2], slot: value})
+            if smaller is not None:
+                hit = smaller
+                break
+    return hit
 
 
 def _both_numbers(found) -> bool:
@@ -607,6 +719,20 @@ def _first_and_all_two(candidates: Iterator[dict], count: int, look: int = 200) 
     return chosen + [wide] if wide is not None and wide not in chosen else chosen
 
 
+def _cross_check_sizes(sizes: tuple, conds: tuple, count: int) -> list[dict]:
+    try:
+        return [dict(env) for env in _cross_check_size_items(sizes, conds, count)]
+    except TypeError:  # a condition without a hash
+        return _first_and_all_two(size_candidates(sizes, conds), count)
+
+
+# Cached: a pure function of SymPy sizes and conditions (hashable); every claim about one layer
+# is cross-checked at the same sizes, and finding them evaluates the conditions at many candidates.
+@functools.lru_cache(maxsize=256)
+def _cross_check_size_items(sizes: tuple, conds: tuple, count: int) -> tuple:
+    return tuple(tuple(env.items()) for env in _first_and_all_two(size_candidates(sizes, conds), count))
+
+
 def disagreement_sizes(problem, candidates: int = 3, probes: int = 6):
     """The first of the smallest allowed sizes where a problem's two sides differ, else None.
 
@@ -618,7 +744,7 @@ def disagreement_sizes(problem, candidates: int = 3, probes: int = 6):
     >>> disagreement_sizes(gradient_problem("linear", "x", "w.T @ g")) is None
     True
     """
-    for env in _first_and_all_two(size_candidates(problem.sizes, problem.size_assumptions()), candidates):
+    for env in _cross_check_sizes(tuple(problem.sizes), tuple(problem.size_assumptions()), candidates):
         shapes = concrete_shapes(problem.tensors, env)
         if sum(max(1, int(np.prod(s))) for s in shapes.values()) > MAX_UNKNOWNS:
             continue

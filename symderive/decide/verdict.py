@@ -71,6 +71,11 @@ class Verdict(Displayed):
     reason: str = ""
     #: what was proved, in words (for proved), or how a refutation was found
     detail: str = ""
+    #: the nearest true variants of a refuted claim, nearest first, when they were looked for
+    #: (``prove --why``, ``assert_gradient``; :func:`symderive.search.with_variants`): plain data,
+    #: each with ``claim`` (the variant's text), ``explanation`` ("holds with `...`: why", one line)
+    #: and ``assume`` (assumptions it needs); empty otherwise
+    variants: tuple = ()
 
     @property
     def proved(self) -> bool:

@@ -8,7 +8,16 @@
 
 from __future__ import annotations
 
-from .solve import Found, SolveResult, solve
-from .variants import Variant, candidate_assumptions, nearest_variants
+from .solve import Found, SolveResult, SolveTimeout, solve
+from .variants import Variant, candidate_assumptions, nearest_variants, with_variants
 
-__all__ = ["Found", "SolveResult", "Variant", "candidate_assumptions", "nearest_variants", "solve"]
+__all__ = [
+    "Found",
+    "SolveResult",
+    "SolveTimeout",
+    "Variant",
+    "candidate_assumptions",
+    "nearest_variants",
+    "solve",
+    "with_variants",
+]

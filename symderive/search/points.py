@@ -163,6 +163,33 @@ def gradient_tensor(layer: Layer, wrt: str) -> Tensor:
     return Tensor(shape=tuple(layer.inputs[wrt]), element=element)
 
 
+def closed_value(tree, sizes: dict, values: dict) -> np.ndarray | None:
+    """A closed-form tree evaluated by NumPy (the operator table's lowering) at concrete sizes
+    and values, or None (no tree, or NumPy refuses it).
+
+    >>> from symderive.core.tree import Call, Ref
+    >>> closed_value(Call("exp", (("x", Ref("s")),)), {}, {"s": np.zeros(2)}).tolist()
+    [1.0, 1.0]
+    """
+    from ..core.ops import NUMPY_HELPERS, OPERATORS
+    from ..core.tree import to_numpy
+    from .space import _calls
+
+    if tree is None:
+        return None
+    namespace: dict = {"np": np}
+    for call in _calls(tree):
+        for helper in OPERATORS[call.op].numpy_helpers:
+            exec(NUMPY_HELPERS[helper], namespace)  # noqa: S102  (the table's own helper sources)
+    try:
+        with np.errstate(all="ignore"):
+            value = eval(to_numpy(tree), namespace, {**{str(k): v for k, v in sizes.items()}, **values})  # noqa: S307  (lowered by the operator table)
+    except Exception:  # noqa: BLE001  (NumPy refusing it: the index-level evaluation instead)
+        return None
+    value = np.asarray(value, dtype=float)
+    return value if np.all(np.isfinite(value)) else None
+
+
 def test_points(layer: Layer, wrt: str, count: int = 3, seed: int = 0, extra=()) -> tuple[TestPoint, ...]:
     """``count`` test points of the layer for the gradient of ``wrt`` (fixed seeds).
 
@@ -181,7 +208,14 @@ def test_points(layer: Layer, wrt: str, count: int = 3, seed: int = 0, extra=())
         if not layer.is_loss:
             values["g"] = _random_values(_shape_at(layer.forward.shape, sizes), rng)
         values = impose(tuple(layer.assumptions) + tuple(extra), values)
-        values[layer.output] = concrete.evaluate(layer.forward, sizes, values)
+        # the named intermediates and the output, by NumPy where closed (index-level evaluation
+        # of a normalisation takes seconds)
+        trees = {i.name: i.tree for i in getattr(layer, "intermediates", ())} | {layer.output: layer.forward_tree}
+        scope = layer.scope()
+        for name in [*trees, *scope]:
+            if name not in values:
+                value = closed_value(trees.get(name), sizes, values)
+                values[name] = concrete.evaluate(scope[name], sizes, values) if value is None else value
         gradient = concrete.evaluate(grad, sizes, values)
         points.append(TestPoint(sizes, values, gradient))
     return tuple(points)

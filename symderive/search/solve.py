@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..decide.verdict import Verdict
+from ..decide.verdict import UNKNOWN, Verdict
 from ..display import Displayed
 from ..errors import InputError
 from ..model.layer import as_layer
+from .backprop import backprop_claim
 from .match import ATOL, RTOL, agrees, point_ratios, scaled_text, size_factor
 from .points import test_points
 from .space import ATOM, PRODUCT, SUM, Candidate, Space, operator_count
@@ -32,6 +33,21 @@ MAX_LEVEL = 5
 ALTERNATIVES = 8
 #: the structural first pass stops at this level and this many candidates
 STRUCTURAL_LEVEL, STRUCTURAL_CANDIDATES = 4, 20000
+#: seconds each proof of a numeric match may take in a search bounded by counts (``max_candidates``)
+PROOF_SECONDS = 60.0
+#: the level of the structural pass after which the reverse-mode candidate (search.backprop) is
+#: proved: the deep ones (a normalisation's input, attention's queries) do not wait for levels
+#: that cannot reach them; the second pass looks this deep for a simpler spelling after it
+BACKPROP_LEVEL = 1
+#: a proved reverse-mode form of at most this many operators plus one has the structural pass
+#: go on to this level for a shorter spelling (``g.T @ x`` for ``(x.T @ g).T``); a longer one
+#: stops there (level 3 of a convolution's weight builds thousands of shape rules for no gain)
+SHORTER_LEVEL = 2
+
+
+class SolveTimeout(RuntimeError):
+    """A search bounded by candidate counts ran past its safety ``timeout`` (or a proof of a
+    numeric match did): its answer would depend on the machine, so none is given."""
 
 
 @dataclass(frozen=True)
@@ -153,8 +169,17 @@ def _fits(op: str, a: Candidate, b: Candidate, structural: bool, linear_in_g: bo
 class Search:
     """The enumeration state: candidates by cost, one per fingerprint, and the matches."""
 
-    def __init__(self, space: Space, deadline: float, max_candidates: int = MAX_CANDIDATES, structural: bool = False):
+    def __init__(
+        self,
+        space: Space,
+        deadline: float,
+        max_candidates: int = MAX_CANDIDATES,
+        structural: bool = False,
+        strict: bool = False,
+    ):
         self.space = space
+        #: the deadline is a safety only: passing it raises SolveTimeout rather than cutting the search short
+        self.strict = strict
         #: only operators that move or combine elements (transposes, reductions, products,
         #: convolutions), not elementwise functions: a cheap first pass that reaches deep
         self.structural = structural
@@ -168,8 +193,24 @@ class Search:
         self.goals: list[Goal] = []
 
     def out_of_budget(self) -> bool:
-        """Whether the time or the candidate budget is spent."""
-        return self.built >= self.max_candidates or time.monotonic() > self.deadline
+        """Whether the time or the candidate budget is spent (strict: the candidate budget; time
+        past the deadline raises :class:`SolveTimeout`)."""
+        if self.built >= self.max_candidates:
+            return True
+        if time.monotonic() > self.deadline:
+            if self.strict:
+                raise SolveTimeout("the search ran past its safety timeout")
+            return True
+        return False
+
+    def _duplicate(self, values) -> bool:
+        """Whether values equal a kept candidate's and its spelling would not be kept either
+        (then it counts as built, as :meth:`add` would count it)."""
+        key = fingerprint(values)
+        if key in self.seen and (key not in self.matched or len(self.seen[key]) > ALTERNATIVES):
+            self.built += 1
+            return True
+        return False
 
     def add(self, cand: Candidate | None) -> None:
         """Keep ``cand`` unless an equal candidate is kept already (then remember its spelling)."""
@@ -197,7 +238,15 @@ class Search:
         if agrees(cand.values, points):
             self.matches.append((cand.cost, cand.text))
             return True
+        first = cand.values[0]
+        probe = float(first.flat[0]) if first.size else 0.0
         for goal in self.goals:
+            g0 = goal.values[0]
+            # one element first: most candidates differ there (the full comparison is the cost)
+            if g0.shape != first.shape or (
+                first.size and abs(probe - float(g0.flat[0])) > ATOL + RTOL * abs(float(g0.flat[0]))
+            ):
+                continue
             if all(
                 v.shape == g.shape and np.allclose(v, g, rtol=RTOL, atol=ATOL)
                 for v, g in zip(cand.values, goal.values, strict=True)
@@ -252,7 +301,7 @@ class Search:
                     continue  # a mean is a sum times a factor of sizes, which matching finds
                 if self.out_of_budget():
                     return
-                self.add(self.space.apply(spec, (cand,), cost))
+                self.add(self.space.apply(spec, (cand,), cost, self._duplicate))
         # operators whose operands are rarely shape-compatible first (a convolution of two
         # transposes is reached before the elementwise combinations use up the budget)
         specs = sorted(
@@ -276,8 +325,8 @@ class Search:
                             continue
                         if spec.op in ("add", "multiply") and left_cost == right_cost and a.text > b.text:
                             continue  # commutative: one order
-                        self.add(self.space.apply(spec, (a, b), cost))
-                        self.add(self.space.fitted(spec, (a, b), cost))
+                        self.add(self.space.apply(spec, (a, b), cost, self._duplicate))
+                        self.add(self.space.fitted(spec, (a, b), cost, self._duplicate))
 
 
 def index_form_text(layer, wrt: str) -> str:
@@ -293,34 +342,79 @@ def index_form_text(layer, wrt: str) -> str:
     return f"{plain(step.lhs)} = {plain(step.rhs)}"
 
 
-def _run_levels(search: Search, top: int, layer, wrt, deadline, max_results, found, unproved, tried) -> None:
-    """Enumerate level by level, proving the matches of each level, until one proves."""
-    from ..decide.pose import prove
-
-    level = 0
+def _run_levels(
+    search: Search, top: int, layer, wrt, deadline, max_results, found, unproved, tried, backprop=None
+) -> None:
+    """Enumerate level by level, proving the matches of each level, until one proves; the
+    reverse-mode candidate ``backprop`` (a text) joins the matches after level BACKPROP_LEVEL."""
+    level, before = 0, len(found)
     while True:
-        for _, text in sorted(search.matches, key=lambda m: (operator_count(m[1]), len(m[1]), m[1])):
-            if text in tried or len(found) >= max_results:
-                continue
-            tried.add(text)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            verdict = prove(layer, wrt, text, timeout=max(left, 0.5))
-            if verdict.proved:
-                found.append(Found(text, operator_count(text), verdict))
+        matches = sorted(search.matches, key=lambda m: (operator_count(m[1]), len(m[1]), m[1]))
+        if backprop is not None and level == BACKPROP_LEVEL and backprop not in tried:
+            if _screened(search.space, backprop):
+                matches.append((0, backprop))
             else:
-                unproved.append(text)
+                tried.add(backprop)
+        _prove_matches(search, [text for _, text in matches], layer, wrt, deadline, max_results, found, unproved, tried)
+        if backprop is not None and any(f.claim == backprop for f in found):
+            # the reverse-mode form is proved: a short one, only the levels that may spell it with
+            # fewer operators (``g.T @ x`` for ``(x.T @ g).T``); a deep one, none (they cannot)
+            count = operator_count(backprop)
+            top = min(top, count - 1) if count <= SHORTER_LEVEL + 1 else BACKPROP_LEVEL
         level += 1
-        if found or level > top or search.out_of_budget():
+        if any(f.claim != backprop for f in found[before:]) or level > top or search.out_of_budget():
             return
         search.level(level)
 
 
-def solve(layer, wrt: str, *, max_results: int = 5, timeout: float = 30.0) -> SolveResult:
+def _screened(space: Space, text: str) -> bool:
+    """Whether a closed-form claim's values (by NumPy) equal the true gradient at the test points."""
+    from ..core.parse import parse_tree
+
+    try:
+        node = parse_tree(text, space.scope, space.layer.sizes)
+    except InputError:
+        return False
+    cand = space.tree_candidate(text, node)
+    return cand is not None and agrees(cand.values, space.points)
+
+
+def _prove_matches(search: Search, texts, layer, wrt, deadline, max_results, found, unproved, tried) -> None:
+    """Prove each numeric match not tried before, until ``max_results`` are proved."""
+    from ..decide.pose import prove
+
+    for text in texts:
+        if text in tried or len(found) >= max_results:
+            continue
+        tried.add(text)
+        left = deadline - time.monotonic()
+        if search.strict:
+            # a fixed proof budget: whether a match is proved must not depend on the machine
+            if left <= 0:
+                raise SolveTimeout("the search ran past its safety timeout")
+            verdict = prove(layer, wrt, text, timeout=PROOF_SECONDS)
+            if verdict.verdict == UNKNOWN and ("timeout" in verdict.reason or "timed out" in verdict.reason):
+                raise SolveTimeout(f"the proof of {text} timed out")
+        elif left <= 0:
+            return
+        else:
+            verdict = prove(layer, wrt, text, timeout=max(left, 0.5))
+        if verdict.proved:
+            found.append(Found(text, operator_count(text), verdict))
+        else:
+            unproved.append(text)
+
+
+def solve(
+    layer, wrt: str, *, max_results: int = 5, timeout: float = 30.0, max_candidates: int | None = None
+) -> SolveResult:
     """The simplest proved closed forms of the gradient of ``layer``'s loss with respect to ``wrt``.
 
-    Nothing unproved is offered: every claim returned has a ``proved`` Verdict.
+    Nothing unproved is offered: every claim returned has a ``proved`` Verdict. With
+    ``max_candidates`` the search is bounded by counts alone (at most that many candidates
+    per pass, each proof :data:`PROOF_SECONDS`): the same input gives the same answer on
+    every machine, and ``timeout`` is only a safety, past which :class:`SolveTimeout` is
+    raised (never a shorter search's answer).
 
     >>> [f.claim for f in solve("linear", "x").claims][:1]
     ['g @ w']
@@ -329,8 +423,12 @@ def solve(layer, wrt: str, *, max_results: int = 5, timeout: float = 30.0) -> So
 
     start = time.monotonic()
     timeout = checked_timeout(timeout)
-    if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
-        raise InputError(f"max_results is a positive integer, got {max_results!r}", where="max_results")
+    for name, value in (("max_results", max_results), ("max_candidates", max_candidates)):
+        if value is None and name == "max_candidates":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} is a positive integer, got {value!r}", where=name)
+    strict = max_candidates is not None
     layer = as_layer(layer)
     layer.require_differentiable(wrt)
     deadline = start + timeout
@@ -341,18 +439,24 @@ def solve(layer, wrt: str, *, max_results: int = 5, timeout: float = 30.0) -> So
     tried: set[str] = set()
     built = distinct = 0
     passes = (
-        Search(space, deadline, STRUCTURAL_CANDIDATES, structural=True),
-        Search(space, deadline, MAX_CANDIDATES),
+        Search(space, deadline, min(STRUCTURAL_CANDIDATES, max_candidates or MAX_CANDIDATES), True, strict),
+        Search(space, deadline, min(MAX_CANDIDATES, max_candidates or MAX_CANDIDATES), strict=strict),
     )
+    # the reverse-mode form, proved after the structural pass's first levels: the rest of the
+    # enumeration then only looks for a spelling with fewer operators (the second pass's first levels)
+    backprop = backprop_claim(layer, wrt)
     for search, top in zip(passes, (STRUCTURAL_LEVEL, MAX_LEVEL), strict=True):
+        if any(f.claim != backprop for f in found):
+            break
+        if found:
+            top = min(BACKPROP_LEVEL, operator_count(backprop) - 1)
         search.set_goals(leaves)
         for leaf in leaves:
             search.add(leaf)
-        _run_levels(search, top, layer, wrt, deadline, max_results, found, unproved, tried)
+        reverse = backprop if search.structural else None
+        _run_levels(search, top, layer, wrt, deadline, max_results, found, unproved, tried, reverse)
         built += search.built
         distinct = max(distinct, len(search.seen))
-        if found:
-            break
     found.sort(key=lambda f: (f.operators, len(f.claim), f.claim))
     return SolveResult(
         layer=layer.name,

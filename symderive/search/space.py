@@ -106,12 +106,23 @@ def forward_options(layer: Layer) -> dict[str, set]:
     {2}
     """
     out: dict[str, set] = {}
-    for node in _calls(layer.forward_tree):
+    for node in forward_calls(layer):
         tensors = {p.name for p in OPERATORS[node.op].params if p.kind in ("tensor", "tensors")}
         for name, value in node.args:
             if name not in tensors and value is not None:
                 out.setdefault(name, set()).add(value)
     return out
+
+
+def forward_calls(layer: Layer) -> Iterator[Call]:
+    """The operator applications of the layer's closed forward and of its named intermediates.
+
+    >>> sorted({c.op for c in forward_calls(__import__("symderive.layer").layer.load_layer("attention"))})
+    ['divide', 'matmul', 'softmax', 'sqrt', 'transpose']
+    """
+    for i in getattr(layer, "intermediates", ()):
+        yield from _calls(i.tree)
+    yield from _calls(layer.forward_tree)
 
 
 def _calls(node) -> Iterator[Call]:
@@ -130,20 +141,22 @@ def forward_subexpressions(layer: Layer) -> list[str]:
     >>> forward_subexpressions(__import__("symderive.layer").layer.load_layer("sigmoid_bce"))[:3]
     ['-x', '1 - t', 'sigmoid(x)']
     """
-    text = layer.forward_text.strip()
-    if layer.forward_tree is None or not text:
-        return []
-    try:
-        tree = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        return []
+    texts = [i.text for i in getattr(layer, "intermediates", ()) if i.tree is not None]
+    if layer.forward_tree is not None:
+        texts.append(layer.forward_text)
     found = []
-    for node in ast.walk(tree):
-        if node is tree or not isinstance(node, ast.Call | ast.BinOp | ast.UnaryOp):
+    for text in (t.strip() for t in texts):
+        try:
+            tree = ast.parse(text, mode="eval").body
+        except SyntaxError:
             continue
-        segment = ast.get_source_segment(text, node)
-        if segment and segment not in found:
-            found.append(segment)
+        for node in ast.walk(tree):
+            # the whole text is the output, or an intermediate a claim reads by name
+            if node is tree or not isinstance(node, ast.Call | ast.BinOp | ast.UnaryOp):
+                continue
+            segment = ast.get_source_segment(text, node)
+            if segment and segment not in found:
+                found.append(segment)
     return sorted(found, key=len)
 
 
@@ -183,7 +196,7 @@ class Space:
                 node = parse_tree(text, self.scope, self.layer.sizes)
             except Exception:  # noqa: BLE001  (a sub-expression the parser refuses is no leaf)
                 continue
-            cand = self._tree_leaf(text, node)
+            cand = self.tree_candidate(text, node)
             if cand is not None:
                 out.append(cand)
         for number in (1, 2):
@@ -195,8 +208,11 @@ class Space:
     def _leaf(self, name: str, shape) -> Candidate:
         return Candidate(name, tuple(shape), tuple(np.asarray(p.values[name], dtype=float) for p in self.points))
 
-    def _tree_leaf(self, text: str, node: Node) -> Candidate | None:
+    def tree_candidate(self, text: str, node: Node) -> Candidate | None:
+        """The candidate of a parsed closed form (its values by NumPy), None where it does not evaluate."""
         code = to_numpy(node)
+        for call in _calls(node):
+            self._load_helpers(OPERATORS[call.op])
         values = []
         for p, sizes in zip(self.points, self._size_env, strict=True):
             value = self._run(code, {**sizes, **{n: p.values[n] for n in self.scope}})
@@ -211,7 +227,7 @@ class Space:
     def unary_specs(self, shape: tuple) -> list[OpSpec]:
         """The one-operand specs that apply to a candidate of ``shape``: the forward's own
         elementwise functions, ``square``, ``> 0``, and the operators with an axis."""
-        used = {c.op for c in _calls(self.layer.forward_tree)}
+        used = {c.op for c in forward_calls(self.layer)}
         specs = [
             OpSpec(name, 1, (), (op.params[0].name,), _call_spelling(name))
             for name, op in OPERATORS.items()
@@ -223,7 +239,7 @@ class Space:
         return specs
 
     def _axis_ops(self) -> list[str]:
-        used = [c.op for c in _calls(self.layer.forward_tree)]
+        used = [c.op for c in forward_calls(self.layer)]
         families = {OPERATORS[n].family for n in used} - {"numpy"}
         used += [n for n, op in OPERATORS.items() if op.family in families and op.algebra == ""]
         extra = [n for n in used if _has_axis(n) and n not in _AXIS_OPS]
@@ -278,9 +294,7 @@ class Space:
         """Two-operand specs: arithmetic, ``@``, ``outer``, and the forward's bilinear family."""
         specs = [OpSpec(name, 2, (), ("x1", "x2"), _infix(name)) for name in INFIX]
         specs.append(OpSpec("outer", 2, (), ("a", "b"), _call_spelling("outer")))
-        families = {
-            OPERATORS[c.op].family for c in _calls(self.layer.forward_tree) if OPERATORS[c.op].algebra == "bilinear"
-        }
+        families = {OPERATORS[c.op].family for c in forward_calls(self.layer) if OPERATORS[c.op].algebra == "bilinear"}
         for name, op in OPERATORS.items():
             if op.algebra != "bilinear" or op.family not in families or not op.by_name or name in ("outer", "dot"):
                 continue
@@ -334,8 +348,9 @@ class Space:
                 self._shapes[key] = (tuple(shape), valid) if ok else None
         return self._shapes[key]
 
-    def apply(self, spec: OpSpec, args: tuple[Candidate, ...], cost: int) -> Candidate | None:
-        """The candidate ``spec(*args)``, or None unless shape-correct and finite at every point."""
+    def apply(self, spec: OpSpec, args: tuple[Candidate, ...], cost: int, skip=None) -> Candidate | None:
+        """The candidate ``spec(*args)``, or None unless shape-correct and finite at every point
+        (or ``skip`` of its values is true: a caller that has these values already)."""
         # the values first: NumPy refuses most ill-shaped operands faster than the symbolic rule
         code = self._code(spec)
         values = []
@@ -344,6 +359,8 @@ class Space:
             if value is None:
                 return None
             values.append(value)
+        if skip is not None and skip(values):
+            return None  # the symbolic shape rule (a convolution's takes tens of ms) is not needed
         rule = self.shape_of(spec, tuple(a.shape for a in args))
         if rule is None:
             return None
@@ -355,11 +372,14 @@ class Space:
             op = OPERATORS[spec.op]
             kwargs = {p: f"_a{i}" for i, p in enumerate(spec.params)} | dict(spec.options)
             code = op.to_numpy(**kwargs)
-            for helper in op.numpy_helpers:
-                if helper not in self._helpers:
-                    exec(NUMPY_HELPERS[helper], self._helpers)  # noqa: S102  (the table's own helper sources)
+            self._load_helpers(op)
             self._compiled[spec] = compile(code, f"<{spec.op}>", "eval")
         return self._compiled[spec]
+
+    def _load_helpers(self, op) -> None:
+        for helper in op.numpy_helpers:
+            if helper not in self._helpers:
+                exec(NUMPY_HELPERS[helper], self._helpers)  # noqa: S102  (the table's own helper sources)
 
     def _run(self, code, names: dict):
         if isinstance(code, str):
@@ -375,16 +395,39 @@ class Space:
         return value
 
     # -- output_padding solved for the target shape ------------------------------------
-    def fitted(self, spec: OpSpec, args: tuple[Candidate, ...], cost: int) -> Candidate | None:
+    def fitted(self, spec: OpSpec, args: tuple[Candidate, ...], cost: int, skip=None) -> Candidate | None:
         """A transposed convolution whose spatial sizes miss the target's by ``e % stride``,
         with the ``output_padding`` that makes up the difference (a size expression)."""
         if "output_padding" not in _param_names(spec.op) or "output_padding" in dict(spec.options):
+            return None
+        # an output padding is less than the stride (or the dilation): none with both 1, and
+        # none unless the plain result misses the target by that little at every point (a
+        # numeric look before the symbolic shape rule, which is slow)
+        strides = [v for k, v in spec.options if k in ("stride", "dilation")]
+        most = max((max(v) if isinstance(v, tuple) else v for v in strides), default=1)
+        if most <= 1 or not self._short_by_less_than(spec, args, most):
             return None
         key = ("fitted", spec, tuple(a.shape for a in args))
         if key not in self._shapes:
             self._shapes[key] = self._padded_spec(spec, key[2])
         padded = self._shapes[key]
-        return None if padded is None else self.apply(padded, args, cost)
+        return None if padded is None else self.apply(padded, args, cost, skip)
+
+    def _short_by_less_than(self, spec: OpSpec, args: tuple[Candidate, ...], most: int) -> bool:
+        """Whether ``spec(*args)`` evaluates at every point to the target's rank, with spatial
+        sizes short of the gradient's by 0 to ``most - 1`` (all 0 at these points may still be
+        a padding of sizes elsewhere)."""
+        code = self._code(spec)
+        spatial = _spatial(spec.op)
+        for k, (sizes, point) in enumerate(zip(self._size_env, self.points, strict=True)):
+            value = self._run(code, {**sizes, **{f"_a{i}": a.values[k] for i, a in enumerate(args)}})
+            want = point.gradient.shape
+            if value is None or value.ndim != len(want) or value.shape[:-spatial] != want[:-spatial]:
+                return False
+            gaps = [w - v for w, v in zip(want[-spatial:], value.shape[-spatial:], strict=True)]
+            if any(gap < 0 or gap >= most for gap in gaps):
+                return False
+        return True
 
     def _padded_spec(self, spec: OpSpec, shapes: tuple) -> OpSpec | None:
         rule = self.shape_of(spec, shapes)

@@ -42,6 +42,8 @@ SWAPS = {
 }
 #: at most this many variants are returned
 MAX_VARIANTS = 3
+#: seconds :func:`with_variants` looks for variants by default (a quick look, not a long search)
+VARIANT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -436,3 +438,21 @@ def _missing_assumptions(layer, wrt, claim, deadline, assume) -> list[Variant]:
         if verdict.proved:
             out.append(Variant(claim, f"holds if {text}", (text,), verdict))
     return out
+
+
+def with_variants(verdict: Verdict, layer, *, timeout: float = VARIANT_SECONDS) -> Verdict:
+    """``verdict`` carrying the nearest true variants of its claim (``verdict.variants``) when
+    it is a refuted gradient claim and some are found within ``timeout`` seconds; any other
+    verdict as it is.
+
+    >>> from symderive.prove import prove
+    >>> v = with_variants(prove("linear", "x", "w @ g"), "linear")
+    >>> v.variants[0].claim
+    'g @ w'
+    """
+    import dataclasses
+
+    if verdict.verdict != "refuted" or not verdict.wrt or verdict.variants:
+        return verdict
+    found = nearest_variants(layer, verdict.wrt, verdict.claim, timeout=timeout, assume=verdict.assumptions)
+    return dataclasses.replace(verdict, variants=found) if found else verdict

@@ -480,3 +480,105 @@ def test_first_difference_prefers_an_element_with_numbers_on_both_sides():
     only_nan = np.array([sp.nan, sp.Integer(0), sp.Integer(0)], dtype=object)
     comparison.arrays = lambda values: (expected, only_nan)
     assert comparison.first_difference({})[0] == (0,)
+
+
+# -- minimal values (LANGUAGE.md: as few nonzero values as possible, in {-1, 0, 1, 2}) ----------
+def _linear_layer_values(found) -> dict:
+    return {k: np.array(v, dtype=float) for k, v in found.values.items()}
+
+
+def _differs(true_fn, claim_fn, values: dict) -> bool:
+    with np.errstate(all="ignore"):
+        true, claimed = true_fn(values), claim_fn(values)
+    return true.shape != claimed.shape or not np.array_equal(true, claimed)
+
+
+def _fewest_nonzero_by_brute_force(true_fn, claim_fn, shapes: dict, up_to: int):
+    """The fewest nonzero values (each in {-1, 1, 2}) at which the two functions differ, by
+    trying every assignment with at most ``up_to`` of them; None when none of those differs."""
+    slots = [(n, idx) for n, s in shapes.items() for idx in np.ndindex(*s)]
+    for count in range(up_to + 1):
+        for chosen in itertools.combinations(slots, count):
+            for vals in itertools.product((-1, 1, 2), repeat=count):
+                v = {n: np.zeros(s) for n, s in shapes.items()}
+                for (n, idx), val in zip(chosen, vals, strict=True):
+                    v[n][idx] = val
+                if _differs(true_fn, claim_fn, v):
+                    return count
+    return None
+
+
+def _linear_x(v):
+    return v["w"].T @ v["g"]
+
+
+def _linear_w(v):
+    return np.outer(v["g"], v["x"])
+
+
+def _relu_x(v):
+    return v["g"] * (v["x"] > 0)
+
+
+MINIMAL_CASES = [
+    # (layer, wrt, claim, the true gradient by NumPy, the claim by NumPy)
+    pytest.param("linear", "x", "w.T @ g + x", _linear_x, lambda v: _linear_x(v) + v["x"], id="linear-x-plus-x"),
+    pytest.param(
+        "linear", "x", "w.T @ (g * g)", _linear_x, lambda v: v["w"].T @ (v["g"] * v["g"]), id="linear-g-squared"
+    ),
+    pytest.param(
+        "linear",
+        "w",
+        "outer(g, x * x)",
+        _linear_w,
+        lambda v: np.outer(v["g"], v["x"] * v["x"]),
+        id="linear-w-x-squared",
+    ),
+    pytest.param(
+        "linear", "w", "outer(g, x) * (w > 1)", _linear_w, lambda v: _linear_w(v) * (v["w"] > 1), id="linear-w-masked"
+    ),
+    pytest.param("relu", "x", "g * (x > 1)", _relu_x, lambda v: v["g"] * (v["x"] > 1), id="relu-shifted-kink"),
+    pytest.param("relu", "x", "g * (x >= 0)", _relu_x, lambda v: v["g"] * (v["x"] >= 0), id="relu-kink-at-zero"),
+]
+
+
+@pytest.mark.parametrize(("name", "wrt", "claim", "true_fn", "claim_fn"), MINIMAL_CASES)
+def test_counterexample_values_are_minimal_by_brute_force(name, wrt, claim, true_fn, claim_fn):
+    layer = load_layer(name)
+    found = cx.prove_concrete(layer, wrt, claim).counterexample
+    assert found is not None and not found.is_shape_mismatch
+    values = _linear_layer_values(found)
+    assert all(set(np.unique(v)) <= {-1.0, 0.0, 1.0, 2.0} for v in values.values())
+    # the counterexample really is one (NumPy), at the element it names
+    assert _differs(true_fn, claim_fn, values)
+    assert true_fn(values)[found.index] == float(found.expected)
+    assert claim_fn(values)[found.index] == float(found.claimed) != float(found.expected)
+    # and no assignment with fewer nonzero values differs at these sizes (brute force)
+    nonzero = sum(int(np.count_nonzero(v)) for v in values.values())
+    shapes = {k: v.shape for k, v in values.items()}
+    assert _fewest_nonzero_by_brute_force(true_fn, claim_fn, shapes, nonzero) == nonzero
+
+
+def test_counterexample_is_minimal_where_the_claim_differs_only_at_few_values_of_large_sizes():
+    # issue 20: the claim differs from w.T @ g only where a b and a g are both 2; at the
+    # smallest sizes allowed (n=6, m=5: 46 values, b and g last) the minimal order over all
+    # values runs out of its budget before it reaches them (a dense counterexample once)
+    claim = "w.T @ g + sum(b > 1) * sum(g > 1)"
+    verdict = cx.prove_concrete("linear", "x", claim, assume=["n >= 6", "m >= 5"])
+    assert verdict.verdict == REFUTED
+    found = verdict.counterexample
+    assert found.sizes == {"n": 6, "m": 5}
+    values = _linear_layer_values(found)
+
+    def claimed(v):
+        return v["w"].T @ v["g"] + np.sum(v["b"] > 1) * np.sum(v["g"] > 1)
+
+    assert _differs(_linear_x, claimed, values)
+    assert sum(int(np.count_nonzero(v)) for v in values.values()) == 2
+    # no single nonzero value shows a difference (brute force over the 46 values)
+    shapes = {k: v.shape for k, v in values.items()}
+    assert _fewest_nonzero_by_brute_force(_linear_x, claimed, shapes, 1) is None
+    # the first b and g in the minimal order, each 2 (no value of {-1, 1} is > 1)
+    assert values["b"].tolist() == [2, 0, 0, 0, 0] and values["g"].tolist() == [2, 0, 0, 0, 0]
+    assert not values["x"].any() and not values["w"].any()
+    assert float(found.expected) == 0 and float(found.claimed) == 1
