@@ -373,7 +373,32 @@ def _mul(a: ast.expr, b: ast.expr) -> ast.expr:
         return b
     if isinstance(b, ast.Constant) and b.value == 1:
         return a
+    if isinstance(a, ast.Constant) and a.value == 2:
+        # 2 * (u / (2 * v) * w) is u / v * w (a variance's 2 against a square root's 1/2)
+        halved = _halved(b)
+        if halved is not None:
+            return halved
     return ast.BinOp(a, ast.Mult(), b)
+
+
+def _halved(node: ast.expr) -> ast.expr | None:
+    """``node / 2`` with a visible ``/ (2 * v)`` of a product or quotient chain made ``/ v``, or None."""
+    if not isinstance(node, ast.BinOp):
+        return None
+    if isinstance(node.op, ast.Div):
+        right = node.right
+        if isinstance(right, ast.BinOp) and isinstance(right.op, ast.Mult):
+            if isinstance(right.left, ast.Constant) and right.left.value == 2:
+                return ast.BinOp(node.left, ast.Div(), right.right)
+        left = _halved(node.left)
+        return None if left is None else ast.BinOp(left, ast.Div(), node.right)
+    if isinstance(node.op, ast.Mult):
+        left = _halved(node.left)
+        if left is not None:
+            return ast.BinOp(left, ast.Mult(), node.right)
+        right = _halved(node.right)
+        return None if right is None else ast.BinOp(node.left, ast.Mult(), right)
+    return None
 
 
 def _div(a: ast.expr, b: ast.expr) -> ast.expr:
