@@ -131,11 +131,13 @@ class _Backprop:
             raise NoRule("a batched @")
 
     def _conv(self, node: ast.Call, grad, grads) -> None:
-        """``conv1d``/``conv2d`` (torch's cross-correlation, one group): the weight's gradient
-        correlates the input with ``grad`` (batch and channels swapped; stride and dilation
-        trade places), the bias's sums ``grad`` over the batch and the positions, and at
-        stride 1 the input's is the transposed convolution with the same padding and dilation.
-        A result of another shape than the operand (a stride that skips positions) has no rule."""
+        """torch's convolutions (one group). ``conv1d``/``conv2d`` (a cross-correlation): the
+        weight's gradient correlates the input with ``grad`` (batch and channels swapped, stride
+        and dilation trading places), at stride 1 the input's is the transposed convolution
+        with the same padding and dilation. ``conv_transpose1d``/``2d``: the weight's correlates
+        ``grad`` with the input the same way, the input's is the convolution of ``grad`` with the
+        weight. The bias's sums ``grad`` over the batch and the positions. A result of another
+        shape than its operand (a stride that skips positions, an output padding) has no rule."""
         from ..core.ops import OPERATORS
 
         op = node.func.id
@@ -151,21 +153,30 @@ class _Backprop:
         x, w, b = bound["input"], bound["weight"], bound.get("bias")
         if isinstance(b, ast.Constant) and b.value is None:
             b = None
-        spatial = _CONVS[op]
+        spatial, transposed = _CONVS[op]
+        plain = f"conv{spatial}d"
         perm = ast.Constant((1, 0, *range(2, 2 + spatial)))
         stride, padding, dilation = (options.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1)))
+
+        def options_of(**given) -> dict:
+            defaults = {"stride": 1, "padding": 0, "dilation": 1}
+            return {k: ast.Constant(v) for k, v in given.items() if v not in (defaults[k], (defaults[k],) * spatial)}
+
         if self._depends(w):
-            swapped = {"stride": dilation, "padding": padding, "dilation": stride}
-            kwargs = {k: ast.Constant(v) for k, v in swapped.items() if v not in (0, 1) and v != (0,) * spatial}
-            inner = _call(op, _call("transpose", x, perm), _call("transpose", grad, perm), **kwargs)
+            swapped = options_of(stride=dilation, padding=padding, dilation=stride)
+            first, second = (grad, x) if transposed else (x, grad)
+            inner = _call(plain, _call("transpose", first, perm), _call("transpose", second, perm), **swapped)
             self._back(w, self._same_shape(_call("transpose", inner, perm), w), grads)
         if b is not None and self._depends(b):
             self._back(b, _call("sum", grad, axis=ast.Constant((0, *range(2, 2 + spatial)))), grads)
         if self._depends(x):
-            if stride not in (1, (1,) * spatial):
+            if transposed:
+                adjoint = _call(plain, grad, w, **options_of(stride=stride, padding=padding, dilation=dilation))
+            elif stride in (1, (1,) * spatial):
+                adjoint = _call(f"conv_transpose{spatial}d", grad, w, **options_of(padding=padding, dilation=dilation))
+            else:
                 raise NoRule(f"the input of a strided {op}")
-            kwargs = {k: ast.Constant(v) for k, v in (("padding", padding), ("dilation", dilation)) if v not in (0, 1)}
-            self._back(x, self._same_shape(_call(f"conv_transpose{spatial}d", grad, w, **kwargs), x), grads)
+            self._back(x, self._same_shape(adjoint, x), grads)
 
     def _same_shape(self, grad: ast.expr, operand: ast.expr) -> ast.expr:
         if self.shape(grad) != self.shape(operand):
@@ -334,8 +345,8 @@ def _log_softmax(bp, node, operand, grad, args):
     return ast.BinOp(grad, ast.Sub(), _mul(_call("softmax", operand, **axis), total))
 
 
-#: the convolutions with a rule, and their spatial axes (``_Backprop._conv``)
-_CONVS = {"conv1d": 1, "conv2d": 2}
+#: the convolutions with a rule: their spatial axes, and whether transposed (``_Backprop._conv``)
+_CONVS = {"conv1d": (1, False), "conv2d": (2, False), "conv_transpose1d": (1, True), "conv_transpose2d": (2, True)}
 
 _CALLS: dict[str, Callable] = {
     "sqrt": _sqrt,
