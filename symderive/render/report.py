@@ -16,6 +16,7 @@ import ast
 import dataclasses
 import functools
 import itertools
+import operator
 import os
 import re
 import shutil
@@ -42,7 +43,7 @@ from ..core.tree import decimal_text
 from ..errors import InputError
 from ..escape import LATEX_SPECIALS, latex_escape, latex_listing, markdown_text  # noqa: F401  (LATEX_SPECIALS: report's API)
 from . import blocks as B
-from .text import long_value
+from .text import long_value, printed_value
 
 # -- escaping -----------------------------------------------------------------------------
 # the one LaTeX escaping function and its table live in symderive.escape (with the other formats')
@@ -1068,13 +1069,22 @@ def number_latex(value, digits: int = 6) -> str:
     as text, or, when too long to read, as their value to ``digits`` significant digits.
 
     >>> number_latex(-1), number_latex(0.5), number_latex("1/3"), number_latex("exp(1)/(1 + exp(1)) + 1/10**30")
-    ('-1', '0.5', '\\\\texttt{1/3}', '\\\\approx 0.731059')
+    ('-1', '0.5', '\\\\frac{1}{3}', '\\\\approx 0.731059')
     """
     if isinstance(value, str):
         approximate = long_value(value)
         if approximate is not None:
             return r"\approx %s" % _significant(approximate, digits)
-        return r"\texttt{%s}" % latex_escape(value)
+        exact = printed_latex(value)
+        if exact is None:
+            number = printed_value(value)
+            return (
+                r"\texttt{%s}" % latex_escape(value) if number is None else r"\approx %s" % _significant(number, digits)
+            )
+        if re.fullmatch(r"-?\d+(/\d+)?", value.strip()):
+            return exact
+        # an exact value with a function or a power in it: its digits too, to compare the two sides
+        return r"%s \approx %s" % (exact, _significant(printed_value(value), digits))
     if isinstance(value, bool | int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
@@ -1082,6 +1092,59 @@ def number_latex(value, digits: int = 6) -> str:
     if isinstance(value, sp.Basic):
         return math_latex(value)
     return r"\texttt{%s}" % latex_escape(value)
+
+
+#: the functions SymPy's printing of a counterexample value may call, as SymPy functions
+_PRINTED_FUNCTIONS = {
+    name: getattr(sp, name) for name in ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "atan")
+}
+
+
+def printed_latex(text: str) -> str | None:
+    """SymPy's printing of a real number (a counterexample's value) as math, read from its syntax
+    tree (never run as code; a power with an exponent above 64 is not computed); None for anything else.
+
+    >>> print(printed_latex("exp(1)/2"), printed_latex("x + 1"))
+    \\frac{e}{2} None
+    """
+    if printed_value(text) is None:  # not a finite real number written with the allowed pieces
+        return None
+    try:
+        return math_latex(_printed_expr(ast.parse(text, mode="eval").body))
+    except (SyntaxError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def _printed_expr(node) -> sp.Basic:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(repr(node.value))
+    if isinstance(node, ast.Name) and node.id in ("E", "pi"):
+        return sp.E if node.id == "E" else sp.pi
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        inner = _printed_expr(node.operand)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Pow):
+        a, b = _printed_expr(node.left), _printed_expr(node.right)
+        ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+        if type(node.op) not in ops:
+            raise ValueError("not a number")
+        return ops[type(node.op)](a, b)
+    if isinstance(node, ast.BinOp):
+        a, b = _printed_expr(node.left), _printed_expr(node.right)
+        # a large exponent is not computed (10**(-10**8) is a small float but a huge integer): such a
+        # value is shown by its digits instead
+        if not (b.is_number and b.is_real and abs(float(b)) <= 64):
+            raise ValueError("an exponent too large to write out")
+        return a**b
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _PRINTED_FUNCTIONS
+        and len(node.args) == 1
+        and not node.keywords
+    ):
+        return _PRINTED_FUNCTIONS[node.func.id](_printed_expr(node.args[0]))
+    raise ValueError("not a number")
 
 
 def _significant(value: float, digits: int) -> str:

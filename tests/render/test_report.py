@@ -533,8 +533,13 @@ def test_a_long_exact_value_is_shown_by_its_digits():
     oracle = 0.5 * (1 + t) + 0.5 * (1 - t * t) * c * (1 + 3 * a)
     shown = rp.number_latex(printed)
     assert shown.startswith(r"\approx ") and float(shown.removeprefix(r"\approx ")) == pytest.approx(oracle, rel=1e-5)
-    # short exact values stay exact; what is not a number stays text
-    assert rp.number_latex("1/3") == r"\texttt{1/3}"
+    # short exact values stay exact, as math (with their digits when not a fraction); what is not a
+    # number stays text
+    assert rp.number_latex("1/3") == r"\frac{1}{3}"
+    shown = rp.number_latex("cosh(1)**(-2)")
+    assert shown.startswith(r"\frac{1}{\cosh^{2}") and "texttt" not in shown
+    assert float(shown.split(r"\approx ")[1]) == pytest.approx(1 / np.cosh(1) ** 2, rel=1e-5)
+    assert rp.number_latex("2**10**10**10").startswith(r"\texttt")
     # (the reading of SymPy's printing lives in symderive.verdict, shared with the command line)
     assert printed_value("exp(1)/(1 + exp(1))") == pytest.approx(1 / (1 + np.exp(-1)))
     for not_a_value in ("x + 1", "__import__('os').system('true')", "open('f')", "2**10**10**10"):
