@@ -207,8 +207,10 @@ def implies(premises, conclusion, ctx: Z3Context | None = None):
     if ctx is None:
         try:
             return _implied(tuple(premises), conclusion)
-        except (_Undecided, TypeError):  # TypeError: a premise without a hash
+        except _Undecided:
             return None
+        except TypeError:  # a premise without a hash: asked without the cache
+            ctx = Z3Context()
     try:
         sat, _ = check([*[ctx.cond(p) for p in premises], z3.Not(ctx.cond(conclusion))], ctx)
     except NonLinear:
@@ -372,12 +374,30 @@ class ValueContext:
 
     def _var(self, e):
         if e not in self.opaque:
-            self.opaque[e] = z3.Real(f"v{len(self.opaque)}")
+            v = self.opaque[e] = z3.Real(f"v{len(self.opaque)}")
             if isinstance(e, sp.exp) or e.is_positive:
-                self.facts.append(self.opaque[e] > 0)
+                self.facts.append(v > 0)
             elif e.is_nonnegative:
-                self.facts.append(self.opaque[e] >= 0)
+                self.facts.append(v >= 0)
+            self.facts.extend(self._range_facts(e, v))
         return self.opaque[e]
+
+    def _range_facts(self, e, v) -> list:
+        """What is known of a hyperbolic value at a real argument: ``sinh(u)`` and ``tanh(u)`` have
+        ``u``'s sign, ``tanh(u)`` (and a product of powers of them) lies in (-1, 1), ``cosh(u) >= 1``."""
+        if _strictly_inside_one(e):
+            out = [v > -1, v < 1]
+        elif isinstance(e, sp.cosh) and e.args[0].is_real:
+            out = [v >= 1]
+        else:
+            out = []
+        if isinstance(e, sp.sinh | sp.tanh) and e.args[0].is_real:
+            try:
+                u = self.real(e.args[0])
+            except NonLinear:
+                return out
+            out += [(v > 0) == (u > 0), (v == 0) == (u == 0)]
+        return out
 
     def _int(self, s):
         if s not in self.ints:
@@ -437,6 +457,17 @@ class ValueContext:
             a, b = self.real(c.lhs), self.real(c.rhs)
             return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[c.rel_op]
         raise NonLinear(f"not a condition on values: {_text(c)}")
+
+
+def _strictly_inside_one(e) -> bool:
+    """Whether ``e`` is ``tanh`` of a real value, or a product of positive powers of such (|e| < 1)."""
+    if isinstance(e, sp.tanh):
+        return bool(e.args[0].is_real)
+    if isinstance(e, sp.Pow):
+        return bool(e.exp.is_Integer and e.exp > 0) and _strictly_inside_one(e.base)
+    if isinstance(e, sp.Mul):
+        return all(_strictly_inside_one(a) for a in e.args)
+    return False
 
 
 def _has_partial(e) -> bool:

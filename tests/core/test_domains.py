@@ -193,8 +193,23 @@ def test_value_implies_agrees_with_a_grid(premises, conclusion, want):
 
 def test_value_implies_knows_exp_is_positive_and_nothing_else_about_opaque_terms():
     assert domains.value_implies([], sp.exp(XI) > 0) is True
-    # tanh is opaque: |tanh| < 1 is true but not known, so the answer is not a proof
-    assert domains.value_implies([], sp.tanh(XI) < 1) is False
+    # sin is opaque: sin <= 1 is true but not known, so the answer is not a proof
+    assert domains.value_implies([], sp.sin(XI) <= 1) is False
+
+
+def test_value_implies_knows_the_ranges_and_signs_of_hyperbolic_functions():
+    yj = sp.IndexedBase("y", real=True)[sp.Symbol("j", integer=True)]
+    assert domains.value_implies([], sp.tanh(XI) < 1) is True
+    assert domains.value_implies([], 1 + sp.tanh(XI) * sp.tanh(yj) > 0) is True
+    assert domains.value_implies([], sp.cosh(XI) >= 1) is True
+    assert domains.value_implies([XI > 0], sp.sinh(XI) > 0) is True
+    assert domains.value_implies([sp.Ne(sp.tanh(XI), 0)], sp.Ne(sp.sinh(XI), 0)) is True
+    # and no more than that: each of these fails at some real value
+    assert domains.value_implies([], sp.tanh(XI) < sp.Rational(1, 2)) is False
+    assert domains.value_implies([], sp.cosh(XI) > 1) is False
+    assert domains.value_implies([], sp.sinh(XI) > 0) is False
+    assert domains.value_implies([], sp.tanh(XI) + sp.tanh(yj) < 1) is False
+    assert domains.value_implies([XI > 0], sp.sinh(XI) > XI + 1) is False
 
 
 def test_value_implies_refuses_partial_values():

@@ -158,7 +158,7 @@ def gradient_claim_holds(layer_name: str, claim: str, wrt: str = "s") -> bool:
 
 # -- the templates ------------------------------------------------------------------------------
 def normalisation_claims() -> list[tuple]:
-    numerators = ["x", "z * x", "x ** 2", "tanh(z) * x", "v * z", "exp(z) * x", "x * sum(z, axis=1, keepdims=True)"]
+    numerators = ["x", "z * x", "v * z", "exp(z) * x", "x * sum(z, axis=1, keepdims=True)"]
     fixed = ["sum(x, axis=1, keepdims=True)", "sum(v)"]
     free = ["sum(x, axis=0, keepdims=True)", "sum(z ** 2, axis=1, keepdims=True) + 1", "sum(x)"]
     return [(NORMALISED, f"{num} / {den} == {num}", den in fixed) for num in numerators for den in fixed + free]
@@ -175,6 +175,9 @@ HYPERBOLIC_PAIRS = [
     ("tanh({u})", "2 * sigmoid(2 * ({u})) - 1"),
     ("exp({u})", "cosh({u}) + sinh({u})"),
     ("sigmoid({u}) * (1 - sigmoid({u}))", "1 / (4 * cosh(({u}) / 2) ** 2)"),
+    # a division by 1 + tanh(x) tanh(w), nonzero because |tanh| < 1
+    ("tanh(x + w)", "(tanh(x) + tanh(w)) / (1 + tanh(x) * tanh(w))"),
+    ("tanh({u} - w)", "(tanh({u}) - tanh(w)) / (1 - tanh({u}) * tanh(w))"),
 ]
 
 
@@ -309,6 +312,11 @@ def _counterexample_differs(layer, text: str, cex) -> bool:
     return not np.isclose(a[index], b[index], rtol=1e-9, atol=1e-12)
 
 
+#: seconds per claim: the concrete search's own budget (20 s) and then the solver's candidate sizes
+#: (one false claim, true at N = 1, needs both: about 22 s on a busy 2-core machine)
+CAMPAIGN_TIMEOUT = 30
+
+
 @pytest.mark.slow
 def test_the_campaign_has_no_false_proof_and_proves_the_true_claims():
     claims = campaign()
@@ -317,9 +325,9 @@ def test_the_campaign_has_no_false_proof_and_proves_the_true_claims():
     start = time.monotonic()
     for kind, layer, text, truth in claims:
         if kind == "identity":
-            v = prove_identity(layer, text, timeout=30, cross_check=False)
+            v = prove_identity(layer, text, timeout=CAMPAIGN_TIMEOUT, cross_check=False)
         else:
-            v = prove(layer, _wrt(kind), text, timeout=30, cross_check=False)
+            v = prove(layer, _wrt(kind), text, timeout=CAMPAIGN_TIMEOUT, cross_check=False)
         if v.verdict == "proved" and not truth:
             failures.append(f"FALSE PROOF: {layer.name}: {text}")
         if truth:
@@ -330,6 +338,8 @@ def test_the_campaign_has_no_false_proof_and_proves_the_true_claims():
             refuted_false += 1
             if kind == "identity" and not v.counterexample.is_shape_mismatch:
                 assert _counterexample_differs(layer, text, v.counterexample), (text, v.counterexample)
+        else:
+            failures.append(f"not refuted: {layer.name}: {text}: {v.verdict} {v.reason}")
     true_count = sum(1 for *_, t in claims if t)
     print(
         f"\ncampaign: {len(claims)} claims in {time.monotonic() - start:.1f} s; "
