@@ -449,7 +449,9 @@ UNDEFINED_FORWARDS = [
 ]
 
 
-@pytest.mark.parametrize(("inputs", "forward", "numpy_forward", "fix"), UNDEFINED_FORWARDS, ids=[f for _, f, _, _ in UNDEFINED_FORWARDS])
+@pytest.mark.parametrize(
+    ("inputs", "forward", "numpy_forward", "fix"), UNDEFINED_FORWARDS, ids=[f for _, f, _, _ in UNDEFINED_FORWARDS]
+)
 def test_forward_undefined_at_allowed_sizes_is_refused(tmp_path, inputs, forward, numpy_forward, fix):
     path = _write(tmp_path, _layer_text(inputs, forward), "undefined.toml")
     with pytest.raises(InputError) as info:
