@@ -340,7 +340,7 @@ _AVG_POOL2D = '''def _avg_pool2d(x, kernel, stride, padding, count_include_pad, 
     window, strides = (1,) * lead + tuple(kernel), (1,) * lead + tuple(stride)
 
     def window_sum(a):
-        return jax.lax.reduce_window(jnp.pad(a, pads), jnp.zeros((), a.dtype), jax.lax.add, window, strides, "VALID")
+        return jax.lax.reduce_window(jnp.pad(a, pads), 0.0, jax.lax.add, window, strides, "VALID")
 
     sums = window_sum(x)
     if divisor is not None:
@@ -629,24 +629,22 @@ def _upstream(case):
     return jnp.ones((), dtype=jnp.float64) if case["g"] is None else jnp.asarray(case["g"], dtype=jnp.float64)
 
 
-def _of(names, inputs, forward=None):
+def _of(names, inputs):
     # forward as a function of the named inputs, the others held at their values
-    forward = forward or emitted.forward
-
     def f(*values):
-        return forward(**{**inputs, **dict(zip(names, values, strict=True))})
+        return emitted.forward(**{**inputs, **dict(zip(names, values, strict=True))})
 
     return f
 
 
-def _output_and_gradients(case, forward=None):
-    inputs = _arrays(case)
-    output, vjp = jax.vjp(_of(DIFFERENTIABLE, inputs, forward), *(inputs[n] for n in DIFFERENTIABLE))
-    return output, dict(zip(DIFFERENTIABLE, vjp(_upstream(case)), strict=True))
+def _output_and_gradients(inputs, g):
+    # the output and the vjp of the differentiable inputs (the constants held)
+    output, vjp = jax.vjp(_of(DIFFERENTIABLE, inputs), *(inputs[n] for n in DIFFERENTIABLE))
+    return output, dict(zip(DIFFERENTIABLE, vjp(g), strict=True))
 
 
-def _close(got, expected):
-    numpy.testing.assert_allclose(numpy.asarray(got), numpy.asarray(expected, dtype=float), rtol=1e-9, atol=1e-11)
+def _close(got, expected, rtol=1e-9, atol=1e-11):
+    numpy.testing.assert_allclose(numpy.asarray(got), numpy.asarray(expected, dtype=float), rtol=rtol, atol=atol)
 
 
 IDS = [",".join(f"{k}={v}" for k, v in case["sizes"].items()) for case in CASES]
@@ -654,7 +652,8 @@ IDS = [",".join(f"{k}={v}" for k, v in case["sizes"].items()) for case in CASES]
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_output_and_gradients_equal_symderive_evaluation(case):
-    output, grads = _output_and_gradients(case)
+    # under jax.jit (one compilation; test_jit_equals_eager compares it with eager dispatch)
+    output, grads = jax.jit(_output_and_gradients)(_arrays(case), _upstream(case))
     _close(output, case["expected"]["output"])
     for name in DIFFERENTIABLE:
         _close(grads[name], case["expected"][name])
@@ -663,48 +662,38 @@ def test_output_and_gradients_equal_symderive_evaluation(case):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_check_grads(case):
     inputs = _arrays(case)
-    check_grads(_of(GRADCHECKED, inputs), tuple(inputs[n] for n in GRADCHECKED), order=1, modes=["rev"])
+    check_grads(jax.jit(_of(GRADCHECKED, inputs)), tuple(inputs[n] for n in GRADCHECKED), order=1, modes=["rev"])
 
 
 def test_second_order_check_grads():
     # the backward rule is JAX operations: reverse over reverse differentiates the proved gradients
     inputs = _arrays(CASES[-1])
-    check_grads(_of(GRADCHECKED, inputs), tuple(inputs[n] for n in GRADCHECKED), order=2, modes=["rev"])
+    check_grads(jax.jit(_of(GRADCHECKED, inputs)), tuple(inputs[n] for n in GRADCHECKED), order=2, modes=["rev"])
 
 
 def test_jit_equals_eager():
     case = CASES[-1]
-    inputs = _arrays(case)
-
-    def output_and_gradients(*values):
-        output, vjp = jax.vjp(_of(DIFFERENTIABLE, inputs), *values)
-        return output, vjp(_upstream(case))
-
-    values = tuple(inputs[n] for n in DIFFERENTIABLE)
-    eager, jitted = output_and_gradients(*values), jax.jit(output_and_gradients)(*values)
+    inputs, g = _arrays(case), _upstream(case)
+    eager, jitted = _output_and_gradients(inputs, g), jax.jit(_output_and_gradients)(inputs, g)
     for got, expected in zip(jax.tree_util.tree_leaves(jitted), jax.tree_util.tree_leaves(eager), strict=True):
-        numpy.testing.assert_allclose(numpy.asarray(got), numpy.asarray(expected), rtol=1e-12, atol=1e-12)
+        _close(got, expected, rtol=1e-12, atol=1e-12)
+    _close(eager[0], case["expected"]["output"])
 
 
 def test_vmap_equals_one_call_per_element():
     case = CASES[-1]
-    inputs = _arrays(case)
+    inputs, g = _arrays(case), _upstream(case)
     second = {n: v * 0.5 if n in DIFFERENTIABLE else v for n, v in inputs.items()}
 
     def f(*values):
-        return emitted.forward(**dict(zip(INPUTS, values, strict=True)))
-
-    def gradients(*values):
-        g = jnp.ones(()) if case["g"] is None else _upstream(case)
-        return jax.vjp(f, *values)[1](g)
+        return _output_and_gradients(dict(zip(INPUTS, values, strict=True)), g)
 
     batched = [jnp.stack([inputs[n], second[n]]) for n in INPUTS]
-    for fn in (f, gradients):
-        expected = [fn(*(inputs[n] for n in INPUTS)), fn(*(second[n] for n in INPUTS))]
-        got = jax.vmap(fn)(*batched)
-        for k in range(2):
-            for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected[k]), strict=True):
-                numpy.testing.assert_allclose(numpy.asarray(a[k]), numpy.asarray(b), rtol=1e-12, atol=1e-12)
+    got = jax.jit(jax.vmap(f))(*batched)
+    for k, one in enumerate((inputs, second)):
+        expected = jax.jit(f)(*(one[n] for n in INPUTS))
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected), strict=True):
+            _close(a[k], b, rtol=1e-12, atol=1e-12)
 """
 
 _CONSTANT_TEST = """
@@ -724,7 +713,8 @@ def tests_source(layer, module_name: str, cases) -> str:
         "At a few sizes (dimensions of 1 and non-square ones included), with float64 inputs drawn from a fixed\n"
         "seed: the output and vjp against symderive's evaluation of the forms they came from,\n"
         "jax.test_util.check_grads (first and second order, reverse mode), jax.jit against eager, and\n"
-        "jax.vmap of the function and of its vjp against one call per batch element.\n"
+        "jax.vmap of the function and of its vjp against one call per batch element; each under jax.jit\n"
+        "but the eager check (eager JAX compiles every operation anew at every shape).\n"
     )
     constants = tuple(n for n in layer.inputs if n not in layer.differentiable)
     head = [
