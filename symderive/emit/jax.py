@@ -659,8 +659,9 @@ def test_output_and_gradients_equal_symderive_evaluation(case):
         _close(grads[name], case["expected"][name])
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", CASES[::2], ids=IDS[::2])
 def test_check_grads(case):
+    # at dimensions of 1 and at non-square sizes (test_second_order_check_grads takes the last case)
     inputs = _arrays(case)
     check_grads(jax.jit(_of(GRADCHECKED, inputs)), tuple(inputs[n] for n in GRADCHECKED), order=1, modes=["rev"])
 
