@@ -159,7 +159,9 @@ def test_a_report_whose_latex_fails_leaves_the_old_pdf(folder, capsys, monkeypat
 
     # a LaTeX source that pdflatex refuses: the compile fails for real
     monkeypatch.setattr(
-        symderive.report, "render_tex", lambda *a, **k: "\\documentclass{article}\\begin{document}\\nosuchcommand"
+        symderive.report.renderer,
+        "latex_document",
+        lambda *a, **k: "\\documentclass{article}\\begin{document}\\nosuchcommand",
     )
     (folder / "r.pdf").write_bytes(b"%PDF-old")
     status, _, err = run(capsys, "report", "tiny.toml", "-o", "r.pdf")

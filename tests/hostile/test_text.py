@@ -168,6 +168,7 @@ def assert_inert_tex(tex: str) -> None:
     for command in ("\\write18", "\\immediate", "\\input{/etc", "\\catcode", "^^"):
         assert command not in rest, command
     # a listing ends only where the template ends it: one \end{lstlisting} per listing it opens
+    # (the reports here are written with --code: the emitted module is a listing)
     opened = re.findall(r"^\\begin\{lstlisting\}$", tex, flags=re.M)
     assert opened and tex.count("\\end{lstlisting}") == len(opened)
 
@@ -189,7 +190,7 @@ def test_text_in_every_field_of_a_layer_file_never_runs(kind, tmp_path, capsys):
     free = tmp_path / "free.toml"
     free.write_text(layer_text(text), encoding="utf-8")
     assert codegen_and_import(capsys, tmp_path, free) == 0
-    status, _, err = run(capsys, "report", free, "-o", tmp_path / "r.tex")
+    status, _, err = run(capsys, "report", free, "--code", "-o", tmp_path / "r.tex")
     assert status == 0, err
     assert_inert_tex((tmp_path / "r.tex").read_text(encoding="utf-8"))
     assert not marker.exists()
@@ -203,7 +204,7 @@ def test_a_comment_in_the_parsed_fields_is_printed(kind, tmp_path, capsys):
     path = tmp_path / "layer.toml"
     path.write_text(layer_text("plain", parsed=text), encoding="utf-8")
     assert codegen_and_import(capsys, tmp_path, path) == 0
-    status, _, err = run(capsys, "report", path, "-o", tmp_path / "r.tex")
+    status, _, err = run(capsys, "report", path, "--code", "-o", tmp_path / "r.tex")
     assert status == 0, err
     assert_inert_tex((tmp_path / "r.tex").read_text(encoding="utf-8"))
     assert not marker.exists()
@@ -302,7 +303,7 @@ def test_a_claim_given_to_codegen_never_runs(kind, tmp_path, capsys):
 def test_a_claim_given_to_report_never_runs(kind, tmp_path, capsys):
     marker = tmp_path / "ran"
     claim = "2 * g  #" + payload(kind, marker)
-    status, _, err = run(capsys, "report", _tiny(tmp_path), "--claim", "x", claim, "-o", tmp_path / "r.tex")
+    status, _, err = run(capsys, "report", _tiny(tmp_path), "--claim", "x", claim, "--code", "-o", tmp_path / "r.tex")
     if status == 0:
         assert_inert_tex((tmp_path / "r.tex").read_text(encoding="utf-8"))
     else:
