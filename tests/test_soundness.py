@@ -19,6 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import soundness  # noqa: E402
 
+#: the soundness campaign is slow (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def small_campaign():

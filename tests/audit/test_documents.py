@@ -965,6 +965,7 @@ def _allowed(step: Step) -> tuple[str, ...]:
     return (step.verdict,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS, ids=_name)
 def test_every_entry_gets_its_expected_verdict(doc):
     result = audited(doc)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from symderive.audit.read import read_document
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "derivations"
@@ -155,6 +157,7 @@ def test_the_notation_in_force_follows_the_sections():
     assert layers[line_of(PA5, "$$L = -s_a")] == "softmax_cross_entropy"
 
 
+@pytest.mark.slow
 def test_the_committed_annotated_audits_are_what_make_writes_today():
     """examples/derivations/*.audit.{html,md} are generated (examples/derivations/make.py): the
     committed files must be what the audit and its renderers write now."""

@@ -364,6 +364,7 @@ def test_every_builtin_layers_emitted_module_is_ruff_clean(tmp_path):
     assert formatted.returncode == 0, formatted.stdout
 
 
+@pytest.mark.slow
 def test_cli_codegen_with_tests_for_new_layers_runs_green_and_can_fail(tmp_path):
     layers = ["conv2d_nchw_s2p1", "batch_norm", "attention"]
     cli = [sys.executable, "-m", "symderive", "codegen"]

@@ -18,6 +18,9 @@ from symderive.emit.jax import emit_jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
+#: slow: every built-in layer's module, compiled and checked (`pytest -m 'not slow'` leaves them out)
+pytestmark = pytest.mark.slow
+
 
 def _output_and_gradients(module, name: str, values: dict, jit: bool):
     layer = layer_of(name)

@@ -72,6 +72,7 @@ def test_second_derivatives_match_autograd_of_the_reference(name, emitted_torch)
         assert_close(a, b, f"{name}: second derivative by {n} at {sizes}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LAYER_NAMES)
 def test_emitted_pytest_module_passes(name, torch_test_results):
     results = torch_test_results[name]

@@ -171,6 +171,7 @@ def test_a_failing_write_is_an_input_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_claim_out_of_time_shows_as_unknown_with_the_reason():
     # a fresh layer object: verdicts proved earlier in the session are remembered on it
     layer = load_layer("batch_norm")
@@ -231,6 +232,7 @@ def test_seed_layers_are_built_in():
     assert set(SEED_LAYERS) <= set(builtin_layer_names())
 
 
+@pytest.mark.slow
 @needs_latex
 @pytest.mark.parametrize("name", REPORTED_LAYERS)
 def test_pdf_shows_every_step_and_verdict(built, name):
