@@ -38,6 +38,7 @@ from ..errors import InputError
 from ..escape import html_text, latex_escape, markdown_text
 from .mathml import MathError, math_element
 from .page import html_page, mark
+from .templating import latex_environment
 
 #: the audit's verdict words -> mark kind (None: no mark, the block is not a claim)
 MARK_KIND = {
@@ -655,22 +656,7 @@ def _tex_entry(view: EntryView) -> dict:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.sandbox.SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates")),
-        block_start_string=r"\BLOCK{",
-        block_end_string="}",
-        variable_start_string=r"\VAR{",
-        variable_end_string="}",
-        comment_start_string=r"\#{",
-        comment_end_string="}",
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters["e"] = latex_escape
-    return env
+    return latex_environment(latex_escape)
 
 
 def audit_tex(result, typeset: bool = True) -> str:

@@ -43,6 +43,7 @@ from ..core.tree import decimal_text
 from ..errors import InputError
 from ..escape import LATEX_SPECIALS, latex_escape, latex_listing, markdown_text  # noqa: F401  (LATEX_SPECIALS: report's API)
 from . import blocks as B
+from .templating import latex_environment
 from .text import long_value, printed_value
 
 # -- escaping -----------------------------------------------------------------------------
@@ -1553,33 +1554,9 @@ def report_data(layer, evidence: Evidence) -> dict:
 # -- templates and output ----------------------------------------------------------------
 
 
-def templates_dir() -> Path:
-    """The templates: package data in ``symderive/templates``."""
-    candidate = Path(__file__).resolve().parent.parent / "templates"
-    if (candidate / "report.tex.j2").is_file():
-        return candidate
-    raise FileNotFoundError("symderive's report templates are missing from this installation")
-
-
 def environment() -> jinja2.Environment:
     """The Jinja2 environment with LaTeX-safe delimiters and the escaping filter ``e``."""
-    env = jinja2.sandbox.SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        block_start_string=r"\BLOCK{",
-        block_end_string="}",
-        variable_start_string=r"\VAR{",
-        variable_end_string="}",
-        comment_start_string=r"\#{",
-        comment_end_string="}",
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters["e"] = latex_text
-    env.filters["escape"] = latex_text
-    return env
+    return latex_environment(latex_text)
 
 
 def render_tex(layer, evidence: Evidence, code: bool = False) -> str:
