@@ -190,12 +190,14 @@ class _LayerCache:
         """The layer's built-in name or its file's path, and the notation's intermediates."""
         spec = entry.layer or ""
         key = str(layer_path(spec, entry.base)) if ("/" in spec or spec.endswith(".toml")) else spec
-        return key + "".join(f"; {name} = {formula}" for name, formula in entry.intermediates)
+        functions = "".join(f"; function {name}" for name in entry.functions)
+        return key + "".join(f"; {name} = {formula}" for name, formula in entry.intermediates) + functions
 
     def get(self, entry: Entry) -> tuple[Layer, Memo]:
         key = self.key(entry)
         if key not in self.layers:
-            layer = as_layer(key.split(";")[0]) if not entry.intermediates else _with_intermediates(entry)
+            extended = entry.intermediates or entry.functions
+            layer = as_layer(key.split(";")[0]) if not extended else _with_intermediates(entry)
             self.layers[key] = (layer, Memo())
         return self.layers[key]
 
@@ -213,6 +215,8 @@ def _with_intermediates(entry: Entry) -> Layer:
             f"line {entry.notation_line}: [intermediates] names {', '.join(clash)}, already an intermediate of the layer"
         )
     data["intermediates"] = {**own, **dict(entry.intermediates)}
+    # the notation's [functions] too (abstract elementwise functions, proved for every f)
+    data["functions"] = list(dict.fromkeys([*data.get("functions", []), *entry.functions]))
     data.pop("claims", None)
     try:
         return layer_from_dict(data, source=f"{path} with the notation's [intermediates] (line {entry.notation_line})")
@@ -435,6 +439,8 @@ def counterexample_json(cex: Counterexample, at: str = "") -> dict:
             out["message"] = raw["message"]
         return out
     out |= {"values": raw["values"], "index": raw["index"], "left": raw["expected"], "right": raw["claimed"]}
+    if "functions" in raw:
+        out["functions"] = raw["functions"]
     if at:
         out["at"] = at
     return out
@@ -513,7 +519,8 @@ def _counterexample_lines(k: LinkVerdict) -> list[str]:
             ]
         return [f"at sizes {sizes}: left shape {cex.expected_shape}, right shape {cex.claimed_shape}"]
     values = "; ".join(f"{n} = {v}" for n, v in (cex.values or {}).items())
-    first = f"at sizes {sizes}" + (f"; {values}" if values else "")
+    values += "".join(f"; {n}(u) = {f}" for n, f in (cex.functions or {}).items())
+    first = f"at sizes {sizes}" + (f"; {values.lstrip('; ')}" if values else "")
     where = f"at {k.at}: " if k.at else ""
     return [first, f"{where}left {cex.expected}, right {cex.claimed}"]
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from symderive.core.functions import MAX_ORDER, derivative_name
 from symderive.errors import InputError
 
 from . import claims as C
@@ -72,6 +73,8 @@ class Entry:
     base: Path | None = None
     #: the notation's ``[intermediates]`` (name, claim-language formula), added to the layer
     intermediates: tuple[tuple[str, str], ...] = ()
+    #: the notation's ``[functions]`` (abstract elementwise functions, by claim name), added to the layer
+    functions: tuple[str, ...] = ()
 
 
 def _vector_product(link: Link) -> bool:
@@ -407,6 +410,7 @@ class _DocumentReader:
             notation_line=notation.line,
             base=notation.base,
             intermediates=notation.intermediates,
+            functions=tuple(dict.fromkeys(k.strip("\\") for k, _ in notation.functions)),
             **more,
         )
 
@@ -1463,14 +1467,15 @@ class _EntryReader:
         head = items[pos]
         primes = head.primes + (1 if head.sup is not None and _is_prime_sup(head.sup) else 0)
         if primes:
-            # f' is the derivative of a function declared under [functions]; any other prime
-            # (\exp', f'' or a prime on a built-in) is said, never dropped
-            if primes != 1 or function not in self.meaning.functions.values():
+            # f' and f'' are the derivatives of a function declared under [functions]; any other
+            # prime (\exp', f''' or a prime on a built-in) is said, never dropped
+            if primes > MAX_ORDER or function not in self.meaning.functions.values():
                 raise NotRead(
-                    "a prime on a function is read only once, on a function declared under [functions]",
+                    f"a prime on a function is read at most {MAX_ORDER} times, on a function declared under [functions]",
                     spell_all(items[pos:]),
                 )
-            function, head = f"{function}_prime", Item(head.base, head.sub, None, 0, head.line, head.start, head.end)
+            function = derivative_name(function, primes)
+            head = Item(head.base, head.sub, None, 0, head.line, head.start, head.end)
         if head.sup is not None and function != "sqrt":
             raise NotRead(f"a power of \\{function} is not read", spell_all(items[pos:]))
         if arg_pos >= len(items):

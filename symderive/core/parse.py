@@ -25,9 +25,10 @@ import sympy as sp
 from ..errors import InputError, InternalError
 from . import ops
 from .assumptions import Assumption
+from .functions import function_class, spellings
 from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, index_symbol, leaf, size_symbol
 from .ops import CONSTANTS, FAMILY_PREFIXES, OPERATORS, REFUSED_SPELLINGS, Operator, Param, row_name
-from .tree import Call, Node, Num, Ref, Scalar, build
+from .tree import Apply, Call, Node, Num, Ref, Scalar, build
 
 #: bounds on what a claim may be, so that hostile text cannot exhaust the machine
 MAX_TEXT = 4000
@@ -146,18 +147,17 @@ class Calculus:
     back by ``back`` (an intermediate's forward); ``scope_with_leaf(name, scope)``: the scope in
     which ``name`` is a leaf and what depends on it is rebuilt (None when it is not an input or
     intermediate); ``forward_of(name, scope)``: how to put its reads back; ``loss(scope)``: the
-    loss ``sum(g * y)`` of a non-final layer; ``functions``: abstract elementwise functions by
-    name (``f``, ``f_prime``).
+    loss ``sum(g * y)`` of a non-final layer. (A layer's abstract functions reach the parser
+    as ``functions=`` of each parse function, not through here.)
 
-    >>> Calculus(None, None, None, None).functions
-    {}
+    >>> Calculus(None, None, None, None).loss is None
+    True
     """
 
     differentiate: object
     scope_with_leaf: object
     forward_of: object
     loss: object
-    functions: dict = field(default_factory=dict)
 
 
 def _col(node: ast.AST | None, offset: int = 0) -> int:
@@ -175,9 +175,13 @@ class _Parser:
         where: str,
         offset: int,
         calculus: Calculus | None = None,
+        functions: Iterable[str] = (),
     ):
         self.text = text
         self.scope = dict(scope)
+        #: the abstract elementwise functions declared by the layer (``f``), and their derivatives'
+        #: spellings (``f_prime``): name -> (function, order)
+        self.functions = spellings(functions)
         #: differentiation (``diff(E, x[a, b])``), given by a caller that may take derivatives
         self.calculus = calculus
         self.sizes = dict(sizes)
@@ -402,7 +406,7 @@ class _Parser:
                 return self.kronecker(node)
             if name == "diff" and self.calculus is not None:
                 return self.derivative(node)
-            if self.calculus is not None and name in self.calculus.functions:
+            if name in self.functions:
                 return self.abstract_function(name, node)
             if name == "sum" and _index_arguments(node):
                 return self.lowercase_sum(node)
@@ -778,22 +782,17 @@ class _Parser:
         return Ref(key)
 
     def abstract_function(self, name: str, node: ast.Call) -> Node:
-        """``f(E)`` of a declared abstract elementwise function (``f_prime`` its derivative)."""
+        """``f(E)`` of a declared abstract elementwise function (``f_prime`` its derivative):
+        a scalar on an element, else the tree node applying it elementwise."""
         if node.keywords or len(node.args) != 1:
             raise self.error(f"{name} takes one argument (it is elementwise)", node)
         value = self.value(node.args[0])
-        function = self.calculus.functions[name]
+        base, order = self.functions[name]
         if isinstance(value, Num | Scalar):
-            return Scalar(function(self.scalar_of(value)))
-        inner = self.build(value, node.args[0])
-        return self.named_array(
-            Tensor(
-                shape=inner.shape,
-                element=lambda idx: function(inner.at(idx)),
-                valid=inner.valid,
-                zero_outside=False,
-            )
-        )
+            return Scalar(function_class(base, order)(self.scalar_of(value)))
+        applied = Apply(base, order, value)
+        self.build(applied, node)
+        return applied
 
     # -- Sum and KroneckerDelta --------------------------------------------------------
     def kronecker(self, node: ast.Call) -> Node:
@@ -1126,7 +1125,7 @@ def parse_claim(text: str, layer, wrt: str) -> Claim:
     scope = layer.scope()
     sizes = {str(s): s for s in layer.sizes}
     tree, lhs, offset = _parse_ast(text, where)
-    parser = _Parser(text.lstrip().rstrip(), scope, sizes, where, offset)
+    parser = _Parser(text.lstrip().rstrip(), scope, sizes, where, offset, functions=getattr(layer, "functions", ()))
     left, right = _split_equation(tree, lhs, wrt, scope)
     if left is None:
         return _closed_claim(parser, text, wrt, right, layer)
@@ -1239,7 +1238,9 @@ def _free_index_names(tree: ast.AST, known: set[str]) -> list[str]:
     return sorted(found, key=lambda n: (n.startswith("_"), n))
 
 
-def parse_identity(text: str, names, sizes, where: str = "identity", calculus: Calculus | None = None) -> Identity:
+def parse_identity(
+    text: str, names, sizes, where: str = "identity", calculus: Calculus | None = None, functions: Iterable[str] = ()
+) -> Identity:
     """Parse ``LHS == RHS`` over named tensors: two closed forms, or two index-level scalars.
 
     An index variable used by a side but bound by no ``Sum`` is free (the identity is
@@ -1259,12 +1260,13 @@ def parse_identity(text: str, names, sizes, where: str = "identity", calculus: C
         lhs, tree = tree.left, tree.comparators[0]
     scope = _scope_of(names)
     sizes = _sizes_of(sizes)
-    parser = _Parser(text.strip(), scope, sizes, where, offset, calculus)
+    parser = _Parser(text.strip(), scope, sizes, where, offset, calculus, functions)
     if calculus is not None:
         lhs, tree = (_GradientReads(scope).visit(side) for side in (lhs, tree))
     known = set(scope) | set(sizes) | set(OPERATORS) | set(SYMPY_FUNCTIONS)
+    known |= set(parser.functions)
     if calculus is not None:
-        known |= {"diff", "L", *calculus.functions}
+        known |= {"diff", "L"}
     free_names = _free_index_names(ast.Tuple(elts=[lhs, tree]), known)
     free = tuple(index_symbol(n) for n in free_names)
     parser.indices = dict(zip(free_names, free, strict=True))
@@ -1373,7 +1375,7 @@ def _sizes_of(sizes) -> dict[str, sp.Symbol]:
     return {str(s): s for s in sizes}
 
 
-def parse_tree(text: str, names, sizes, where: str = "expression") -> Node:
+def parse_tree(text: str, names, sizes, where: str = "expression", functions: Iterable[str] = ()) -> Node:
     """A closed-form expression over named tensors (layer outputs, assumptions).
 
     ``names`` maps names to tensors or shapes, ``sizes`` names to size symbols (or is a
@@ -1386,7 +1388,7 @@ def parse_tree(text: str, names, sizes, where: str = "expression") -> Node:
     tree, lhs, offset = _parse_ast(text, where)
     if lhs is not None:
         raise InputError("an assignment is not an expression here", where=where)
-    parser = _Parser(text.strip(), _scope_of(names), _sizes_of(sizes), where, offset)
+    parser = _Parser(text.strip(), _scope_of(names), _sizes_of(sizes), where, offset, functions=functions)
     value = parser.value(tree)
     if isinstance(value, Scalar):
         raise parser.error("an index variable outside an index-form definition", tree)
@@ -1434,7 +1436,9 @@ class IndexDefinition:
     reads: tuple
 
 
-def parse_index_definition(text: str, names, sizes, target: str, where: str = "output") -> IndexDefinition:
+def parse_index_definition(
+    text: str, names, sizes, target: str, where: str = "output", functions: Iterable[str] = ()
+) -> IndexDefinition:
     """Parse ``target[i, j] == body`` (or ``=``) over named tensors.
 
     >>> n = size_symbol("n")
@@ -1444,7 +1448,7 @@ def parse_index_definition(text: str, names, sizes, target: str, where: str = "o
     """
     tree, lhs, offset = _parse_ast(text, where)
     scope = _scope_of(names)
-    parser = _Parser(text.strip(), scope, _sizes_of(sizes), where, offset)
+    parser = _Parser(text.strip(), scope, _sizes_of(sizes), where, offset, functions=functions)
     if lhs is None:
         if not (isinstance(tree, ast.Compare) and len(tree.ops) == 1 and isinstance(tree.ops[0], ast.Eq)):
             raise parser.error(f"an index-form definition is {target}[i, ...] == body", tree)

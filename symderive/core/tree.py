@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .functions import derivative_name, function_class
 from .ir import Tensor, from_scalar
 from .ops import OPERATORS
 
@@ -89,6 +90,26 @@ class Scalar(Node):
     latex: str = ""
 
 
+@dataclass(frozen=True)
+class Apply(Node):
+    """A layer's abstract elementwise function (``functions = ["f"]``), or its derivative of
+    ``order``, applied to a tree: ``f(w @ x + b)``. No operator of the table: it has no NumPy
+    code, and what cannot handle it refuses the layer (:func:`abstract_functions`).
+
+    >>> Apply("f", 1, Ref("y")).spelling
+    'f_prime'
+    """
+
+    function: str
+    order: int
+    node: Node
+
+    @property
+    def spelling(self) -> str:
+        """Its name in a claim (``f``, ``f_prime``)."""
+        return derivative_name(self.function, self.order)
+
+
 def _map_args(call: Call, fn) -> dict:
     op = OPERATORS[call.op]
     kinds = {p.name: p.kind for p in op.params}
@@ -121,6 +142,10 @@ def build(node: Node, scope: Mapping[str, Tensor]) -> Tensor:
         inner = build(node.node, scope)
         value = inner.at(node.index)
         return Tensor(shape=(), element=lambda idx: value, zero_outside=True, valid=inner.valid)
+    if isinstance(node, Apply):
+        inner, function = build(node.node, scope), function_class(node.function, node.order)
+        # f(0) need not be 0: reads outside the shape are guarded by Tensor.at
+        return Tensor(shape=inner.shape, element=lambda idx: function(inner.element(idx)), valid=inner.valid)
     if isinstance(node, Call):
         return OPERATORS[node.op].definition(**_map_args(node, lambda n: build(n, scope)))
     raise TypeError(f"not a tree node: {node!r}")
@@ -162,6 +187,8 @@ def to_numpy(node: Node, names: Mapping[str, str] | None = None) -> str:
         return f"({inner})[{', '.join(sp.pycode(i) for i in node.index)}]"
     if isinstance(node, Scalar):
         raise NotImplementedError("index-form scalars are lowered by codegen")
+    if isinstance(node, Apply):
+        raise NotImplementedError(f"the abstract function {node.spelling} has no NumPy code")
     if isinstance(node, Call):
         return OPERATORS[node.op].to_numpy(**_map_args(node, lambda n: counted(node.op, n, to_numpy(n, names))))
     raise TypeError(f"not a tree node: {node!r}")
@@ -225,6 +252,8 @@ def to_latex(node: Node, names: Mapping[str, str] | None = None) -> str:
         return r"\left({}\right)_{{{}}}".format(inner, ", ".join(sp.latex(i) for i in node.index))
     if isinstance(node, Scalar):
         return node.latex or sp.latex(node.expr)
+    if isinstance(node, Apply):
+        return r"{}{}\left({}\right)".format(node.function, "'" * node.order, to_latex(node.node, names))
     if isinstance(node, Call):
         return OPERATORS[node.op].to_latex(**_map_args(node, lambda n: to_latex(n, names)))
     raise TypeError(f"not a tree node: {node!r}")

@@ -469,3 +469,76 @@ def evaluate(tensor: Tensor, sizes: dict, values: dict, exact: bool = False) -> 
 
 def _fmt_sizes(sizes: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items())
+
+
+# -- abstract functions made concrete ------------------------------------------------------
+#: the variable of a concrete stand-in for an abstract function
+U = sp.Symbol("u", real=True)
+#: concrete stand-ins for an abstract function ``f`` (LANGUAGE.md, ``functions``), tried in order
+#: when a claim about every f is not proved: a false claim is refuted with one of them, named in
+#: the counterexample. Polynomials first (exact integers at integer points: the smallest
+#: counterexamples), then exp, which no finite difference of any order makes vanish; the first
+#: one also cross-checks every proof. They are never a proof: a claim about f is proved only
+#: with f opaque.
+STAND_INS = (U**2 + 3 * U, U**3 - 2 * U + 1, sp.exp(U))
+
+
+def stand_ins(names, choice: int) -> dict[str, sp.Expr]:
+    """The concrete function (an expression in ``u``) standing for each abstract function in
+    attempt ``choice``: the functions of a layer get different ones.
+
+    >>> stand_ins(["f", "h"], 0)
+    {'f': u**2 + 3*u, 'h': u**3 - 2*u + 1}
+    """
+    return {name: STAND_INS[(choice + k) % len(STAND_INS)] for k, name in enumerate(names)}
+
+
+def stand_in_text(name: str, function: sp.Expr) -> str:
+    """A stand-in as a counterexample names it.
+
+    >>> stand_in_text("f", STAND_INS[0])
+    'f(u) = u**2 + 3*u'
+    """
+    return f"{name}(u) = {sp.sstr(function)}"
+
+
+def with_stand_ins(expr, functions: dict[str, sp.Expr]):
+    """``expr`` with every abstract function (and derivative) replaced by its concrete stand-in.
+
+    >>> from ..core.functions import function_class
+    >>> x = sp.Symbol("x", real=True)
+    >>> with_stand_ins(function_class("f")(x) + function_class("f", 1)(x), {"f": STAND_INS[0]})
+    x**2 + 5*x + 3
+    """
+    from ..core.functions import is_abstract
+
+    expr = sp.sympify(expr)
+    if not functions or not any(is_abstract(e) for e in sp.preorder_traversal(expr)):
+        return expr
+
+    def concrete(e):
+        function = functions[e.function_name]
+        return sp.diff(function, U, e.order).xreplace({U: e.args[0]})
+
+    return expr.replace(is_abstract, concrete)
+
+
+def tensor_with_stand_ins(tensor: Tensor | None, functions: dict[str, sp.Expr]) -> Tensor | None:
+    """A tensor whose elements have the stand-ins in place of the abstract functions.
+
+    >>> from ..core.functions import function_class
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> t = Tensor((n,), lambda idx: function_class("f")(sp.IndexedBase("x", real=True)[idx]))
+    >>> tensor_with_stand_ins(t, {"f": STAND_INS[0]}).element((0,))
+    x[0]**2 + 3*x[0]
+    """
+    if tensor is None or not functions:
+        return tensor
+    element = tensor.element
+
+    def concrete(idx):
+        return with_stand_ins(element(idx), functions)
+
+    return Tensor(
+        shape=tensor.shape, element=concrete, zero_outside=tensor.zero_outside, valid=tensor.valid, latex=tensor.latex
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import time
 from collections.abc import Sequence
 
 import sympy as sp
@@ -24,11 +25,12 @@ from ..core.assumptions import Assumption
 from ..core.cache import Same
 from ..core.ir import Tensor, from_scalar, index_symbol
 from ..core.parse import claim_tensor, parse_assumption, parse_claim, parse_identity
-from ..errors import InputError
+from ..errors import InputError, InternalError
 from ..model.layer import Layer, as_layer, check_extra_assumptions
 from . import search
+from .concrete import STAND_INS, stand_ins, tensor_with_stand_ins, with_stand_ins
 from .problem import Differentiation, Problem, concrete_shapes
-from .symbolic import PROOF_DETAIL, decide
+from .symbolic import PROOF_DETAIL, Decision, decide, symbolic_outcome
 from .verdict import PROVED, REFUTED, UNKNOWN, Verdict
 
 
@@ -171,7 +173,9 @@ def identity_problem(context, text: str, extra=()) -> Problem:
     (m, n)
     """
     layer = as_layer(context)
-    parsed = parse_identity(text, layer.scope(), list(layer.sizes), calculus=layer_calculus(layer))
+    parsed = parse_identity(
+        text, layer.scope(), list(layer.sizes), calculus=layer_calculus(layer), functions=layer.functions
+    )
     common = _used_only(_context(layer, extra), _names(text))
     name = f"{text!r} over {layer.name}"
     sides = dict(left_name="the left side", right_name="the right side")
@@ -321,7 +325,8 @@ def _remembered_verdict(layer, wrt: str, claim: str, assume, timeout: float, cro
     # under assumptions that cannot hold every claim would be "proved"
     check_extra_assumptions(layer, extra)
     problem = gradient_problem(layer, wrt, claim, extra, memo)
-    verdict = _verdict(problem, decide(problem, timeout, cross_check), layer=layer.name, wrt=wrt, claim=claim)
+    decision = decided(problem, layer.functions, timeout, cross_check)
+    verdict = _verdict(problem, decision, layer=layer.name, wrt=wrt, claim=claim)
     if memo is not None and verdict.verdict in (PROVED, REFUTED):
         memo.verdicts[key] = verdict
     return verdict
@@ -350,10 +355,93 @@ def prove_identity(context, identity: str, assume=(), timeout: float = 60.0, cro
             extra = tuple(parse_assumptions(list(extra_assumptions(layer, assume)), layer))
             check_extra_assumptions(layer, extra)
             problem = identity_problem(layer, identity, extra)
-            return _verdict(problem, decide(problem, timeout, cross_check), layer=layer.name, wrt="", claim=identity)
+            decision = decided(problem, layer.functions, timeout, cross_check)
+            return _verdict(problem, decision, layer=layer.name, wrt="", claim=identity)
     except ClaimTimeout:
         name = context.name if isinstance(context, Layer) else str(context)
         return Verdict(UNKNOWN, layer=name, wrt="", claim=identity, reason=timeout_reason(timeout))
+
+
+# -- abstract functions ----------------------------------------------------------------------------
+def decided(problem: Problem, functions=(), timeout: float = 60.0, cross_check: bool = True) -> Decision:
+    """The decision of a problem over a layer whose abstract functions are ``functions``.
+
+    Without any, :func:`~symderive.decide.symbolic.decide`. With some, a proof is built with
+    each function opaque (so it holds for every f) and cross-checked with a concrete stand-in;
+    otherwise the concrete search looks for a counterexample with each stand-in in turn
+    (:data:`~symderive.decide.concrete.STAND_INS`), which the counterexample names. A stand-in
+    never proves anything.
+
+    >>> p = gradient_problem("linear", "x", "w.T @ g")
+    >>> decided(p).status
+    'proved'
+    """
+    if not functions:
+        return decide(problem, timeout, cross_check)
+    outcome = symbolic_outcome(problem)
+    if outcome.status == PROVED:
+        if cross_check:
+            concrete = with_functions(problem, stand_ins(functions, 0))
+            bad = search.disagreement_sizes(concrete)
+            if bad is not None:
+                raise InternalError(
+                    f"the all-sizes proof of {problem.name} disagrees with exact evaluation at sizes {bad} "
+                    f"with {_named(stand_ins(functions, 0))}"
+                )
+        return Decision(PROVED)
+    end = time.monotonic() + min(float(timeout), search.SEARCH_SECONDS)
+    summaries = []
+    for choice in range(len(STAND_INS)):
+        chosen = stand_ins(functions, choice)
+        concrete = with_functions(problem, chosen)
+        summary = search.SearchSummary()
+        # each stand-in gets its share of what is left, so that the last one is tried too
+        share = (end - time.monotonic()) / (len(STAND_INS) - choice)
+        found = search.find_counterexample(concrete, deadline=time.monotonic() + max(share, 0.0), summary=summary)
+        for hint in (outcome.sizes, outcome.wider):
+            if found is None and hint:
+                found = search.find_counterexample(concrete, at_sizes=hint)
+        if found is not None:
+            if not found.is_shape_mismatch:
+                found = dataclasses.replace(found, functions={n: str(f) for n, f in chosen.items()})
+            return Decision(REFUTED, counterexample=found)
+        summaries.append(
+            f"{_named(chosen)}: {'timed out at' if summary.timed_out else 'searched'} {summary.describe()}"
+        )
+    searched = "; ".join(summaries)
+    reason = (
+        f"{outcome.reason}; no concrete counterexample ({searched})"
+        if outcome.status == UNKNOWN
+        else f"{outcome.reason}, but no concrete counterexample was found ({searched})"
+    )
+    return Decision(UNKNOWN, reason=f"not proved for every {', '.join(functions)}: {reason}")
+
+
+def _named(functions: dict) -> str:
+    return ", ".join(f"{n}(u) = {f}" for n, f in functions.items())
+
+
+def with_functions(problem: Problem, functions: dict) -> Problem:
+    """The problem with concrete functions (name -> expression in ``u``) in place of the abstract ones.
+
+    >>> with_functions(gradient_problem("linear", "b", "g"), {}).name
+    "'g' for linear/b"
+    """
+    if not functions:
+        return problem
+    reference = problem.reference
+    if reference is not None:
+        reference = dataclasses.replace(reference, forward=tensor_with_stand_ins(reference.forward, functions))
+    element, right_element = problem.element, problem.right_element
+    return dataclasses.replace(
+        problem,
+        left=tensor_with_stand_ins(problem.left, functions),
+        right=tensor_with_stand_ins(problem.right, functions),
+        scope={n: tensor_with_stand_ins(t, functions) for n, t in problem.scope.items()},
+        element=None if element is None else with_stand_ins(element, functions),
+        right_element=None if right_element is None else with_stand_ins(right_element, functions),
+        reference=reference,
+    )
 
 
 def timeout_reason(timeout: float) -> str:

@@ -33,6 +33,8 @@ class Counterexample:
     expected_array: object = None
     claimed_array: object = None
     message: str = ""
+    #: the concrete function each abstract function of the layer stood for ({"f": "u**2 + 3*u"})
+    functions: dict | None = None
 
     @property
     def is_shape_mismatch(self) -> bool:
@@ -41,6 +43,8 @@ class Counterexample:
     def to_json(self) -> dict:
         """The JSON object of LANGUAGE.md."""
         out: dict = {"sizes": dict(self.sizes)}
+        if self.functions:
+            out["functions"] = dict(self.functions)
         if self.is_shape_mismatch:
             out["expected_shape"] = list(self.expected_shape)
             out["claimed_shape"] = None if self.claimed_shape is None else list(self.claimed_shape)

@@ -87,6 +87,8 @@ class Layer:
     labels: dict = field(default_factory=dict, compare=False)
     #: named quantities of the forward pass, in order (``[intermediates]``)
     intermediates: tuple[Intermediate, ...] = ()
+    #: abstract elementwise functions (``functions = ["f"]``): proved for every f
+    functions: tuple[str, ...] = ()
 
     @property
     def is_loss(self) -> bool:
@@ -148,9 +150,11 @@ class Layer:
             elif k == position:
                 scope[i.name] = leaf(i.name, i.tensor.shape)
             else:
-                scope[i.name] = _defined(i.name, i.text, scope, sizes, i.tensor.shape, f"{self.source}: {i.name}")[0]
+                where = f"{self.source}: {i.name}"
+                scope[i.name] = _defined(i.name, i.text, scope, sizes, i.tensor.shape, where, self.functions)[0]
         shape = None if self.forward_tree is not None else self.forward.shape
-        forward = _defined(self.output, self.forward_text, scope, sizes, shape, f"{self.source}: output")[0]
+        where = f"{self.source}: output"
+        forward = _defined(self.output, self.forward_text, scope, sizes, shape, where, self.functions)[0]
         scope[self.output] = _refined(forward, self.size_assumptions())
         if not self.is_loss:
             scope["g"] = self.upstream()
@@ -171,7 +175,18 @@ class Layer:
 
 # -- loading ---------------------------------------------------------------------------
 LAYERS_DIR = Path(__file__).parent.parent / "layers"
-_TOP_KEYS = ("name", "description", "assume", "constants", "inputs", "intermediates", "output", "claims", "labels")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "assume",
+    "constants",
+    "functions",
+    "inputs",
+    "intermediates",
+    "output",
+    "claims",
+    "labels",
+)
 #: the step kinds a layer file's [labels] may name (symderive.derive.Step.kind)
 STEP_KINDS = (
     "loss",
@@ -338,10 +353,11 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
     for c in constants:
         if c not in inputs:
             raise InputError(f"constant {c!r} is not an input", where=f"{source}: constants")
-    intermediates = _load_intermediates(data.get("intermediates", {}), inputs, sizes, source, RESERVED)
+    functions = _load_functions(data.get("functions", []), data, sizes, source, RESERVED)
+    intermediates = _load_intermediates(data.get("intermediates", {}), inputs, sizes, source, RESERVED, functions)
     named = {n: leaf(n, shape) for n, shape in inputs.items()} | {i.name: i.tensor for i in intermediates}
     trees = {i.name: i.tree for i in intermediates}
-    out = _load_output(data["output"], inputs, sizes, source, RESERVED, named, trees)
+    out = _load_output(data["output"], inputs, sizes, source, RESERVED, named, trees, functions)
     if out["forward"].ndim > MAX_RANK:
         raise InputError(
             f"the output has rank {out['forward'].ndim}, beyond the {MAX_RANK} dimensions symderive handles",
@@ -365,6 +381,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
         source=source,
         forward_text=out["text"],
         intermediates=intermediates,
+        functions=functions,
     )
     layer = dataclasses.replace(layer, forward=_refined(layer.forward, layer.size_assumptions()))
     _check_sizes(layer, source)
@@ -446,7 +463,44 @@ def _load_assumption(text: str, inputs, sizes, where: str) -> Assumption:
         raise _rewhere(exc, where) from None
 
 
-def _load_intermediates(raw, inputs, sizes, source: str, reserved) -> tuple[Intermediate, ...]:
+def _load_functions(raw, data: dict, sizes, source: str, reserved) -> tuple[str, ...]:
+    """``functions``: the names of abstract elementwise functions (``f``), each a new name whose
+    derivatives' spellings (``f_prime``, ``f_prime_prime``) are new too."""
+    from ..core.functions import spellings
+
+    where = f"{source}: functions"
+    names = _strings(raw, where)
+    taken = set(data.get("inputs", {})) | set(sizes) | set(_table_keys(data, "intermediates"))
+    taken |= set(_table_keys(data, "output")) - {"shape"}
+    seen: set[str] = set()
+    for k, name in enumerate(names):
+        here = f"{where}[{k}]"
+        problem = identifier_problem(name)
+        if problem:
+            raise InputError(f"{name!r} is not a valid function name: {problem}", where=here)
+        for spelling in spellings([name]):
+            if spelling in reserved or spelling in {"diff", "L"} or spelling.startswith("__"):
+                raise InputError(f"{spelling!r} is reserved", where=here)
+            if spelling in OPERATORS or spelling in SYMPY_NAMES:
+                raise InputError(f"{spelling!r} is the name of a built-in function", where=here)
+            if spelling in taken:
+                raise InputError(f"{spelling!r} is also a tensor or a size of the layer", where=here)
+            if spelling in seen:
+                raise InputError(f"{spelling!r} is declared twice (f_prime is the derivative of f)", where=here)
+            seen.add(spelling)
+    return tuple(names)
+
+
+#: names the claim language gives a meaning of its own (not in the operator table)
+SYMPY_NAMES = frozenset({"Sum", "KroneckerDelta", "pi", "e"})
+
+
+def _table_keys(data: dict, key: str) -> list:
+    value = data.get(key, {})
+    return list(value) if isinstance(value, dict) else []
+
+
+def _load_intermediates(raw, inputs, sizes, source: str, reserved, functions=()) -> tuple[Intermediate, ...]:
     """``[intermediates]``: each over the inputs and the intermediates above it, in order."""
     _expect(raw, dict, f"{source}: intermediates")
     scope = {n: leaf(n, shape) for n, shape in inputs.items()}
@@ -457,7 +511,7 @@ def _load_intermediates(raw, inputs, sizes, source: str, reserved) -> tuple[Inte
         if name in inputs or name in sizes or name in scope:
             raise InputError(f"intermediate {name!r} is also an input, a size or an intermediate above", where=where)
         _expect(text, str, where)
-        tensor, tree = _defined(name, text, scope, sizes, None, where)
+        tensor, tree = _defined(name, text, scope, sizes, None, where, functions)
         if tensor.ndim > MAX_RANK:
             raise InputError(
                 f"{name} has rank {tensor.ndim}, beyond the {MAX_RANK} dimensions symderive handles", where
@@ -467,7 +521,7 @@ def _load_intermediates(raw, inputs, sizes, source: str, reserved) -> tuple[Inte
     return tuple(out)
 
 
-def _defined(name: str, text: str, scope: dict, sizes, shape, where: str) -> tuple[Tensor, Node | None]:
+def _defined(name: str, text: str, scope: dict, sizes, shape, where: str, functions=()) -> tuple[Tensor, Node | None]:
     """The tensor a closed-form or index-form definition of ``name`` gives over ``scope``, and
     its closed form (None for an index form); ``shape`` is an index form's (None: its valid region)."""
     from ..core.parse import parse_index_definition, parse_tree
@@ -475,7 +529,7 @@ def _defined(name: str, text: str, scope: dict, sizes, shape, where: str) -> tup
 
     sizes = dict(sizes)
     if _is_index_form(text, name, known=(*scope, *sizes)):
-        defn = parse_index_definition(text, scope, sizes, name, where=where)
+        defn = parse_index_definition(text, scope, sizes, name, where=where, functions=functions)
         if shape is None:
             shape = _valid_region(defn, sizes, where)
         free, body = defn.index, defn.body
@@ -484,18 +538,18 @@ def _defined(name: str, text: str, scope: dict, sizes, shape, where: str) -> tup
             return body.xreplace(dict(zip(free, idx, strict=False)))
 
         return Tensor(shape=tuple(shape), element=element, valid=defn.valid, latex=sp.latex(body)), None
-    tree = parse_tree(text, scope, sizes, where=where)
+    tree = parse_tree(text, scope, sizes, where=where, functions=functions)
     return build(tree, scope), tree
 
 
 def _inlined(tree: Node, trees: dict) -> Node:
     """A closed form with each intermediate's name replaced by its own closed form (what code
     generation reads: the inputs only)."""
-    from ..core.tree import Element, Scalar
+    from ..core.tree import Apply, Element, Scalar
 
     if isinstance(tree, Ref):
         return _inlined(trees[tree.name], trees) if tree.name in trees else tree
-    if isinstance(tree, Element):
+    if isinstance(tree, Element | Apply):
         return dataclasses.replace(tree, node=_inlined(tree.node, trees))
     if not isinstance(tree, Call) or isinstance(tree, Scalar):
         return tree
@@ -509,7 +563,7 @@ def _inlined(tree: Node, trees: dict) -> Node:
     return Call(tree.op, tuple(args))
 
 
-def _load_output(table, inputs, sizes, source: str, reserved, named=None, trees=None) -> dict:
+def _load_output(table, inputs, sizes, source: str, reserved, named=None, trees=None, functions=()) -> dict:
     """The output entry: its name, forward tensor, tree or index definition, text (``named``:
     the inputs' and intermediates' tensors)."""
 
@@ -532,8 +586,8 @@ def _load_output(table, inputs, sizes, source: str, reserved, named=None, trees=
         raise InputError(f"output {name!r} is also an intermediate", where=where)
     try:
         if _is_index_form(text, name, known=(*named, *sizes)):
-            return _index_output(text, name, named, sizes, shape, where)
-        return _closed_output(text, name, named, sizes, shape, where, source, trees)
+            return _index_output(text, name, named, sizes, shape, where, functions)
+        return _closed_output(text, name, named, sizes, shape, where, source, trees, functions)
     except InputError as exc:
         if exc.where.startswith(source):
             raise
@@ -579,8 +633,12 @@ def _assignment(text: str):
 
 def _refs(tree) -> set[str]:
     """The names a closed form reads."""
+    from ..core.tree import Apply, Element
+
     if isinstance(tree, Ref):
         return {tree.name}
+    if isinstance(tree, Element | Apply):
+        return _refs(tree.node)
     if not isinstance(tree, Call):
         return set()
     out = set()
@@ -591,11 +649,11 @@ def _refs(tree) -> set[str]:
     return out
 
 
-def _closed_output(text, name, inputs, sizes, shape, where, source, trees=None) -> dict:
+def _closed_output(text, name, inputs, sizes, shape, where, source, trees=None, functions=()) -> dict:
     from ..core.parse import parse_tree
     from ..core.tree import build
 
-    tree = parse_tree(text, inputs, sizes, where=where)
+    tree = parse_tree(text, inputs, sizes, where=where, functions=functions)
     forward = build(tree, inputs)
     if trees:
         index_form = [n for n, t in trees.items() if t is None and n in _refs(tree)]
@@ -618,10 +676,10 @@ def _same_shape(a, b) -> bool:
     return len(a) == len(b) and all(sp.simplify(sp.sympify(x) - sp.sympify(y)) == 0 for x, y in zip(a, b, strict=False))
 
 
-def _index_output(text, name, inputs, sizes, shape, where) -> dict:
+def _index_output(text, name, inputs, sizes, shape, where, functions=()) -> dict:
     from ..core.parse import parse_index_definition
 
-    defn = parse_index_definition(text, inputs, sizes, name, where=where)
+    defn = parse_index_definition(text, inputs, sizes, name, where=where, functions=functions)
     if shape is None:
         shape = _valid_region(defn, sizes, where)
     elif len(shape) != len(defn.index):
@@ -1041,6 +1099,9 @@ def describe_layer(layer: Layer) -> str:
         lines.extend(f"  {a.text}" for a in layer.assumptions)
     if layer.constants:
         lines.append(f"constants: {', '.join(layer.constants)}")
+    if layer.functions:
+        primes = ", ".join(f"{f}_prime" for f in layer.functions)
+        lines.append(f"functions: {', '.join(layer.functions)} (abstract, elementwise; derivatives {primes})")
     facts = layer.size_assumptions()
     if layer.intermediates:
         lines.append("intermediates:")

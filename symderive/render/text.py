@@ -154,6 +154,8 @@ def render_counterexample(cx: Counterexample, wrt: str = "x") -> str:
     if cx.values:
         lines.append("inputs:")
         lines.extend(named_array(f"  {name} = ", value) for name, value in cx.values.items())
+    if cx.functions:
+        lines.append("with " + ", ".join(f"{name}(u) = {text}" for name, text in cx.functions.items()))
     at = f"d{wrt}[{', '.join(map(str, cx.index))}]" if cx.index else f"d{wrt}"
     if not wrt:  # an identity: its left side is "expected", its right side "claimed"
         at = f"[{', '.join(map(str, cx.index))}]" if cx.index else "the value"
