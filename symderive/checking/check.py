@@ -228,9 +228,10 @@ class Case:
 
 
 def _as_layer(layer):
-    from ..model.layer import Layer, load_layer
+    from ..model.layer import Layer, load_layer, require_concrete
 
-    return layer if isinstance(layer, Layer) else load_layer(layer)
+    # an abstract function (functions = ["f"]) has no value to run an implementation against
+    return require_concrete(layer if isinstance(layer, Layer) else load_layer(layer), "checking an implementation")
 
 
 def _check_wrt(layer, wrt: str) -> None:

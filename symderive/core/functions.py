@@ -59,6 +59,8 @@ def function_class(name: str, order: int = 0) -> type[sp.Function]:
     'f_prime'
     >>> function_class("f")(sp.Integer(2)).is_real
     True
+    >>> print(sp.latex(function_class("f", 1)(sp.Symbol("u")) ** 2))
+    \\left(f'{\\left(u\\right)}\\right)^{2}
     """
     if not 0 <= order <= MAX_ORDER:
         raise ValueError(f"no derivative of order {order} of {name} (at most {MAX_ORDER})")
@@ -69,9 +71,16 @@ def function_class(name: str, order: int = 0) -> type[sp.Function]:
             raise ArgumentIndexError(self, argindex)
         return function_class(name, order + 1)(self.args[0])
 
+    def latex(self, printer, exp=None):
+        # f'(u), as derivations write it (SymPy would print f_prime as f_{prime})
+        head = printer._print(sp.Symbol(name)) + "'" * order
+        out = rf"{head}{{\left({printer._print(self.args[0])}\right)}}"
+        return rf"\left({out}\right)^{{{exp}}}" if exp else out
+
     namespace = {
         "nargs": 1,
         "fdiff": fdiff,
+        "_latex": latex,
         "_eval_is_extended_real": lambda self: self.args[0].is_extended_real,
         "_eval_is_finite": lambda self: self.args[0].is_finite,
         "__module__": __name__,

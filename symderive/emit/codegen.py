@@ -277,10 +277,11 @@ def _tests_of(layer, module_name: str, functions: list[Function], sizes_count: i
 
 
 def _as_layer(layer):
-    from ..model.layer import as_layer
+    from ..model.layer import as_layer, require_concrete
 
-    # a name or path is loaded; anything but a Layer is a TypeError that says what a layer is
-    return as_layer(layer)
+    # a name or path is loaded; anything but a Layer is a TypeError that says what a layer is;
+    # an abstract function (functions = ["f"]) has no code
+    return require_concrete(as_layer(layer), "code generation")
 
 
 def _shape_text(shape, layer=None) -> str:

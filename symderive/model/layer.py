@@ -1035,6 +1035,24 @@ def _value_term(node, sums: dict):
     return None
 
 
+def require_concrete(layer: Layer, what: str) -> Layer:
+    """The layer, or an input error when it declares abstract functions, which ``what`` (code
+    generation, checking implementations, ...) cannot run: they have no value.
+
+    >>> require_concrete(load_layer("linear"), "code generation").name
+    'linear'
+    """
+    if layer.functions:
+        names = ", ".join(layer.functions)
+        raise InputError(
+            f"{what} needs concrete functions, but layer {layer.name!r} leaves {names} abstract "
+            f"(functions = [...]: no value to compute); write the activation itself (tanh(...), "
+            f"sigmoid(...), ...) in place of {layer.functions[0]}",
+            where=layer.source or layer.name,
+        )
+    return layer
+
+
 def check_extra_assumptions(layer: Layer, extra, where: str = "--assume") -> None:
     """Raise an input error if the extra assumptions contradict each other or the layer's.
 

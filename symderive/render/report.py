@@ -1262,7 +1262,10 @@ def counterexample_view(cex, layer, wrt: str) -> CounterexampleView:
     expected = packed_lines(_side_pieces(cex.expected_array, cex.expected, index, grad, digits))
     claimed = packed_lines(_side_pieces(cex.claimed_array, cex.claimed, index, r"\mathrm{claim}", digits))
     index_latex = math_latex(sp.IndexedBase(wrt)[index]) if index else math_latex(sp.Symbol(wrt))
-    return CounterexampleView(sizes, False, values, expected, claimed, index_latex, message=cex.message)
+    # the concrete function an abstract one (functions = ["f"]) stood for
+    named = [f"Here {n}(u) = {f}." for n, f in (getattr(cex, "functions", None) or {}).items()]
+    message = " ".join(m for m in (cex.message, *named) if m)
+    return CounterexampleView(sizes, False, values, expected, claimed, index_latex, message=message)
 
 
 def tensor_values_pieces(name: str, values) -> list[str]:

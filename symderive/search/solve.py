@@ -19,7 +19,7 @@ import numpy as np
 from ..decide.verdict import UNKNOWN, Verdict
 from ..display import Displayed
 from ..errors import InputError
-from ..model.layer import as_layer
+from ..model.layer import as_layer, require_concrete
 from .backprop import backprop_claim
 from .match import ATOL, RTOL, agrees, point_ratios, scaled_text, size_factor
 from .points import test_points
@@ -429,7 +429,7 @@ def solve(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} is a positive integer, got {value!r}", where=name)
     strict = max_candidates is not None
-    layer = as_layer(layer)
+    layer = require_concrete(as_layer(layer), "solve")  # candidates are tested at numeric points
     layer.require_differentiable(wrt)
     deadline = start + timeout
     space = Space(layer, wrt, test_points(layer, wrt))
