@@ -398,7 +398,7 @@ def decided(problem: Problem, functions=(), timeout: float = 60.0, cross_check: 
         # each stand-in gets its share of what is left, so that the last one is tried too
         share = (end - time.monotonic()) / (len(STAND_INS) - choice)
         found = search.find_counterexample(concrete, deadline=time.monotonic() + max(share, 0.0), summary=summary)
-        for hint in (outcome.sizes, outcome.wider):
+        for hint in (outcome.sizes, outcome.wider) if found is None else ():
             if found is None and hint:
                 found = search.find_counterexample(concrete, at_sizes=hint)
         if found is not None:

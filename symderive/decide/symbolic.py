@@ -15,11 +15,13 @@ internal error.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import sympy as sp
 import z3
@@ -33,14 +35,33 @@ from .verdict import PROVED, REFUTED, UNKNOWN, Counterexample
 
 @dataclass(frozen=True)
 class Outcome:
-    """The symbolic prover's answer: "proved", "candidate" (a point where they may differ) or "unknown"."""
+    """The symbolic prover's answer: "proved", "candidate" (a point where they may differ) or "unknown".
+
+    A candidate's sizes are found when first asked for (``hints`` computes them): the
+    concrete search usually finds a counterexample without them, and making a solver's
+    model minimal takes several more questions.
+
+    >>> Outcome("candidate", "differs", hints=lambda: ({"n": 1}, {"n": 2})).wider
+    {'n': 2}
+    """
 
     status: str
     reason: str = ""
-    sizes: dict | None = None
-    #: a candidate's smallest sizes with every size at least 2, where ``sizes`` has a 1 (a size 1
-    #: hides many differences: a row that sums to 1 is then all 1)
-    wider: dict | None = None
+    #: () -> (sizes, wider): a candidate's smallest sizes, and its smallest sizes with every size
+    #: at least 2 where ``sizes`` has a 1 (a size 1 hides many differences: a row that sums to 1 is then all 1)
+    hints: Callable[[], tuple] | None = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def _hinted(self) -> tuple:
+        return self.hints() if self.hints is not None else (None, None)
+
+    @property
+    def sizes(self) -> dict | None:
+        return self._hinted[0]
+
+    @property
+    def wider(self) -> dict | None:
+        return self._hinted[1]
 
 
 # -- assumptions --------------------------------------------------------------------------
@@ -569,19 +590,24 @@ def decide_zero(terms: list[Term], free: tuple, free_range: sp.Boolean, size_con
                 if sat is None:
                     return Outcome("unknown", "the solver's resource limit ran out")
                 if sat:
-                    keep = _whole_coefficient_nonzero(totals, ctx, sizes)
-                    sizes_at = _smallest_sizes(base_conds + [total != 0], ctx, sizes, model, keep)
-                    wider = None
-                    if 1 in sizes_at.values():
-                        at_least_two = base_conds + [total != 0] + [ctx.var(s) >= 2 for s in sizes]
-                        sat, model = domains.check(at_least_two, ctx)
-                        wider = _smallest_sizes(at_least_two, ctx, sizes, model, keep) if sat else None
-                    return Outcome(
-                        "candidate", f"the terms in {_describe_monomial(group[0])} do not cancel", sizes_at, wider
-                    )
+                    hints = functools.partial(_candidate_sizes, base_conds + [total != 0], ctx, sizes, model, totals)
+                    return Outcome("candidate", f"the terms in {_describe_monomial(group[0])} do not cancel", hints)
         except (Unsupported, domains.NonLinear) as exc:
             return Outcome("unknown", str(exc))
     return Outcome("proved")
+
+
+def _candidate_sizes(formulas, ctx: domains.Z3Context, sizes, model, totals) -> tuple:
+    """(smallest sizes, smallest sizes with every size at least 2 or None) of a candidate's
+    formulas, where the group's whole coefficient is nonzero."""
+    keep = _whole_coefficient_nonzero(totals, ctx, sizes)
+    sizes_at = _smallest_sizes(formulas, ctx, sizes, model, keep)
+    wider = None
+    if 1 in sizes_at.values():
+        at_least_two = list(formulas) + [ctx.var(s) >= 2 for s in sizes]
+        sat, model = domains.check(at_least_two, ctx)
+        wider = _smallest_sizes(at_least_two, ctx, sizes, model, keep) if sat else None
+    return sizes_at, wider
 
 
 def _whole_coefficient_nonzero(totals, ctx: domains.Z3Context, sizes):
@@ -683,11 +709,8 @@ def decide_shape(claim_tensor, wrt_shape, size_conds, sizes) -> Outcome:
     if sat is None:
         return Outcome("unknown", "the solver's resource limit ran out on the shape question")
     if sat:
-        return Outcome(
-            "candidate",
-            "the claim's shape differs at some sizes",
-            {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes},
-        )
+        at = {str(s): model.eval(ctx.var(s), model_completion=True).as_long() for s in sizes}
+        return Outcome("candidate", "the claim's shape differs at some sizes", lambda: (at, None))
     return Outcome("proved")
 
 
@@ -878,9 +901,10 @@ def decide(problem, timeout: float = 60.0, cross_check: bool = True) -> Decision
     deadline = time.monotonic() + min(float(timeout), cx.SEARCH_SECONDS)
     summary = cx.SearchSummary()
     found = cx.find_counterexample(problem, deadline=deadline, summary=summary)
-    for hint in (outcome.sizes, outcome.wider):
-        if found is None and hint:
-            found = cx.find_counterexample(problem, at_sizes=hint)
+    if found is None:  # the solver's sizes are made minimal only when they are needed
+        for hint in (outcome.sizes, outcome.wider):
+            if found is None and hint:
+                found = cx.find_counterexample(problem, at_sizes=hint)
     if found is not None:
         return Decision(REFUTED, counterexample=found)
     searched = f"{'the search timed out at' if summary.timed_out else 'searched'} {summary.describe()}"
