@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..core.ir import Iverson, Tensor, in_range, size_sum
+from ..core.ir import Iverson, Tensor, in_range, leaf, size_sum
 from ..core.parse import Calculus
 from .derive import diff_read, eliminate_deltas, piecewise_to_iverson
 
@@ -49,6 +49,9 @@ def layer_calculus(layer) -> Calculus:
             return scope
         if name in getattr(layer, "intermediate_names", ()):
             return {**scope, **layer.scope_with_leaf(name)}
+        if name == layer.output and not layer.is_loss:
+            # the output as a leaf (d f(y[i]) / d y[i]): nothing of the layer depends on it
+            return {**scope, name: leaf(name, scope[name].shape)}
         return None
 
     def forward_of(name: str, scope: dict):

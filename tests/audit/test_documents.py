@@ -36,6 +36,8 @@ from symderive.audit.check import audit
 from symderive.audit.read import read_document
 
 DOCUMENTS = Path(__file__).parent / "documents"
+#: the key under which a counterexample's concrete functions join its values ({"f": "u**2 + 3*u"})
+FUNCTIONS = "functions"
 torch.set_default_dtype(torch.float64)
 
 # ---------------------------------------------------------------------------------------
@@ -860,15 +862,86 @@ MAX_POOL = Document(
     timeout=6.0,
 )
 
+
+def _draw_linear(rng):
+    m, n = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    values = {"x": rng.normal(size=n), "w": rng.normal(size=(m, n)), "b": rng.normal(size=m), "g": rng.normal(size=m)}
+    return {"m": m, "n": n}, values
+
+
+U = sp.Symbol("u")
+
+
+def concrete_f(v) -> Callable:
+    """The activation a step is checked with: the counterexample's concrete f (``FUNCTIONS`` in
+    the values, its text as the counterexample names it), else torch.tanh (a `follows` holds for
+    every f, so for tanh)."""
+    text = v.get(FUNCTIONS, {}).get("f")
+    if text is None:
+        return torch.tanh
+    return sp.lambdify(U, sp.sympify(text, locals={"u": U}), modules=[{"exp": torch.exp}, "math"])
+
+
+def derivative(f: Callable, at: float, order: int) -> float:
+    """f's derivative of ``order`` at ``at``, by autograd."""
+    u = torch.tensor(float(at), requires_grad=True)
+    out = f(u)
+    for _ in range(order):
+        (out,) = torch.autograd.grad(out, u, create_graph=True)
+    return float(out.detach())
+
+
+def _y(v) -> np.ndarray:
+    return np.asarray(v["w"]) @ np.asarray(v["x"]) + np.asarray(v["b"])
+
+
+def _df_by(v, name: str, i: int, j: int) -> float:
+    """d f(y[i]) / d name[i, j] (w) or d name[j] (x), by autograd through y = w x + b."""
+    f, x, w = concrete_f(v), T(v["x"]), T(v["w"])
+    out = f(w @ x + torch.tensor(np.asarray(v["b"], dtype=float)))[i]
+    return float(grad(out, w if name == "w" else x)[(i, j) if name == "w" else j])
+
+
+def _df_by_y(v, s, i):
+    y = T(_y(v))
+    return float(grad(concrete_f(v)(y)[i], y)[i])
+
+
+_LINEAR = {"ranges": lambda s: {"i": range(s["m"]), "j": range(s["n"])}}
+
 ACTIVATION_F = Document(
     "activation_f.tex",
-    lambda rng: ({}, {}),
+    _draw_linear,
     {
-        14: Step("not checked", reason="'y' is not an input or intermediate"),
-        18: Step("not checked", reason="unknown function 'f'"),
-        19: Step("not checked", reason="unknown function 'f'"),
-        24: Step("not checked", reason="unknown function 'f'"),
-        27: Step("not checked", reason="a prime on a function is read only once"),
+        14: Step(
+            "follows",
+            _df_by_y,
+            lambda v, s, i: derivative(concrete_f(v), _y(v)[i], 1),
+            ranges=lambda s: {"i": range(s["m"])},
+        ),
+        18: Step(
+            "follows",
+            lambda v, s, i, j: _df_by(v, "w", i, j),
+            lambda v, s, i, j: derivative(concrete_f(v), _y(v)[i], 1) * v["x"][j],
+            **_LINEAR,
+        ),
+        19: Step(
+            "follows",
+            lambda v, s, i, j: _df_by(v, "x", i, j),
+            lambda v, s, i, j: derivative(concrete_f(v), _y(v)[i], 1) * v["w"][i, j],
+            **_LINEAR,
+        ),
+        # f for f', and a second prime: refuted with a concrete f the counterexample names
+        24: Step(
+            "does not follow",
+            lambda v, s, i, j: _df_by(v, "w", i, j),
+            lambda v, s, i, j: float(concrete_f(v)(torch.tensor(_y(v)[i]))) * v["x"][j],
+        ),
+        27: Step(
+            "does not follow",
+            lambda v, s, i, j: _df_by(v, "x", i, j),
+            lambda v, s, i, j: derivative(concrete_f(v), _y(v)[i], 2) * v["w"][i, j],
+        ),
     },
 )
 
@@ -909,12 +982,18 @@ RELU_CASES = Document(
 
 
 def test_f_prime_is_read_as_the_derivative_of_the_declared_function():
-    """f' is f_prime, never f with the prime dropped (the prover has no abstract functions
-    yet, so these steps are not checked: what matters here is that they are read right)."""
+    """f' is f_prime and f'' f_prime_prime, never f with the primes dropped."""
     read = {e.line: [(k.left, k.right) for k in e.links] for e in read_document(DOCUMENTS / "activation_f.tex")}
     assert read[14] == [("diff(f(y[i]), y[i])", "f_prime(y[i])")]
     assert read[18] == [("diff(f(y[i]), w[i, j])", "f_prime(y[i]) * x[j]")]
     assert read[24] == [("diff(f(y[i]), w[i, j])", "f(y[i]) * x[j]")]
+    assert read[27] == [("diff(f(y[i]), x[j])", "f_prime_prime(y[i]) * w[i, j]")]
+
+
+def test_a_wrong_step_about_f_names_the_concrete_f_of_its_counterexample():
+    for line in (24, 27):
+        (entry,) = [e for e in audited(ACTIVATION_F).entries if e.line == line]
+        assert set(entry.wrong_link.counterexample.functions) == {"f"}
 
 
 DOCS = [
@@ -1017,6 +1096,8 @@ def test_every_counterexample_really_differs(doc):
                 continue
             assert right.shape == tuple(cex.claimed_shape) != tuple(cex.expected_shape), e.line
             continue
+        if cex.functions:
+            values[FUNCTIONS] = cex.functions  # the concrete f the counterexample names
         idx = free_indices(link.at, cex.index)
         left, right = step.left(values, cex.sizes, **idx), step.right(values, cex.sizes, **idx)
         assert left == pytest.approx(number(cex.expected), abs=1e-9), (doc.name, e.line, "left")
