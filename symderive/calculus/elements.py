@@ -13,7 +13,8 @@ import sympy as sp
 
 from ..core.ir import Iverson, Tensor, in_range, leaf, size_sum
 from ..core.parse import Calculus
-from .derive import diff_read, eliminate_deltas, piecewise_to_iverson
+from ..errors import InputError
+from .derive import NotDifferentiable, diff_read, eliminate_deltas, piecewise_to_iverson
 
 
 def differentiate(expr: sp.Expr, name: str, at: tuple, shape: tuple, back=None) -> sp.Expr:
@@ -25,7 +26,11 @@ def differentiate(expr: sp.Expr, name: str, at: tuple, shape: tuple, back=None) 
     >>> differentiate(read("x", (i,)) ** 2, "x", (p,), (n,))
     2*Iverson((p >= 0) & (p < n))*KroneckerDelta(i, p)*x[i]
     """
-    raw = diff_read(sp.sympify(expr), name, tuple(at))
+    try:
+        raw = diff_read(sp.sympify(expr), name, tuple(at))
+    except NotDifferentiable as exc:
+        # diff(f_prime_prime(x[i]), x[i]): a derivative with no name is the user's to avoid
+        raise InputError(f"diff: {exc}") from None
     if raw == 0:
         return sp.S.Zero
     out = eliminate_deltas(piecewise_to_iverson(raw))

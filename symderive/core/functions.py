@@ -45,10 +45,6 @@ def spellings(names) -> dict[str, tuple[str, int]]:
     return {derivative_name(n, k): (n, k) for n in names for k in range(MAX_ORDER + 1)}
 
 
-# Cached: a pure function of its arguments. One class per (name, order), so that the f of a
-# layer's forward and the f of a claim about it are the same SymPy function (SymPy compares
-# applications by their class); the class holds no state.
-@functools.lru_cache(maxsize=4096)
 def function_class(name: str, order: int = 0) -> type[sp.Function]:
     """The SymPy function class of ``name``'s derivative of ``order`` (0: the function itself).
 
@@ -61,7 +57,17 @@ def function_class(name: str, order: int = 0) -> type[sp.Function]:
     True
     >>> print(sp.latex(function_class("f", 1)(sp.Symbol("u")) ** 2))
     \\left(f'{\\left(u\\right)}\\right)^{2}
+    >>> function_class("f") is function_class("f", 0) is function_class(name="f", order=0)
+    True
     """
+    return _function_class(str(name), int(order))
+
+
+# Cached: a pure function of its arguments (given positionally, both: one key per function). One
+# class per (name, order), so that the f of a layer's forward and the f of a claim about it are the
+# same SymPy function (SymPy compares applications by their class); the class holds no state.
+@functools.lru_cache(maxsize=4096)
+def _function_class(name: str, order: int) -> type[sp.Function]:
     if not 0 <= order <= MAX_ORDER:
         raise ValueError(f"no derivative of order {order} of {name} (at most {MAX_ORDER})")
 

@@ -384,6 +384,7 @@ def layer_from_dict(data: dict, source: str = "<layer>") -> Layer:
         functions=functions,
     )
     layer = dataclasses.replace(layer, forward=_refined(layer.forward, layer.size_assumptions()))
+    _check_differentiable_functions(layer, source)
     _check_sizes(layer, source)
     if layer.is_loss and layer.forward.ndim != 0:
         raise InputError(
@@ -493,6 +494,25 @@ def _load_functions(raw, data: dict, sizes, source: str, reserved) -> tuple[str,
 
 #: names the claim language gives a meaning of its own (not in the operator table)
 SYMPY_NAMES = frozenset({"Sum", "KroneckerDelta", "pi", "e"})
+
+
+def _check_differentiable_functions(layer: Layer, source: str) -> None:
+    """Refuse a forward that applies the highest named derivative of an abstract function
+    (``f_prime_prime``): its own derivative has no name, so no gradient could be taken."""
+    from ..core.functions import MAX_ORDER, abstract_names, derivative_name
+
+    if not layer.functions:
+        return
+    idx = fresh_indices("i", layer.forward.ndim)
+    used = abstract_names(layer.forward.element(idx))
+    for name in layer.functions:
+        if derivative_name(name, MAX_ORDER) in used:
+            raise InputError(
+                f"the forward applies {derivative_name(name, MAX_ORDER)}, whose derivative has no name: "
+                f"a forward may use {name} and {derivative_name(name)} (claims "
+                f"{derivative_name(name, MAX_ORDER)} too)",
+                where=f"{source}: output.{layer.output}",
+            )
 
 
 def _table_keys(data: dict, key: str) -> list:

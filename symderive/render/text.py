@@ -260,6 +260,8 @@ def format_verdict(verdict: Verdict) -> str:
     for name, value in (ce.values or {}).items():
         prefix = f"    {name} = "
         lines.append(named_array(prefix, value))
+    # the concrete function an abstract one (functions = ["f"]) stood for
+    lines.extend(f"    {name}(u) = {text}" for name, text in (ce.functions or {}).items())
     index = ", ".join(str(i) for i in (ce.index or ()))
     # SymPy's long exact printing (tanh of a 21-digit fraction) as its digits; --json keeps it exact
     expected, claimed = readable_values(ce.expected, ce.claimed)
