@@ -217,6 +217,9 @@ def main_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--notation", metavar="FILE.toml", help="the document's notation, when it has no block of its own")
     p.add_argument("--json", action="store_true", help="one JSON object per entry")
     p.add_argument("-o", "--output", metavar="OUT", help="the annotated audit: OUT.html, OUT.md, OUT.tex or OUT.pdf")
+    p.add_argument(
+        "--no-variants", action="store_true", help="do not look for the nearest true variant of a wrong step"
+    )
     _add_common(p)
 
     p = sub.add_parser("grade", help="grade a class of backward implementations", allow_abbrev=False)
@@ -1170,7 +1173,7 @@ def cmd_audit(args, out, err) -> int:
         # a wrong suffix or folder, or the document itself as the output, fails before the (slow) audit
         check_audit_output(args.output)
         _require_not_an_input(args.output, [args.document, args.notation])
-    result = audit(args.document, notation=args.notation, timeout=args.timeout)
+    result = audit(args.document, notation=args.notation, timeout=args.timeout, variants=not args.no_variants)
     if args.output is not None:
         _require_not_an_input(args.output, _audit_layer_files(args, result))
         write_audit(result, args.output)

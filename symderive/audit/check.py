@@ -27,6 +27,7 @@ from symderive.display import Displayed
 from symderive.errors import InputError
 from symderive.model.layer import Layer, as_layer, layer_from_dict, size_text
 
+from .document import load_text
 from .read import Entry, Link, read_document
 from .symbols import layer_path
 
@@ -34,6 +35,44 @@ DEFINITION, FOLLOWS, WRONG = "definition", "follows", "does not follow"
 UNKNOWN, NOT_CHECKED, NOT_EQUATION = "unknown", "not checked", "not an equation"
 #: an entry's verdict is the worst of its links' (DERIVATIONS.md), worst first
 WORST_FIRST = (WRONG, UNKNOWN, NOT_CHECKED, FOLLOWS, DEFINITION)
+
+
+@dataclass(frozen=True)
+class StepVariant:
+    r"""The nearest true variant of a step that does not follow, PROVED: the step with its
+    side ``side`` edited (claim language), what the edit is (``why``: ``shifted by (1 - kh,
+    1 - kw)``, ``the kernel w is not flipped``), or an assumption it is missing; ``latex``
+    is the edited side as the document would write it, when the reader reads it back to
+    ``side`` and the step then follows.
+
+    >>> StepVariant("dx == w.T @ g", "w.T @ g", "w must be transposed").explanation
+    'holds with `w.T @ g`: w must be transposed'
+    """
+
+    claim: str
+    side: str
+    why: str = ""
+    assume: tuple[str, ...] = ()
+    latex: str = ""
+    #: an index shift: what each free index is shifted by (size expressions as text), else ()
+    shift: tuple[str, ...] = ()
+
+    @property
+    def explanation(self) -> str:
+        """The variant in words: ``holds with `SIDE`: WHY`` or ``holds if ASSUMPTION``."""
+        if self.assume and not self.why:
+            return "holds if " + " and ".join(self.assume)
+        shown = self.latex or f"`{self.side}`"
+        return f"holds with {shown}" + (f": {self.why}" if self.why else "")
+
+    def to_json(self) -> dict:
+        """The variant's JSON object: claim, explanation, latex (or null) and assume."""
+        return {
+            "claim": self.claim,
+            "explanation": self.explanation,
+            "latex": self.latex or None,
+            "assume": list(self.assume),
+        }
 
 
 @dataclass(frozen=True)
@@ -53,14 +92,19 @@ class LinkVerdict:
     at: str = ""
     reason: str = ""
     seconds: float = 0.0
+    #: for a link that does not follow, its nearest true variant when the search found one
+    variant: StepVariant | None = None
 
     def to_json(self) -> dict:
-        """The link's JSON object: line, left, right, verdict and counterexample or reason."""
+        """The link's JSON object: line, left, right, verdict and counterexample or reason, and
+        the nearest true variant of a link that does not follow when one was found."""
         out: dict = {"line": self.line, "left": self.left, "right": self.right, "verdict": self.verdict}
         if self.counterexample is not None:
             out["counterexample"] = counterexample_json(self.counterexample, self.at)
         if self.reason:
             out["reason"] = self.reason
+        if self.variant is not None:
+            out["variant"] = self.variant.to_json()
         return out
 
 
@@ -94,9 +138,16 @@ class AuditEntry:
     def wrong_link(self) -> LinkVerdict | None:
         return next((k for k in self.links if k.verdict == WRONG), None)
 
+    @property
+    def variant(self) -> StepVariant | None:
+        """The nearest true variant of the first link that does not follow (None when none was found)."""
+        wrong = self.wrong_link
+        return None if wrong is None else wrong.variant
+
     def to_json(self) -> dict:
         """The entry's JSON object of DERIVATIONS.md: line, latex, verdict, links,
-        counterexample, reason, defines."""
+        counterexample, reason, defines, and ``variant`` (the nearest true variant of its
+        first link that does not follow, null when there is none or none was found)."""
         wrong = self.wrong_link
         reason = self.reason or next((k.reason for k in self.links if k.verdict == self.verdict and k.reason), "")
         return {
@@ -107,6 +158,7 @@ class AuditEntry:
             "counterexample": None if wrong is None else counterexample_json(wrong.counterexample, wrong.at),
             "reason": reason,
             "defines": self.defines,
+            "variant": None if self.variant is None else self.variant.to_json(),
         }
 
 
@@ -145,11 +197,17 @@ class Audit(Displayed):
 
 
 def audit(
-    source: str | Path, notation: str | Path | None = None, timeout: float = 60.0, kind: str | None = None
+    source: str | Path,
+    notation: str | Path | None = None,
+    timeout: float = 60.0,
+    kind: str | None = None,
+    variants: bool = True,
 ) -> Audit:
     r"""Read a derivation document (a path or its text) and decide every entry.
 
-    ``notation`` is a ``--notation`` file; ``timeout`` bounds each link's proof (seconds).
+    ``notation`` is a ``--notation`` file; ``timeout`` bounds each link's proof (seconds);
+    ``variants`` looks for the nearest true variant of each step that does not follow (a
+    bounded search: :data:`symderive.search.variants.IDENTITY_CANDIDATES` edits per step).
     An input error (no such file, malformed notation, an unknown layer) raises InputError.
 
     >>> doc = "```toml symderive\nlayer = 'linear'\n```\n$$y[j] = \\sum_i w[i, j] x[i] + b_j$$\n"
@@ -161,9 +219,176 @@ def audit(
     start = time.perf_counter()
     entries = read_document(source, kind=kind, notation=notation)
     layers = _LayerCache()
-    decided = tuple(_decided_entry(e, layers, timeout) for e in entries)
+    decided = tuple(_decided_entry(e, layers, timeout, variants) for e in entries)
+    if variants:
+        decided = _written_variants(decided, entries, source, notation, kind, layers, timeout)
     name = str(source) if isinstance(source, Path) or not _looks_like_text(source) else "the document"
     return Audit(name, decided, time.perf_counter() - start, _layers_in_force(entries))
+
+
+def _written_variants(decided, entries, source, notation, kind, layers: _LayerCache, timeout: float):
+    """The entries with each shifted variant also written as the document would write it: the
+    wrong side's LaTeX with its index tuple shifted (``(i - k_1 + 1, j - k_2 + 1)``), kept only
+    when the reader reads it back (inserted before the entry, under the same notation) and
+    the step then follows."""
+    targets = []
+    for n, e in enumerate(decided):
+        shifted = [m for m, k in enumerate(e.links) if k.variant is not None and k.variant.shift]
+        if shifted and entries[n].links[shifted[0]].latex:
+            targets.append((n, shifted[0]))
+    if not targets:
+        return decided
+    try:
+        text, kind, path = load_text(source, kind)
+        spellings = _size_spellings(text, kind, path, notation)
+    except InputError:
+        return decided
+    written = {}
+    for n, m in targets:
+        entry, link = entries[n], entries[n].links[m]
+        latex = shifted_latex(
+            link.latex, decided[n].links[m].variant.shift, link.free_indices, spellings.get(_spelling_key(entry), {})
+        )
+        if latex is not None:
+            written[(n, m)] = latex
+    if not written:
+        return decided
+    read_back = _read_back(text, kind, path, notation, entries, written)
+    out = list(decided)
+    for (n, m), latex in written.items():
+        right = read_back.get((n, m))
+        link = entries[n].links[m]
+        if right is None:
+            continue
+        layer, memo = layers.get(entries[n])
+        check = replace(link, right=right)
+        if decide_link(check, layer, entries[n].assume, timeout, memo).verdict != FOLLOWS:
+            continue
+        links = list(out[n].links)
+        links[m] = replace(links[m], variant=replace(links[m].variant, latex=latex))
+        out[n] = replace(out[n], links=tuple(links))
+    return tuple(out)
+
+
+def _spelling_key(entry: Entry) -> tuple:
+    return (entry.notation_line, entry.layer)
+
+
+def _size_spellings(text: str, kind: str, path, notation) -> dict[tuple, dict[str, str]]:
+    """For each notation block (by its line and layer): the layer's size names -> the
+    document's spelling (``kh`` -> ``k_1``), from its ``[sizes]``."""
+    from .document import NotationText, split_document
+    from .notation import parse_notation, parse_notation_file
+
+    if notation is not None:
+        blocks = [block for _, block in parse_notation_file(Path(notation))]
+    else:
+        base = path.parent if path is not None else None
+        pieces = split_document(text, kind)
+        blocks = [parse_notation(p.text, p.line, "the document", base) for p in pieces if isinstance(p, NotationText)]
+    out: dict[tuple, dict[str, str]] = {}
+    for block in blocks:
+        reverse: dict[str, str] = {}
+        for spelled, size in block.sizes:
+            reverse.setdefault(size, spelled)
+        out.setdefault((block.line, block.layer), reverse)
+    return out
+
+
+_INDEX_TUPLE = re.compile(r"(?<=[)\]}A-Za-z0-9'])\s*(\(|\[)([^()\[\]{}]*)(\)|\])|_\{\(([^()]*)\)\}")
+
+
+def shifted_latex(latex: str, shift: tuple[str, ...], free: tuple[str, ...], sizes: dict[str, str]) -> str | None:
+    r"""A side's LaTeX with every index tuple of its free indices shifted (the document's
+    spelling of the sizes, ``sizes``: the layer's size -> the document's), or None when it has
+    no such tuple or a size has no spelling.
+
+    >>> shifted_latex(r"(W_{f}\otimes I)(i,j)", ("1 - kh", "1 - kw"), ("i", "j"), {"kh": "k_1", "kw": "k_2"})
+    '(W_{f}\\otimes I)(i - k_1 + 1, j - k_2 + 1)'
+    """
+    if len(shift) != len(free):
+        return None
+    terms = [_shift_terms(d, sizes) for d in shift]
+    if any(t is None for t in terms):
+        return None
+    found = False
+
+    def shifted(match: re.Match) -> str:
+        nonlocal found
+        inner = match.group(2) if match.group(2) is not None else match.group(4)
+        parts = [p.strip() for p in inner.split(",")]
+        if len(parts) != len(free) or [_index_name(p) for p in parts] != list(free):
+            return match.group(0)
+        found = True
+        body = ", ".join(p + t for p, t in zip(parts, terms, strict=True))
+        if match.group(2) is None:
+            return "_{(" + body + ")}"
+        return match.group(0)[: match.start(1) - match.start(0)] + match.group(1) + body + match.group(3)
+
+    out = _INDEX_TUPLE.sub(shifted, latex)
+    return out if found else None
+
+
+def _index_name(spelled: str) -> str:
+    r"""A LaTeX index as the reader names it: ``m'`` and ``m^{\prime}`` are ``m_prime``."""
+    text = re.sub(r"\s+", "", spelled)
+    text = re.sub(r"\^\{?\\prime\}?", "'", text)
+    return text.replace("'", "_prime").replace("{", "").replace("}", "")
+
+
+def _shift_terms(shift: str, sizes: dict[str, str]) -> str | None:
+    """`` - k_1 + 1`` for the shift ``1 - kh`` (sizes first, then the number), '' for 0."""
+    import sympy as sp
+
+    names = set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", shift))
+    try:
+        expr = sp.sympify(shift, locals={n: sp.Symbol(n) for n in names})
+    except (sp.SympifyError, SyntaxError, TypeError):
+        return None
+    if (
+        not expr.is_polynomial()
+        or sp.Poly(expr, *sorted(expr.free_symbols, key=str) or [sp.Symbol("_")]).total_degree() > 1
+    ):
+        return None
+    out = ""
+    for name in sorted(names, key=shift.index):
+        c = expr.coeff(sp.Symbol(name))
+        spelled = sizes.get(name, name if len(name) == 1 else None)
+        if spelled is None or not c.is_integer:
+            return None
+        out += (" + " if c > 0 else " - ") + (f"{abs(c)} " if abs(c) != 1 else "") + spelled
+    number = expr.subs({sp.Symbol(n): 0 for n in names})
+    if number != 0:
+        out += (" + " if number > 0 else " - ") + str(abs(number))
+    return out
+
+
+def _read_back(text: str, kind: str, path, notation, entries, written: dict) -> dict:
+    """The claim-language reading of each written variant: the document read again with
+    ``WRONG SIDE = VARIANT`` inserted as a display of its own just before the entry (the
+    same notation and definitions in force); (entry, link) -> the variant's reading, kept
+    only where the wrong side is read back as it was."""
+    lines = text.split("\n")
+    at = {key: entries[key[0]].line - 1 for key in written if 0 <= entries[key[0]].line - 1 < len(lines)}
+    for key in sorted(at, key=lambda k: -at[k]):  # from the end: the lines above keep their numbers
+        side = entries[key[0]].links[key[1]].latex
+        lines.insert(
+            at[key], f"$$ {side} = {written[key]} $$" if kind == "markdown" else f"\\[ {side} = {written[key]} \\]"
+        )
+    # a display's line once every insertion is made: the ones above it moved it down
+    starts = {key: a + 1 + sum(1 for b in at.values() if b < a) for key, a in at.items()}
+    try:
+        again = read_document("\n".join(lines), kind=kind, notation=notation)
+    except InputError:
+        return {}
+    out = {}
+    for key, line in starts.items():
+        n, m = key
+        hit = next((e for e in again if e.line == line and len(e.links) == 1), None)
+        if hit is None or hit.links[0].status != "relation" or hit.links[0].left != entries[n].links[m].right:
+            continue
+        out[key] = hit.links[0].right
+    return out
 
 
 def _looks_like_text(source: str) -> bool:
@@ -224,7 +449,7 @@ def _with_intermediates(entry: Entry) -> Layer:
         raise InputError(f"line {entry.notation_line}: [intermediates]: a value is nested too deeply") from None
 
 
-def _decided_entry(entry: Entry, layers: _LayerCache, timeout: float) -> AuditEntry:
+def _decided_entry(entry: Entry, layers: _LayerCache, timeout: float, variants: bool = True) -> AuditEntry:
     start = time.perf_counter()
     base = dict(line=entry.line, latex=entry.latex, defines=entry.defines, layer=entry.layer)
     if entry.status == NOT_EQUATION:
@@ -239,13 +464,13 @@ def _decided_entry(entry: Entry, layers: _LayerCache, timeout: float) -> AuditEn
         reason = "no layer is in force: give one in a notation block (layer = ...) or with --notation"
         links = tuple(_link_verdict(k, NOT_CHECKED, reason) for k in entry.links)
         return AuditEntry(verdict=NOT_CHECKED, links=links, reason=reason, **base)
-    links = _decided_links(entry, layers, timeout)
+    links = _decided_links(entry, layers, timeout, variants)
     verdict = worst(k.verdict for k in links) if links else NOT_CHECKED
     reason = "" if verdict in (FOLLOWS, WRONG) else _first_reason(links, verdict)
     return AuditEntry(verdict=verdict, links=links, reason=reason, seconds=time.perf_counter() - start, **base)
 
 
-def _decided_links(entry: Entry, layers: _LayerCache, timeout: float) -> tuple[LinkVerdict, ...]:
+def _decided_links(entry: Entry, layers: _LayerCache, timeout: float, variants: bool = True) -> tuple[LinkVerdict, ...]:
     """Every link decided; a link whose two sides are the same text as a side the prover has
     already read in this entry (``A = B = B``, a chain restating its last side) follows
     without asking it again, and a link asked before in this audit (same layer, assumptions,
@@ -261,7 +486,7 @@ def _decided_links(entry: Entry, layers: _LayerCache, timeout: float) -> tuple[L
         if key in layers.decided:
             verdict = replace(layers.decided[key], line=k.line, seconds=0.0)
         else:
-            verdict = layers.decided[key] = decide_link(k, layer, entry.assume, timeout, memo)
+            verdict = layers.decided[key] = decide_link(k, layer, entry.assume, timeout, memo, variants)
         if verdict.verdict in (FOLLOWS, WRONG):
             read |= {k.left.strip(), k.right.strip()}
         out.append(verdict)
@@ -292,8 +517,11 @@ def worst(verdicts) -> str:
 _GRADIENT = re.compile(r"^d([A-Za-z_][A-Za-z_0-9]*)(\[[^\[\]]*\])?$")
 
 
-def decide_link(link: Link, layer: Layer, assume=(), timeout: float = 60.0, memo: Memo | None = None) -> LinkVerdict:
-    """The verdict on one read link over ``layer`` (a relation, a definition or not checked).
+def decide_link(
+    link: Link, layer: Layer, assume=(), timeout: float = 60.0, memo: Memo | None = None, variants: bool = False
+) -> LinkVerdict:
+    """The verdict on one read link over ``layer`` (a relation, a definition or not checked);
+    ``variants``: a link that does not follow carries its nearest true variant when found.
 
     >>> from symderive.audit.read import Link
     >>> decide_link(Link(1, "flip(flip(w))", "w"), as_layer("conv2d")).verdict
@@ -317,7 +545,37 @@ def decide_link(link: Link, layer: Layer, assume=(), timeout: float = 60.0, memo
         return _link_verdict(link, UNKNOWN, f"the prover could not decide this step ({type(err).__name__}: {err})")
     if isinstance(verdict, str):
         return _link_verdict(link, UNKNOWN, verdict)
-    return _from_verdict(link, verdict, swapped, time.perf_counter() - start)
+    result = _from_verdict(link, verdict, swapped, time.perf_counter() - start)
+    if variants and result.verdict == WRONG:
+        variant = nearest_variant(link, layer, tuple(assume), swapped)
+        result = replace(result, variant=variant, seconds=time.perf_counter() - start)
+    return result
+
+
+def nearest_variant(link: Link, layer: Layer, assume: tuple = (), swapped: bool = False) -> StepVariant | None:
+    """The nearest proved variant of a link that does not follow, or None: its right side
+    edited (its left side when ``swapped``: the gradient the prover was asked about is on
+    the right) within a bounded count of candidates, the same answer on every machine
+    (:func:`symderive.search.variants.identity_variants`).
+
+    >>> from symderive.audit.read import Link
+    >>> nearest_variant(Link(1, "dx[i]", "Sum(g[j] * w[i, j], j)", ("i",), (("i", "dx", 0),)), as_layer("linear")).side
+    'Sum(g[j] * w[j, i], j)'
+    """
+    from symderive.search.variants import identity_variants
+
+    fixed, edited = (link.right, link.left) if swapped else (link.left, link.right)
+    try:
+        found = identity_variants(layer, fixed, edited, condition=_in_range(link, layer), assume=assume)
+    except (InputError, ClaimTimeout, NotImplementedError, RecursionError, ValueError, TypeError, ArithmeticError):
+        return None  # no variant is shown rather than none of the audit
+    if not found:
+        return None
+    v = found[0]
+    side = v.claim.split("==", 1)[1].strip()
+    claim = f"{side} == {fixed}" if swapped else v.claim
+    why = v.explanation.split("`: ", 1)[1] if "`: " in v.explanation else ""
+    return StepVariant(claim, side, why, tuple(v.assume), shift=() if swapped else tuple(v.shift))
 
 
 def _without_assumptions(link: Link, layer: Layer, assume: tuple, timeout: float, memo, err: InputError) -> LinkVerdict:
@@ -501,6 +759,8 @@ def _details(e: AuditEntry) -> list[str]:
             if several:
                 out.append(f"link {number} does not follow: {k.left} = {k.right}")
             out.extend(_counterexample_lines(k))
+            if k.variant is not None:
+                out.append(k.variant.explanation)
         elif k.verdict in (UNKNOWN, NOT_CHECKED) and (several or not e.reason):
             out.append(f"{label}{k.verdict}: {k.reason}" if several else k.reason)
     if e.reason and not several:

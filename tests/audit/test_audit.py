@@ -312,7 +312,8 @@ def test_the_command_prints_verdicts_counterexamples_and_the_first_wrong_step(tm
     assert cli.main(["audit", str(doc), "--json"]) == 1
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["verdict"] for r in rows] == ["follows", "does not follow"]
-    assert set(rows[1]) == {"line", "latex", "verdict", "links", "counterexample", "reason", "defines"}
+    assert set(rows[1]) == {"line", "latex", "verdict", "links", "counterexample", "reason", "defines", "variant"}
+    assert rows[0]["variant"] is None and rows[1]["variant"] is None  # a dropped term has no small fix
     cex = rows[1]["counterexample"]
     w, x, b = (np.array(cex["values"][k], dtype=float) for k in ("w", "x", "b"))
     (j,) = cex["index"]
