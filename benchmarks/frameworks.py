@@ -11,7 +11,7 @@ under autograd; for JAX, ``jax.jit`` of ``jax.vjp`` of the emitted function agai
 ``jax.vjp`` of the plain ``jax.numpy``/``jax.lax`` forward. The time is the best of N
 (``time.perf_counter``, the two implementations timed in interleaved rounds, so that a busy
 machine slows both alike); the ratio is emitted / native (the issue's target: <= 1.05 on the large
-cases). On a machine busy with other processes, threaded torch stalls for scheduler slices:
+cases), "median" the median over the rounds of a round's emitted time over its native time. On a machine busy with other processes, threaded torch stalls for scheduler slices:
 ``OMP_NUM_THREADS=1 python benchmarks/frameworks.py`` gives steadier single-threaded figures.
 """
 
@@ -29,21 +29,26 @@ from symderive.layer import load_layer
 warnings.simplefilter("ignore", UserWarning)
 
 
-def best_times(fns: dict, budget: float = 2.0, max_runs: int = 200, min_runs: int = 7) -> dict:
-    """The best wall-clock time of each of ``fns`` (name -> callable), timed in interleaved rounds."""
+def best_times(fns: dict, budget: float = 2.0, max_runs: int = 200, min_runs: int = 7) -> tuple[dict, float]:
+    """The best wall-clock time of each of ``fns`` (name -> callable), timed in interleaved rounds, and the
+    median over the rounds of the first's time over the second's (a round's two runs see the same load)."""
     for fn in fns.values():
         fn()  # warm-up (and compilation for JAX)
         fn()
     best = dict.fromkeys(fns, float("inf"))
+    ratios = []
     spent, runs = 0.0, 0
     while runs < min_runs or (spent < budget * len(fns) and runs < max_runs):
+        elapsed = {}
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            elapsed = time.perf_counter() - start
-            best[name], spent = min(best[name], elapsed), spent + elapsed
+            elapsed[name] = time.perf_counter() - start
+            best[name], spent = min(best[name], elapsed[name]), spent + elapsed[name]
+        first, second = elapsed.values()
+        ratios.append(first / second)
         runs += 1
-    return best
+    return best, float(np.median(ratios))
 
 
 def load_module(target: str, layer: str, folder: str):
@@ -197,7 +202,7 @@ def main(only: list[str]) -> None:
             pair = torch_pair
             print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
         print(f"\n== {target}: forward + backward, emitted op vs the framework's own autograd ==")
-        print(f"{'case':<26}{'dtype':<9}{'emitted':>11}{'native':>11}{'ratio':>8}")
+        print(f"{'case':<26}{'dtype':<9}{'emitted':>11}{'native':>11}{'ratio':>8}{'median':>8}")
         for label, layer, inputs, native in cases(target):
             if words and not any(w in label for w in words):
                 continue
@@ -207,10 +212,11 @@ def main(only: list[str]) -> None:
             differentiable = load_layer(layer).differentiable
             for dtype_name, dtype in dtypes:
                 emitted, reference = pair(module, native, inputs, differentiable, dtype)
-                times = best_times({"emitted": emitted, "native": reference})
+                times, median = best_times({"emitted": emitted, "native": reference})
                 ratio = times["emitted"] / times["native"]
                 print(
                     f"{label:<26}{dtype_name:<9}{_fmt(times['emitted']):>11}{_fmt(times['native']):>11}{ratio:>8.2f}"
+                    f"{median:>8.2f}"
                     + (f"   (emitted and checked in {emitted_in:.0f} s)" if dtype_name == "float64" else "")
                 )
     print(f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")

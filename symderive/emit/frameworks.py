@@ -72,10 +72,12 @@ class FormFunction(Function):
     claim): two targets' functions of one layer with the same forms have the same expected values."""
 
     form: str = ""
+    #: the closed form's tree (None for an index form)
+    tree: object = None
 
 
-def _with_form(fn: Function, form: str) -> FormFunction:
-    return FormFunction(**vars(fn), form=form)
+def _with_form(fn: Function, form: str, tree=None) -> FormFunction:
+    return FormFunction(**vars(fn), form=form, tree=tree)
 
 
 class NoProvedClaim(CodegenRefusal):
@@ -453,7 +455,7 @@ def forward_function(layer, target: Target) -> Function:
         fn = Function("_forward", args, body, doc, layer.forward, helpers)
     # the custom op calls it with every input
     fn.args = tuple(layer.inputs)
-    return _with_form(fn, "forward")
+    return _with_form(fn, "forward", layer.forward_tree)
 
 
 def gradient_function(layer, target: Target, wrt: str, claim=None, verdict=None, prove=None) -> Function:
@@ -486,7 +488,7 @@ def gradient_function(layer, target: Target, wrt: str, claim=None, verdict=None,
         f"{_shape_text(target_shape, layer)}.\n"
         f"Assumes: {', '.join(assumptions) if assumptions else 'none'}."
     )
-    return _with_form(fn, text)
+    return _with_form(fn, text, parsed.tree)
 
 
 def emitted_functions(layer, target: Target, claims=None, verdicts=None, prove=None) -> list[Function]:

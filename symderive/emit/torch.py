@@ -24,9 +24,11 @@ import uuid
 from collections.abc import Mapping
 
 import numpy as np
+import sympy as sp
 
+from ..core import tree as T
 from ..escape import python_docstring
-from .codegen import _assumption_text, _shape_text, _shapes_line, format_source
+from .codegen import _assumption_text, _shape_text, _shapes_line, _walk, format_source
 from .frameworks import (
     Target,
     cases_literal,
@@ -62,6 +64,85 @@ def _unary(fn: str):
 
 def _binary(symbol: str):
     return lambda c, x1, x2: f"({x1} {symbol} {x2})"
+
+
+#: operators whose torch lowering returns a new floating tensor that nothing else reads (never an input or a
+#: view of one): an arithmetic operation may write its result into it (see :func:`_arithmetic`)
+_FRESH = frozenset(
+    {"exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "log1p", "expm1", "erf", "erfc", "expit", "sigmoid"}
+    | {"softplus", "gelu", "silu", "elu", "F.softplus", "logaddexp", "softmax", "log_softmax"}
+    | {"F.softmax", "F.log_softmax", "add", "subtract", "multiply", "divide", "matmul"}
+)
+
+
+def fresh(layer, node, shape) -> bool:
+    """Whether the torch code of ``node`` makes a new floating tensor of ``shape`` that nothing else holds: a
+    floating operation (no comparison below it, which would make an integer tensor) reading some tensor, of
+    the given shape (a smaller one is broadcast afterwards).
+
+    >>> from symderive.layer import load_layer
+    >>> from symderive.core import tree as T
+    >>> layer = load_layer("log_softmax_nll")
+    >>> sm = T.Call("softmax", (("x", T.Ref("s")), ("axis", 1)))
+    >>> fresh(layer, sm, layer.inputs["s"]), fresh(layer, T.Ref("s"), layer.inputs["s"])
+    (True, False)
+    """
+    from ..core import tree as T
+    from ..core.ops import OPERATORS
+
+    if not (isinstance(node, T.Call) and node.op in _FRESH):
+        return False
+    nodes = list(_walk(node))
+    if any(isinstance(n, T.Call) and OPERATORS[n.op].comparison for n in nodes):
+        return False
+    if not any(isinstance(n, T.Ref) for n in nodes):
+        return False  # a number: a float64 0-d tensor
+    return same_shape(T.build(node, layer.scope()).shape, shape)
+
+
+def same_shape(a, b) -> bool:
+    """Whether two symbolic shapes are equal for all sizes.
+
+    >>> n = sp.Symbol("n")
+    >>> same_shape((n, 2), (n, 2)), same_shape((n,), (n, 1))
+    (True, False)
+    """
+    return len(a) == len(b) and all(sp.simplify(sp.sympify(x) - sp.sympify(y)) == 0 for x, y in zip(a, b, strict=True))
+
+
+def _addmm(c, shape) -> str | None:
+    """``a @ b + c`` (either order) of matrices ``a``, ``b`` and a ``c`` broadcast to the product's shape, as
+    ``torch.addmm(c, a, b)``: the product and the sum in one BLAS call (as torch.nn.functional.linear); else None."""
+    scope = c.layer.scope()
+    for product, other in (("x1", "x2"), ("x2", "x1")):
+        node = c.node.arg(product)
+        if not (isinstance(node, T.Call) and node.op == "matmul"):
+            continue
+        a, b = node.arg("x1"), node.arg("x2")
+        if len(T.build(a, scope).shape) == 2 and len(T.build(b, scope).shape) == 2:
+            if same_shape(T.build(node, scope).shape, shape):
+                return f"torch.addmm({c.code(c.node.arg(other))}, {c.code(a)}, {c.code(b)})"
+    return None
+
+
+def _arithmetic(symbol: str, method: str, commutative: bool):
+    """``x1 <symbol> x2``, written into an operand's storage (``_in_place``) where that operand is a new tensor of
+    the result's shape (:func:`fresh`): one allocation and one pass over memory fewer, when no graph is recorded."""
+
+    def lower(c, x1, x2):
+        if c is not None and c.node is not None:
+            shape = T.build(c.node, c.layer.scope()).shape
+            if method == "add":
+                fused = _addmm(c, shape)
+                if fused is not None:
+                    return fused
+            if fresh(c.layer, c.node.arg("x1"), shape):
+                return f"{c.helper('_in_place')}({x1}, {x2}, {method!r})"
+            if commutative and fresh(c.layer, c.node.arg("x2"), shape):
+                return f"{c.helper('_in_place')}({x2}, {x1}, {method!r})"
+        return f"({x1} {symbol} {x2})"
+
+    return lower
 
 
 def _pair(fn: str):
@@ -141,39 +222,89 @@ def _weight_gradient(c, order) -> str | None:
     no padding, dilation or groups): the weight gradient of ``convNd(x, w)`` for upstream ``g``, as
     ``torch.nn.grad.convNd_weight`` (aten.convolution_backward: the kernel torch's own backward runs, about
     twice as fast as the convolution with a kernel of the output's size; differentiable twice); else None."""
-    from ..core import tree as T
-    from ..core.ops.nn import concrete_ints
-
-    inner = c.node.arg("a")
-    if not (isinstance(inner, T.Call) and inner.op in ("conv1d", "conv2d")):
+    parts = weight_gradient_operands(T.Call("transpose", (("a", c.node.arg("a")), ("axes", order))))
+    if parts is None:
         return None
-    n = int(inner.op[4])
-    swap = (1, 0, *range(2, n + 2))
-    args = dict(inner.args)
-    plain = (
-        order == swap
-        and args.get("bias") is None
-        and int(args.get("groups", 1)) == 1
-        and not isinstance(args.get("padding", 0), str)
-        and concrete_ints(inner.op, "stride", args.get("stride", 1), n, 1) == (1,) * n
-        and concrete_ints(inner.op, "dilation", args.get("dilation", 1), n, 1) == (1,) * n
-        and concrete_ints(inner.op, "padding", args.get("padding", 0), n, 0) == (0,) * n
-    )
-    names = []
-    for param in ("input", "weight"):
-        node = args.get(param)
-        if not (isinstance(node, T.Call) and node.op == "transpose" and isinstance(node.arg("a"), T.Ref)):
-            return None
-        if _order(dict(node.args).get("axes"), n + 2) != swap:
-            return None
-        names.append(c.code(node.arg("a")))
-    if not plain:
-        return None
-    x, g = names
+    x, g, n = (c.code(parts[0]), c.code(parts[1]), parts[2])
     shape = ", ".join(
         [f"{g}.shape[1]", f"{x}.shape[1]"] + [f"{x}.shape[{k}] - {g}.shape[{k}] + 1" for k in range(2, n + 2)]
     )
     return f"torch.nn.grad.conv{n}d_weight({x}, ({shape}), {g})"
+
+
+def _plain_convolution(op: str, args: dict, n: int) -> bool:
+    """Whether a convolution's options are torch's defaults: stride 1, no padding, dilation or groups, no bias."""
+    from ..core.ops.nn import concrete_ints, size_ints
+
+    if args.get("bias") is not None or int(args.get("groups", 1)) != 1 or isinstance(args.get("padding", 0), str):
+        return False
+    extra = size_ints(op, "output_padding", args.get("output_padding", 0), n)
+    return (
+        concrete_ints(op, "stride", args.get("stride", 1), n, 1) == (1,) * n
+        and concrete_ints(op, "dilation", args.get("dilation", 1), n, 1) == (1,) * n
+        and concrete_ints(op, "padding", args.get("padding", 0), n, 0) == (0,) * n
+        and all(e == 0 for e in extra)
+    )
+
+
+def weight_gradient_operands(node) -> tuple[T.Node, T.Node, int] | None:
+    """(x, g, N) when ``node`` is ``transpose(convNd(transpose(x, s), transpose(g, s)), s)`` with ``s`` swapping the
+    first two axes, of names ``x`` and ``g`` and a plain convolution (:func:`_plain_convolution`); else None.
+
+    >>> s = (1, 0, 2, 3)
+    >>> inner = T.Call("conv2d", (("input", T.Call("transpose", (("a", T.Ref("x")), ("axes", s)))),
+    ...                           ("weight", T.Call("transpose", (("a", T.Ref("g")), ("axes", s))))))
+    >>> weight_gradient_operands(T.Call("transpose", (("a", inner), ("axes", s))))
+    (Ref(name='x'), Ref(name='g'), 2)
+    """
+    if not (isinstance(node, T.Call) and node.op == "transpose"):
+        return None
+    inner = node.arg("a")
+    if not (isinstance(inner, T.Call) and inner.op in ("conv1d", "conv2d")):
+        return None
+    n = int(inner.op[4])
+    swap = (1, 0, *range(2, n + 2))
+    if _order(dict(node.args).get("axes"), n + 2) != swap:
+        return None
+    args = dict(inner.args)
+    operands = []
+    for param in ("input", "weight"):
+        arg = args.get(param)
+        if not (isinstance(arg, T.Call) and arg.op == "transpose" and isinstance(arg.arg("a"), T.Ref)):
+            return None
+        if _order(dict(arg.args).get("axes"), n + 2) != swap:
+            return None
+        operands.append(arg.arg("a"))
+    if not _plain_convolution(inner.op, args, n):
+        return None
+    return operands[0], operands[1], n
+
+
+def fused_convolution_gradients(trees: Mapping[str, object]) -> tuple[str, str, int] | None:
+    """(x, w, N) when the gradients of ``x`` and ``w`` (input name -> claim tree) are those of ``convNd(x, w)`` for
+    upstream ``g`` (stride 1, no padding): ``conv_transposeNd(g, w)`` and the weight gradient of
+    :func:`weight_gradient_operands`, which one call of aten.convolution_backward gives together; else None.
+
+    >>> from symderive.layer import load_layer
+    >>> from symderive.core.parse import parse_claim
+    >>> from symderive.emit.codegen import known_claims
+    >>> layer = load_layer("conv2d_nchw")
+    >>> fused_convolution_gradients({w: parse_claim(known_claims(layer, w)[0], layer, w).tree for w in ("x", "w")})
+    ('x', 'w', 2)
+    """
+    for x, tree in trees.items():
+        if not (isinstance(tree, T.Call) and tree.op in ("conv_transpose1d", "conv_transpose2d")):
+            continue
+        n = int(tree.op[-2])
+        args = dict(tree.args)
+        if args.get("input") != T.Ref("g") or not isinstance(args.get("weight"), T.Ref):
+            continue
+        w = args["weight"].name
+        if not _plain_convolution(tree.op, args, n) or w not in trees:
+            continue
+        if weight_gradient_operands(trees[w]) == (T.Ref(x), T.Ref("g"), n):
+            return x, w, n
+    return None
 
 
 def _flip(c, m, axis=None):
@@ -347,10 +478,10 @@ LOWERINGS = {
     ),
     "negative": lambda c, x: f"(-{x})",
     "positive": lambda c, x: f"(+{x})",
-    "add": _binary("+"),
-    "subtract": _binary("-"),
-    "multiply": _binary("*"),
-    "divide": _binary("/"),
+    "add": _arithmetic("+", "add", True),
+    "subtract": _arithmetic("-", "sub", False),
+    "multiply": _arithmetic("*", "mul", True),
+    "divide": _arithmetic("/", "div", False),
     "power": _binary("**"),
     "matmul": _binary("@"),
     "less": _binary("<"),
@@ -469,9 +600,28 @@ _CONV_TRANSPOSE = '''def _conv_transpose(x, w, b, stride, padding, output_paddin
     return y if b is None else y + b.reshape((1, -1) + (1,) * n)
 '''
 
+_CONV_BACKWARD = '''def _conv_backward(x, w, g):
+    """(dL/dx, dL/dw) of y = conv1d/conv2d(x, w) (stride 1, no padding) for upstream g, in one call of
+    aten.convolution_backward (the kernel torch's own backward runs): conv_transpose(g, w) and
+    torch.nn.grad.convNd_weight(x, w.shape, g), the values of grad_x and grad_w, together."""
+    n = x.dim() - 2
+    one, zero = (1,) * n, (0,) * n
+    dx, dw, _ = torch.ops.aten.convolution_backward(g, x, w, None, one, zero, one, False, zero, 1, (True, True, False))
+    return dx, dw
+'''
+
+_IN_PLACE = '''def _in_place(a, b, method):
+    """a.<method>(b): in a's storage when no autograd graph is recorded (a is a new tensor of the result's
+    shape and dtype that nothing else holds: one allocation and one pass over memory fewer), else a new tensor."""
+    return getattr(a, method)(b) if torch.is_grad_enabled() else getattr(a, method + "_")(b)
+'''
+
 _FLOATING = '''def _floating(*values):
     """The values as tensors of one floating dtype (the inputs' promoted dtype, 0-d ones counting
     only when every value is 0-d, as torch promotes; the default dtype for integers)."""
+    first = values[0]
+    if all(isinstance(v, torch.Tensor) and v.dtype == first.dtype for v in values) and first.dtype.is_floating_point:
+        return values  # already one floating dtype (the common call: a few microseconds fewer)
     tensors = [torch.as_tensor(v) for v in values]
     arrays = [t for t in tensors if t.dim() > 0] or tensors
     dtype = arrays[0].dtype
@@ -488,6 +638,7 @@ HELPERS = {
     "_convolve": _CONVOLVE,
     "_cross_correlation": _CROSS,
     "_conv_transpose": _CONV_TRANSPOSE,
+    "_in_place": _IN_PLACE,
 }
 
 
@@ -589,7 +740,13 @@ def _module_body(layer, functions, namespace: str) -> str:
         f"`symderive codegen {layer.name} --target torch -o FILE.py` rather than editing.\n"
     )
     parts = [python_docstring(doc) + "\n\nimport torch\n"]
-    parts += helper_sources(TORCH, functions)
+    helpers = helper_sources(TORCH, functions)
+    trees = {fn.name[len("grad_") :]: getattr(fn, "tree", None) for fn in functions if fn.name.startswith("grad_")}
+    if fused_convolution_gradients(trees) is not None:
+        helpers = sorted([*helpers, _CONV_BACKWARD.strip("\n") + "\n"])
+    if any(_scaled_in_place(layer, fn) for fn in functions) and not any(h.startswith("def _in_place") for h in helpers):
+        helpers = sorted([*helpers, _IN_PLACE.strip("\n") + "\n"])
+    parts += helpers
     parts.append(_FLOATING)
     parts += [fn.source() for fn in functions]
     annotated = ", ".join(f"{n}: torch.Tensor" for n in inputs)
@@ -619,6 +776,12 @@ def _module_body(layer, functions, namespace: str) -> str:
     return "\n\n".join(parts)
 
 
+def _scaled_in_place(layer, fn) -> bool:
+    """Whether the backward of a loss layer scales ``fn``'s gradient by ``g`` in its storage (a new tensor)."""
+    name = fn.name[len("grad_") :]
+    return layer.is_loss and fn.name.startswith("grad_") and fresh(layer, getattr(fn, "tree", None), layer.inputs[name])
+
+
 def _may_alias(node) -> bool:
     # the op's output must not be an input or a view of one: a bare name, a transpose or a slice is copied
     from ..core import tree as T
@@ -645,12 +808,28 @@ def _autograd_source(layer, functions, op: str) -> str:
     )
     lines.append("    " + _doc(doc))
     lines.append(f"    {_targets(saved)} = ctx.saved_tensors")
+    if not layer.is_loss:
+        lines.append("    g = g.contiguous()")
     values = []
+    fused = fused_convolution_gradients({n: getattr(fn, "tree", None) for n, fn in grads.items()})
+    if fused is not None:
+        x, w, _ = fused
+        i, j = inputs.index(x), inputs.index(w)
+        lines.append(f"    # d{x} and d{w} (grad_{x}, grad_{w}) from one call of the kernel torch's own backward runs")
+        lines.append(f"    both = ctx.needs_input_grad[{i}] and ctx.needs_input_grad[{j}]")
+        lines.append(f"    d{x}, d{w} = _conv_backward({x}, {w}, g) if both else (None, None)")
     for k, name in enumerate(inputs):
-        if name in grads:
+        if fused is not None and name in fused[:2]:
             fn = grads[name]
             call = f"grad_{name}({', '.join(f'{a}={a}' for a in fn.args)})"
-            if layer.is_loss:
+            values.append(f"d{name} if both else {call} if ctx.needs_input_grad[{k}] else None")
+        elif name in grads:
+            fn = grads[name]
+            call = f"grad_{name}({', '.join(f'{a}={a}' for a in fn.args)})"
+            if _scaled_in_place(layer, fn):
+                # the gradient is a new tensor nothing else holds: scaled by g in its storage
+                call = f"_in_place({call}, g, 'mul')"
+            elif layer.is_loss:
                 call = f"{call} * g"
             values.append(f"{call} if ctx.needs_input_grad[{k}] else None")
         else:
@@ -658,8 +837,6 @@ def _autograd_source(layer, functions, op: str) -> str:
             message = f"{name} is a constant of layer {layer.name}: symderive emitted no gradient for it"
             lines.append(f"        raise RuntimeError({message!r})")
             values.append("None")
-    if not layer.is_loss:
-        lines.append("    g = g.contiguous()")
     lines.append("    return (")
     lines += [f"        {v}," for v in values]
     lines.append("    )")
