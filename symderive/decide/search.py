@@ -22,8 +22,10 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 
+import mpmath
 import numpy as np
 import sympy as sp
+from mpmath.ctx_iv import MPIntervalContext
 from sympy.printing.str import StrPrinter
 
 from .concrete import EvaluationError, Evaluator, concrete_shape, evaluate, is_valid_at
@@ -133,6 +135,9 @@ def certainly_nonzero(value) -> bool:
         return True
     if not value.is_number or value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
         return False
+    enclosed = _enclosed_nonzero(value)
+    if enclosed is not None:
+        return enclosed
     try:
         approx = value.evalf(50)
     except Exception:  # noqa: BLE001  (an undecidable value is not a certain difference)
@@ -143,6 +148,93 @@ def certainly_nonzero(value) -> bool:
     if not (re.is_Number and im.is_Number):
         return False
     return bool(abs(re) > CERTAIN_MARGIN or abs(im) > CERTAIN_MARGIN)
+
+
+def _interval_context(bits: int) -> MPIntervalContext:
+    """mpmath's interval arithmetic (rounded outward) at ``bits`` bits, apart from mpmath's shared ``iv``."""
+    ctx = MPIntervalContext()
+    ctx._mp, ctx._iv, ctx.prec = mpmath.mp, ctx, bits
+    return ctx
+
+
+#: intervals of 300 bits (about 90 digits); set once here, never changed
+_IV = _interval_context(300)
+
+
+class _NoEnclosure(Exception):
+    """A value the interval evaluation does not cover (it is decided by ``evalf`` then)."""
+
+
+def _enclosed_nonzero(value) -> bool | None:
+    """Whether a real number is beyond :data:`CERTAIN_MARGIN` (True) or within it (False), shown
+    by an interval that encloses it; None where no interval settles it (it straddles the margin,
+    or holds something not enclosed here: a complex value, a function without an interval form).
+
+    A hundred times quicker than ``evalf(50)`` on a difference that cancels to 0, which ``evalf``
+    chases to its largest precision; the cross-check of every proof asks this of each element.
+
+    >>> _enclosed_nonzero(sp.exp(1) - sp.Rational(27, 10)), _enclosed_nonzero(sp.exp(2) / (1 + sp.exp(2)) - 1 / (1 + sp.exp(-2)))
+    (True, False)
+    """
+    try:
+        x = _enclosure(value)
+        lo, hi = (mpmath.mpf(end) for end in x._mpi_)
+    except (_NoEnclosure, ZeroDivisionError, ValueError, TypeError, OverflowError):
+        return None
+    margin = mpmath.mpf(CERTAIN_MARGIN._mpf_)
+    if not (mpmath.isfinite(lo) and mpmath.isfinite(hi)):
+        return None
+    if lo > margin or hi < -margin:
+        return True
+    if lo >= -margin and hi <= margin:
+        return False
+    return None
+
+
+def _enclosure(e):
+    """An interval holding the real number ``e`` (integers, rationals, e, pi, +, *, powers, exp, log)."""
+    if e.is_Integer:
+        return _IV.mpf(int(e))
+    if e.is_Rational:
+        return _IV.mpf(int(e.p)) / int(e.q)
+    if e is sp.E:
+        return _IV.e
+    if e is sp.pi:
+        return _IV.pi
+    if isinstance(e, sp.Add):
+        total = _IV.mpf(0)
+        for a in e.args:
+            total += _enclosure(a)
+        return total
+    if isinstance(e, sp.Mul):
+        product = _IV.mpf(1)
+        for a in e.args:
+            product *= _enclosure(a)
+        return product
+    if isinstance(e, sp.exp):
+        return _IV.exp(_enclosure(e.args[0]))
+    if isinstance(e, sp.log):
+        return _IV.log(_positive(_enclosure(e.args[0])))
+    if isinstance(e, sp.Pow):
+        base, exp = _enclosure(e.base), e.exp
+        if exp.is_Integer:
+            if exp < 0:
+                return 1 / _nonzero(base) ** int(-exp)
+            return base ** int(exp)
+        return _IV.exp(_enclosure(exp) * _IV.log(_positive(base)))
+    raise _NoEnclosure(type(e).__name__)
+
+
+def _positive(x):
+    if not x.a > 0:
+        raise _NoEnclosure("an interval that may not be positive")
+    return x
+
+
+def _nonzero(x):
+    if not (x.a > 0 or x.b < 0):
+        raise _NoEnclosure("an interval that may hold 0")
+    return x
 
 
 # -- sizes -------------------------------------------------------------------------------
@@ -223,19 +315,38 @@ class _Assumptions:
         self.pairs = [(a, build(a.lhs, scope), build(a.rhs, scope)) for a in assumptions]
         # a bound on a whole tensor (``eps > 0``) is kept by drawing values from domain()
         self.to_check = [p for p in self.pairs if not _bounds_a_tensor(p[0])]
+        #: per assumption to check, both sides with a symbol for each value (None: evaluated anew)
+        self._symbolic: list | None = None
 
     def hold(self, values: dict) -> bool:
-        for a, lhs_t, rhs_t in self.to_check:
+        if self._symbolic is None:
+            self._symbolic = [self._sides(lhs_t, rhs_t, _symbols_like(values)) for _, lhs_t, rhs_t in self.to_check]
+        point = None
+        for (a, lhs_t, rhs_t), symbolic in zip(self.to_check, self._symbolic, strict=True):
             try:
-                lhs = evaluate(lhs_t, self.env, values, exact=True)
-                rhs = evaluate(rhs_t, self.env, values, exact=True)
-                lhs, rhs = np.broadcast_arrays(lhs, rhs)
+                if symbolic is not None:
+                    point = point if point is not None else _point(values)
+                    lhs, rhs = (_substitute(side, point) for side in symbolic)
+                else:
+                    lhs, rhs = self._sides(lhs_t, rhs_t, values, strict=True)
             except (EvaluationError, ValueError, TypeError, ZeroDivisionError):
                 return False
             rel = "==" if a.kind == "equal" else (a.rel or ">")
             if not all(_relation_holds(rel, lv, rv) for lv, rv in zip(lhs.flat, rhs.flat, strict=True)):
                 return False
         return True
+
+    def _sides(self, lhs_t, rhs_t, values: dict, strict: bool = False):
+        """Both sides of an assumption at ``values``, broadcast; with ``strict`` False, None where
+        they cannot be evaluated (with symbols: a condition on values is not decided then)."""
+        try:
+            lhs = evaluate(lhs_t, self.env, values, exact=True)
+            rhs = evaluate(rhs_t, self.env, values, exact=True)
+            return np.broadcast_arrays(lhs, rhs)
+        except (EvaluationError, ValueError, TypeError, ZeroDivisionError):
+            if strict:
+                raise
+            return None
 
     def domain(self, name: str) -> tuple:
         """The small values an element of ``name`` may take, from simple sign assumptions (``x > 0``)."""
@@ -379,6 +490,17 @@ def _float_screen(symbols: list, grad: np.ndarray, claimed: np.ndarray) -> _Floa
     except Exception:  # noqa: BLE001  (no screen: every assignment takes the exact path)
         return None
     return _FloatScreen(fn, grad.size)
+
+
+def _symbols_like(values: dict) -> dict:
+    """A symbol array (as :class:`_Comparison` names them) for each value array."""
+    return {n: symbol_array(f"_{n}", np.shape(v)) for n, v in values.items()}
+
+
+def _point(values: dict) -> dict:
+    """The symbols of :func:`_symbols_like` mapped to their values."""
+    symbols = _symbols_like(values)
+    return {s: _exact(values[n][idx]) for n in values for idx, s in np.ndenumerate(symbols[n])}
 
 
 def _substitute(arr: np.ndarray, point: dict) -> np.ndarray:
