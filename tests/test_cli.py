@@ -537,6 +537,7 @@ GELU_CHAIN_RULE_STOPPED = (
 )
 
 
+@pytest.mark.slow
 def test_a_long_exact_counterexample_value_is_printed_by_its_digits_and_kept_exact_in_json(capsys):
     import math
 

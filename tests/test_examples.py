@@ -61,7 +61,16 @@ def _commands(block: list[str]) -> list[tuple[str, list[str], int | None, dict]]
 
 
 CASES = [
-    pytest.param(readme, command, expected, status, files, id=f"{readme.parent.name}:{command[10:60]}")
+    pytest.param(
+        readme,
+        command,
+        expected,
+        status,
+        files,
+        id=f"{readme.parent.name}:{command[10:60]}",
+        # auditing a whole example document takes seconds per document
+        marks=[pytest.mark.slow] if command.split()[1:2] == ["audit"] else [],
+    )
     for readme in READMES
     for command, expected, status, files in transcripts(readme)
 ]

@@ -71,6 +71,7 @@ def _claims(tensors):
     return st.recursive(leaves, extend, max_leaves=6)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(claim=_claims(LINEAR_TENSORS), wrt=st.sampled_from(["x", "w", "b"]))
 def test_wellformed_closed_claims_end_in_a_verdict_or_input_error(capsys, claim, wrt):
@@ -90,6 +91,7 @@ _INDEX = st.sampled_from(["p", "q", "p + 1", "p - e", "e - p", "q - f", "2 * p",
     ),
     bounds=st.sampled_from(["e, f", "(e, 0, H - kh), (f, 0, W - kw)", "e, (f, 0, kw)", "(e, 1, 0), f"]),
 )
+@pytest.mark.slow
 def test_wellformed_index_claims_end_in_a_verdict_or_input_error(capsys, body, bounds):
     claim = f"dx[p, q] == Sum({' * '.join(body)}, {bounds})"
     code, out, err = run_prove(capsys, "conv2d", "x", claim, timeout="5")
@@ -114,6 +116,7 @@ def test_token_soups_are_input_errors_or_verdicts(capsys, tokens):
     assert_clean(code, out, err, claim)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.text(max_size=60))
 def test_arbitrary_text_is_an_input_error_or_verdict(capsys, text):
@@ -224,6 +227,7 @@ def layer_files(draw):
     return text
 
 
+@pytest.mark.slow
 @FUZZ
 @given(text=layer_files(), wrt=st.sampled_from(["x", "w", "q"]), claim=st.sampled_from(["g", "w.T @ g", "x", "0"]))
 def test_layer_files_end_in_a_verdict_or_input_error(capsys, text, wrt, claim):

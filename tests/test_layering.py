@@ -11,6 +11,7 @@ Run this file with ``-s`` to print the map of modules and arrows.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 
 def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
     """The symderive modules ``module`` imports anywhere in its text (function bodies too)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parsed(path)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -113,6 +114,12 @@ def lazy_exports() -> set[str]:
     """The modules ``symderive/__init__.py`` imports on attribute access (its two tables)."""
     targets = {m for m, _ in symderive._EXPORTS.values()} | set(symderive._SUBMODULES.values())
     return {f"symderive.{t}" for t in targets}
+
+
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The module's syntax tree, parsed once for every test of this file (parsing them all takes seconds)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -204,7 +211,7 @@ def test_every_module_has_a_layer():
 def _imports_by_string(path: Path) -> list[str]:
     """The ``import_module("symderive...")``/``import_module(".x")`` calls of a module (a user's module, named at run time, is fine)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
             first = node.args[0] if node.args else None
             text = ast.unparse(first) if first is not None else ""

@@ -71,6 +71,7 @@ def test_expect_refuted_passes_when_refuted_and_fails_when_proved(pytester):
     assert "expected refuted, got proved" in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_expect_unknown(pytester):
     # true (exp(x) > x for every real x), but beyond the prover: no proof, no counterexample
     claim = "w.T @ g * (exp(x) > x)"

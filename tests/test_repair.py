@@ -115,6 +115,7 @@ CASES = [
 @pytest.mark.parametrize(
     ("layer", "wrt", "mistake", "true_variant", "words"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES]
 )
+@pytest.mark.slow
 def test_nearest_variant_of_a_mistake(layer, wrt, mistake, true_variant, words):
     assert prove(layer, wrt, mistake).verdict == "refuted"  # the mistake stays a mistake
     assert prove(layer, wrt, true_variant).verdict == "proved"  # the hand-derived fix

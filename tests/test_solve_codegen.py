@@ -103,6 +103,7 @@ def squared_conv(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_fallback_to_gather_code_warns_with_its_memory(squared_conv, monkeypatch):
     # a small candidate budget: the search ends by its count, without a closed form, on any machine
     monkeypatch.setattr(codegen, "SOLVE_CANDIDATES", 500)
@@ -124,6 +125,7 @@ def test_no_warning_when_every_input_has_a_claim():
         emit_numpy("linear")
 
 
+@pytest.mark.slow
 def test_cli_codegen_warns_on_stderr_and_writes_the_module(squared_conv, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(codegen, "SOLVE_CANDIDATES", 500)
     out = tmp_path / "squared.py"

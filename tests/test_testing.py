@@ -45,6 +45,7 @@ def test_shape_mismatch_names_both_shapes():
     assert "the gradient has shape (1,), the claim undefined" in text
 
 
+@pytest.mark.slow
 def test_unknown_claim_fails_with_the_reason():
     # true (exp(x) > x for every real x), but the prover decides comparisons of polynomials,
     # not of exponentials: no proof, and no counterexample since there is none
@@ -85,6 +86,7 @@ def test_bad_impl():
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tb", ["auto", "long"])
 def test_failures_in_a_users_pytest_run_show_no_frames_of_symderive(tmp_path, tb):
     (tmp_path / "test_user.py").write_text(USER_TESTS)

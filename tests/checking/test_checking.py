@@ -171,6 +171,7 @@ def _misbehaving():
     return [raises, wrong_shape, single, exits, greedy, everything]
 
 
+@pytest.mark.slow
 def test_misbehaving_implementations_are_reported_not_fatal():
     reports = check_many("linear", "x", _misbehaving(), memory_mb=200, timeout=20)
     by_name = {r.impl.rsplit(".", 1)[-1]: r for r in reports}
@@ -410,6 +411,7 @@ def strided_cases():
     return CaseCache("conv2d_nchw_s2p1", "x")
 
 
+@pytest.mark.slow
 def test_every_size_family_bug_is_rejected_and_the_true_gradient_passes(strided_cases):
     impls = [right_only_when(c) for c in ONLY_RIGHT_WHEN.values()]
     always = right_only_when(lambda x, w, g: True)

@@ -112,6 +112,7 @@ def test_hard_query_is_unknown_within_its_bound_every_time(monkeypatch):
     assert answers == [None, None, None]
 
 
+@pytest.mark.slow
 def test_exhausted_resource_limit_gives_the_same_unknown_on_every_run(monkeypatch):
     monkeypatch.setattr(domains, "RLIMIT", 1)
     verdicts = [prove("conv2d", "x", "convolve(g, w, 'full')", timeout=60) for _ in range(3)]

@@ -260,6 +260,7 @@ def test_pdf_shows_every_step_and_verdict(built, name):
 OVERFULL_SLACK_PT = 3.0
 
 
+@pytest.mark.slow
 @needs_latex
 @pytest.mark.parametrize("name", REPORTED_LAYERS)
 def test_no_line_runs_into_the_margin(built, name):
@@ -273,6 +274,7 @@ def test_no_line_runs_into_the_margin(built, name):
 MIN_SCALE = 0.7
 
 
+@pytest.mark.slow
 @needs_latex
 @pytest.mark.parametrize("name", REPORTED_LAYERS)
 def test_no_display_is_shrunk_below_the_bound(built, name):
@@ -280,6 +282,7 @@ def test_no_display_is_shrunk_below_the_bound(built, name):
     assert all(v >= MIN_SCALE for v in needed), f"{name}: displays need scales {sorted(needed)[:5]}"
 
 
+@pytest.mark.slow
 def test_fitmath_logs_every_shrink_and_stops_at_the_bound():
     assert HAVE_LATEX, "latexmk is needed (the README's test command installs it)"
     from symderive.render.blocks import Document, Text
@@ -309,6 +312,7 @@ def _expanded(expr, defs, sizes):
     return expr
 
 
+@pytest.mark.slow
 def test_abbreviations_are_notation_only():
     # batch_norm's partial derivative: roots, means and sums repeated many times
     layer = load_layer("batch_norm")
@@ -347,6 +351,7 @@ def test_overfull_boxes_reads_a_real_overfull_line():
     assert rp.overfull_boxes(log) and max(rp.overfull_boxes(log)) > 100
 
 
+@pytest.mark.slow
 @needs_latex
 def test_refuted_claim_shows_its_counterexample(built):
     layer, text, tex, _ = built["conv2d"]
@@ -363,6 +368,7 @@ def test_refuted_claim_shows_its_counterexample(built):
     assert r"\boxed" in tex
 
 
+@pytest.mark.slow
 @needs_latex
 def test_convolution_reports_draw_the_flip_and_the_reach(built):
     for name in ("conv2d", "convolution2d", "convolution2d_full"):
@@ -378,12 +384,14 @@ def test_convolution_reports_draw_the_flip_and_the_reach(built):
     assert squash("kh = 3, kw = 3") in squash(text)
 
 
+@pytest.mark.slow
 @needs_latex
 def test_conv2d_report_fits_in_five_pages(built):
     pages = subprocess.run(["pdfinfo", str(built["conv2d"][3])], capture_output=True, text=True, check=True).stdout
     assert int(re.search(r"Pages:\s+(\d+)", pages)[1]) <= 5
 
 
+@pytest.mark.slow
 @needs_latex
 @pytest.mark.parametrize("name", SEED_LAYERS)
 def test_reports_speak_math_not_code_or_jargon(built, name):
@@ -398,6 +406,7 @@ def test_reports_speak_math_not_code_or_jargon(built, name):
         assert squash(c.claim) not in squash(text), c.claim
 
 
+@pytest.mark.slow
 @needs_latex
 def test_the_numpy_code_is_an_appendix_only_when_asked(built):
     _, text, tex, _ = built["linear"]
@@ -491,6 +500,7 @@ def wide_reports():
         return dict(zip(sources, pool.map(rp.compile_latex, sources.values()), strict=True))
 
 
+@pytest.mark.slow
 @needs_latex
 @pytest.mark.parametrize("name", list(WIDE_COUNTEREXAMPLES))
 def test_a_wide_counterexample_stays_inside_the_margin(wide_reports, name):
