@@ -371,6 +371,26 @@ def counterexample_runs(link, number: int | None) -> list[list[Run]]:
     return [head, where]
 
 
+def variant_runs(variant) -> list[Run]:
+    r"""The paragraph under a wrong step saying its nearest true variant (``variant`` has
+    ``side``, ``why``, ``assume`` and ``latex``, the side as the document would write it, typeset
+    when every macro in it may be).
+
+    >>> from types import SimpleNamespace as V
+    >>> variant_runs(V(side="w.T @ g", why="w must be transposed", assume=(), latex=""))
+    [('strong', 'Nearest true variant: '), ('text', 'it holds with '), ('code', 'w.T @ g'), ('text', ': w must be transposed.')]
+    """
+    head: list[Run] = [("strong", "Nearest true variant: ")]
+    assume = tuple(getattr(variant, "assume", ()) or ())
+    why = str(getattr(variant, "why", "") or "")
+    if assume and not why:
+        return head + [("text", "it holds if "), ("code", " and ".join(assume)), ("text", ".")]
+    latex = str(getattr(variant, "latex", "") or "")
+    shown = entry_math(latex).latex if latex else None
+    side: Run = ("math", shown) if shown is not None else ("code", str(variant.side))
+    return head + [("text", "it holds with "), side, ("text", f": {why}." if why else ".")]
+
+
 # -- views ------------------------------------------------------------------------------------
 
 
@@ -407,6 +427,8 @@ def _notes(entry) -> list[list[Run]]:
     for number, link in enumerate(entry.links, start=1):
         if link.verdict == "does not follow" and link.counterexample is not None:
             notes += counterexample_runs(link, number if several else None)
+            if getattr(link, "variant", None) is not None:
+                notes.append(variant_runs(link.variant))
         elif link.verdict in ("unknown", "not checked") and link.reason and (several or not entry.reason):
             label = [("strong", f"Link {number}, {link.verdict}: ")] if several else []
             notes.append(label + reason_runs(link.reason))
@@ -774,6 +796,7 @@ __all__ = [
     "number_latex",
     "reason_runs",
     "tex_runs",
+    "variant_runs",
     "audit_document",
     "audit_html",
     "audit_html_body",

@@ -639,38 +639,57 @@ class _IdentityScreen:
             return None
         return value if np.all(np.isfinite(value)) else None
 
-    def matches(self, candidate: str) -> Iterator[tuple[str, str, tuple[str, ...]]]:
-        """(right side, what changed, shift) for each way ``candidate`` agrees with the left
-        side at the points: as it is, times a factor of sizes, or shifted."""
+    def values(self, candidate: str) -> list[np.ndarray] | None:
+        """``candidate`` at the points (beyond the grid on the shifted axes), or None when it
+        does not evaluate or already differs from the left side at the first point at every
+        shift and factor."""
         try:
             parsed = self._parse(f"1 == {candidate}") if self.free else self._parse(f"{self.left_text} == {candidate}")
         except Exception:  # noqa: BLE001  (an edit that does not parse is no candidate)
-            return
+            return None
         if not self.free:
             values = [self._tensor_values(parsed.right, p) for p in self.points]
-            yield from self._scaled_matches(candidate, values, ())
-            return
+            return None if any(v is None for v in values) else values
         if not {str(f) for f in parsed.free} <= set(self.names):
-            return
+            return None
         values = []
         for p, g in zip(self.points, self.grids, strict=True):
             v = self._values(parsed.right, p, g, g.margin)
             if v is None:
-                return
+                return None
             values.append(v)
             if len(values) == 1 and not self._any_window(values, 1):
-                return  # most candidates already differ at the first point
-        zero = tuple(sp.Integer(0) for _ in self.axes)
-        if self._window_values(values, zero) is not None:
-            yield from self._scaled_matches(candidate, self._window_values(values, zero), ())
+                return None  # most candidates already differ at the first point
+        return values
+
+    def exact(self, candidate: str, values) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        """(right side, what changed, ()) when ``candidate``'s values agree with the left side
+        at the points as they are, or times a factor of sizes."""
+        if values is None:
+            return
+        if not self.free:
+            yield from self._scaled_matches(candidate, values, ())
+            return
+        yield from self._scaled_matches(candidate, self._window_values(values, tuple(0 for _ in self.axes)), ())
+
+    def shifted(self, candidate: str, values) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        """(right side, ``shifted by (..)``, shift) for each shift of the free indices at which
+        ``candidate``'s values agree with the left side at the points."""
+        if values is None or not self.free:
+            return
         for deltas in self._deltas():
             windows = self._window_values(values, deltas)
-            if windows is not None and all(
-                np.allclose(w, t, rtol=1e-7, atol=1e-9) for w, t in zip(windows, self.left, strict=True)
-            ):
+            if all(np.allclose(w, t, rtol=1e-7, atol=1e-9) for w, t in zip(windows, self.left, strict=True)):
                 mapping = {self.names[a]: d for a, d in zip(self.axes, deltas, strict=True) if d != 0}
                 shift = tuple(size_text(mapping.get(n, sp.Integer(0))) for n in self.names)
                 yield _shifted_side(candidate, mapping), f"shifted by ({', '.join(shift)})", shift
+
+    def matches(self, candidate: str) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        """(right side, what changed, shift) for each way ``candidate`` agrees with the left
+        side at the points: as it is, times a factor of sizes, or shifted."""
+        values = self.values(candidate)
+        yield from self.exact(candidate, values)
+        yield from self.shifted(candidate, values)
 
     def _deltas(self) -> list[tuple]:
         """Every shift of the shifted axes but none, fewest shifted axes first."""
@@ -682,7 +701,7 @@ class _IdentityScreen:
         for v, p, g, mask in zip(values, self.points, self.grids, self.mask, strict=False):
             window = [slice(None)] * v.ndim
             for a, d in zip(self.axes, deltas, strict=True):
-                k = int(d.xreplace(p.sizes))
+                k = int(sp.sympify(d).xreplace(p.sizes))
                 window[a] = slice(g.margin + k, g.margin + k + g.count[a])
             out.append(v[tuple(window)] * mask)
         return out
@@ -923,6 +942,7 @@ _IDENTITY_EDIT_ORDER = (
     "no factor",
     "no division",
     "the sum runs the other way",
+    "not flipped about the origin",
     "is not flipped",
     "the indices of",
     "must be flipped",
@@ -979,6 +999,11 @@ def _read_edits(text: str, layer) -> Iterator[tuple[str, str]]:
             read = ast.Subscript(ast.Name(name), ast.Tuple(negated, ast.Load()), ast.Load())
             shown = ", ".join(ast.unparse(e) for e in negated)
             yield _replaced(tree, node, read), f"{name} is read at [{shown}]: the sum runs the other way"
+        mirrored = _mirrored_reads(elts)
+        if mirrored is not None:
+            read = ast.Subscript(ast.Name(name), ast.Tuple(mirrored, ast.Load()), ast.Load())
+            shown = ", ".join(ast.unparse(e) for e in mirrored)
+            yield _replaced(tree, node, read), f"{name} is read at [{shown}]: not flipped about the origin"
         flipped = ast.Subscript(ast.Call(ast.Name("flip"), [ast.Name(name)], []), node.slice, ast.Load())
         yield _replaced(tree, node, flipped), f"{name} must be flipped"
         if len(elts) == 2 and ranks[name] == 2:
@@ -1007,6 +1032,22 @@ def _summation_names(tree: ast.AST) -> set[str]:
                     out.add(arg.id)
                 elif isinstance(arg, ast.Tuple) and arg.elts and isinstance(arg.elts[0], ast.Name):
                     out.add(arg.elts[0].id)
+    return out
+
+
+def _mirrored_reads(elts: list) -> list | None:
+    """The index expressions negated (``x[-m - a]`` read as ``x[m + a]``) when every one of them
+    is written with a leading minus, else None."""
+    out = []
+    for e in elts:
+        names = {n.id for n in ast.walk(e) if isinstance(n, ast.Name)}
+        try:
+            expr = sp.sympify(ast.unparse(e), locals={n: sp.Symbol(n, integer=True) for n in names})
+        except (sp.SympifyError, SyntaxError, TypeError):
+            return None
+        if expr == 0 or not expr.could_extract_minus_sign():
+            return None
+        out.append(ast.parse(size_text(sp.expand(-expr)), mode="eval").body)
     return out
 
 
@@ -1071,20 +1112,34 @@ def identity_variants(
         return ()
     budget = [proofs]
     edits = identity_edits(right, layer, bool(screen.free))
-    # a sign or factor dropped first (the whole edit: only as they are), then the side as it
-    # is (shifted, or up to a factor), then the other edits
+    # a sign or factor dropped (the whole edit: only as they are), the side as it is (up to a
+    # factor, or shifted: an off-by-one), then every other edit as it is, then shifted
     first = [e for e in edits if e[1].startswith(_DROPPED)]
-    ordered = [*first, (right, ""), *(e for e in edits if e not in first)][: candidates + 1]
-    for text, why in ordered:
-        for variant, more, shift in screen.matches(text):
-            if variant == right or budget[0] <= 0 or (why.startswith(_DROPPED) and (more or shift)):
-                continue
-            found = _proved_identity(layer, left, variant, condition, assume, proof_seconds, budget)
+    rest = [e for e in edits if e not in first][: max(candidates - len(first), 0)]
+    values: dict[str, list | None] = {}
+
+    def tried(text: str, why: str, kinds) -> Variant | None:
+        if text not in values:
+            values[text] = screen.values(text)
+        for kind in kinds:
+            for variant, more, shift in kind(text, values[text]):
+                if variant == right or budget[0] <= 0 or (why.startswith(_DROPPED) and (more or shift)):
+                    continue
+                found = _proved_identity(layer, left, variant, condition, assume, proof_seconds, budget)
+                if found is not None:
+                    words = "; ".join(w for w in (why, more) if w)
+                    return Variant(f"{left} == {variant}", f"holds with `{variant}`: {words}", (), found, shift)
+        return None
+
+    passes = [(first, (screen.exact,)), ([(right, "")], (screen.exact, screen.shifted))]
+    passes += [(rest, (screen.exact,)), (rest, (screen.shifted,))]
+    for group, kinds in passes:
+        for text, why in group:
+            found = tried(text, why, kinds)
             if found is not None:
-                words = "; ".join(w for w in (why, more) if w)
-                return (Variant(f"{left} == {variant}", f"holds with `{variant}`: {words}", (), found, shift),)
-        if budget[0] <= 0:
-            return ()
+                return (found,)
+            if budget[0] <= 0:
+                return ()
     return _missing_identity_assumptions(layer, left, right, condition, assume, proof_seconds, budget)
 
 
