@@ -255,6 +255,29 @@ def size_sum(expr: Tensor, idx_hint: str = "k") -> Expr:
     return gsum(expr.element(idx), *limits)
 
 
+def substituted(expr: Expr, old: Sequence, new: Sequence) -> Expr:
+    """``expr.xreplace`` of each ``old`` symbol by the ``new`` one at its position.
+
+    Remembered: a claim's element is asked for at the same index symbols by the proof and by
+    every exact evaluation of its cross-check, and rebuilding a sum with its guards asks
+    SymPy's assumptions again each time.
+
+    >>> i, p = index_symbol("i"), index_symbol("p")
+    >>> substituted(read("x", (i,)) + i, (i,), (p,))
+    p + x[p]
+    """
+    try:
+        return _substituted(expr, tuple(old), tuple(new))
+    except TypeError:  # something without a hash
+        return expr.xreplace(dict(zip(old, new, strict=False)))
+
+
+# Cached: a pure function of SymPy expressions (hashable, compared by structure).
+@functools.lru_cache(maxsize=1024)
+def _substituted(expr: Expr, old: tuple, new: tuple) -> Expr:
+    return expr.xreplace(dict(zip(old, new, strict=False)))
+
+
 def subs_free(expr: Expr, mapping: dict) -> Expr:
     """Substitute symbols where they are free (not inside a sum that binds them).
 

@@ -26,7 +26,7 @@ from ..errors import InputError, InternalError
 from . import ops
 from .assumptions import Assumption
 from .functions import function_class, spellings
-from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, index_symbol, leaf, size_symbol
+from .ir import GSum, Iverson, Tensor, dummy_index, from_scalar, index_symbol, leaf, size_symbol, substituted
 from .ops import CONSTANTS, FAMILY_PREFIXES, OPERATORS, REFUSED_SPELLINGS, Operator, Param, row_name
 from .tree import Apply, Call, Node, Num, Ref, Scalar, build
 
@@ -1188,7 +1188,7 @@ def claim_tensor(claim: Claim, layer) -> Tensor:
     free, body = claim.index, claim.body
 
     def element(idx):
-        return body.xreplace(dict(zip(free, idx, strict=False)))
+        return substituted(body, free, idx)
 
     return Tensor(shape=tuple(layer.inputs[claim.wrt]), element=element, valid=claim.valid, latex=sp.latex(body))
 
