@@ -8,6 +8,7 @@ values; hostile documents end in clear errors or `not checked`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from symderive import cli
 from symderive.audit.check import audit
 from symderive.errors import InputError
 
+EXAMPLES_LAYERS = Path(__file__).resolve().parents[2] / "symderive" / "layers"
 LINEAR = "```toml symderive\nlayer = 'linear'\n```\n"
 CONV = "```toml symderive\nlayer = 'conv2d'\n[sizes]\nk_1 = 'kh'\nk_2 = 'kw'\n```\n"
 SOFTMAX_CE = "```toml symderive\nlayer = 'softmax_cross_entropy'\n```\n"
@@ -98,6 +100,7 @@ def test_a_fully_connected_derivation_with_its_typical_mistakes():
         lambda v, s, j, i: read0(np.outer(v["g"], v["x"]), j, i),
         lambda v, s, j, i: -read0(v["g"], j) * read0(v["x"], i),
     )
+    fc_variants_hold(e)
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,6 +141,7 @@ def test_a_conv_input_gradient_with_a_missing_flip_and_a_shift():
     e = {x.line: x for x in result.entries}
     confirm(e[10], lambda v, s, p, q: conv_dx(v, p, q), lambda v, s, p, q: conv_sum(v, p, q, (0, 0), +1))
     confirm(e[12], lambda v, s, p, q: conv_dx(v, p, q), lambda v, s, p, q: conv_sum(v, p, q, (1, 0), -1))
+    conv_variants_hold(e)
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,6 +186,7 @@ def test_softmax_cross_entropy_with_a_bound_one_too_far_and_a_sign():
         lambda v, s, k: float(softmax(v["s"])[k] - v["t"][k]),
         lambda v, s, k: float(softmax(v["s"])[k] + v["t"][k]),
     )
+    sce_variants_hold(e)
 
 
 # ---------------------------------------------------------------------------------------
@@ -383,6 +388,7 @@ def test_several_notation_blocks_batched_linear_then_relu():
         lambda v, s, n, d: read0(v["g"] * (v["x"] > 0), n, d),
         lambda v, s, n, d: read0(v["g"] * (v["x"] >= 0), n, d),
     )
+    batch_variants_hold(e)
 
 
 SOFTMAX_CASES = r"""```toml symderive
@@ -411,3 +417,135 @@ def test_einstein_sums_exclusion_sums_and_cases():
         lambda v, s, k: float(softmax(v["s"])[k] - v["t"][k]),
         lambda v, s, k: float(softmax(v["s"])[k] + (-1 if k == 0 else 1) * v["t"][k]),
     )
+    # the second case's sign: softmax - t in both cases (sce_variants_hold checks softmax - t by autograd)
+    assert wrong.variant.why == "the sign of t[k] is the other way"
+    assert wrong.variant.side.count("- t[k]") == 2 and "+ t[k]" not in wrong.variant.side
+
+
+# ---------------------------------------------------------------------------------------
+# the nearest true variant of a wrong step (issue 16 item 4): what the audit says would hold,
+# checked here against hand-written NumPy/SciPy and torch autograd at several non-square sizes
+
+SIZES_2D = [(3, 5, 2, 3), (5, 4, 3, 2), (4, 7, 1, 3), (6, 3, 4, 1)]  # H, W, kh, kw
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def torch_grads(forward, *arrays, upstream=None):
+    """The gradients of sum(upstream * forward(*arrays)) (a scalar forward: its own) by torch autograd."""
+    import torch
+
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    out = forward(*ts)
+    out.backward(None if upstream is None else torch.tensor(upstream, dtype=torch.float64))
+    return [t.grad.numpy() for t in ts]
+
+
+def conv_grads(x: np.ndarray, w: np.ndarray, g: np.ndarray):
+    """dx and dw of y = correlate(x, w, 'valid') + b (torch's conv2d is a cross-correlation)."""
+    import torch.nn.functional as F
+
+    return torch_grads(lambda x, w: F.conv2d(x[None, None], w[None, None])[0, 0], x, w, upstream=g)
+
+
+def fc_variants_hold(e: dict) -> None:
+    """The FC document's wrong steps: W for W^T and a sign get their variant, a dropped term none."""
+    assert e[7].variant is None and e[7].counterexample is not None  # the bias dropped: no small fix
+    assert e[11].variant.side == "Sum(g[j] * w[j, i], j)" and "other way round" in e[11].variant.why
+    assert e[13].variant.side == "g[j] * x[i]" and e[13].variant.why == "the sign is the other way"
+    for seed, (n, m) in enumerate([(3, 2), (2, 5), (4, 1)]):
+        rng = _rng(seed)
+        w, x, b, g = rng.normal(size=(m, n)), rng.normal(size=n), rng.normal(size=m), rng.normal(size=m)
+        dw, dx, _ = torch_grads(lambda w, x, b: w @ x + b, w, x, b, upstream=g)
+        # the variants, written out by hand: sum_j g_j w_ji and g_j x_i
+        assert np.allclose(dx, [sum(g[j] * w[j, i] for j in range(m)) for i in range(n)])
+        assert np.allclose(dw, [[g[j] * x[i] for i in range(n)] for j in range(m)])
+
+
+def conv_variants_hold(e: dict) -> None:
+    """The conv document's missing flip and off-by-one shift get their variant."""
+    flip, shift = e[10].variant, e[12].variant
+    assert flip.side == "Sum(g[-m + p, -n + q] * w[m, n], (m, 0, kh - 1), (n, 0, kw - 1))"
+    assert "the sum runs the other way" in flip.why
+    assert shift.shift == ("-1", "0") and shift.why == "shifted by (-1, 0)"
+    for seed, (h, w_, kh, kw) in enumerate(SIZES_2D):
+        rng = _rng(seed)
+        x, w, g = rng.normal(size=(h, w_)), rng.normal(size=(kh, kw)), rng.normal(size=(h - kh + 1, w_ - kw + 1))
+        dx, _ = conv_grads(x, w, g)
+        v = {"w": w, "g": g}
+        for p in range(h):
+            for q in range(w_):
+                # the document's sum with g[p - m, q - n] (the missing flip put back) ...
+                assert dx[p, q] == pytest.approx(conv_sum(v, p, q, (0, 0), -1))
+                # ... and its off-by-one g[p - m + 1, q - n] read one row up
+                assert dx[p, q] == pytest.approx(conv_sum(v, p - 1, q, (1, 0), -1))
+
+
+def sce_variants_hold(sce: dict) -> None:
+    """The softmax-CE document: a sign in a term gets its variant, a bound one too far none."""
+    assert sce[7].variant is None  # a sum bound one too far: no small fix
+    assert sce[11].variant.side == "exp(s[k]) / Sum(exp(s[j]), j) - t[k]"
+    assert sce[11].variant.why == "the sign of t[k] is the other way"
+    import torch
+
+    for seed, n in enumerate((2, 3, 5)):
+        rng = _rng(seed)
+        s, t = rng.normal(size=n), rng.uniform(0.1, 1.0, size=n)
+        t /= t.sum()
+        (ds,) = torch_grads(lambda s, t=t: -(torch.tensor(t) * torch.log_softmax(s, 0)).sum(), s)
+        assert np.allclose(ds, np.exp(s) / np.exp(s).sum() - t)
+
+
+def batch_variants_hold(e: dict) -> None:
+    """The batched linear layer: W for W^T gets its variant, a sum bound one short none."""
+    assert e[9].variant.side == "Sum(g[n, o] * w[o, i], o)"
+    assert e[11].variant is None and e[11].counterexample is not None
+    for seed, (n, i, o) in enumerate([(2, 3, 4), (3, 1, 2)]):
+        rng = _rng(seed)
+        x, w, b, g = rng.normal(size=(n, i)), rng.normal(size=(o, i)), rng.normal(size=o), rng.normal(size=(n, o))
+        dx, _, _ = torch_grads(lambda x, w, b: x @ w.T + b, x, w, b, upstream=g)
+        assert np.allclose(dx, [[sum(g[a, c] * w[c, d] for c in range(o)) for d in range(i)] for a in range(n)])
+
+
+def test_p_minus_t_without_sum_t_one_holds_if_sum_t_is_1(tmp_path):
+    layer = (EXAMPLES_LAYERS / "softmax_cross_entropy.toml").read_text(encoding="utf-8")
+    (tmp_path / "sce.toml").write_text(layer.replace('assume = ["sum(t) == 1"]\n', ""), encoding="utf-8")
+    doc = tmp_path / "ce.md"
+    doc.write_text("```toml symderive\nlayer = 'sce.toml'\n```\n\n$$\\frac{\\partial L}{\\partial s_k} = p_k - t_k$$\n")
+    (entry,) = audit(doc).entries
+    assert entry.verdict == "does not follow"
+    assert entry.variant.assume == ("sum(t) == 1",) and entry.variant.explanation == "holds if sum(t) == 1"
+    import torch
+
+    rng = _rng(7)
+    s, t = rng.normal(size=4), rng.uniform(0.1, 1.0, size=4)
+    loss = lambda t: lambda s: -(torch.tensor(t) * torch.log_softmax(s, 0)).sum()  # noqa: E731
+    p = np.exp(s) / np.exp(s).sum()
+    assert not np.allclose(torch_grads(loss(t), s)[0], p - t)  # any target: p - t is wrong
+    assert np.allclose(torch_grads(loss(t / t.sum()), s)[0], p - t / t.sum())  # a distribution: it holds
+
+
+def test_no_variants_turns_the_search_off(tmp_path, capsys):
+    doc = tmp_path / "fc.md"
+    transposed = "$$\\frac{\\partial L}{\\partial x_i} = \\sum_j \\frac{\\partial L}{\\partial y_j} w_{ij}$$"
+    doc.write_text(LINEAR + "\n$$y_j = \\sum_i w_{ji} x_i + b_j$$\n\n" + transposed + "\n", encoding="utf-8")
+    assert cli.main(["audit", str(doc), "--json", "--no-variants"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["verdict"] for r in rows] == ["follows", "does not follow"]
+    assert [r["variant"] for r in rows] == [None, None]
+    assert cli.main(["audit", str(doc), "--json"]) == 1
+    rows = {r["line"]: r for r in (json.loads(line) for line in capsys.readouterr().out.splitlines())}
+    assert rows[5]["variant"] is None
+    variant = rows[7]["variant"]
+    assert variant == {
+        "claim": "dx[i] == Sum(g[j] * w[j, i], j)",
+        "explanation": variant["explanation"],
+        "latex": None,
+        "assume": [],
+    }
+    assert variant["explanation"].startswith("holds with `Sum(g[j] * w[j, i], j)`")
+    assert rows[7]["links"][0]["variant"] == variant
+    assert cli.main(["audit", str(doc)]) == 1
+    assert "            holds with `Sum(g[j] * w[j, i], j)`: the indices of w" in capsys.readouterr().out

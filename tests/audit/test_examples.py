@@ -170,3 +170,58 @@ def test_the_committed_annotated_audits_are_what_make_writes_today():
         for suffix, data in make.outputs(document, notation).items():
             committed = (EXAMPLES / f"{stem}{suffix}").read_bytes()
             assert data == committed, f"{stem}{suffix} is stale: run python examples/derivations/make.py"
+
+
+def _notes_excerpt() -> str:
+    """The CNN notes' notation block, the two definitions, the flip identity (line 50) and the
+    boxed dL/dw (line 99), in the notes' order (a document of their own: a quicker audit)."""
+    lines = NOTES.read_text(encoding="utf-8").split("\n")
+    start = lines.index("```toml symderive")
+    block = lines[start : lines.index("```", start + 1) + 1]
+    wanted = ("$$(W * I)(i, j) = \\sum", "$$(W \\otimes I)(i, j) = \\sum", "W_{\\text{flipped}}", "\\boxed")
+    displays = [next(line for line in lines if line.startswith("$$") and w in line) for w in wanted]
+    return "\n".join(block) + "\n\n" + "\n\n".join(displays) + "\n"
+
+
+@pytest.mark.slow
+def test_the_notes_wrong_flip_identity_and_boxed_dw_get_their_shifted_variant():
+    """The variants the audit finds for the notes' two mistakes, each checked here with SciPy
+    (convolve2d / correlate2d) and torch autograd on random data at non-square sizes."""
+    import numpy as np
+    import scipy.signal as ss
+    import torch
+    import torch.nn.functional as F
+
+    from symderive.audit.check import audit
+    from symderive.render.audit import audit_markdown
+
+    result = audit(_notes_excerpt())
+    flip_identity, boxed = [e for e in result.entries if e.wrong]
+    assert flip_identity.variant.shift == ("1 - kh", "1 - kw")
+    assert flip_identity.variant.latex == "(W_{\\text{flipped}}\\otimes I)(i - k_1 + 1, j - k_2 + 1)"
+    assert boxed.variant.shift == ("H - kh", "W - kw")
+    assert "*I(m' + H - k_1, n' + W - k_2)" in boxed.variant.latex
+    assert flip_identity.counterexample is not None and boxed.counterexample is not None
+    for seed, (h, w_, kh, kw) in enumerate([(3, 5, 2, 3), (5, 4, 3, 2), (4, 7, 1, 3), (6, 3, 4, 2)]):
+        rng = np.random.default_rng(seed)
+        x, w = rng.normal(size=(h, w_)), rng.normal(size=(kh, kw))
+        g = rng.normal(size=(h - kh + 1, w_ - kw + 1))
+        # (W * I)(i, j) = (W_flipped ⊗ I)(i - kh + 1, j - kw + 1) at every (i, j) where either is not 0:
+        # full correlation with the flipped kernel, read kh - 1 rows and kw - 1 columns on
+        conv = ss.convolve2d(x, w, "full")
+        corr_flipped = ss.correlate2d(x, w[::-1, ::-1], "full")
+        assert np.allclose(conv, corr_flipped)
+        # the unshifted identity fails: (W * I)(i, j) != (W_flipped ⊗ I)(i, j) read without the shift
+        unshifted = np.pad(corr_flipped, ((0, kh - 1), (0, kw - 1)))[kh - 1 :, kw - 1 :]
+        assert kh == kw == 1 or not np.allclose(conv, unshifted)
+        # dL/dw(m', n') = ({dL/dY}_180 * I)(m' + H - kh, n' + W - kw), dL/dw by torch autograd
+        xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+        F.conv2d(xt[None, None], wt[None, None])[0, 0].backward(torch.tensor(g))
+        full = ss.convolve2d(x, g[::-1, ::-1], "full")
+        assert np.allclose(wt.grad.numpy(), full[h - kh : h - kh + kh, w_ - kw : w_ - kw + kw])
+    # the annotated audit typesets it under the counterexample
+    markdown = audit_markdown(result)
+    assert (
+        "**Nearest true variant\\:** it holds with $(W_{\\text{flipped}}\\otimes I)(i - k_1 + 1, j - k_2 + 1)$"
+        in markdown
+    )
