@@ -133,6 +133,7 @@ def test_a_command_that_needs_concrete_functions_refuses_an_abstract_f(command, 
     assert not (tmp_path / "m.py").exists()
 
 
+@pytest.mark.slow  # a report of a refuted claim: ~1 s each
 @pytest.mark.parametrize("suffix", [".md", ".tex"])
 def test_a_report_shows_the_claims_about_f(suffix, tmp_path, capsys):
     out = tmp_path / f"report{suffix}"
