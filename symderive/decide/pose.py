@@ -402,9 +402,7 @@ def decided(problem: Problem, functions=(), timeout: float = 60.0, cross_check: 
             if found is None and hint:
                 found = search.find_counterexample(concrete, at_sizes=hint)
         if found is not None:
-            if not found.is_shape_mismatch:
-                found = dataclasses.replace(found, functions={n: str(f) for n, f in chosen.items()})
-            return Decision(REFUTED, counterexample=found)
+            return Decision(REFUTED, counterexample=_naming(found, chosen))
         summaries.append(
             f"{_named(chosen)}: {'timed out at' if summary.timed_out else 'searched'} {summary.describe()}"
         )
@@ -415,6 +413,14 @@ def decided(problem: Problem, functions=(), timeout: float = 60.0, cross_check: 
         else f"{outcome.reason}, but no concrete counterexample was found ({searched})"
     )
     return Decision(UNKNOWN, reason=f"not proved for every {', '.join(functions)}: {reason}")
+
+
+def _naming(found, functions: dict):
+    """A counterexample found with concrete ``functions``, naming them (a shape mismatch does not
+    depend on them)."""
+    if found is None or found.is_shape_mismatch or not functions:
+        return found
+    return dataclasses.replace(found, functions={n: str(f) for n, f in functions.items()})
 
 
 def _named(functions: dict) -> str:
@@ -498,7 +504,15 @@ def prove_concrete(layer, wrt: str, claim_text: str, assume=(), deadline: float 
     extra = parse_assumptions(list(assume), layer)
     problem = gradient_problem(layer, wrt, claim_text, extra, symbolic=False)
     summary = search.SearchSummary()
-    found = search.find_counterexample(problem, deadline=deadline, summary=summary)
+    found = None
+    # an abstract function is searched with each concrete stand-in in turn (one for a layer without)
+    for choice in range(len(STAND_INS) if layer.functions else 1):
+        chosen = stand_ins(layer.functions, choice)
+        found = _naming(
+            search.find_counterexample(with_functions(problem, chosen), deadline=deadline, summary=summary), chosen
+        )
+        if found is not None:
+            break
     common = {"layer": layer.name, "wrt": wrt, "claim": claim_text, "assumptions": problem.texts}
     if found is not None:
         return Verdict(REFUTED, counterexample=found, detail="found by concrete search at small sizes", **common)
@@ -554,13 +568,19 @@ def size_candidates(layer: Layer, extra_assumptions=(), max_size: int = search.M
 
 def find_counterexample(layer: Layer, wrt: str, claim: Tensor, assumptions=(), **options):
     """The minimal concrete point where ``claim`` is not the gradient, or None (see
-    :func:`symderive.decide.search.find_counterexample` for ``options``)."""
-    return search.find_counterexample(gradient_problem(layer, wrt, claim, assumptions, symbolic=False), **options)
+    :func:`symderive.decide.search.find_counterexample` for ``options``; an abstract function
+    stands as the first concrete stand-in, which the counterexample names)."""
+    chosen = stand_ins(layer.functions, 0)
+    problem = with_functions(gradient_problem(layer, wrt, claim, assumptions, symbolic=False), chosen)
+    return _naming(search.find_counterexample(problem, **options), chosen)
 
 
 def disagreement_sizes(layer: Layer, wrt: str, claim: Tensor, assumptions=(), candidates: int = 3, probes: int = 6):
-    """The first of the smallest sizes where ``claim`` and the exact gradient differ, else None."""
-    problem = gradient_problem(layer, wrt, claim, assumptions, symbolic=False)
+    """The first of the smallest sizes where ``claim`` and the exact gradient differ, else None
+    (an abstract function standing as the first concrete stand-in)."""
+    problem = with_functions(
+        gradient_problem(layer, wrt, claim, assumptions, symbolic=False), stand_ins(layer.functions, 0)
+    )
     return search.disagreement_sizes(problem, candidates=candidates, probes=probes)
 
 

@@ -151,3 +151,11 @@ def test_the_stand_ins_replace_every_derivative_consistently():
     assert with_stand_ins(element, {}) == element
     assert stand_ins(["f"], 2) == {"f": sp.exp(u)}
     assert decided(problem, LAYER.functions).status == "proved"
+
+
+def test_the_concrete_search_alone_names_its_f_and_never_proves():
+    from symderive.counterexample import prove_concrete
+
+    verdict = prove_concrete(LAYER, "b", "g * f(z)")
+    assert verdict.verdict == "refuted" and verdict.counterexample.functions == {"f": str(STAND_INS[0])}
+    assert prove_concrete(LAYER, "b", "g * f_prime(z)", deadline=0).verdict == "unknown"
