@@ -395,6 +395,8 @@ def nearest_variants(
     deadline = time.monotonic() + checked_timeout(timeout)
     layer = as_layer(layer)
     layer.require_differentiable(wrt)
+    if getattr(layer, "functions", ()):
+        return ()  # edits are screened at numeric points: an abstract f (functions = ["f"]) has no value
     points = test_points(layer, wrt)
     parsed = parse_claim(claim, layer, wrt)
     edits = index_edits(claim, layer, wrt, points) if parsed.is_index_form else closed_edits(claim, layer)

@@ -158,3 +158,13 @@ def test_a_derivative_with_no_name_is_an_input_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and "no derivative rule for f_prime_prime(b[i])" in err, err
     assert cli.main(["prove", str(path), "--identity", "diff(f_prime(b[i]), b[i]) == f_prime_prime(b[i])"]) == 0
+
+
+def test_prove_why_and_assert_gradient_say_the_refutation_without_variants(capsys):
+    from symderive.testing import assert_gradient
+
+    assert cli.main(["prove", str(EXAMPLE), "--wrt", "b", "g * f(z)", "--why"]) == 1
+    captured = capsys.readouterr()
+    assert "f(u) = u**2 + 3*u" in captured.out and "Traceback" not in captured.err, captured.err
+    with pytest.raises(AssertionError, match=r"with f\(u\) = u\*\*2 \+ 3\*u"):
+        assert_gradient(str(EXAMPLE), "b", "g * f(z)")
