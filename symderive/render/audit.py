@@ -350,6 +350,8 @@ def counterexample_runs(link, number: int | None) -> list[list[Run]]:
     for name, value in (cex.values or {}).items():
         name_tex, array = name_latex(name), array_latex(value)
         values.append([("math", f"{name_tex} = {array}")] if name_tex and array else [("code", f"{name} = {value}")])
+    # the concrete function an abstract one ([functions]) stood for
+    values += [[("code", f"{name}(u) = {text}")] for name, text in (getattr(cex, "functions", None) or {}).items()]
     if values:
         head.append(("text", ", with "))
         for k, piece in enumerate(values):
