@@ -38,6 +38,9 @@ class NonLinear(ValueError):
 class Z3Context:
     """Symbol -> z3 Int map shared by the queries about one claim.
 
+    A symbol's z3 constant is named after it (a Dummy with its index), so the translation of
+    an expression depends on the expression alone: it is remembered across contexts.
+
     >>> ctx = Z3Context()
     >>> str(ctx.expr(2 * sp.Symbol("n", integer=True) + 1))
     '1 + 2*n'
@@ -51,87 +54,109 @@ class Z3Context:
 
     def var(self, s: sp.Symbol):
         if s not in self.symbols:
-            name = s.name if not isinstance(s, sp.Dummy) else f"{s.name}_{s.dummy_index}"
-            self.symbols[s] = z3.Int(name)
+            self.symbols[s] = _var(s)
         return self.symbols[s]
 
     def expr(self, e):
         """The z3 integer term of a SymPy integer expression."""
         e = sp.sympify(e)
-        if e.is_Integer:
-            return z3.IntVal(int(e))
-        if e.is_Rational:
-            raise NonLinear(f"non-integer constant {_text(e)}")
-        if isinstance(e, sp.Symbol):
-            return self.var(e)
-        if isinstance(e, sp.Add):
-            den = _common_denominator(e)
-            if den != 1:
-                raise NonLinear(f"non-integer expression {_text(e)}")
-            return z3.Sum([self.expr(a) for a in e.args])
-        if isinstance(e, sp.Mul):
-            consts = [a for a in e.args if a.is_Number]
-            rest = [a for a in e.args if not a.is_Number]
-            c = sp.Mul(*consts)
-            if len(rest) > 1:
-                raise NonLinear(f"non-linear integer expression {_text(e)}")
-            if not c.is_Integer:
-                raise NonLinear(f"non-integer expression {_text(e)}")
-            return int(c) * self.expr(rest[0])
-        if isinstance(e, sp.floor):
-            return self._floor(e.args[0])
-        if isinstance(e, sp.ceiling):
-            return -self._floor(-e.args[0])
-        if isinstance(e, sp.Mod):
-            a, b = e.args
-            if not b.is_Integer or int(b) <= 0:
-                raise NonLinear(f"modulus by a non-constant in {_text(e)}")
-            return self.expr(a) % int(b)
-        if isinstance(e, sp.Max):
-            return reduce(lambda x, y: z3.If(x >= y, x, y), [self.expr(a) for a in e.args])
-        if isinstance(e, sp.Min):
-            return reduce(lambda x, y: z3.If(x <= y, x, y), [self.expr(a) for a in e.args])
-        if isinstance(e, sp.Piecewise):
-            out = None
-            for val, cond in reversed(e.args):
-                v = self.expr(val)
-                out = v if out is None else z3.If(self.cond(cond), v, out)
-            return out
-        raise NonLinear(f"not an integer index expression: {_text(e)}")
-
-    def _floor(self, arg):
-        arg = sp.expand(arg)
-        den = _common_denominator(arg)
-        num = sp.expand(arg * den)
-        if den == 1:
-            return self.expr(num)
-        return self.expr(num) / int(den)  # z3's div is floor division for a positive divisor
+        try:
+            return _term(e)
+        except TypeError:  # something without a hash
+            return _term.__wrapped__(e)
 
     def cond(self, c):
         """The z3 formula of a SymPy condition over integers."""
-        if c is sp.true or c == sp.true:
-            return z3.BoolVal(True)
-        if c is sp.false or c == sp.false:
-            return z3.BoolVal(False)
-        if isinstance(c, sp.And):
-            return z3.And(*[self.cond(a) for a in c.args])
-        if isinstance(c, sp.Or):
-            return z3.Or(*[self.cond(a) for a in c.args])
-        if isinstance(c, sp.Not):
-            return z3.Not(self.cond(c.args[0]))
-        if isinstance(c, sp.ITE):
-            return z3.If(*(self.cond(a) for a in c.args))
-        if isinstance(c, sp.Implies):
-            return z3.Implies(self.cond(c.args[0]), self.cond(c.args[1]))
-        if isinstance(c, sp.Equivalent):
-            return self.cond(c.args[0]) == self.cond(c.args[1])
-        if isinstance(c, sp.Xor):
-            return z3.Xor(*(self.cond(a) for a in c.args))
-        if isinstance(c, sp.Rel):
-            lhs, rhs = _integerise(c.lhs - c.rhs)
-            # one z3 term, not all six (each is a call into z3)
-            return _RELATIONS[c.rel_op](self.expr(lhs), self.expr(rhs))
-        raise NonLinear(f"not an integer condition: {_text(c)}")
+        try:
+            return _formula(c)
+        except TypeError:  # something without a hash
+            return _formula.__wrapped__(c)
+
+
+def _var(s: sp.Symbol):
+    return z3.Int(s.name if not isinstance(s, sp.Dummy) else f"{s.name}_{s.dummy_index}")
+
+
+# Cached: a pure function of a SymPy expression (hashable, compared by structure); a proof
+# translates the same guards again and again (each term, each ordering, each question).
+@functools.lru_cache(maxsize=8192)
+def _term(e):
+    if e.is_Integer:
+        return z3.IntVal(int(e))
+    if e.is_Rational:
+        raise NonLinear(f"non-integer constant {_text(e)}")
+    if isinstance(e, sp.Symbol):
+        return _var(e)
+    if isinstance(e, sp.Add):
+        den = _common_denominator(e)
+        if den != 1:
+            raise NonLinear(f"non-integer expression {_text(e)}")
+        return z3.Sum([_term(a) for a in e.args])
+    if isinstance(e, sp.Mul):
+        consts = [a for a in e.args if a.is_Number]
+        rest = [a for a in e.args if not a.is_Number]
+        c = sp.Mul(*consts)
+        if len(rest) > 1:
+            raise NonLinear(f"non-linear integer expression {_text(e)}")
+        if not c.is_Integer:
+            raise NonLinear(f"non-integer expression {_text(e)}")
+        return int(c) * _term(rest[0])
+    if isinstance(e, sp.floor):
+        return _floor(e.args[0])
+    if isinstance(e, sp.ceiling):
+        return -_floor(-e.args[0])
+    if isinstance(e, sp.Mod):
+        a, b = e.args
+        if not b.is_Integer or int(b) <= 0:
+            raise NonLinear(f"modulus by a non-constant in {_text(e)}")
+        return _term(a) % int(b)
+    if isinstance(e, sp.Max):
+        return reduce(lambda x, y: z3.If(x >= y, x, y), [_term(a) for a in e.args])
+    if isinstance(e, sp.Min):
+        return reduce(lambda x, y: z3.If(x <= y, x, y), [_term(a) for a in e.args])
+    if isinstance(e, sp.Piecewise):
+        out = None
+        for val, cond in reversed(e.args):
+            v = _term(val)
+            out = v if out is None else z3.If(_formula(cond), v, out)
+        return out
+    raise NonLinear(f"not an integer index expression: {_text(e)}")
+
+
+def _floor(arg):
+    arg = sp.expand(arg)
+    den = _common_denominator(arg)
+    num = sp.expand(arg * den)
+    if den == 1:
+        return _term(num)
+    return _term(num) / int(den)  # z3's div is floor division for a positive divisor
+
+
+@functools.lru_cache(maxsize=8192)
+def _formula(c):
+    if c is sp.true or c == sp.true:
+        return z3.BoolVal(True)
+    if c is sp.false or c == sp.false:
+        return z3.BoolVal(False)
+    if isinstance(c, sp.And):
+        return z3.And(*[_formula(a) for a in c.args])
+    if isinstance(c, sp.Or):
+        return z3.Or(*[_formula(a) for a in c.args])
+    if isinstance(c, sp.Not):
+        return z3.Not(_formula(c.args[0]))
+    if isinstance(c, sp.ITE):
+        return z3.If(*(_formula(a) for a in c.args))
+    if isinstance(c, sp.Implies):
+        return z3.Implies(_formula(c.args[0]), _formula(c.args[1]))
+    if isinstance(c, sp.Equivalent):
+        return _formula(c.args[0]) == _formula(c.args[1])
+    if isinstance(c, sp.Xor):
+        return z3.Xor(*(_formula(a) for a in c.args))
+    if isinstance(c, sp.Rel):
+        lhs, rhs = _integerise(c.lhs - c.rhs)
+        # one z3 term, not all six (each is a call into z3)
+        return _RELATIONS[c.rel_op](_term(lhs), _term(rhs))
+    raise NonLinear(f"not an integer condition: {_text(c)}")
 
 
 _RELATIONS = {
