@@ -559,10 +559,12 @@ class _IdentityScreen:
     """The left side of an identity at the test points, and a candidate right side compared
     with it there: as it is, up to a factor of sizes, and shifted in its free indices."""
 
-    def __init__(self, layer, left: str, right: str, condition: str, points):
+    def __init__(self, layer, left: str, right: str, condition: str, points, parses: dict | None = None):
         from ..calculus.elements import layer_calculus
 
         self.layer, self.points, self.condition = layer, points, condition
+        # parsed texts, shared by the screens of one search (the points change, not the sides)
+        self.parses = {} if parses is None else parses
         self.left_text = _wrapped(condition, left)
         self.calculus = layer_calculus(layer)
         whole = self._parse(f"{_wrapped(condition, left)} == {_wrapped(condition, right)}")
@@ -587,7 +589,9 @@ class _IdentityScreen:
     def _parse(self, text: str):
         from ..core.parse import parse_identity
 
-        return parse_identity(text, self.layer.scope(), list(self.layer.sizes), calculus=self.calculus)
+        if text not in self.parses:
+            self.parses[text] = parse_identity(text, self.layer.scope(), list(self.layer.sizes), calculus=self.calculus)
+        return self.parses[text]
 
     def _grid(self, whole, point) -> _Grid:
         from ..decide.pose import support_width
@@ -1142,7 +1146,7 @@ def identity_variants(
                 return (found,)
             if budget[0] <= 0:
                 return ()
-    return _missing_identity_assumptions(layer, left, right, condition, assume, proof_seconds, budget)
+    return _missing_identity_assumptions(layer, left, right, condition, assume, proof_seconds, budget, screen.parses)
 
 
 def _proved_identity(layer, left, right, condition, assume, seconds, budget) -> Verdict | None:
@@ -1157,7 +1161,9 @@ def _proved_identity(layer, left, right, condition, assume, seconds, budget) -> 
     return verdict if verdict.proved else None
 
 
-def _missing_identity_assumptions(layer, left, right, condition, assume, seconds, budget) -> tuple[Variant, ...]:
+def _missing_identity_assumptions(
+    layer, left, right, condition, assume, seconds, budget, parses=None
+) -> tuple[Variant, ...]:
     """``left == right`` proved under one more of the layer's candidate assumptions."""
     from ..decide.pose import parse_assumptions
 
@@ -1166,7 +1172,7 @@ def _missing_identity_assumptions(layer, left, right, condition, assume, seconds
             break
         try:
             extra = tuple(parse_assumptions([*assume, text], layer))
-            screen = _IdentityScreen(layer, left, right, condition, identity_points(layer, extra=extra))
+            screen = _IdentityScreen(layer, left, right, condition, identity_points(layer, extra=extra), parses)
         except Exception:  # noqa: BLE001  (an assumption the layer cannot take is no candidate)
             continue
         if not screen.ready or not any(not more and not shift for _, more, shift in screen.matches(right)):
