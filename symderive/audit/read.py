@@ -1469,7 +1469,9 @@ class _EntryReader:
         if primes:
             # f' and f'' are the derivatives of a function declared under [functions]; any other
             # prime (\exp', f''' or a prime on a built-in) is said, never dropped
-            if primes > MAX_ORDER or function not in self.meaning.functions.values():
+            layer = self.meaning.layer
+            declared = {*self.meaning.functions.values(), *(layer.functions if layer is not None else ())}
+            if primes > MAX_ORDER or function not in declared:
                 raise NotRead(
                     f"a prime on a function is read at most {MAX_ORDER} times, on a function declared under [functions]",
                     spell_all(items[pos:]),
