@@ -328,6 +328,11 @@ def main(only: list[str] | None = None) -> None:
         print(f"   (NumPy GEMM of the batched linear's shape, 256x1024 @ 1024x1024: {shaped:.1f} GFLOP/s)")
         shaped = shaped_gemm_rate(dtype, 64, 64 * 9, 8 * 56 * 56)
         print(f"   (NumPy GEMM of the 8x64x56x56 conv's im2col shape, 64x576 @ 576x25088: {shaped:.1f} GFLOP/s)")
+        np_exp, torch_exp = exp_times(dtype)
+        print(
+            f"   (exp of 256x1000, the log-softmax NLL's kernel: NumPy {_fmt(np_exp)}, torch on one thread "
+            f"{_fmt(torch_exp)}; NumPy's SIMD exp needs AVX-512 for float64)"
+        )
         head = f"{'case':<26}{'pass':<9}{'emitted':>11}" + "".join(f"{p:>11}" for p in (*peers, "torch 1t"))
         print(head + f"{'ratio':>8}  rate (emitted)")
         for label, make in cases:
@@ -351,6 +356,16 @@ def main(only: list[str] | None = None) -> None:
                     f"{label:<26}{pass_name:<9}{_fmt(times['emitted']):>11}{cells}{ratio:>8.2f}  {rate:.2f} {unit} ({ref})"
                 )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; load average {_load()}")
+
+
+def exp_times(dtype) -> tuple[float, float]:
+    """(NumPy, torch on one thread) best times of exp over a 256x1000 array, into a preallocated output: the
+    floor of the log-softmax NLL's passes, each of which exponentiates every element once."""
+    a = np.random.default_rng(0).standard_normal((256, 1000)).astype(dtype)
+    out, ta = np.empty_like(a), torch.from_numpy(a)
+    tout = torch.empty_like(ta)
+    times = best_times({"numpy": lambda: np.exp(a, out=out)})
+    return times["numpy"], torch_one_thread_time(lambda: torch.exp(ta, out=tout))
 
 
 def torch_one_thread_time(fn) -> float:

@@ -11,7 +11,9 @@ under autograd; for JAX, ``jax.jit`` of ``jax.vjp`` of the emitted function agai
 ``jax.vjp`` of the plain ``jax.numpy``/``jax.lax`` forward. The time is the best of N
 (``time.perf_counter``, the two implementations timed in interleaved rounds, so that a busy
 machine slows both alike); the ratio is emitted / native (the issue's target: <= 1.05 on the large
-cases), "median" the median over the rounds of a round's emitted time over its native time. On a machine busy with other processes, threaded torch stalls for scheduler slices:
+cases), "median" the median over the rounds of a round's emitted time over its native time. The fixed
+cost of a custom op's dispatch (forward and backward of a trivial op beside the same computation in torch
+operations) is printed first: it bounds the ratio of the small cases (the log-softmax NLL). On a machine busy with other processes, threaded torch stalls for scheduler slices:
 ``OMP_NUM_THREADS=1 python benchmarks/frameworks.py`` gives steadier single-threaded figures.
 """
 
@@ -157,6 +159,34 @@ def torch_pair(module, native, inputs: dict, differentiable, dtype):
     return run(module.forward), run(native)
 
 
+def custom_op_cost() -> tuple[float, float]:
+    """(a trivial torch.library.custom_op's forward + backward, the same computation in torch operations under
+    autograd): best times on a one-element tensor, so that their difference is the fixed cost of the op's
+    dispatch (the Python custom op, its autograd wrapper and its backward's call), which every emitted op pays."""
+    import torch
+
+    def double(x):
+        return x * 2
+
+    # the schema given: this module's annotations are strings (from __future__ import annotations)
+    twice = torch.library.custom_op(
+        "symderive_benchmark::twice", double, mutates_args=(), schema="(Tensor x) -> Tensor"
+    )
+
+    twice.register_fake(lambda x: x.new_empty(x.shape))
+    twice.register_autograd(lambda ctx, g: g * 2, setup_context=lambda ctx, inputs, output: None)
+    x = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    times, _ = best_times(
+        {
+            "op": lambda: torch.autograd.grad(twice(x), [x], torch.ones_like(x)),
+            "native": lambda: torch.autograd.grad(x * 2, [x], torch.ones_like(x)),
+        },
+        budget=0.5,
+        max_runs=2000,
+    )
+    return times["op"], times["native"]
+
+
 def jax_pair(module, native, inputs: dict, differentiable, dtype):
     import jax
     import jax.numpy as jnp
@@ -201,6 +231,11 @@ def main(only: list[str]) -> None:
             dtypes = (("float64", torch.float64), ("float32", torch.float32))
             pair = torch_pair
             print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+            op, native = custom_op_cost()
+            print(
+                f"fixed cost of a custom op (forward + backward of a trivial op, one element): {_fmt(op)} "
+                f"against {_fmt(native)} in torch operations, {_fmt(op - native)} more"
+            )
         print(f"\n== {target}: forward + backward, emitted op vs the framework's own autograd ==")
         print(f"{'case':<26}{'dtype':<9}{'emitted':>11}{'native':>11}{'ratio':>8}{'median':>8}")
         for label, layer, inputs, native in cases(target):

@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -37,6 +36,7 @@ from ..core.ops import OPERATORS
 from ..core.ops.elementwise import normalize_axes
 from ..decide.concrete import EvaluationError, evaluate
 from ..errors import InputError, InternalError
+from ..escape import python_docstring
 from . import codegen as numpy_emitter
 from .codegen import (
     CHECK_ATOL,
@@ -120,6 +120,238 @@ def register_target(target: Target) -> Target:
     """
     TARGETS[target.name] = target
     return target
+
+
+# -- the operators both frameworks spell alike ----------------------------------------------------
+
+
+def _as_is(code: str) -> str:
+    return code
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """A framework's names for the operators PyTorch and JAX lower alike (:func:`shared_lowerings`).
+
+    ``functions`` maps an elementwise operator of one tensor to the framework's function; ``number``
+    is the code of an elementwise function's argument when that argument is a number.
+
+    >>> names = {"exp": "jnp.exp", "softmax": "jax.nn.softmax", "log_softmax": "jax.nn.log_softmax"}
+    >>> spelling = Spelling("jax", "jnp", "jax.nn", "axis", "keepdims", names)
+    >>> sorted(shared_lowerings(spelling))[:3]
+    ['F.log_softmax', 'F.softmax', 'add']
+    """
+
+    name: str
+    xp: str
+    nn: str
+    axis: str
+    keepdims: str
+    functions: Mapping[str, str]
+    #: the keyword of a variance's degrees of freedom (``correction=``, ``ddof=``)
+    ddof: str = "ddof"
+    number: Callable[[str], str] = _as_is
+    #: an operand of a two-array function (``torch.maximum`` takes tensors only)
+    operand: Callable[[str], str] = _as_is
+
+    def refusal(self, what: str) -> CodegenRefusal:
+        """The refusal of a call this framework's lowering does not cover."""
+        return CodegenRefusal(f"{what} has no {self.name} lowering yet")
+
+    def dims(self, c, axis, param: str = "a") -> tuple[int, ...]:
+        """The axes a reduction of the current call's argument ``param`` runs over."""
+        return reduction_axes(axis, c.ndim(param), "sum")
+
+
+def _unary(spell: Spelling, fn: str):
+    def lower(c, x=None, input=None, **_):
+        value = x if input is None else input
+        if c is not None and c.node is not None and c.is_number("x" if input is None else "input"):
+            return f"{fn}({spell.number(value)})"
+        return f"{fn}({value})"
+
+    return lower
+
+
+def _binary(symbol: str):
+    return lambda c, x1, x2: f"({x1} {symbol} {x2})"
+
+
+def _two_arrays(spell: Spelling, fn: str):
+    return lambda c, x1, x2: f"{fn}({spell.operand(x1)}, {spell.operand(x2)})"
+
+
+def _reduce(spell: Spelling, fn: str):
+    def lower(c, a, axis=None, dtype=None, out=None, keepdims=False, **options):
+        if dtype is not None or out is not None:
+            raise spell.refusal(f"{fn} with dtype= or out=")
+        dims = spell.dims(c, axis)
+        if not dims:
+            return f"({a})"
+        extra = ""
+        if "ddof" in options:
+            extra = f", {spell.ddof}={options['ddof']}"
+        return f"{spell.xp}.{fn}({a}, {spell.axis}={dims}{extra}, {spell.keepdims}={bool(keepdims)})"
+
+    return lower
+
+
+def _extreme(spell: Spelling, fn: str):
+    return lambda c, a, axis=None, out=None, keepdims=False: _reduce(spell, fn)(c, a, axis, keepdims=keepdims)
+
+
+def _torch_normalised(spell: Spelling, fn: str):
+    return lambda c, input, dim=None, _stacklevel=3, dtype=None: f"{fn}({input}, {spell.axis}={int(dim)})"
+
+
+def _signal(spell: Spelling, kind: str):
+    """scipy.signal's correlate/convolve (and their 2-d names) through the helpers ``_correlate``/``_convolve``."""
+
+    def lower(c, in1, in2, mode="full", method="auto", boundary="fill", fillvalue=0):
+        if boundary != "fill" or fillvalue != 0:
+            raise spell.refusal(f"{kind} with boundary={boundary!r}, fillvalue={fillvalue!r}")
+        if c.ndim("in1") != c.ndim("in2") or not 1 <= c.ndim("in1") <= 3:
+            raise spell.refusal(f"{kind} of arrays of {c.ndim('in1')} and {c.ndim('in2')} axes")
+        c.helper("_cross_correlation")
+        return f"{c.helper('_' + kind)}({in1}, {in2}, {mode!r})"
+
+    return lower
+
+
+def _cross_entropy(spell: Spelling):
+    softmax = spell.functions["log_softmax"]
+
+    def lower(c, input, target, reduction="mean", **_):
+        # the other options (class weights, ignore_index, label smoothing) are refused when the claim is read
+        per = f"(-{spell.xp}.sum({target} * {softmax}({input}, {spell.axis}=-1), {spell.axis}=-1))"
+        return {"none": per, "sum": f"{spell.xp}.sum({per})", "mean": f"{spell.xp}.mean({per})"}[reduction]
+
+    return lower
+
+
+def _getitem(c, x, key):
+    from ..core.ops.linalg import _key_code
+
+    return f"({x})[{_key_code(key)}]"
+
+
+def ints_code(values) -> str:
+    """A Python tuple of integer size expressions.
+
+    >>> ints_code(3), ints_code((1, 2))
+    ('(3,)', '(1, 2)')
+    """
+    values = tuple(values) if isinstance(values, tuple | list) else (values,)
+    return "(" + ", ".join(size_code(v) for v in values) + ("," if len(values) == 1 else "") + ")"
+
+
+def conv_transpose_options(n: int, stride, padding, output_padding, dilation) -> tuple:
+    """(stride, padding, output padding code, dilation) of a ``conv_transposeNd`` call, checked."""
+    from ..core.ops.nn import concrete_ints, size_ints
+
+    op = f"conv_transpose{n}d"
+    s = concrete_ints(op, "stride", stride, n, 1)
+    d = concrete_ints(op, "dilation", dilation, n, 1)
+    p = concrete_ints(op, "padding", padding, n, 0)
+    return s, p, ints_code(size_ints(op, "output_padding", output_padding, n)), d
+
+
+def _conv_transpose(n: int):
+    # the helper _conv_transpose of each target (its own convolution's adjoint)
+    def lower(c, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        s, p, e, d = conv_transpose_options(n, stride, padding, output_padding, dilation)
+        if "_conv" in c.target.helpers:
+            c.helper("_conv")
+        return f"{c.helper('_conv_transpose')}({input}, {weight}, {bias}, {s}, {p}, {e}, {int(groups)}, {d})"
+
+    return lower
+
+
+def conv_options(n: int, stride, padding, dilation) -> tuple:
+    """(stride, padding, dilation) of a ``convNd`` call as tuples of ints (padding may be ``"same"``/``"valid"``)."""
+    from ..core.ops.nn import concrete_ints
+
+    op = f"conv{n}d"
+    s = concrete_ints(op, "stride", stride, n, 1)
+    d = concrete_ints(op, "dilation", dilation, n, 1)
+    p = padding if isinstance(padding, str) else concrete_ints(op, "padding", padding, n, 0)
+    return s, p, d
+
+
+def pool_options(kernel_size, stride, padding, ceil_mode, divisor_override) -> tuple:
+    """(kernel, stride, padding, divisor or None) of an ``avg_pool2d`` call, checked."""
+    from ..core.ops.nn import _pool_options
+
+    kernel, stride, pads = _pool_options("avg_pool2d", kernel_size, stride, padding, ceil_mode, divisor_override)
+    return kernel, stride, pads, None if divisor_override is None else int(divisor_override)
+
+
+def shared_lowerings(spell: Spelling) -> dict[str, Callable[..., str]]:
+    """The lowerings PyTorch and JAX write alike, in a framework's spelling; a target adds its own and
+    replaces any of these (:data:`symderive.emit.torch.LOWERINGS`, :data:`symderive.emit.jax.LOWERINGS`)."""
+    xp, nn = spell.xp, spell.nn
+    pair = {name: f"{xp}.{name}" for name in ("maximum", "minimum", "logaddexp")}
+    return {
+        **{name: _unary(spell, fn) for name, fn in spell.functions.items() if name not in ("log_softmax", "softmax")},
+        "relu": lambda c, input, inplace=False: f"{nn}.relu({input})",
+        "silu": lambda c, input, inplace=False: f"{nn}.silu({input})",
+        "leaky_relu": lambda c, input, negative_slope=0.01, inplace=False: (
+            f"{nn}.leaky_relu({input}, {float(negative_slope)!r})"
+        ),
+        "elu": lambda c, input, alpha=1, inplace=False: f"{nn}.elu({input}, {float(alpha)!r})",
+        "negative": lambda c, x: f"(-{x})",
+        "positive": lambda c, x: f"(+{x})",
+        **{name: _binary(symbol) for name, symbol in _SYMBOLS.items()},
+        **{name: _two_arrays(spell, fn) for name, fn in pair.items()},
+        "flip": lambda c, m, axis=None: f"{xp}.flip({m}, {spell.dims(c, axis, 'm')})",
+        "rot90": lambda c, m, k=1, axes=(0, 1): f"{xp}.rot90({m}, {int(k)}, {tuple(int(a) for a in axes)})",
+        "einsum": lambda c, subscripts, operands: f"{xp}.einsum({subscripts!r}, {', '.join(operands)})",
+        "diag": lambda c, v, k=0: f"{xp}.diag({v}, {int(k)})",
+        "zeros_like": lambda c, a: f"{xp}.zeros_like({a})",
+        "ones_like": lambda c, a: f"{xp}.ones_like({a})",
+        "getitem": _getitem,
+        **{name: _reduce(spell, name) for name in ("sum", "mean", "var", "std")},
+        **{
+            name: _extreme(spell, fn)
+            for name, fn in (("max", "amax"), ("amax", "amax"), ("min", "amin"), ("amin", "amin"))
+        },
+        "F.softmax": _torch_normalised(spell, spell.functions["softmax"]),
+        "F.log_softmax": _torch_normalised(spell, spell.functions["log_softmax"]),
+        "cross_entropy": _cross_entropy(spell),
+        "conv_transpose1d": _conv_transpose(1),
+        "conv_transpose2d": _conv_transpose(2),
+        **{name: _signal(spell, kind) for name, kind in _SIGNALS.items()},
+    }
+
+
+_SYMBOLS = {
+    **{"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**", "matmul": "@"},
+    **{"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=", "equal": "==", "not_equal": "!="},
+}
+_SIGNALS = {"correlate": "correlate", "convolve": "convolve", "correlate2d": "correlate", "convolve2d": "convolve"}
+
+#: the elementwise operators named alike in torch and jax.numpy (``torch.exp``, ``jnp.exp``)
+ELEMENTWISE = ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "log1p", "expm1", "abs", "sign", "square")
+
+
+def signal_helpers(xp: str, cross: str, framework: str) -> dict[str, str]:
+    """The sources of ``_correlate`` and ``_convolve`` (scipy.signal's, from ``_cross_correlation``, whose
+    source ``cross`` each target writes with its own convolution)."""
+    correlate = f'''def _correlate(a, b, mode):
+    """scipy.signal.correlate(a, b, mode) of two arrays of 1 to 3 axes, as a {framework} convolution."""
+    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
+        # SciPy's valid mode with the larger second operand: convolve(a, flip(b)) with its operands swapped
+        dims = tuple(range(a.ndim))
+        return _cross_correlation({xp}.flip(b, dims), {xp}.flip(a, dims), mode)
+    return _cross_correlation(a, b, mode)
+'''
+    convolve = f'''def _convolve(a, b, mode):
+    """scipy.signal.convolve(a, b, mode): a correlation with b flipped (commutative in mode "valid")."""
+    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
+        a, b = b, a
+    return _cross_correlation(a, {xp}.flip(b, tuple(range(b.ndim))), mode)
+'''
+    return {"_correlate": correlate, "_convolve": convolve, "_cross_correlation": cross}
 
 
 # -- closed forms ---------------------------------------------------------------------------------
@@ -508,6 +740,17 @@ def emitted_functions(layer, target: Target, claims=None, verdicts=None, prove=N
     return functions
 
 
+def layer_and_functions(layer, target: Target, module_name, claims, verdicts, prove) -> tuple:
+    """(the layer, its emitted functions) for a target's ``emit``: the layer loaded by name or path, the
+    tests' module name checked, ``_forward`` and the ``grad_`` functions lowered."""
+    from .codegen import _as_layer, _require_module_name
+
+    layer = _as_layer(layer)
+    if module_name is not None:
+        _require_module_name(module_name)
+    return layer, emitted_functions(layer, target, claims, verdicts, prove)
+
+
 def helper_sources(target: Target, functions: list[Function]) -> list[str]:
     """The sources of the helpers the functions call, each once, in a fixed order."""
     names = sorted({h for fn in functions for h in fn.helpers})
@@ -565,30 +808,6 @@ def parameters_of(layer) -> tuple[str, ...]:
 
 
 # -- the check ----------------------------------------------------------------------------------------
-
-
-def parse_module(source: str, allowed_imports: set, allowed_statement: Callable[[ast.stmt], bool]) -> ast.Module:
-    """The parsed module, after checking it holds only what its emitter writes: a docstring, the
-    target's imports, definitions without annotations other than the op's, and the registrations."""
-    tree = ast.parse(source, "<symderive emitted>")
-    for k, node in enumerate(tree.body):
-        if isinstance(node, ast.Expr) and k == 0 and isinstance(node.value, ast.Constant):
-            continue
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names = {(getattr(node, "module", None), a.name, a.asname) for a in node.names}
-            if names <= allowed_imports:
-                continue
-        elif allowed_statement(node):
-            continue
-        raise InternalError(f"the emitted module has a statement codegen does not write: {ast.dump(node)[:100]}")
-    return tree
-
-
-def run_module(tree: ast.Module, name: str) -> dict:
-    """Execute a parsed, checked module in a private namespace."""
-    namespace: dict = {"__name__": name}
-    exec(compile(tree, "<symderive emitted>", "exec"), namespace)  # noqa: S102 -- checked by parse_module
-    return namespace
 
 
 def compare(where: str, got, expected) -> None:
@@ -688,6 +907,17 @@ TEST_CASES = (0, 1, 2, 4)
 def test_cases(cases: list[Case]) -> list[Case]:
     """The cases the emitted tests embed (the largest sizes left out: the checks there run long)."""
     return [cases[k] for k in TEST_CASES if k < len(cases)] or cases[:1]
+
+
+def tests_head(layer, module_name: str, doc: str, imports: list[str], constants: list[str], cases) -> str:
+    """The head of an emitted pytest module: its docstring, imports (``imports`` before the emitted module's),
+    the layer's input names, the cases, and ``constants`` (more lines of names the tests read)."""
+    lines = [python_docstring(doc), "", *imports, ""]
+    lines += [f"INPUTS = {tuple(layer.inputs)!r}", f"DIFFERENTIABLE = {tuple(layer.differentiable)!r}"]
+    lines.append("# the differentiable inputs a finite-difference check may move one element at a time")
+    lines.append(f"GRADCHECKED = {gradchecked(layer)!r}")
+    lines.append(f"CONSTANTS = {tuple(n for n in layer.inputs if n not in layer.differentiable)!r}")
+    return "\n".join([*lines, *constants, "", cases_literal(layer, cases)])
 
 
 def literal(value) -> str:

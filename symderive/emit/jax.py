@@ -21,99 +21,50 @@ import numpy as np
 
 from ..errors import InternalError
 from ..escape import python_docstring
-from .codegen import CodegenRefusal, _assumption_text, _fmt_sizes, _shape_text, _shapes_line, format_source, size_code
-from .frameworks import (
-    Target,
-    cases_literal,
-    compare,
-    emitted_functions,
-    evaluated_cases,
-    gradchecked,
-    helper_sources,
+from .codegen import (
+    _assumption_text,
+    _fmt_sizes,
+    _shape_text,
+    _shapes_line,
+    format_source,
     parse_module,
-    reduction_axes,
-    register_target,
     run_module,
+    size_code,
+)
+from .frameworks import (
+    ELEMENTWISE,
+    Spelling,
+    Target,
+    compare,
+    conv_options,
+    evaluated_cases,
+    helper_sources,
+    ints_code,
+    layer_and_functions,
+    pool_options,
+    register_target,
+    shared_lowerings,
+    signal_helpers,
     test_cases,
+    tests_head,
 )
 from .torch import _doc, _targets, _tuple
 
-# -- one lowering per operator ---------------------------------------------------------------------
-
-
-def _refusal(what: str) -> CodegenRefusal:
-    return CodegenRefusal(f"{what} has no jax lowering yet")
-
-
-def _unary(fn: str):
-    return lambda c, x, **_: f"{fn}({x})"
-
-
-def _binary(symbol: str):
-    return lambda c, x1, x2: f"({x1} {symbol} {x2})"
-
-
-def _dims(c, axis, param="a"):
-    return reduction_axes(axis, c.ndim(param), "sum")
-
-
-def _reduce(fn: str):
-    def lower(c, a, axis=None, dtype=None, out=None, keepdims=False, **options):
-        if dtype is not None or out is not None:
-            raise _refusal(f"{fn} with dtype= or out=")
-        extra = f", ddof={options['ddof']}" if "ddof" in options else ""
-        return f"jnp.{fn}({a}, axis={_dims(c, axis)}{extra}, keepdims={bool(keepdims)})"
-
-    return lower
-
-
-def _extreme(fn: str):
-    return lambda c, a, axis=None, out=None, keepdims=False: (
-        f"jnp.{fn}({a}, axis={_dims(c, axis)}, keepdims={bool(keepdims)})"
-    )
+# -- one lowering per operator (beside the shared ones, frameworks.shared_lowerings) --------------------
 
 
 def _normalised(log: bool):
     fn = "log_softmax" if log else "softmax"
-    return lambda c, x, axis=None: f"jax.nn.{fn}({x}, axis={_dims(c, axis, 'x')})"
-
-
-def _torch_normalised(log: bool):
-    fn = "log_softmax" if log else "softmax"
-    return lambda c, input, dim=None, _stacklevel=3, dtype=None: f"jax.nn.{fn}({input}, axis={int(dim)})"
-
-
-def _ints(values) -> str:
-    values = tuple(values) if isinstance(values, tuple | list) else (values,)
-    return "(" + ", ".join(size_code(v) for v in values) + ("," if len(values) == 1 else "") + ")"
+    return lambda c, x, axis=None: f"jax.nn.{fn}({x}, axis={SPELLING.dims(c, axis, 'x')})"
 
 
 def _conv(n: int):
     def lower(c, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        from ..core.ops.nn import concrete_ints
 
-        op = f"conv{n}d"
-        s = concrete_ints(op, "stride", stride, n, 1)
-        d = concrete_ints(op, "dilation", dilation, n, 1)
-        if isinstance(padding, str):
-            raise _refusal(f"{op} with padding={padding!r}")
-        p = concrete_ints(op, "padding", padding, n, 0)
+        s, p, d = conv_options(n, stride, padding, dilation)
+        if isinstance(p, str):
+            raise SPELLING.refusal(f"conv{n}d with padding={p!r}")
         return f"{c.helper('_conv')}({input}, {weight}, {bias}, {s}, {p}, {d}, {int(groups)})"
-
-    return lower
-
-
-def _conv_transpose(n: int):
-    def lower(c, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-        from ..core.ops.nn import concrete_ints, size_ints
-
-        op = f"conv_transpose{n}d"
-        s = concrete_ints(op, "stride", stride, n, 1)
-        d = concrete_ints(op, "dilation", dilation, n, 1)
-        p = concrete_ints(op, "padding", padding, n, 0)
-        e = _ints(size_ints(op, "output_padding", output_padding, n))
-        c.helper("_conv")
-        return f"{c.helper('_conv_transpose')}({input}, {weight}, {bias}, {s}, {p}, {e}, {int(groups)}, {d})"
 
     return lower
 
@@ -121,24 +72,8 @@ def _conv_transpose(n: int):
 def _avg_pool2d(
     c, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
 ):
-    from ..core.ops.nn import _pool_options
-
-    kernel, stride, pads = _pool_options("avg_pool2d", kernel_size, stride, padding, ceil_mode, divisor_override)
-    override = None if divisor_override is None else int(divisor_override)
+    kernel, stride, pads, override = pool_options(kernel_size, stride, padding, ceil_mode, divisor_override)
     return f"{c.helper('_avg_pool2d')}({input}, {kernel}, {stride}, {pads}, {bool(count_include_pad)}, {override})"
-
-
-def _signal(kind: str):
-    def lower(c, in1, in2, mode="full", method="auto", boundary="fill", fillvalue=0):
-        if boundary != "fill" or fillvalue != 0:
-            raise _refusal(f"{kind} with boundary={boundary!r}, fillvalue={fillvalue!r}")
-        if c.ndim("in1") != c.ndim("in2") or not 1 <= c.ndim("in1") <= 3:
-            raise _refusal(f"{kind} of arrays of {c.ndim('in1')} and {c.ndim('in2')} axes")
-        # not jax.scipy.signal's: it requires one operand no larger than the other in every mode
-        c.helper("_cross_correlation")
-        return f"{c.helper('_' + kind)}({in1}, {in2}, {mode!r})"
-
-    return lower
 
 
 def _mse_loss(c, input, target, size_average=None, reduce=None, reduction="mean"):
@@ -146,30 +81,9 @@ def _mse_loss(c, input, target, size_average=None, reduce=None, reduction="mean"
     return {"none": f"({per})", "sum": f"jnp.sum({per})", "mean": f"jnp.mean({per})"}[reduction]
 
 
-def _cross_entropy(
-    c,
-    input,
-    target,
-    weight=None,
-    size_average=None,
-    ignore_index=-100,
-    reduce=None,
-    reduction="mean",
-    label_smoothing=0,
-):
-    per = f"(-jnp.sum({target} * jax.nn.log_softmax({input}, axis=-1), axis=-1))"
-    return {"none": per, "sum": f"jnp.sum({per})", "mean": f"jnp.mean({per})"}[reduction]
-
-
 def _layer_norm(c, input, normalized_shape, weight=None, bias=None, eps=1e-5):
     k = len(normalized_shape) if isinstance(normalized_shape, tuple | list) else 1
     return f"{c.helper('_layer_norm')}({input}, {k}, {weight}, {bias}, {float(eps)!r})"
-
-
-def _getitem(c, x, key):
-    from ..core.ops.linalg import _key_code
-
-    return f"({x})[{_key_code(key)}]"
 
 
 def _pad(c, array, pad_width, mode="constant", constant_values=0):
@@ -180,8 +94,8 @@ def _pad(c, array, pad_width, mode="constant", constant_values=0):
 
 def _logsumexp(c, a, axis=None, b=None, keepdims=False, return_sign=False):
     if return_sign:
-        raise _refusal("logsumexp with return_sign=True")
-    return f"jax.nn.logsumexp({a}, axis={_dims(c, axis)}, b={b}, keepdims={bool(keepdims)})"
+        raise SPELLING.refusal("logsumexp with return_sign=True")
+    return f"jax.nn.logsumexp({a}, axis={SPELLING.dims(c, axis)}, b={b}, keepdims={bool(keepdims)})"
 
 
 def _transpose(c, a, axes=None):
@@ -197,81 +111,44 @@ def _f_softplus(c, input, beta=1, threshold=20):
     return f"jnp.where({input} * {beta!r} > {threshold!r}, {input}, jnp.logaddexp({input} * {beta!r}, 0.0) / {beta!r})"
 
 
+SPELLING = Spelling(
+    name="jax",
+    xp="jnp",
+    nn="jax.nn",
+    axis="axis",
+    keepdims="keepdims",
+    functions={
+        **{name: f"jnp.{name}" for name in ELEMENTWISE},
+        **{name: f"jax.lax.{name}" for name in ("erf", "erfc")},
+        **{name: f"jax.nn.{name}" for name in ("softmax", "log_softmax")},
+        "expit": "jax.nn.sigmoid",
+        "sigmoid": "jax.nn.sigmoid",
+    },
+)
+
 LOWERINGS = {
-    **{name: _unary(f"jnp.{name}") for name in ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos")},
-    **{name: _unary(f"jnp.{name}") for name in ("log1p", "expm1", "abs", "sign", "square")},
-    "erf": _unary("jax.lax.erf"),
-    "erfc": _unary("jax.lax.erfc"),
-    "expit": _unary("jax.nn.sigmoid"),
-    "sigmoid": _unary("jax.nn.sigmoid"),
-    "relu": lambda c, input, inplace=False: f"jax.nn.relu({input})",
+    **shared_lowerings(SPELLING),
     "softplus": lambda c, x: f"jnp.logaddexp({x}, 0.0)",
     "gelu": lambda c, input, approximate="none": f"jax.nn.gelu({input}, approximate={approximate == 'tanh'})",
-    "silu": lambda c, input, inplace=False: f"jax.nn.silu({input})",
-    "leaky_relu": lambda c, input, negative_slope=0.01, inplace=False: (
-        f"jax.nn.leaky_relu({input}, {float(negative_slope)!r})"
-    ),
-    "elu": lambda c, input, alpha=1, inplace=False: f"jax.nn.elu({input}, {float(alpha)!r})",
     "F.softplus": _f_softplus,
-    "negative": lambda c, x: f"(-{x})",
-    "positive": lambda c, x: f"(+{x})",
-    "add": _binary("+"),
-    "subtract": _binary("-"),
-    "multiply": _binary("*"),
-    "divide": _binary("/"),
-    "power": _binary("**"),
-    "matmul": _binary("@"),
-    "less": _binary("<"),
-    "less_equal": _binary("<="),
-    "greater": _binary(">"),
-    "greater_equal": _binary(">="),
-    "equal": _binary("=="),
-    "not_equal": _binary("!="),
-    "maximum": lambda c, x1, x2: f"jnp.maximum({x1}, {x2})",
-    "minimum": lambda c, x1, x2: f"jnp.minimum({x1}, {x2})",
-    "logaddexp": lambda c, x1, x2: f"jnp.logaddexp({x1}, {x2})",
     "where": lambda c, condition, x=None, y=None: f"jnp.where({condition}, {x}, {y})",
     "clip": lambda c, a, a_min=None, a_max=None: f"jnp.clip({a}, {a_min}, {a_max})",
     "transpose": _transpose,
-    "flip": lambda c, m, axis=None: f"jnp.flip({m}, {_dims(c, axis, 'm')})",
-    "rot90": lambda c, m, k=1, axes=(0, 1): f"jnp.rot90({m}, {int(k)}, {tuple(int(a) for a in axes)})",
     "outer": lambda c, a, b: f"jnp.outer({a}, {b})",
     "dot": lambda c, a, b: f"jnp.dot({a}, {b})",
-    "einsum": lambda c, subscripts, operands: f"jnp.einsum({subscripts!r}, {', '.join(operands)})",
     "trace": lambda c, a, offset=0, axis1=0, axis2=1: f"jnp.trace({a}, {int(offset)}, {int(axis1)}, {int(axis2)})",
-    "diag": lambda c, v, k=0: f"jnp.diag({v}, {int(k)})",
     "pad": _pad,
-    "zeros": lambda c, shape: f"jnp.zeros({_ints(shape)})",
-    "ones": lambda c, shape: f"jnp.ones({_ints(shape)})",
-    "zeros_like": lambda c, a: f"jnp.zeros_like({a})",
-    "ones_like": lambda c, a: f"jnp.ones_like({a})",
+    "zeros": lambda c, shape: f"jnp.zeros({ints_code(shape)})",
+    "ones": lambda c, shape: f"jnp.ones({ints_code(shape)})",
     "eye": lambda c, N, M=None, k=0: f"jnp.eye({size_code(N)}, {None if M is None else size_code(M)}, {int(k)})",
-    "getitem": _getitem,
-    "sum": _reduce("sum"),
-    "mean": _reduce("mean"),
-    "var": _reduce("var"),
-    "std": _reduce("std"),
-    "max": _extreme("amax"),
-    "amax": _extreme("amax"),
-    "min": _extreme("amin"),
-    "amin": _extreme("amin"),
     "softmax": _normalised(False),
     "log_softmax": _normalised(True),
     "logsumexp": _logsumexp,
-    "F.softmax": _torch_normalised(False),
-    "F.log_softmax": _torch_normalised(True),
     "mse_loss": _mse_loss,
-    "cross_entropy": _cross_entropy,
     "layer_norm": _layer_norm,
     "conv1d": _conv(1),
     "conv2d": _conv(2),
-    "conv_transpose1d": _conv_transpose(1),
-    "conv_transpose2d": _conv_transpose(2),
     "avg_pool2d": _avg_pool2d,
-    "correlate": _signal("correlate"),
-    "convolve": _signal("convolve"),
-    "correlate2d": _signal("correlate"),
-    "convolve2d": _signal("convolve"),
 }
 
 # -- helpers the emitted module may define ---------------------------------------------------------
@@ -361,21 +238,6 @@ _LAYER_NORM = '''def _layer_norm(x, k, w, b, eps):
     return out
 '''
 
-_CORRELATE = '''def _correlate(a, b, mode):
-    """scipy.signal.correlate(a, b, mode) of two arrays of 1 to 3 axes, as a JAX convolution."""
-    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
-        # SciPy's valid mode with the larger second operand: convolve(a, flip(b)) with its operands swapped
-        return _cross_correlation(jnp.flip(b), jnp.flip(a), mode)
-    return _cross_correlation(a, b, mode)
-'''
-
-_CONVOLVE = '''def _convolve(a, b, mode):
-    """scipy.signal.convolve(a, b, mode): a correlation with b flipped (commutative in mode "valid")."""
-    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
-        a, b = b, a
-    return _cross_correlation(a, jnp.flip(b), mode)
-'''
-
 _CROSS = '''def _cross_correlation(a, b, mode):
     """The correlation of a with a kernel b (no larger than a in mode "valid") as jax.lax.conv_general_dilated."""
     pads = [(0, 0) if mode == "valid" else (k - 1, k - 1) for k in b.shape]
@@ -406,9 +268,7 @@ HELPERS = {
     "_conv_transpose": _CONV_TRANSPOSE,
     "_avg_pool2d": _AVG_POOL2D,
     "_layer_norm": _LAYER_NORM,
-    "_correlate": _CORRELATE,
-    "_convolve": _CONVOLVE,
-    "_cross_correlation": _CROSS,
+    **signal_helpers("jnp", _CROSS, "JAX"),
 }
 
 
@@ -468,12 +328,7 @@ def emit(layer, module_name=None, claims=None, check=True, verdicts=None, prove=
     >>> emit("linear", check=False)[1] is None
     True
     """
-    from .codegen import _as_layer, _require_module_name
-
-    layer = _as_layer(layer)
-    if module_name is not None:
-        _require_module_name(module_name)
-    functions = emitted_functions(layer, JAX, claims, verdicts, prove)
+    layer, functions = layer_and_functions(layer, JAX, module_name, claims, verdicts, prove)
     source = format_source(module_source(layer, functions))
     tree = parse_module(source, ALLOWED_IMPORTS, _allowed_statement)
     cases = evaluated_cases(layer, functions) if check or module_name is not None else []
@@ -697,6 +552,8 @@ def test_vmap_equals_one_call_per_element():
             _close(a[k], b, rtol=1e-12, atol=1e-12)
 """
 
+_TEST_IMPORTS = ("import jax.numpy as jnp", "import numpy", "import pytest", "from jax.test_util import check_grads")
+
 _CONSTANT_TEST = """
 
 @pytest.mark.parametrize("name", CONSTANTS)
@@ -717,27 +574,7 @@ def tests_source(layer, module_name: str, cases) -> str:
         "jax.vmap of the function and of its vjp against one call per batch element; each under jax.jit\n"
         "but the eager check (eager JAX compiles every operation anew at every shape).\n"
     )
-    constants = tuple(n for n in layer.inputs if n not in layer.differentiable)
-    head = [
-        python_docstring(doc),
-        "",
-        "import jax",
-        "",
-        'jax.config.update("jax_enable_x64", True)',
-        "",
-        "import jax.numpy as jnp  # noqa: E402",
-        "import numpy  # noqa: E402",
-        "import pytest  # noqa: E402",
-        "from jax.test_util import check_grads  # noqa: E402",
-        "",
-        f"import {module_name} as emitted  # noqa: E402",
-        "",
-        f"INPUTS = {tuple(layer.inputs)!r}",
-        f"DIFFERENTIABLE = {tuple(layer.differentiable)!r}",
-        "# the differentiable inputs a finite-difference check may move one element at a time",
-        f"GRADCHECKED = {gradchecked(layer)!r}",
-        f"CONSTANTS = {constants!r}",
-        "",
-        cases_literal(layer, cases),
-    ]
-    return "\n".join(head) + _TESTS_BODY + (_CONSTANT_TEST if constants else "")
+    imports = ["import jax", "", 'jax.config.update("jax_enable_x64", True)', ""]
+    imports += [f"{line}  # noqa: E402" for line in _TEST_IMPORTS + (f"import {module_name} as emitted",)]
+    head = tests_head(layer, module_name, doc, imports[:-1] + ["", imports[-1]], [], cases)
+    return head + _TESTS_BODY + (_CONSTANT_TEST if set(layer.inputs) - set(layer.differentiable) else "")

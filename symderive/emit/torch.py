@@ -27,43 +27,33 @@ import numpy as np
 import sympy as sp
 
 from ..core import tree as T
+from ..core.ops.nn import concrete_ints, size_ints
 from ..escape import python_docstring
-from .codegen import _assumption_text, _shape_text, _shapes_line, _walk, format_source
+from .codegen import _assumption_text, _shape_text, _shapes_line, _walk, format_source, parse_module, run_module
 from .frameworks import (
+    ELEMENTWISE,
+    Spelling,
     Target,
-    cases_literal,
     check_functions,
     class_name,
-    emitted_functions,
+    conv_options,
     evaluated_cases,
-    gradchecked,
     helper_sources,
     input_size_bindings,
+    ints_code,
+    layer_and_functions,
     namespace_of,
     output_shape_code,
     parameters_of,
-    parse_module,
-    reduction_axes,
+    pool_options,
     register_target,
-    run_module,
+    shared_lowerings,
+    signal_helpers,
     test_cases,
+    tests_head,
 )
 
 # -- one lowering per operator -------------------------------------------------------------------
-
-
-def _unary(fn: str):
-    def lower(c, x, **_):
-        if c is not None and c.is_number("x"):
-            # a size or constant (sqrt(d)): a 0-d float64 tensor, which does not widen float32 operands
-            return f"{fn}(torch.tensor(float({x}), dtype=torch.float64))"
-        return f"{fn}({x})"
-
-    return lower
-
-
-def _binary(symbol: str):
-    return lambda c, x1, x2: f"({x1} {symbol} {x2})"
 
 
 #: operators whose torch lowering returns a new floating tensor that nothing else reads (never an input or a
@@ -145,61 +135,17 @@ def _arithmetic(symbol: str, method: str, commutative: bool):
     return lower
 
 
-def _pair(fn: str):
-    return lambda c, x1, x2: f"{fn}(torch.as_tensor({x1}), torch.as_tensor({x2}))"
-
-
-def _dims(c, axis, param="a"):
-    return reduction_axes(axis, c.ndim(param), "sum")
-
-
-def _reduce(fn: str):
-    def lower(c, a, axis=None, dtype=None, out=None, keepdims=False, **options):
-        if dtype is not None or out is not None:
-            raise _refusal(f"{fn} with dtype= or out=")
-        dims = _dims(c, axis)
-        if not dims:
-            return f"({a})"
-        extra = ""
-        if "ddof" in options:
-            extra = f", correction={options['ddof']}"
-        return f"torch.{fn}({a}, dim={dims}{extra}, keepdim={bool(keepdims)})"
-
-    return lower
-
-
-def _extreme(fn: str):
-    def lower(c, a, axis=None, out=None, keepdims=False):
-        dims = _dims(c, axis)
-        if not dims:
-            return f"({a})"
-        return f"torch.{fn}({a}, dim={dims}, keepdim={bool(keepdims)})"
-
-    return lower
-
-
 def _normalised(log: bool):
     fn = "log_softmax" if log else "softmax"
 
     def lower(c, x, axis=None):
-        dims = _dims(c, axis, "x")
+        dims = SPELLING.dims(c, axis, "x")
         if len(dims) == 1:
             return f"torch.{fn}({x}, dim={dims[0]})"
         lse = f"torch.logsumexp({x}, dim={dims}, keepdim=True)"
         return f"({x} - {lse})" if log else f"torch.exp({x} - {lse})"
 
     return lower
-
-
-def _torch_normalised(log: bool):
-    fn = "log_softmax" if log else "softmax"
-    return lambda c, input, dim=None, _stacklevel=3, dtype=None: f"torch.{fn}({input}, dim={int(dim)})"
-
-
-def _refusal(what: str):
-    from .codegen import CodegenRefusal
-
-    return CodegenRefusal(f"{what} has no torch lowering yet")
 
 
 def _order(axes, n: int) -> tuple[int, ...]:
@@ -234,7 +180,6 @@ def _weight_gradient(c, order) -> str | None:
 
 def _plain_convolution(op: str, args: dict, n: int) -> bool:
     """Whether a convolution's options are torch's defaults: stride 1, no padding, dilation or groups, no bias."""
-    from ..core.ops.nn import concrete_ints, size_ints
 
     if args.get("bias") is not None or int(args.get("groups", 1)) != 1 or isinstance(args.get("padding", 0), str):
         return False
@@ -307,10 +252,6 @@ def fused_convolution_gradients(trees: Mapping[str, object]) -> tuple[str, str, 
     return None
 
 
-def _flip(c, m, axis=None):
-    return f"torch.flip({m}, {_dims(c, axis, 'm')})"
-
-
 def _outer(c, a, b):
     return f"torch.outer(({a}).reshape(-1), ({b}).reshape(-1))"
 
@@ -319,12 +260,8 @@ def _dot(c, a, b):
     if c.ndim("a") == 0 or c.ndim("b") == 0:
         return f"({a} * {b})"
     if c.ndim("a") > 2 or c.ndim("b") > 2:
-        raise _refusal("dot of arrays with more than two axes")
+        raise SPELLING.refusal("dot of arrays with more than two axes")
     return f"({a} @ {b})"
-
-
-def _einsum(c, subscripts, operands):
-    return f"torch.einsum({subscripts!r}, {', '.join(operands)})"
 
 
 def _where(c, condition, x=None, y=None):
@@ -335,36 +272,11 @@ def _clip(c, a, a_min=None, a_max=None):
     return f"torch.clamp({a}, {a_min}, {a_max})"
 
 
-def _ints(values) -> str:
-    from .codegen import size_code
-
-    values = tuple(values) if isinstance(values, tuple | list) else (values,)
-    return "(" + ", ".join(size_code(v) for v in values) + ("," if len(values) == 1 else "") + ")"
-
-
 def _conv(n: int):
     def lower(c, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        from ..core.ops.nn import concrete_ints
 
-        op = f"conv{n}d"
-        s = concrete_ints(op, "stride", stride, n, 1)
-        d = concrete_ints(op, "dilation", dilation, n, 1)
-        p = repr(padding) if isinstance(padding, str) else str(concrete_ints(op, "padding", padding, n, 0))
-        return f"torch.nn.functional.conv{n}d({input}, {weight}, {bias}, {s}, {p}, {d}, {int(groups)})"
-
-    return lower
-
-
-def _conv_transpose(n: int):
-    def lower(c, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-        from ..core.ops.nn import concrete_ints, size_ints
-
-        op = f"conv_transpose{n}d"
-        s = concrete_ints(op, "stride", stride, n, 1)
-        d = concrete_ints(op, "dilation", dilation, n, 1)
-        p = concrete_ints(op, "padding", padding, n, 0)
-        e = _ints(size_ints(op, "output_padding", output_padding, n))
-        return f"{c.helper('_conv_transpose')}({input}, {weight}, {bias}, {s}, {p}, {e}, {int(groups)}, {d})"
+        s, p, d = conv_options(n, stride, padding, dilation)
+        return f"torch.nn.functional.conv{n}d({input}, {weight}, {bias}, {s}, {p!r}, {d}, {int(groups)})"
 
     return lower
 
@@ -372,57 +284,21 @@ def _conv_transpose(n: int):
 def _avg_pool2d(
     c, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
 ):
-    from ..core.ops.nn import _pool_options
-
-    kernel, stride, pads = _pool_options("avg_pool2d", kernel_size, stride, padding, ceil_mode, divisor_override)
-    override = None if divisor_override is None else int(divisor_override)
+    kernel, stride, pads, override = pool_options(kernel_size, stride, padding, ceil_mode, divisor_override)
     return (
         f"torch.nn.functional.avg_pool2d({input}, {kernel}, {stride}, {pads}, False, "
         f"{bool(count_include_pad)}, {override})"
     )
 
 
-def _signal(kind: str):
-    def lower(c, in1, in2, mode="full", method="auto", boundary="fill", fillvalue=0):
-        if boundary != "fill" or fillvalue != 0:
-            raise _refusal(f"{kind} with boundary={boundary!r}, fillvalue={fillvalue!r}")
-        if c.ndim("in1") != c.ndim("in2") or not 1 <= c.ndim("in1") <= 3:
-            raise _refusal(f"{kind} of arrays of {c.ndim('in1')} and {c.ndim('in2')} axes")
-        c.helper("_cross_correlation")
-        return f"{c.helper('_' + kind)}({in1}, {in2}, {mode!r})"
-
-    return lower
-
-
 def _mse_loss(c, input, target, size_average=None, reduce=None, reduction="mean"):
     return f"torch.nn.functional.mse_loss({input}, {target}, reduction={reduction!r})"
-
-
-def _cross_entropy(
-    c,
-    input,
-    target,
-    weight=None,
-    size_average=None,
-    ignore_index=-100,
-    reduce=None,
-    reduction="mean",
-    label_smoothing=0,
-):
-    per = f"(-torch.sum({target} * torch.log_softmax({input}, dim=-1), dim=-1))"
-    return {"none": per, "sum": f"torch.sum({per})", "mean": f"torch.mean({per})"}[reduction]
 
 
 def _layer_norm(c, input, normalized_shape, weight=None, bias=None, eps=1e-5):
     k = len(normalized_shape) if isinstance(normalized_shape, tuple | list) else 1
     shape = f"({input}).shape[-{k}:]"
     return f"torch.nn.functional.layer_norm({input}, {shape}, {weight}, {bias}, {float(eps)!r})"
-
-
-def _getitem(c, x, key):
-    from ..core.ops.linalg import _key_code
-
-    return f"({x})[{_key_code(key)}]"
 
 
 def _pad(c, array, pad_width, mode="constant", constant_values=0):
@@ -433,108 +309,75 @@ def _pad(c, array, pad_width, mode="constant", constant_values=0):
     if len(widths) == 1 and n > 1:
         widths = tuple(widths) * n
     flat = [v for pair in reversed(widths) for v in (pair if isinstance(pair, tuple | list) else (pair, pair))]
-    return f"torch.nn.functional.pad({array}, {_ints(flat)})"
+    return f"torch.nn.functional.pad({array}, {ints_code(flat)})"
 
 
 def _constructor(fn: str):
-    return lambda c, shape: f"torch.{fn}({_ints(shape)}, dtype=torch.float64)"
-
-
-def _like(fn: str):
-    return lambda c, a: f"torch.{fn}_like({a})"
+    return lambda c, shape: f"torch.{fn}({ints_code(shape)}, dtype=torch.float64)"
 
 
 def _eye(c, N, M=None, k=0):
     if k != 0:
-        raise _refusal("eye with k != 0")
+        raise SPELLING.refusal("eye with k != 0")
     return f"torch.eye({size_text(N)}, {size_text(N if M is None else M)}, dtype=torch.float64)"
 
 
 def _logsumexp(c, a, axis=None, b=None, keepdims=False, return_sign=False):
     if b is not None or return_sign:
-        raise _refusal("logsumexp with b= or return_sign=")
-    return f"torch.logsumexp({a}, dim={_dims(c, axis)}, keepdim={bool(keepdims)})"
+        raise SPELLING.refusal("logsumexp with b= or return_sign=")
+    return f"torch.logsumexp({a}, dim={SPELLING.dims(c, axis)}, keepdim={bool(keepdims)})"
 
 
 def _trace(c, a, offset=0, axis1=0, axis2=1):
     return f"torch.sum(torch.diagonal({a}, {int(offset)}, {int(axis1)}, {int(axis2)}), dim=-1)"
 
 
+SPELLING = Spelling(
+    name="torch",
+    xp="torch",
+    nn="torch.nn.functional",
+    axis="dim",
+    keepdims="keepdim",
+    ddof="correction",
+    functions={
+        **{name: f"torch.{name}" for name in (*ELEMENTWISE, "erf", "erfc", "softmax", "log_softmax")},
+        "expit": "torch.sigmoid",
+        "sigmoid": "torch.sigmoid",
+    },
+    # a size or constant (sqrt(d)): a 0-d float64 tensor, which does not widen float32 operands
+    number=lambda code: f"torch.tensor(float({code}), dtype=torch.float64)",
+    operand=lambda code: f"torch.as_tensor({code})",
+)
+
 LOWERINGS = {
-    **{name: _unary(f"torch.{name}") for name in ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos")},
-    **{name: _unary(f"torch.{name}") for name in ("log1p", "expm1", "abs", "sign", "square", "erf", "erfc")},
-    "expit": _unary("torch.sigmoid"),
-    "sigmoid": _unary("torch.sigmoid"),
-    "relu": lambda c, input, inplace=False: f"torch.relu({input})",
+    **shared_lowerings(SPELLING),
     "softplus": lambda c, x: f"torch.logaddexp({x}, torch.zeros_like({x}))",
     "gelu": lambda c, input, approximate="none": f"torch.nn.functional.gelu({input}, approximate={approximate!r})",
-    "silu": lambda c, input, inplace=False: f"torch.nn.functional.silu({input})",
-    "leaky_relu": lambda c, input, negative_slope=0.01, inplace=False: (
-        f"torch.nn.functional.leaky_relu({input}, {float(negative_slope)!r})"
-    ),
-    "elu": lambda c, input, alpha=1, inplace=False: f"torch.nn.functional.elu({input}, {float(alpha)!r})",
     "F.softplus": lambda c, input, beta=1, threshold=20: (
         f"torch.nn.functional.softplus({input}, {float(beta)!r}, {float(threshold)!r})"
     ),
-    "negative": lambda c, x: f"(-{x})",
-    "positive": lambda c, x: f"(+{x})",
     "add": _arithmetic("+", "add", True),
     "subtract": _arithmetic("-", "sub", False),
     "multiply": _arithmetic("*", "mul", True),
     "divide": _arithmetic("/", "div", False),
-    "power": _binary("**"),
-    "matmul": _binary("@"),
-    "less": _binary("<"),
-    "less_equal": _binary("<="),
-    "greater": _binary(">"),
-    "greater_equal": _binary(">="),
-    "equal": _binary("=="),
-    "not_equal": _binary("!="),
-    "maximum": _pair("torch.maximum"),
-    "minimum": _pair("torch.minimum"),
-    "logaddexp": _pair("torch.logaddexp"),
     "where": _where,
     "clip": _clip,
     "transpose": _transpose,
-    "flip": _flip,
-    "rot90": lambda c, m, k=1, axes=(0, 1): f"torch.rot90({m}, {int(k)}, {tuple(int(a) for a in axes)})",
     "outer": _outer,
     "dot": _dot,
-    "einsum": _einsum,
     "trace": _trace,
-    "diag": lambda c, v, k=0: f"torch.diag({v}, {int(k)})",
     "pad": _pad,
     "zeros": _constructor("zeros"),
     "ones": _constructor("ones"),
-    "zeros_like": _like("zeros"),
-    "ones_like": _like("ones"),
     "eye": _eye,
-    "getitem": _getitem,
-    "sum": _reduce("sum"),
-    "mean": _reduce("mean"),
-    "var": _reduce("var"),
-    "std": _reduce("std"),
-    "max": _extreme("amax"),
-    "amax": _extreme("amax"),
-    "min": _extreme("amin"),
-    "amin": _extreme("amin"),
     "softmax": _normalised(False),
     "log_softmax": _normalised(True),
     "logsumexp": _logsumexp,
-    "F.softmax": _torch_normalised(False),
-    "F.log_softmax": _torch_normalised(True),
     "mse_loss": _mse_loss,
-    "cross_entropy": _cross_entropy,
     "layer_norm": _layer_norm,
     "conv1d": _conv(1),
     "conv2d": _conv(2),
-    "conv_transpose1d": _conv_transpose(1),
-    "conv_transpose2d": _conv_transpose(2),
     "avg_pool2d": _avg_pool2d,
-    "correlate": _signal("correlate"),
-    "convolve": _signal("convolve"),
-    "correlate2d": _signal("correlate"),
-    "convolve2d": _signal("convolve"),
 }
 
 
@@ -555,22 +398,6 @@ _GATHER = '''def _gather(a, *index):
         inside = inside & (i >= 0) & (i < n)
     clipped = tuple(torch.clamp(i, 0, n - 1) for i, n in zip(index, a.shape, strict=True))
     return torch.where(inside, a[clipped], 0)
-'''
-
-_CORRELATE = '''def _correlate(a, b, mode):
-    """scipy.signal.correlate(a, b, mode) of two arrays of 1 to 3 axes, as a torch convolution."""
-    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
-        # SciPy's valid mode with the larger second operand: convolve(a, flip(b)) with its operands swapped
-        dims = tuple(range(a.dim()))
-        return _cross_correlation(torch.flip(b, dims), torch.flip(a, dims), mode)
-    return _cross_correlation(a, b, mode)
-'''
-
-_CONVOLVE = '''def _convolve(a, b, mode):
-    """scipy.signal.convolve(a, b, mode): a correlation with b flipped (commutative in mode "valid")."""
-    if mode == "valid" and not all(p >= q for p, q in zip(a.shape, b.shape, strict=True)):
-        a, b = b, a
-    return _cross_correlation(a, torch.flip(b, tuple(range(b.dim()))), mode)
 '''
 
 _CROSS = '''def _cross_correlation(a, b, mode):
@@ -634,9 +461,7 @@ _FLOATING = '''def _floating(*values):
 
 HELPERS = {
     "_gather": _GATHER,
-    "_correlate": _CORRELATE,
-    "_convolve": _CONVOLVE,
-    "_cross_correlation": _CROSS,
+    **signal_helpers("torch", _CROSS, "torch"),
     "_conv_transpose": _CONV_TRANSPOSE,
     "_in_place": _IN_PLACE,
 }
@@ -691,12 +516,7 @@ def emit(layer, module_name=None, claims=None, check=True, verdicts=None, prove=
     >>> emit("linear", check=False)[1] is None
     True
     """
-    from .codegen import _as_layer, _require_module_name
-
-    layer = _as_layer(layer)
-    if module_name is not None:
-        _require_module_name(module_name)
-    functions = emitted_functions(layer, TORCH, claims, verdicts, prove)
+    layer, functions = layer_and_functions(layer, TORCH, module_name, claims, verdicts, prove)
     body = _module_body(layer, functions, "NAMESPACE")
     namespace = namespace_of(layer, body)
     source = format_source(body.replace("NAMESPACE", namespace))
@@ -1066,23 +886,7 @@ def tests_source(layer, module_name: str, op: str, cases, compile_backend: str =
         "torch.autograd.gradcheck and gradgradcheck (their fast mode past 48 elements), torch.library.opcheck,\n"
         "torch.compile(fullgraph=True) against eager, and torch.vmap against one call per batch element.\n"
     )
-    constants = tuple(n for n in layer.inputs if n not in layer.differentiable)
-    head = [
-        python_docstring(doc),
-        "",
-        "import pytest",
-        "import torch",
-        "",
-        f"import {module_name} as emitted",
-        "",
-        f"emitted.OP = emitted.{op}",
-        f"INPUTS = {tuple(layer.inputs)!r}",
-        f"DIFFERENTIABLE = {tuple(layer.differentiable)!r}",
-        "# the differentiable inputs a finite-difference check may move one element at a time",
-        f"GRADCHECKED = {gradchecked(layer)!r}",
-        f"CONSTANTS = {constants!r}",
-        f"COMPILE_BACKEND = {compile_backend!r}",
-        "",
-        cases_literal(layer, cases),
-    ]
-    return "\n".join(head) + _TESTS_BODY + (_CONSTANT_TEST if constants else "")
+    imports = ["import pytest", "import torch", "", f"import {module_name} as emitted"]
+    names = [f"emitted.OP = emitted.{op}", f"COMPILE_BACKEND = {compile_backend!r}"]
+    head = tests_head(layer, module_name, doc, imports, names, cases)
+    return head + _TESTS_BODY + (_CONSTANT_TEST if set(layer.inputs) - set(layer.differentiable) else "")
