@@ -442,9 +442,10 @@ def _term_weight(t: Term, slots: list, ctx: domains.Z3Context, order=None, sizes
     for f, slot in zip(order, slots, strict=True):
         for ix, sv in zip(f.idx, slot, strict=True):
             eqs.append(sp.expand(sp.sympify(ix) - sv))
-    guard = list(t.guard)
     vars_ = list(t.vars)
     extra = []
+    # the solved variables' values, each free of solved variables: the guards are substituted once, at the end
+    solved: dict = {}
     progress = True
     while progress and vars_:
         progress = False
@@ -461,7 +462,8 @@ def _term_weight(t: Term, slots: list, ctx: domains.Z3Context, order=None, sizes
                     extra.append(sp.Eq(sp.Mod(-rest, abs(int(c))), 0) if c > 0 else sp.Eq(sp.Mod(rest, abs(int(c))), 0))
                 vars_.remove(v)
                 eqs = [sp.expand(x.xreplace({v: value})) for j, x in enumerate(eqs) if j != k]
-                guard = [g.xreplace({v: value}) for g in guard]
+                solved = {u: w.xreplace({v: value}) for u, w in solved.items()}
+                solved[v] = value
                 extra = [g.xreplace({v: value}) for g in extra]
                 progress = True
                 break
@@ -471,9 +473,12 @@ def _term_weight(t: Term, slots: list, ctx: domains.Z3Context, order=None, sizes
         # a summation variable the index equations could not be solved for (inside a floor,
         # say): its count is not a plain membership, so nothing is claimed about it
         raise Unsupported("an index equation that cannot be solved for its summation variable")
-    conds = [ctx.cond(sp.Eq(e, 0)) for e in eqs] + [
-        ctx.cond(g) for g in guard + extra if not (set(vars_) & g.free_symbols)
-    ]
+    fixed, guard = _substituted_guards(t.guard, solved, set(vars_), ctx)
+    conds = (
+        [ctx.cond(sp.Eq(e, 0)) for e in eqs]
+        + fixed
+        + [ctx.cond(g) for g in guard + extra if not (set(vars_) & g.free_symbols)]
+    )
     member = z3.And(*conds) if conds else z3.BoolVal(True)
     if not vars_:
         return z3.If(member, 1, 0), sp.S.One
@@ -484,6 +489,31 @@ def _term_weight(t: Term, slots: list, ctx: domains.Z3Context, order=None, sizes
     if len(vars_) > 1:
         raise Unsupported("a term sums over several variables its factors do not determine")
     return z3.If(member, _count_one(vars_[0], leftover, ctx), 0), sp.S.One
+
+
+def _substituted_guards(guards, solved: dict, remaining: set, ctx: domains.Z3Context) -> tuple[list, list]:
+    """The guards with the solved variables put in: (z3 formulas of those that no longer read a
+    remaining summation variable, SymPy guards that may still read one).
+
+    The first are substituted in z3 (the guard's translation is remembered, the substitution
+    is one call); rebuilding each guard in SymPy asked its assumptions again for every term.
+    A guard whose values bring in a remaining variable is substituted in SymPy, where terms
+    may cancel it.
+    """
+    fixed, rest = [], []
+    for g in guards:
+        reads = g.free_symbols
+        brings = set().union(*(solved[u].free_symbols for u in reads if u in solved))
+        if (reads - solved.keys()) & remaining or brings & remaining:
+            rest.append(g.xreplace(solved))
+            continue
+        try:
+            pairs = [(ctx.var(u), ctx.expr(solved[u])) for u in reads if u in solved]
+            formula = ctx.cond(g)
+            fixed.append(z3.substitute(formula, *pairs) if pairs else formula)
+        except domains.NonLinear:  # may be linear once substituted in SymPy
+            rest.append(g.xreplace(solved))
+    return fixed, rest
 
 
 def _size_only_count(vars_, atoms, sizes, size_conds):
