@@ -52,3 +52,19 @@ def test_the_parser_reads_f_only_where_it_is_declared():
         parse_tree("f(x)", {"x": (N,)}, [N])
     ident = parse_identity("f(x[i]) == f(x[i])", {"x": (N,)}, [N], functions=["f"])
     assert ident.free == (index_symbol("i"),) and ident.left == ident.right
+
+
+def test_a_bare_sum_whose_reads_give_one_range_has_no_guard_inside_f():
+    from symderive.core.ir import Iverson
+    from symderive.core.parse import parse_claim
+    from symderive.layer import load_layer
+
+    layer = load_layer("linear")
+    body = parse_identity(
+        "f(Sum(w[i, k] * x[k], k)) == 0 * b[i]", layer.scope(), list(layer.sizes), functions=["f"]
+    ).left
+    (inner,) = [a for a in sp.preorder_traversal(body) if is_abstract(a)]
+    assert not inner.has(Iverson)
+    # two reads of different ranges keep theirs: the sum runs where one of them is in range
+    claim = parse_claim("dx[p] == Sum(x[k] * b[k], k)", layer, "x")
+    assert claim.body.has(Iverson)

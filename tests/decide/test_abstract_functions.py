@@ -159,3 +159,8 @@ def test_the_concrete_search_alone_names_its_f_and_never_proves():
     verdict = prove_concrete(LAYER, "b", "g * f(z)")
     assert verdict.verdict == "refuted" and verdict.counterexample.functions == {"f": str(STAND_INS[0])}
     assert prove_concrete(LAYER, "b", "g * f_prime(z)", deadline=0).verdict == "unknown"
+
+
+def test_a_bare_sum_inside_f_prime_is_proved():
+    claim = "dw[i, j] == g[i] * f_prime(Sum(w[i, k] * x[k], k) + b[i]) * x[j]"
+    assert prove(LAYER, "w", claim).verdict == "proved"
