@@ -23,7 +23,7 @@ from ..calculus.elements import layer_calculus
 from ..clock import MAX_SECONDS, ClaimTimeout, wall_clock
 from ..core.assumptions import Assumption
 from ..core.cache import Same
-from ..core.ir import Tensor, from_scalar, index_symbol
+from ..core.ir import Tensor, from_scalar, index_symbol, substituted
 from ..core.parse import claim_tensor, parse_assumption, parse_claim, parse_identity
 from ..errors import InputError, InternalError
 from ..model.layer import Layer, as_layer, check_extra_assumptions
@@ -189,7 +189,7 @@ def identity_problem(context, text: str, extra=()) -> Problem:
 
         def windowed(expr, valid):
             def element(idx):
-                return expr.xreplace({f: j - w for f, j, w in zip(parsed.free, idx, widths, strict=True)})
+                return substituted(expr, parsed.free, [j - w for j, w in zip(idx, widths, strict=True)])
 
             return Tensor(shape=window, element=element, zero_outside=True, valid=valid)
 
