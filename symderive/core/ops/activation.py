@@ -9,8 +9,6 @@ threshold``, so it is registered under its prefixed name; bare ``softplus`` is S
 
 from __future__ import annotations
 
-import inspect
-
 import sympy as sp
 
 from ...errors import InputError
@@ -31,7 +29,7 @@ def _sd_erfc(x):
 
 
 for _fn in (_sd_erf, _sd_erfc):
-    numpy_helper(_fn.__name__, inspect.getsource(_fn))
+    numpy_helper(_fn.__name__, _fn)
 
 
 def gelu_of(x, approximate: str = "none"):

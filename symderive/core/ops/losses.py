@@ -9,8 +9,6 @@ errors.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import sympy as sp
 
@@ -293,7 +291,7 @@ def _sd_layer_norm(x, k, w, b, eps):
     return out
 
 
-numpy_helper("_sd_layer_norm", inspect.getsource(_sd_layer_norm))
+numpy_helper("_sd_layer_norm", _sd_layer_norm)
 
 
 def _layer_norm_numpy(input, normalized_shape, weight=None, bias=None, eps=_EPS):

@@ -12,7 +12,6 @@ A strided transposed convolution reads ``x[floor((i + p - m*d) / s)]`` under the
 
 from __future__ import annotations
 
-import inspect
 from functools import partial
 
 import numpy as np
@@ -653,7 +652,7 @@ def _sd_avg_pool2d(x, kernel, stride, padding, count_include_pad, divisor_overri
 
 
 HELPERS = {
-    fn.__name__: numpy_helper(fn.__name__, inspect.getsource(fn))
+    fn.__name__: numpy_helper(fn.__name__, fn)
     for fn in (
         _sd_conv,
         _sd_zero_pad,

@@ -14,7 +14,6 @@ on which operand is at least as large in every dimension.
 from __future__ import annotations
 
 import functools
-import inspect
 
 import numpy as np
 import sympy as sp
@@ -344,7 +343,7 @@ def _sd_signal(in1, in2, mode, flip, centre):
 
 
 HELPERS = tuple(
-    numpy_helper(fn.__name__, inspect.getsource(fn))
+    numpy_helper(fn.__name__, fn)
     for fn in (
         _sd_fast_len,
         _sd_result_dtype,

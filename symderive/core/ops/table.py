@@ -5,7 +5,8 @@ See :mod:`symderive.core.ops` for the four rules every operator carries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -136,8 +137,44 @@ CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
 
 #: the one registry: name -> Operator
 OPERATORS: dict[str, Operator] = {}
+
+
+class HelperSources(Mapping):
+    """Helper function name -> its source, read from the function when first asked for.
+
+    Reading a function's source (``inspect.getsource``) takes a tokenizer pass over its
+    module: done for every helper at import, it slowed every command's start, though only
+    code generation reads them.
+
+    >>> def _twice(a):
+    ...     return 2 * a
+    >>> sources = HelperSources()
+    >>> sources.add("_twice", _twice); sources["_twice"].splitlines()[0]
+    'def _twice(a):'
+    """
+
+    def __init__(self):
+        self._found: dict = {}
+
+    def add(self, name: str, source) -> None:
+        """Register ``source`` (text, or the function whose source it is) under ``name``."""
+        self._found[name] = source
+
+    def __getitem__(self, name: str) -> str:
+        source = self._found[name]
+        if not isinstance(source, str):
+            source = self._found[name] = inspect.getsource(source)
+        return source
+
+    def __iter__(self):
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+
 #: helper function name -> its source, for emitted NumPy modules
-NUMPY_HELPERS: dict[str, str] = {}
+NUMPY_HELPERS = HelperSources()
 #: "prefix.name" spellings that name a different library's function, with the reason
 REFUSED_SPELLINGS: dict[str, str] = {}
 
@@ -154,13 +191,14 @@ def register(op: Operator) -> Operator:
     return op
 
 
-def numpy_helper(name: str, source: str) -> str:
-    """Register the source of a helper function that NumPy lowerings may call.
+def numpy_helper(name: str, source) -> str:
+    """Register the source of a helper function that NumPy lowerings may call (its text, or the
+    function itself: its source is read when first asked for).
 
     >>> numpy_helper("_identity_example", "def _identity_example(a):\\n    return a\\n")
     '_identity_example'
     """
-    NUMPY_HELPERS[name] = source
+    NUMPY_HELPERS.add(name, source)
     return name
 
 
