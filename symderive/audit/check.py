@@ -26,7 +26,7 @@ from symderive.decide.verdict import PROVED, REFUTED, Counterexample, Verdict
 from symderive.display import Displayed
 from symderive.errors import InputError
 from symderive.model.layer import Layer, as_layer, layer_from_dict, size_text
-from symderive.search.variants import IDENTITY_PROOF_SECONDS
+from symderive.search.variants import proved_step
 
 from .document import load_text
 from .read import Entry, Link, read_document
@@ -222,12 +222,12 @@ def audit(
     layers = _LayerCache()
     decided = tuple(_decided_entry(e, layers, timeout, variants) for e in entries)
     if variants:
-        decided = _written_variants(decided, entries, source, notation, kind, layers, timeout)
+        decided = _written_variants(decided, entries, source, notation, kind, layers)
     name = str(source) if isinstance(source, Path) or not _looks_like_text(source) else "the document"
     return Audit(name, decided, time.perf_counter() - start, _layers_in_force(entries))
 
 
-def _written_variants(decided, entries, source, notation, kind, layers: _LayerCache, timeout: float):
+def _written_variants(decided, entries, source, notation, kind, layers: _LayerCache):
     """The entries with each shifted variant also written as the document would write it: the
     wrong side's LaTeX with its index tuple shifted (``(i - k_1 + 1, j - k_2 + 1)``), kept only
     when the reader reads it back (inserted before the entry, under the same notation) and
@@ -264,9 +264,8 @@ def _written_variants(decided, entries, source, notation, kind, layers: _LayerCa
         link = entries[n].links[m]
         if right is None:
             continue
-        layer, memo = layers.get(entries[n])
-        check = replace(link, right=right)
-        if decide_link(check, layer, entries[n].assume, min(timeout, IDENTITY_PROOF_SECONDS), memo).verdict != FOLLOWS:
+        layer, _ = layers.get(entries[n])
+        if proved_step(layer, link.left, right, _in_range(link, layer), entries[n].assume) is None:
             continue
         links = list(out[n].links)
         links[m] = replace(links[m], variant=replace(links[m].variant, latex=latex))

@@ -485,7 +485,7 @@ IDENTITY_CANDIDATES = 24
 #: proofs that search asks at most (a screened candidate that is not proved is not shown)
 IDENTITY_PROOFS = 2
 #: seconds each of those proofs may take
-IDENTITY_PROOF_SECONDS = 5.0
+IDENTITY_PROOF_SECONDS = 3.0
 #: test points an identity's candidates are screened at
 IDENTITY_POINTS = 2
 
@@ -520,13 +520,22 @@ def _telling_sizes(layer, drawn: list[dict], count: int) -> list[dict]:
     """``count`` of the drawn sizes at which the index shifts take the most distinct values
     together (``H - kh`` and ``W - kw`` equal at every point would not be told apart)."""
     shifts = _shift_values(layer)
+    # a size of 1 makes points where everything is 0 (a softmax of one score is 1): not chosen
+    # when there are enough others
+    drawn = (
+        [s for s in drawn if min(s.values(), default=2) >= 2]
+        if sum(min(s.values(), default=2) >= 2 for s in drawn) >= count
+        else drawn
+    )
     if len(drawn) <= count or not shifts:
         return drawn[:count]
 
     def told(group) -> int:
         return len({tuple(int(d.xreplace(s)) for s in group) for d in shifts})
 
-    return list(max(itertools.combinations(drawn, count), key=told))
+    groups = list(itertools.combinations(drawn, count))
+    # most shifts told apart, then the smallest sizes (the grids are evaluated element by element)
+    return list(max(groups, key=lambda group: (told(group), -sum(sum(s.values()) for s in group))))
 
 
 def _wrapped(condition: str, side: str) -> str:
@@ -541,6 +550,29 @@ class _Grid:
     low: tuple[int, ...]
     count: tuple[int, ...]
     margin: int
+
+
+def _free_guards(left, free: set) -> sp.Expr:
+    """The 0/1 factors of the (parsed) left side on its free indices and the sizes alone: the
+    ranges of the free indices and the link's condition. A shifted right side is compared
+    where they are 1, at the unshifted indices (a guard of the left's own only makes the
+    screen looser: the proof decides).
+
+    >>> from symderive.core.ir import Iverson, index_symbol
+    >>> i = index_symbol("i")
+    >>> _free_guards(Iverson(i >= 0) * sp.IndexedBase("x")[i], {i})
+    Iverson(i >= 0)
+    """
+    from ..core.ir import Iverson
+
+    out = sp.Integer(1)
+    for factor in sp.Mul.make_args(left):
+        base, exp = factor.as_base_exp()
+        if isinstance(base, Iverson) and exp.is_positive and not base.has(sp.Indexed):
+            symbols = base.free_symbols
+            if all(s in free or s.is_positive for s in symbols):
+                out *= base
+    return out
 
 
 def _cropped(grid: _Grid, mask: np.ndarray | None) -> _Grid:
@@ -575,13 +607,13 @@ class _IdentityScreen:
         if self.free:
             # the left side and the mask (the free indices' ranges and the link's condition): the
             # mask is applied to a shifted right side at the unshifted indices
-            masked = self._parse(f"{_wrapped(condition, left)} == {condition or 1}")
+            mask = _free_guards(whole.left, set(self.free))
             grids = [self._grid(whole, p) for p in points]
-            masks = [self._values(masked.right, p, g, 0) for p, g in zip(points, grids, strict=True)]
+            masks = [self._values(mask, p, g, 0) for p, g in zip(points, grids, strict=True)]
             # both sides are 0 outside the mask: only its box is compared
             self.grids = [_cropped(g, m) for g, m in zip(grids, masks, strict=True)]
-            self.left = [self._values(masked.left, p, g, 0) for p, g in zip(points, self.grids, strict=True)]
-            self.mask = [self._values(masked.right, p, g, 0) for p, g in zip(points, self.grids, strict=True)]
+            self.left = [self._values(whole.left, p, g, 0) for p, g in zip(points, self.grids, strict=True)]
+            self.mask = [self._values(mask, p, g, 0) for p, g in zip(points, self.grids, strict=True)]
         else:
             self.left = [self._tensor_values(whole.left, p) for p in points]
         self.ready = all(v is not None for v in self.left)
@@ -865,7 +897,8 @@ class _GridEvaluator:
             raise _NotVectorised("a sum's bounds")
         total = 0
         saved = self.env.get(var)
-        for v in range(int(lo.min()), int(hi.max()) + 1):
+        first, last = self._read_range(body, var, int(lo.min()), int(hi.max()))
+        for v in range(first, last + 1):
             self.env[var] = v
             term = self._sum(body, limits[:-1])
             total = total + (term if lo.ndim == 0 and hi.ndim == 0 else np.where((lo <= v) & (v <= hi), term, 0))
@@ -874,6 +907,28 @@ class _GridEvaluator:
         else:
             self.env[var] = saved
         return total
+
+    def _read_range(self, body, var, first: int, last: int) -> tuple[int, int]:
+        """``first``..``last`` narrowed to where every element read that is a factor of the
+        body and reads ``var`` (as ``var + c`` or ``c - var``) is inside its array: elsewhere
+        the term is 0."""
+        for factor in sp.Mul.make_args(body):
+            read = factor.as_base_exp()[0]
+            if not isinstance(read, sp.Indexed) or str(read.base.label) not in self.values:
+                continue
+            shape = self.values[str(read.base.label)].shape
+            for index, n in zip(read.indices, shape, strict=False):
+                slope = index.coeff(var) if index.is_Add or index == var else 0
+                if slope not in (1, -1) or (index - slope * var).has(var):
+                    continue
+                c = np.asarray(self.value(index - slope * var))
+                if c.dtype.kind not in "iu" or c.size == 0:
+                    continue
+                if slope == 1:  # 0 <= var + c <= n - 1
+                    first, last = max(first, -int(c.max())), min(last, n - 1 - int(c.min()))
+                else:  # 0 <= c - var <= n - 1
+                    first, last = max(first, int(c.min()) - n + 1), min(last, int(c.max()))
+        return first, last
 
     def truth(self, c):
         if c is sp.true or c == sp.true:
@@ -1081,7 +1136,7 @@ def _negated_reads(elts: list, summed: set[str]) -> list | None:
 
 
 #: the words of an edit that drops a sign or a factor
-_DROPPED = ("the sign", "no factor", "no division")
+_DROPPED = ("the sign is the other way", "no factor", "no division")
 
 
 def identity_variants(
@@ -1149,16 +1204,28 @@ def identity_variants(
     return _missing_identity_assumptions(layer, left, right, condition, assume, proof_seconds, budget, screen.parses)
 
 
-def _proved_identity(layer, left, right, condition, assume, seconds, budget) -> Verdict | None:
+def proved_step(layer, left: str, right: str, condition: str = "", assume=(), seconds: float = IDENTITY_PROOF_SECONDS):
+    """The prover's verdict when it proves ``left == right`` (both sides times ``condition``),
+    else None. A variant's proof: the all-sizes decision, without its second check by exact
+    evaluation at the smallest sizes (the variant was already evaluated against the left side
+    at two test points, by another evaluator), which took most of the time.
+
+    >>> proved_step("linear", "dx", "w.T @ g") is not None, proved_step("linear", "dx", "w @ g")
+    (True, None)
+    """
     from ..decide.pose import prove_identity
 
-    budget[0] -= 1
     text = f"{_wrapped(condition, left)} == {_wrapped(condition, right)}"
     try:
-        verdict = prove_identity(layer, text, assume=assume, timeout=seconds)
+        verdict = prove_identity(layer, text, assume=assume, timeout=seconds, cross_check=False)
     except Exception:  # noqa: BLE001  (a variant the prover cannot read is not shown)
         return None
     return verdict if verdict.proved else None
+
+
+def _proved_identity(layer, left, right, condition, assume, seconds, budget) -> Verdict | None:
+    budget[0] -= 1
+    return proved_step(layer, left, right, condition, assume, seconds)
 
 
 def _missing_identity_assumptions(
