@@ -549,3 +549,46 @@ def test_no_variants_turns_the_search_off(tmp_path, capsys):
     assert rows[7]["links"][0]["variant"] == variant
     assert cli.main(["audit", str(doc)]) == 1
     assert "            holds with `Sum(g[j] * w[j, i], j)`: the indices of w" in capsys.readouterr().out
+
+
+DOCUMENTS = Path(__file__).parent / "documents"
+
+
+@pytest.mark.slow
+def test_the_test_documents_typical_mistakes_get_their_variant():
+    """A missing flip, an off-by-one shift (conv2d_chain.md), W for W^T (two_layers.md,
+    fc_batch.tex) and a sign (softmax_ce.md): each variant, read by hand, checked by autograd."""
+    import torch
+    import torch.nn.functional as F
+
+    def wrong(name: str) -> dict:
+        return {e.line: e.variant for e in audit(DOCUMENTS / name).entries if e.wrong}
+
+    conv, two, batch, sce = (wrong(n) for n in ("conv2d_chain.md", "two_layers.md", "fc_batch.tex", "softmax_ce.md"))
+    assert conv[29].side == "Sum(g[-m + p, -n + q] * w[m, n], m, n)"
+    assert conv[31].shift == ("-1", "0") and conv[31].side == "Sum(g[i, j] * x[i + m, j + n], i, j)"
+    assert two[16].side == "Sum(g[j] * w[j, i], j)"
+    assert batch[25].side == "g @ w"
+    assert sce[23].side == "-(t[k] - p[k])" and sce[25] is None  # a dropped term: no small fix
+    for seed, (h, w_, kh, kw) in enumerate(SIZES_2D):
+        rng = _rng(seed)
+        x, w, g = rng.normal(size=(h, w_)), rng.normal(size=(kh, kw)), rng.normal(size=(h - kh + 1, w_ - kw + 1))
+        dx, dw = conv_grads(x, w, g)
+        v = {"x": x, "w": w, "g": g}
+        assert np.allclose(dx, [[conv_sum(v, p, q, (0, 0), -1) for q in range(w_)] for p in range(h)])
+        by_hand = [[sum(g[i, j] * read0(x, i + m, j + n) for i in range(g.shape[0]) for j in range(g.shape[1]))
+                    for n in range(kw)] for m in range(kh)]  # fmt: skip
+        assert np.allclose(dw, by_hand)
+        n_, i_, o_ = 2 + seed, 3, 4 - seed % 2
+        xb, wb, bb, gb = (
+            rng.normal(size=(n_, i_)),
+            rng.normal(size=(o_, i_)),
+            rng.normal(size=o_),
+            rng.normal(size=(n_, o_)),
+        )
+        dxb, _, _ = torch_grads(lambda x, w, b: F.linear(x, w, b), xb, wb, bb, upstream=gb)
+        assert np.allclose(dxb, gb @ wb)
+        s, t = rng.normal(size=h), rng.uniform(0.1, 1.0, size=h)
+        t /= t.sum()
+        (ds,) = torch_grads(lambda s, t=t: -(torch.tensor(t) * torch.log_softmax(s, 0)).sum(), s)
+        assert np.allclose(ds, -(t - np.exp(s) / np.exp(s).sum()))
