@@ -913,9 +913,9 @@ class _GridEvaluator:
         body and reads ``var`` (as ``var + c`` or ``c - var``) is inside its array: elsewhere
         the term is 0."""
         for factor in sp.Mul.make_args(body):
-            read = factor.as_base_exp()[0]
-            if not isinstance(read, sp.Indexed) or str(read.base.label) not in self.values:
-                continue
+            read, exp = factor.as_base_exp()
+            if not (isinstance(read, sp.Indexed) and exp.is_positive and str(read.base.label) in self.values):
+                continue  # (a read to a negative power is not 0 outside its array: it is undefined)
             shape = self.values[str(read.base.label)].shape
             for index, n in zip(read.indices, shape, strict=False):
                 slope = index.coeff(var) if index.is_Add or index == var else 0
