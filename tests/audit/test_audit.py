@@ -592,3 +592,32 @@ def test_the_test_documents_typical_mistakes_get_their_variant():
         t /= t.sum()
         (ds,) = torch_grads(lambda s, t=t: -(torch.tensor(t) * torch.log_softmax(s, 0)).sum(), s)
         assert np.allclose(ds, -(t - np.exp(s) / np.exp(s).sum()))
+
+
+@pytest.mark.slow
+def test_a_latex_file_gets_its_shifted_variant_written_in_its_own_notation(tmp_path, capsys):
+    doc = tmp_path / "notes.tex"
+    doc.write_text(
+        "\\documentclass{article}\n\\begin{document}\n% symderive\n% layer = 'conv2d'\n% [names]\n% I = 'x'\n"
+        "% W = 'w'\n% [sizes]\n% k_1 = 'kh'\n% k_2 = 'kw'\n% [notation]\n% '#1_{\\text{flipped}}' = 'flip(#1)'\n"
+        "% end symderive\n"
+        "\\[ (W * I)(i, j) = \\sum_{m=0}^{k_1-1} \\sum_{n=0}^{k_2-1} I(i-m, j-n) W(m, n) \\]\n"
+        "\\[ (W \\otimes I)(i, j) = \\sum_{m=0}^{k_1-1} \\sum_{n=0}^{k_2-1} I(i+m, j+n) W(m, n) \\]\n"
+        "so\n\\[ (W * I)(i, j) = (W_{\\text{flipped}} \\otimes I)(i, j) \\]\n\\end{document}\n",
+        encoding="utf-8",
+    )
+    assert cli.main(["audit", str(doc), "--json"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    variant = rows[-1]["variant"]
+    assert variant["latex"] == "(W_{\\text{flipped}}\\otimes I)(i - k_1 + 1, j - k_2 + 1)"
+    # by hand: (W * I)(i, j) = sum_m I(i - m) W(m); (W_flipped ⊗ I)(a) = sum_m I(a + m) W(kh - 1 - m),
+    # which at a = i - kh + 1 is sum_m' I(i - m') W(m') with m' = kh - 1 - m
+    rng = _rng(3)
+    for h, w_, kh, kw in SIZES_2D:
+        x, w = rng.normal(size=(h, w_)), rng.normal(size=(kh, kw))
+        for i in range(-kh, h + kh):
+            for j in range(-kw, w_ + kw):
+                conv = sum(read0(x, i - m, j - n) * w[m, n] for m in range(kh) for n in range(kw))
+                a, b = i - kh + 1, j - kw + 1
+                shifted = sum(read0(x, a + m, b + n) * w[kh - 1 - m, kw - 1 - n] for m in range(kh) for n in range(kw))
+                assert conv == pytest.approx(shifted)
