@@ -383,10 +383,12 @@ def range_facts(index, shape) -> list:
 
 
 # Cached: a pure function of a sum's limits (SymPy, hashable); every claim about a gradient walks
-# the same sums, and each relation built asks SymPy's assumptions.
+# the same sums. Built unevaluated: they are only premises for z3 (a relation SymPy would fold to
+# True is then one more true premise), and evaluating each asked SymPy's assumptions, which a
+# claim's fresh summation variables made a cache miss every time.
 @functools.lru_cache(maxsize=1024)
 def _limit_facts(limits: tuple) -> tuple:
-    return tuple(c for v, lo, hi in limits for c in (sp.Ge(v, lo), sp.Le(v, hi)))
+    return tuple(c for v, lo, hi in limits for c in (sp.Ge(v, lo, evaluate=False), sp.Le(v, hi, evaluate=False)))
 
 
 def simplify_guards(expr: sp.Expr, facts: list) -> sp.Expr:
