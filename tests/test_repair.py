@@ -119,7 +119,8 @@ CASES = [
 def test_nearest_variant_of_a_mistake(layer, wrt, mistake, true_variant, words):
     assert prove(layer, wrt, mistake).verdict == "refuted"  # the mistake stays a mistake
     assert prove(layer, wrt, true_variant).verdict == "proved"  # the hand-derived fix
-    variants = nearest_variants(layer, wrt, mistake)
+    # the search is bounded in seconds (10 by default): a loaded machine must not make it miss
+    variants = nearest_variants(layer, wrt, mistake, timeout=60)
     assert variants, f"no variant of {mistake!r}"
     first = variants[0]
     assert first.explanation.startswith(f"holds with `{first.claim}`: ")
