@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
+from heavy import by_weight
 from test_layers_torch import LAYERS, claim_value, layer_named, random_values, rng_for, torch_gradient
 
 from symderive.decide.verdict import PROVED, REFUTED
@@ -62,7 +63,7 @@ def confirm_against_torch(layer, wrt: str, claim: str, cex) -> None:
     assert not np.isclose(got[index], expected[index], rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize(("name", "k"), all_claims())
+@pytest.mark.parametrize(("name", "k"), by_weight(all_claims(), layer=lambda case: case[0]))
 def test_known_claim_gets_its_expected_verdict(name, k):
     layer = layer_named(name)
     claim = layer.claims[k]

@@ -1076,6 +1076,7 @@ def test_the_oracle_agrees_with_every_follows_at_random_sizes(doc):
             assert not all(agree), (doc.name, line, "the oracle finds this unknown step true")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS, ids=_name)
 def test_every_counterexample_really_differs(doc):
     wrong = [e for e in audited(doc).entries if e.wrong]

@@ -18,6 +18,7 @@ import pytest
 import test_layers_torch as new_layers
 import torch
 import torch.nn.functional as F
+from heavy import by_weight
 
 from symderive import codegen
 from symderive.codegen import ClaimNotProved, emit_numpy, emit_tests
@@ -117,7 +118,7 @@ def emitted():
     return {name: emitted_source(name) for name in LAYERS}
 
 
-@pytest.mark.parametrize("layer_name", list(LAYERS))
+@pytest.mark.parametrize("layer_name", by_weight(LAYERS))
 def test_emitted_code_matches_torch_autograd(layer_name, emitted):
     layer = load_layer(layer_name)
     module = load_source(emitted[layer_name])
@@ -340,7 +341,7 @@ def test_every_builtin_layer_has_torch_cases():
     assert set(BUILTINS) <= set(LAYERS) | set(new_layers.SIZES)
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("name", by_weight(BUILTINS))
 def test_every_builtin_layer_emits_code_matching_torch_autograd(name):
     layer = load_layer(name)
     module = load_source(emitted_source(name))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from emitted_layers import LAYER_NAMES, REFERENCES, SIZES, assert_close, layer_of, random_values, reference
+from heavy import by_weight
 
 from symderive.cli import main
 from symderive.emit import frameworks
@@ -24,7 +25,7 @@ def _tensors(values: dict, layer, grad=True) -> dict:
     }
 
 
-@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("name", by_weight(LAYER_NAMES))
 def test_emitted_op_matches_autograd_of_a_torch_reference(name, emitted_torch):
     module = emitted_torch.module(name)
     layer = layer_of(name)
