@@ -606,89 +606,69 @@ def batch_verdict(entry, number: int, batch: str, base: Path, timeout: float, lo
 def _verdicts_in_processes(entries: list, base: Path, args, jobs: int) -> Iterator[tuple[Verdict, int]]:
     """The batch's (verdict, status) pairs in the file's order, the entries proved by ``jobs`` processes.
 
-    The processes are forked (Linux) once the prover is imported, so each starts warm. Each
-    proves its own share of the entries (:func:`batch_shares`: the claims about one layer
-    together, so that its derivations are made once), in the file's order, and sends each
-    verdict as it is found; they are printed in the file's order as soon as the ones before
-    them are in. Ctrl-C reaches this process (the children ignore it), which stops them at once.
+    The processes are forked (Linux) once the prover is imported, so each starts warm. The
+    entries go out in pieces (:func:`batch_pieces`: claims about one layer together, so that
+    a layer is loaded and derived in the process that proves them), the largest first, each
+    to the next free process; verdicts are printed in the file's order as soon as the ones
+    before them are in. Ctrl-C reaches this process (the children ignore it), which stops
+    them at once.
     """
     import multiprocessing
-    import queue
 
     from . import prove as _prove  # noqa: F401  (imported before the fork: the children share it)
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") and "fork" in methods else None)
     tasks = [(entry, number, args.batch, base, args.timeout) for number, entry in enumerate(entries, start=1)]
-    results = context.Queue()
-    workers = [
-        context.Process(target=_batch_share, args=([tasks[k] for k in share], share, results), daemon=True)
-        for share in batch_shares(entries, jobs)
-    ]
-    for worker in workers:
-        worker.start()
+    pieces = [[(k, tasks[k]) for k in piece] for piece in batch_pieces(entries, jobs)]
     found: dict = {}
-    try:
+    with context.Pool(jobs, initializer=_batch_child_setup) as pool:
+        done = pool.imap_unordered(_batch_piece, pieces, chunksize=1)
         for k in range(len(tasks)):
             while k not in found:
-                try:
-                    index, pair = results.get(timeout=1.0)
-                except queue.Empty:
-                    if not any(w.is_alive() for w in workers) and results.empty():
-                        raise InternalError("a batch process ended without proving its claims") from None
-                    continue
-                found[index] = pair
+                found.update(next(done))
             yield found.pop(k)
-    finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
-        for worker in workers:
-            worker.join()
 
 
-def batch_shares(entries: list, jobs: int) -> list[list[int]]:
-    """The entries' positions split into at most ``jobs`` shares of about equal size, each in the
-    file's order, the entries about one layer kept in one share where that keeps them even.
+def batch_pieces(entries: list, jobs: int) -> list[list[int]]:
+    """The entries' positions in pieces for ``jobs`` processes, largest first: the entries about
+    one layer together (in the file's order), a layer with more than a quarter of a process's
+    share split, so that the free processes can even out what is left.
 
     A layer's claims in one process share its loading and derivations (each process would
-    otherwise make them again); a layer with more than a share's worth is split.
+    otherwise make them again).
 
-    >>> e = [{"layer": n} for n in ("a", "b", "a", "c", "b", "a")]
-    >>> batch_shares(e, 2)
-    [[0, 2, 5], [1, 3, 4]]
+    >>> e = [{"layer": n} for n in ("a", "b", "a", "c", "b", "a", "a", "a")]
+    >>> batch_pieces(e, 2)
+    [[0, 2], [5, 6], [1, 4], [7], [3]]
     """
-    size = -(-len(entries) // jobs)
+    size = max(1, -(-len(entries) // (4 * jobs)) * 2)
     groups: dict = {}
     for k, entry in enumerate(entries):
         layer = entry.get("layer") if isinstance(entry, dict) else None
         groups.setdefault(layer if isinstance(layer, str) else ("entry", k), []).append(k)
     pieces = [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
-    shares: list[list[int]] = [[] for _ in range(jobs)]
-    for piece in sorted(pieces, key=len, reverse=True):
-        min(shares, key=len).extend(piece)
-    return [sorted(share) for share in shares if share]
+    return sorted(pieces, key=len, reverse=True)
 
 
-def _batch_share(tasks: list, positions: list, results) -> None:
-    """A batch child: the verdict of each task, sent with its position as soon as it is found."""
+def _batch_child_setup() -> None:
     import signal
 
-    # Ctrl-C is the parent's to handle (it ends the children); a child's traceback would only be noise
+    # Ctrl-C is the parent's to handle (it ends the pool); a child's traceback would only be noise
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    loaded: dict = {}  # as in one process: each layer loaded once, its claims sharing a memo
-    for count, (task, position) in enumerate(zip(tasks, positions, strict=True), start=1):
-        entry, number, batch, base, timeout = task
+
+
+def _batch_piece(piece: list) -> dict:
+    """A batch child's verdicts on one piece: position -> (verdict, status)."""
+    out = {}
+    for position, (entry, number, batch, base, timeout) in piece:
         try:
-            pair = batch_verdict(entry, number, batch, base, timeout, loaded)
+            out[position] = batch_verdict(entry, number, batch, base, timeout)
         except BaseException as exc:  # noqa: BLE001  (an entry that stops its process still gets its line)
-            where = f"{batch}, entry {number}"
             raw = entry if isinstance(entry, dict) else {}
-            message = f"{where}: {_internal_message(exc)}; please report it"
-            pair = _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INTERNAL
-        results.put((position, pair))
-        if not gc.isenabled() and count % BATCH_COLLECT == 0:
-            gc.collect()
+            message = f"{batch}, entry {number}: {_internal_message(exc)}; please report it"
+            out[position] = _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INTERNAL
+    return out
 
 
 def _internal_message(exc: Exception) -> str:
