@@ -484,8 +484,9 @@ def with_variants(verdict: Verdict, layer, *, timeout: float = VARIANT_SECONDS) 
 IDENTITY_CANDIDATES = 24
 #: proofs that search asks at most (a screened candidate that is not proved is not shown)
 IDENTITY_PROOFS = 2
-#: seconds each of those proofs may take
-IDENTITY_PROOF_SECONDS = 3.0
+#: seconds each of those proofs may take: a bound for a proof that will not come, far above what
+#: a variant's proof takes (under 1.5 s), so that a loaded machine shows the same variants
+IDENTITY_PROOF_SECONDS = 6.0
 #: test points an identity's candidates are screened at
 IDENTITY_POINTS = 2
 
@@ -1206,9 +1207,8 @@ def identity_variants(
 
 def proved_step(layer, left: str, right: str, condition: str = "", assume=(), seconds: float = IDENTITY_PROOF_SECONDS):
     """The prover's verdict when it proves ``left == right`` (both sides times ``condition``),
-    else None. A variant's proof: the all-sizes decision, without its second check by exact
-    evaluation at the smallest sizes (the variant was already evaluated against the left side
-    at two test points, by another evaluator), which took most of the time.
+    else None: the same decision as any step's, with its second check by exact evaluation at
+    the smallest sizes (the screen's test points have no size of 1).
 
     >>> proved_step("linear", "dx", "w.T @ g") is not None, proved_step("linear", "dx", "w @ g")
     (True, None)
@@ -1217,7 +1217,7 @@ def proved_step(layer, left: str, right: str, condition: str = "", assume=(), se
 
     text = f"{_wrapped(condition, left)} == {_wrapped(condition, right)}"
     try:
-        verdict = prove_identity(layer, text, assume=assume, timeout=seconds, cross_check=False)
+        verdict = prove_identity(layer, text, assume=assume, timeout=seconds, cross_check=True)
     except Exception:  # noqa: BLE001  (a variant the prover cannot read is not shown)
         return None
     return verdict if verdict.proved else None
