@@ -265,7 +265,9 @@ def _written_variants(decided, entries, source, notation, kind, layers: _LayerCa
         if right is None:
             continue
         layer, _ = layers.get(entries[n])
-        if proved_step(layer, link.left, right, _in_range(link, layer), entries[n].assume) is None:
+        # the variant itself was proved and checked by exact evaluation: this proves its spelling
+        spelled = proved_step(layer, link.left, right, _in_range(link, layer), entries[n].assume, cross_check=False)
+        if spelled is None:
             continue
         links = list(out[n].links)
         links[m] = replace(links[m], variant=replace(links[m].variant, latex=latex))

@@ -1205,10 +1205,19 @@ def identity_variants(
     return _missing_identity_assumptions(layer, left, right, condition, assume, proof_seconds, budget, screen.parses)
 
 
-def proved_step(layer, left: str, right: str, condition: str = "", assume=(), seconds: float = IDENTITY_PROOF_SECONDS):
+def proved_step(
+    layer,
+    left: str,
+    right: str,
+    condition: str = "",
+    assume=(),
+    seconds: float = IDENTITY_PROOF_SECONDS,
+    cross_check: bool = True,
+):
     """The prover's verdict when it proves ``left == right`` (both sides times ``condition``),
     else None: the same decision as any step's, with its second check by exact evaluation at
-    the smallest sizes (the screen's test points have no size of 1).
+    the smallest sizes (the screen's test points have no size of 1) unless ``cross_check`` is
+    False (another spelling of a variant already proved and checked).
 
     >>> proved_step("linear", "dx", "w.T @ g") is not None, proved_step("linear", "dx", "w @ g")
     (True, None)
@@ -1217,7 +1226,7 @@ def proved_step(layer, left: str, right: str, condition: str = "", assume=(), se
 
     text = f"{_wrapped(condition, left)} == {_wrapped(condition, right)}"
     try:
-        verdict = prove_identity(layer, text, assume=assume, timeout=seconds, cross_check=True)
+        verdict = prove_identity(layer, text, assume=assume, timeout=seconds, cross_check=cross_check)
     except Exception:  # noqa: BLE001  (a variant the prover cannot read is not shown)
         return None
     return verdict if verdict.proved else None
