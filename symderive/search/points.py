@@ -190,6 +190,31 @@ def closed_value(tree, sizes: dict, values: dict) -> np.ndarray | None:
     return value if np.all(np.isfinite(value)) else None
 
 
+def point_values(layer: Layer, sizes: dict, rng: np.random.Generator, extra=()) -> dict:
+    """Random values of the layer's inputs (and ``g``) at ``sizes`` where the assumptions and
+    ``extra`` hold, with the named intermediates and the output they give.
+
+    >>> from symderive.layer import load_layer
+    >>> layer = load_layer("linear")
+    >>> v = point_values(layer, draw_sizes(layer, 1)[0], np.random.default_rng(0))
+    >>> sorted(v), v["y"].shape == v["b"].shape
+    (['b', 'g', 'w', 'x', 'y'], True)
+    """
+    values = {n: _random_values(_shape_at(shape, sizes), rng) for n, shape in layer.inputs.items()}
+    if not layer.is_loss:
+        values["g"] = _random_values(_shape_at(layer.forward.shape, sizes), rng)
+    values = impose(tuple(layer.assumptions) + tuple(extra), values)
+    # the named intermediates and the output, by NumPy where closed (index-level evaluation
+    # of a normalisation takes seconds)
+    trees = {i.name: i.tree for i in getattr(layer, "intermediates", ())} | {layer.output: layer.forward_tree}
+    scope = layer.scope()
+    for name in [*trees, *scope]:
+        if name not in values:
+            value = closed_value(trees.get(name), sizes, values)
+            values[name] = concrete.evaluate(scope[name], sizes, values) if value is None else value
+    return values
+
+
 def test_points(layer: Layer, wrt: str, count: int = 3, seed: int = 0, extra=()) -> tuple[TestPoint, ...]:
     """``count`` test points of the layer for the gradient of ``wrt`` (fixed seeds).
 
@@ -203,19 +228,7 @@ def test_points(layer: Layer, wrt: str, count: int = 3, seed: int = 0, extra=())
     grad = gradient_tensor(layer, wrt)
     points = []
     for k, sizes in enumerate(draw_sizes(layer, count, seed, extra)):
-        rng = np.random.default_rng(seed * 1000 + k + 1)
-        values = {n: _random_values(_shape_at(shape, sizes), rng) for n, shape in layer.inputs.items()}
-        if not layer.is_loss:
-            values["g"] = _random_values(_shape_at(layer.forward.shape, sizes), rng)
-        values = impose(tuple(layer.assumptions) + tuple(extra), values)
-        # the named intermediates and the output, by NumPy where closed (index-level evaluation
-        # of a normalisation takes seconds)
-        trees = {i.name: i.tree for i in getattr(layer, "intermediates", ())} | {layer.output: layer.forward_tree}
-        scope = layer.scope()
-        for name in [*trees, *scope]:
-            if name not in values:
-                value = closed_value(trees.get(name), sizes, values)
-                values[name] = concrete.evaluate(scope[name], sizes, values) if value is None else value
+        values = point_values(layer, sizes, np.random.default_rng(seed * 1000 + k + 1), extra)
         gradient = concrete.evaluate(grad, sizes, values)
         points.append(TestPoint(sizes, values, gradient))
     return tuple(points)

@@ -26,9 +26,7 @@ from ..decide import concrete
 from ..decide.verdict import Verdict
 from ..model.layer import as_layer, size_text
 from .match import agrees, point_ratios, scaled_text, size_factor
-from .points import TestPoint, closed_value, draw_sizes, impose, test_points
-from .points import _random_values as random_values
-from .points import _shape_at as shape_at
+from .points import TestPoint, draw_sizes, point_values, test_points
 from .space import ATOM
 
 #: operators that are each other's swapped version (same operands, mirrored kernel or adjoint)
@@ -502,17 +500,7 @@ def identity_points(layer, count: int = IDENTITY_POINTS, seed: int = 0, extra=()
     layer = as_layer(layer)
     points = []
     for k, sizes in enumerate(_telling_sizes(layer, draw_sizes(layer, 4 * count, seed, extra), count)):
-        rng = np.random.default_rng(seed * 1000 + k + 1)
-        values = {n: random_values(shape_at(shape, sizes), rng) for n, shape in layer.inputs.items()}
-        if not layer.is_loss:
-            values["g"] = random_values(shape_at(layer.forward.shape, sizes), rng)
-        values = impose(tuple(layer.assumptions) + tuple(extra), values)
-        trees = {i.name: i.tree for i in getattr(layer, "intermediates", ())} | {layer.output: layer.forward_tree}
-        scope = layer.scope()
-        for name in [*trees, *scope]:
-            if name not in values:
-                value = closed_value(trees.get(name), sizes, values)
-                values[name] = concrete.evaluate(scope[name], sizes, values) if value is None else value
+        values = point_values(layer, sizes, np.random.default_rng(seed * 1000 + k + 1), extra)
         points.append(TestPoint(sizes, values, np.zeros(0)))
     return tuple(points)
 
