@@ -360,6 +360,7 @@ $$\frac{\partial L}{\partial x_{nd}} = \frac{\partial L}{\partial y_{nd}} \mathb
 """
 
 
+@pytest.mark.slow
 def test_several_notation_blocks_batched_linear_then_relu():
     result = audit(BATCH_RELU)
     # a bound past the end reads g outside its shape (0): the second entry still follows

@@ -244,6 +244,7 @@ def test_emitted_code_is_ruff_clean(emitted, tmp_path):
     assert formatted.returncode == 0, formatted.stdout
 
 
+@pytest.mark.slow
 def test_emitted_tests_run_green_and_can_fail(tmp_path):
     module = emit_numpy("softmax_cross_entropy")
     (tmp_path / "sce_grads.py").write_text(module)
@@ -353,6 +354,7 @@ def test_every_builtin_layer_emits_code_matching_torch_autograd(name):
             np.testing.assert_allclose(got, grads[wrt], rtol=1e-9, atol=1e-11, err_msg=f"grad_{wrt} at {size}")
 
 
+@pytest.mark.slow
 def test_every_builtin_layers_emitted_module_is_ruff_clean(tmp_path):
     for name in BUILTINS:
         (tmp_path / f"{name}_grads.py").write_text(emitted_source(name))
@@ -404,6 +406,7 @@ def test_check_sizes_cover_both_parities_of_each_strided_axis():
     assert {(s["W"] - s["kw"]) % 2 for s in sizes} == {0, 1}
 
 
+@pytest.mark.slow
 def test_check_catches_an_output_padding_dropped_on_one_axis(monkeypatch):
     op = OPERATORS["conv_transpose2d"]
 
@@ -654,7 +657,10 @@ def conv_module(name: str, claims: tuple = ()) -> dict:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(
     ("name", "claims"),
-    [(name, ()) for name in CONV_SIZES] + [("conv2d_nchw", tuple(NCHW_CONV_CLAIMS.items()))],
+    by_weight(
+        [(name, ()) for name in CONV_SIZES] + [("conv2d_nchw", tuple(NCHW_CONV_CLAIMS.items()))],
+        layer=lambda case: case[0],
+    ),
     ids=lambda v: v if isinstance(v, str) else ("claims" if v else "default"),
 )
 def test_emitted_convolutions_match_torch_autograd_over_many_sizes(name, claims, dtype):

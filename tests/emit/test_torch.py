@@ -43,7 +43,7 @@ def test_emitted_op_matches_autograd_of_a_torch_reference(name, emitted_torch):
             assert_close(d, expected_grads[n], f"{name} d{n} at {sizes}")
 
 
-@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("name", by_weight(LAYER_NAMES))
 def test_second_derivatives_match_autograd_of_the_reference(name, emitted_torch):
     # double backward: the emitted backward is torch operations, differentiated again by autograd;
     # a random direction v contracts the first gradients, whose gradient is compared with the reference's
