@@ -18,7 +18,8 @@ import sympy as sp
 
 from ..core.ir import GSum, Iverson, Tensor, index_symbol
 
-_FLOAT_FUNCS = {
+#: SymPy functions evaluated in floating point (each works on a number and on a NumPy array)
+FLOAT_FUNCTIONS = {
     sp.exp: np.exp,
     sp.log: np.log,
     sp.sqrt: np.sqrt,
@@ -173,7 +174,7 @@ class Evaluator:
                     for a in args
                 ]
             )
-        fn = _FLOAT_FUNCS.get(e.func)
+        fn = FLOAT_FUNCTIONS.get(e.func)
         if fn is None:
             try:
                 return float(e.func(*[sp.Float(float(a), 30) for a in args]).evalf(30))

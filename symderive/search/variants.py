@@ -759,19 +759,8 @@ class _NotVectorised(Exception):
     """An expression the grid evaluator does not know (the element-by-element one is used)."""
 
 
-#: SymPy functions the grid evaluator computes with NumPy
-_GRID_FUNCTIONS = {
-    sp.exp: np.exp,
-    sp.log: np.log,
-    sp.sqrt: np.sqrt,
-    sp.tanh: np.tanh,
-    sp.sinh: np.sinh,
-    sp.cosh: np.cosh,
-    sp.sin: np.sin,
-    sp.cos: np.cos,
-    sp.Abs: np.abs,
-    sp.sign: np.sign,
-}
+#: SymPy functions the grid evaluator computes with NumPy: the element evaluator's own table
+_GRID_FUNCTIONS = concrete.FLOAT_FUNCTIONS
 
 
 class _GridEvaluator:
