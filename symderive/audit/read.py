@@ -16,13 +16,14 @@ from __future__ import annotations
 import ast
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from symderive.core.functions import MAX_ORDER, derivative_name
 from symderive.errors import InputError
 
 from . import claims as C
+from . import columns
 from .document import Display, NotationText, Note, load_text, split_document
 from .latex import Group, Item, StructureError, Tok, parse_structure, spell, spell_all, text_content
 from .notation import Notation, hole_name, parse_claim_text, parse_notation, parse_notation_file
@@ -75,12 +76,6 @@ class Entry:
     intermediates: tuple[tuple[str, str], ...] = ()
     #: the notation's ``[functions]`` (abstract elementwise functions, by claim name), added to the layer
     functions: tuple[str, ...] = ()
-
-
-def _vector_product(link: Link) -> bool:
-    """Whether a read link has a matrix product or a transpose (what column vectors change)."""
-    sides = f"{link.left} {link.right}"
-    return "@" in sides or ".T" in sides or "transpose(" in sides or "dot(" in sides
 
 
 class NotRead(Exception):
@@ -392,15 +387,6 @@ class _DocumentReader:
 
     def _entry(self, line: int, latex: str, status: str, **more) -> Entry:
         notation = self.meaning.notation
-        links = more.get("links", ())
-        if notation.column_vectors and status in ("read", "definition") and any(_vector_product(k) for k in links):
-            # NumPy's rules would read v v^T as a dot product: never a silent other reading
-            reason = "column_vectors = true is not applied by the reader yet: products and transposes of arrays are not read under it"
-            status, more = (
-                "not checked",
-                more
-                | {"reason": reason, "links": tuple(replace(k, status="not checked", reason=reason) for k in links)},
-            )
         return Entry(
             line,
             latex,
@@ -876,6 +862,8 @@ class _EntryReader:
             if self.meaning.notation.einstein:
                 right_tree = self._einstein(right_tree, set(C.free_names(left_tree)))
             self._check_letters(left_tree, right_tree)
+            if self.meaning.notation.column_vectors:
+                left_tree, right_tree = self._oriented(left_tree, right_tree, latex)
         except NotRead as err:
             return Link(line, "", "", status="not checked", reason=err.reason, latex=err.fragment or latex)
         free = self._free_indices(left_tree, right_tree)
@@ -1110,10 +1098,56 @@ class _EntryReader:
                         "a product of whole-tensor derivatives (the chain rule with Jacobians) is not read: write it with indices",
                         spell_all(items),
                     )
-                out = C.binop(out, ast.MatMult(), factor)
+                out = self._array_product(out, factor, items)
             else:
                 out = C.binop(out, ast.Mult(), factor)
         return out
+
+    def _array_product(self, left: ast.expr, right: ast.expr, items) -> ast.expr:
+        """Two arrays side by side (or joined by ``\\cdot``): NumPy's ``@``, or under column
+        vectors what the orientations make of it (an outer product, a dot product, ...)."""
+        if not self.meaning.notation.column_vectors:
+            return C.binop(left, ast.MatMult(), right)
+        try:
+            return columns.product(left, right, self._columns_scope())
+        except columns.OrientationError as err:
+            raise NotRead(str(err), spell_all(items)) from None
+
+    def _oriented(self, left: ast.expr, right: ast.expr, latex: str) -> tuple[ast.expr, ast.expr]:
+        """The sides of a relation under column vectors: every sum and product of arrays
+        matches, and a row equated to a column keeps its shape (1, n) against (n, 1)."""
+        try:
+            return columns.comparable(left, right, self._columns_scope())
+        except columns.OrientationError as err:
+            raise NotRead(str(err), latex) from None
+
+    def _columns_scope(self) -> columns.Scope:
+        """Ranks of claim names (0 for scalars: sizes, indices, the loss; a closed-form output
+        or intermediate's from its formula) and the declared elementwise functions, for
+        reading under column vectors."""
+        scope = self.__dict__.get("_columns")
+        if scope is not None:
+            return scope
+        layer = self.layer
+        declared = {*self.meaning.functions.values(), *(layer.functions if layer is not None else ())}
+        functions = frozenset({derivative_name(f, k) for f in declared for k in range(1, MAX_ORDER + 1)} | declared)
+        formulas = dict(layer.formulas if layer is not None else ()) | dict(self.meaning.notation.intermediates)
+        inferred: dict[str, int | None] = {}
+
+        def rank(name: str) -> int | None:
+            value = C.name(name)
+            known = self._rank_of(value)
+            if known is not None:
+                return known
+            if not (self._is_array(value) or (layer is not None and layer.is_tensor(name))):
+                return 0
+            if name not in inferred and name in formulas:
+                inferred[name] = None  # a formula that names itself stays unknown
+                inferred[name] = _formula_rank(formulas[name], scope)
+            return inferred.get(name)
+
+        scope = self.__dict__["_columns"] = columns.Scope(rank, functions)
+        return scope
 
     def _apply_infix(self, spelling: str, left: Value, right: Value, items) -> Value:
         where = None
@@ -1892,6 +1926,24 @@ class _EntryReader:
 
 # ---------------------------------------------------------------------------------------
 # helpers
+
+
+def _formula_rank(formula: str, scope: columns.Scope) -> int | None:
+    """The rank of a closed-form layer formula by NumPy's rules (``w @ x + b``: 1), None when
+    not known (an index-form formula's rank is known from its left side already).
+
+    >>> _formula_rank("softmax(s)", columns.Scope(lambda n: {"s": 1}.get(n)))
+    1
+    """
+    try:
+        tree = ast.parse(formula.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(tree, ast.Compare):
+        return None
+    return {columns.SCALAR: 0, columns.COLUMN: 1, columns.ROW: 1, columns.MATRIX: 2}.get(
+        columns.orientation(tree, scope)
+    )
 
 
 def _fill_holes(body: ast.expr, operands: list[Value]) -> ast.expr:

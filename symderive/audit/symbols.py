@@ -41,6 +41,8 @@ class LayerSymbols:
     intermediates: tuple[str, ...] = ()
     constants: frozenset[str] = frozenset()
     functions: frozenset[str] = frozenset()
+    #: the claim-language formulas of the output and intermediates, (name, formula)
+    formulas: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_loss(self) -> bool:
@@ -85,6 +87,7 @@ class LayerSymbols:
             self.intermediates + tuple(names),
             self.constants,
             self.functions,
+            self.formulas,
         )
 
 
@@ -148,6 +151,7 @@ def _symbols_of(spec: str, data: dict) -> LayerSymbols:
         intermediates=tuple(intermediates),
         constants=frozenset(data.get("constants", [])),
         functions=frozenset(functions if isinstance(functions, list) else []),
+        formulas=tuple((n, f) for n, f in [*intermediates.items(), (out, output.get(out))] if isinstance(f, str)),
     )
 
 

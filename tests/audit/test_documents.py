@@ -421,8 +421,13 @@ SOFTMAX_JACOBIAN = Document(
             lambda v, s, i, j: _sm_jac(v)[i, j],
             lambda v, s, i, j: np.diag(softmax(v["s"]) * (1 - softmax(v["s"])))[i, j],
         ),
-        # diag(sigma) - sigma sigma^T under column_vectors: said, not read by NumPy's rules
-        81: Step("not checked", reason="column_vectors = true is not applied"),
+        # diag(sigma) - sigma sigma^T under column_vectors: sigma sigma^T is the outer product
+        81: Step(
+            "follows",
+            lambda v, s, i, j: _sm_jac(v)[i, j],
+            lambda v, s, i, j: (np.diag(softmax(v["s"])) - np.outer(softmax(v["s"]), softmax(v["s"])))[i, j],
+            **_IJ,
+        ),
     },
 )
 
