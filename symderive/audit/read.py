@@ -1141,10 +1141,15 @@ class _EntryReader:
                 return known
             if not (self._is_array(value) or (layer is not None and layer.is_tensor(name))):
                 return 0
+            # g is the output's gradient and dX the gradient of X: each has its tensor's shape
+            if layer is not None and name == "g":
+                name = layer.output
+            elif layer is not None and name.startswith("d") and layer.is_tensor(name[1:]):
+                name = name[1:]
             if name not in inferred and name in formulas:
                 inferred[name] = None  # a formula that names itself stays unknown
                 inferred[name] = _formula_rank(formulas[name], scope)
-            return inferred.get(name)
+            return inferred.get(name, self._rank_of(C.name(name)))
 
         scope = self.__dict__["_columns"] = columns.Scope(rank, functions)
         return scope
