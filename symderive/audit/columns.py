@@ -244,7 +244,9 @@ class _Orient:
             if not axis and len(args) == 1:
                 return SCALAR
             return COLUMN if first == MATRIX else None
-        if f in ("Sum", "KroneckerDelta", "trace"):
+        if f == "Sum" and args:
+            return first  # a sum over indices of elements is a number, of rows a row
+        if f in ("KroneckerDelta", "trace"):
             return SCALAR
         if f == "dot":
             return SCALAR if len(kinds) == 2 and all(k in VECTORS for k in kinds) else None

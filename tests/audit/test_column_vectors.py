@@ -180,13 +180,15 @@ def test_a_product_that_does_not_match_is_not_checked_with_the_reason(latex, ora
 
 
 def test_a_row_equated_to_a_column_keeps_its_shape():
-    row_for_column, column_again = _read(["p = p^T", "p = (p^T)^T"])
+    row_for_column, column_again, sum_of_rows = _read(["p = p^T", "p = (p^T)^T", "p = \\sum_i q_i p^T"])
     link = row_for_column.links[0]
     values = _draw({"n": 3, "m": 2, "k": 1}, 0)
     # a (3, 1) column against a (1, 3) row: the shapes differ as on paper
     assert _evaluate(link.left, values).shape == (3, 1)
     assert _evaluate(link.right, values).shape == (1, 3)
     assert (column_again.links[0].left, column_again.links[0].right) == ("p", "p.T.T")
+    # a sum over an index of rows is a row
+    assert sum_of_rows.links[0].left == "outer(p, ones(1))", sum_of_rows.links[0]
 
 
 def test_without_the_flag_a_vector_transpose_is_the_vector_itself():
