@@ -150,7 +150,8 @@ def _as_matrix(tree: ast.expr, kind: str) -> ast.expr:
 
 
 def _has_row(tree: ast.expr, scope: Scope) -> bool:
-    return any(isinstance(node, ast.expr) and orientation(node, scope) == ROW for node in ast.walk(tree))
+    orient = _Orient(scope, strict=False)  # one for the whole walk: each node is oriented once
+    return any(isinstance(node, ast.expr) and orient.of(node) == ROW for node in ast.walk(tree))
 
 
 def _matmul(a: str | None, b: str | None) -> str | None:
@@ -171,8 +172,14 @@ class _Orient:
     def __init__(self, scope: Scope, strict: bool):
         self.scope = scope
         self.strict = strict
+        self.known: dict[int, str | None] = {}  # by node id, while the tree is being read
 
     def of(self, node: ast.expr) -> str | None:
+        if id(node) not in self.known:
+            self.known[id(node)] = self._of(node)
+        return self.known[id(node)]
+
+    def _of(self, node: ast.expr) -> str | None:
         if isinstance(node, ast.Constant):
             return SCALAR
         if isinstance(node, ast.Compare):

@@ -1112,6 +1112,8 @@ class _EntryReader:
             return columns.product(left, right, self._columns_scope())
         except columns.OrientationError as err:
             raise NotRead(str(err), spell_all(items)) from None
+        except RecursionError:
+            raise NotRead(_TOO_DEEP, spell_all(items)) from None
 
     def _oriented(self, left: ast.expr, right: ast.expr, latex: str) -> tuple[ast.expr, ast.expr]:
         """The sides of a relation under column vectors: every sum and product of arrays
@@ -1120,6 +1122,8 @@ class _EntryReader:
             return columns.comparable(left, right, self._columns_scope())
         except columns.OrientationError as err:
             raise NotRead(str(err), latex) from None
+        except RecursionError:
+            raise NotRead(_TOO_DEEP, latex) from None
 
     def _columns_scope(self) -> columns.Scope:
         """Ranks of claim names (0 for scalars: sizes, indices, the loss; a closed-form output
@@ -1931,6 +1935,9 @@ class _EntryReader:
 
 # ---------------------------------------------------------------------------------------
 # helpers
+
+
+_TOO_DEEP = "an expression nested too deeply to read its rows and columns (column_vectors = true)"
 
 
 def _formula_rank(formula: str, scope: columns.Scope) -> int | None:
