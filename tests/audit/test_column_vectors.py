@@ -377,3 +377,9 @@ def test_every_verdict_under_column_vectors_is_the_oracles(name, doc, steps, tru
         assert _at(left, cex.index) == pytest.approx(_number(cex.expected), abs=1e-9), e.line
         assert _at(right, cex.index) == pytest.approx(_number(cex.claimed), abs=1e-9), e.line
         assert _at(left, cex.index) != pytest.approx(_at(right, cex.index), abs=1e-9), e.line
+
+
+def test_an_expression_too_deep_to_orient_is_not_checked_never_an_error():
+    (entry,) = _read(["p = " + " + ".join(["q^T"] * 400)])
+    assert entry.status == "not checked"
+    assert "nested too deeply" in entry.reason, entry.reason
