@@ -378,8 +378,17 @@ class _DocumentReader:
                     continue
                 first_line = display.line + piece[0].line - 1
                 verbatim = latex[piece[0].start : piece[-1].end].strip()
-                entries.append(self._piece(first_line, display.line, verbatim, piece))
+                entries.append(self._piece_or_too_deep(first_line, display.line, verbatim, piece))
         return entries
+
+    def _piece_or_too_deep(self, line: int, display_line: int, latex: str, items: tuple[Item, ...]) -> Entry:
+        # a sum of hundreds of terms is a nested tree to Python's ast: this one entry is not
+        # checked, and the rest of the document still is
+        try:
+            return self._piece(line, display_line, latex, items)
+        except RecursionError:
+            self.last_side = None
+            return self._entry(line, latex, "not checked", reason=_NESTED_TOO_DEEPLY)
 
     def note(self, piece: Note) -> Entry:
         """A piece of the document that is not read (a display never closed, \\input), not checked."""
@@ -1938,6 +1947,7 @@ class _EntryReader:
 
 
 _TOO_DEEP = "an expression nested too deeply to read its rows and columns (column_vectors = true)"
+_NESTED_TOO_DEEPLY = "an expression nested too deeply to read (split the sum over several lines)"
 
 
 def _formula_rank(formula: str, scope: columns.Scope) -> int | None:

@@ -418,3 +418,15 @@ def test_markdown_display_forms(style):
     }[style]
     doc = "```toml symderive\nlayer = 'linear'\n```\nSome prose with inline $$y = 0$$ math.\n\n" + body + "\n"
     assert relations(doc) == [(at(doc, "y_j"), "read", [("y[j]", "b[j]")])]
+
+
+def test_a_sum_too_deep_to_read_is_one_entry_not_checked_and_the_next_is_read():
+    # 400 terms nest 400 levels deep in Python's ast: that entry alone is not checked
+    doc = conv("$$ y = " + " + ".join(["x"] * 400) + " $$\n\n$$ dx = \\mathrm{conv}(g, w) $$\n")
+    deep, after = read_document(doc)
+    assert (deep.status, deep.reason) == (
+        "not checked",
+        "an expression nested too deeply to read (split the sum over several lines)",
+    )
+    assert after.status != "not checked" or "nested" not in after.reason
+    assert after.line == deep.line + 2
