@@ -835,9 +835,15 @@ def find_counterexample(
 def _first_and_all_two(candidates: Iterator[dict], count: int, look: int = 200) -> list[dict]:
     """The first ``count`` size assignments, and the first with every size at least 2 (a 1 hides
     flips, transposes and off-by-ones)."""
-    seen = list(itertools.islice(candidates, look))
-    chosen = seen[:count]
-    wide = next((env for env in seen if all(int(v) >= 2 for v in env.values())), None)
+    chosen, wide = [], None
+    # stops as soon as both are found: each candidate costs an evaluation of the size conditions
+    for env in itertools.islice(candidates, look):
+        if len(chosen) < count:
+            chosen.append(env)
+        if wide is None and all(int(v) >= 2 for v in env.values()):
+            wide = env
+        if wide is not None and len(chosen) == count:
+            break
     return chosen + [wide] if wide is not None and wide not in chosen else chosen
 
 
