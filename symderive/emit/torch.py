@@ -27,11 +27,22 @@ import numpy as np
 import sympy as sp
 
 from ..core import tree as T
+from ..core.ops import OPERATORS
 from ..core.ops.nn import concrete_ints, size_ints
 from ..escape import python_docstring
-from .codegen import _assumption_text, _shape_text, _shapes_line, _walk, format_source, parse_module, run_module
+from .codegen import (
+    Function,
+    _assumption_text,
+    _shape_text,
+    _shapes_line,
+    _walk,
+    format_source,
+    parse_module,
+    run_module,
+)
 from .frameworks import (
     ELEMENTWISE,
+    Context,
     Spelling,
     Target,
     check_functions,
@@ -46,6 +57,7 @@ from .frameworks import (
     output_shape_code,
     parameters_of,
     pool_options,
+    reduction_axes,
     register_target,
     shared_lowerings,
     signal_helpers,
@@ -146,6 +158,62 @@ def _normalised(log: bool):
         return f"({x} - {lse})" if log else f"torch.exp({x} - {lse})"
 
     return lower
+
+
+def _full_reduction(op: str):
+    """``sum``/``mean`` (:func:`_dot_of_product` where it applies, else the shared lowering)."""
+
+    def lower(c, a, axis=None, dtype=None, out=None, keepdims=False, **options):
+        if dtype is None and out is None and not options and not keepdims:
+            dot = _dot_of_product(c, op, axis)
+            if dot is not None:
+                return dot
+        return shared_lowerings(SPELLING)[op](c, a, axis, dtype, out, keepdims, **options)
+
+    return lower
+
+
+def _dot_of_product(c, op: str, axis) -> str | None:
+    """A sum or mean over every axis of ``±sum(a * b, axis=...)`` (or of ``±(a * b)``), ``a`` and ``b`` arrays
+    of the product's shape, as ``torch.dot`` of the two flattened (the products summed as they are made: no
+    array of products written and read again), negated and divided by the mean's count; else None.
+
+    >>> from symderive.layer import load_layer
+    >>> layer = load_layer("log_softmax_nll")
+    >>> Context(layer, TORCH).code(layer.forward_tree)
+    '(torch.dot((t).reshape(-1), (torch.log_softmax(s, dim=1)).reshape(-1)) / -(t.shape[0]))'
+    """
+    scope = c.layer.scope()
+    node = c.node.arg("a")
+    if len(SPELLING.dims(c, axis)) != len(T.build(node, scope).shape):
+        return None  # not every axis reduced
+    negated = False
+    while isinstance(node, T.Call) and node.op == "negative":
+        negated, node = not negated, node.arg("x")
+    inner: tuple[int, ...] = ()
+    if isinstance(node, T.Call) and node.op == "sum":
+        args = dict(node.args)
+        if args.get("keepdims") or args.get("dtype") is not None or args.get("out") is not None:
+            return None
+        product = node.arg("a")
+        inner = reduction_axes(args.get("axis"), len(T.build(product, scope).shape), "sum")
+        node = product
+    if not (isinstance(node, T.Call) and node.op == "multiply"):
+        return None
+    x1, x2 = node.arg("x1"), node.arg("x2")
+    shape = T.build(node, scope).shape
+    if not shape or not all(same_shape(T.build(x, scope).shape, shape) for x in (x1, x2)):
+        return None  # a number or a broadcast operand
+    if any(isinstance(n, T.Call) and OPERATORS[n.op].comparison for x in (x1, x2) for n in _walk(x)):
+        return None  # an integer array
+    dot = f"torch.dot(({c.code(x1)}).reshape(-1), ({c.code(x2)}).reshape(-1))"
+    if op == "sum":
+        return f"(-{dot})" if negated else dot
+    ref = next((x.name for x in (x1, x2) if isinstance(x, T.Ref)), None)
+    if ref is None:
+        return None  # no input's shape gives the mean's count
+    count = " * ".join(f"{ref}.shape[{k}]" for k in range(len(shape)) if k not in inner) or "1"
+    return f"({dot} / {'-' if negated else ''}({count}))"
 
 
 def _order(axes, n: int) -> tuple[int, ...]:
@@ -373,6 +441,8 @@ LOWERINGS = {
     "softmax": _normalised(False),
     "log_softmax": _normalised(True),
     "logsumexp": _logsumexp,
+    "sum": _full_reduction("sum"),
+    "mean": _full_reduction("mean"),
     "mse_loss": _mse_loss,
     "layer_norm": _layer_norm,
     "conv1d": _conv(1),
@@ -467,9 +537,17 @@ HELPERS = {
 }
 
 
+_OF_DTYPE = '''def _of_dtype(value, like):
+    """value as a tensor of like's dtype: itself when it is one (the common case: no conversion called)."""
+    if isinstance(value, torch.Tensor) and value.dtype == like.dtype:
+        return value
+    return torch.as_tensor(value).to(like.dtype)
+'''
+
+
 def _finish(value: str, shape: str | None, like: str) -> str:
     if shape is None:
-        return f"torch.as_tensor({value}).to({like}.dtype)"
+        return f"_of_dtype({value}, {like})"
     return f"torch.broadcast_to(torch.as_tensor({value}), {shape}).to({like}.dtype).contiguous()"
 
 
@@ -564,11 +642,14 @@ def _module_body(layer, functions, namespace: str) -> str:
     trees = {fn.name[len("grad_") :]: getattr(fn, "tree", None) for fn in functions if fn.name.startswith("grad_")}
     if fused_convolution_gradients(trees) is not None:
         helpers = sorted([*helpers, _CONV_BACKWARD.strip("\n") + "\n"])
-    if any(_scaled_in_place(layer, fn) for fn in functions) and not any(h.startswith("def _in_place") for h in helpers):
+    scaled = [s for s in (scaled_gradient(layer, fn) for fn in functions) if s is not None]
+    in_place = any(_scaled_in_place(layer, fn) for fn in functions) or any("_in_place" in s.helpers for s in scaled)
+    if in_place and not any(h.startswith("def _in_place") for h in helpers):
         helpers = sorted([*helpers, _IN_PLACE.strip("\n") + "\n"])
     parts += helpers
-    parts.append(_FLOATING)
+    parts += [_FLOATING, _OF_DTYPE]
     parts += [fn.source() for fn in functions]
+    parts += [fn.source() for fn in scaled]
     annotated = ", ".join(f"{n}: torch.Tensor" for n in inputs)
     names = ", ".join(inputs)
     shape_doc = (
@@ -596,6 +677,54 @@ def _module_body(layer, functions, namespace: str) -> str:
     return "\n\n".join(parts)
 
 
+def scaled_gradient(layer, fn) -> Function | None:
+    """``_scaled_grad_<x>``: a loss layer's gradient ``X / c`` (or ``X * c``, ``c * X``), ``c`` a number, times
+    the upstream ``g`` (0-d), as ``X * (g / c)`` written into ``X``'s storage where ``X`` is a new tensor of the
+    gradient's shape (:func:`fresh`): the division by ``c`` and the product with ``g`` in one pass over the
+    gradient instead of two. None when the claim is not of that form (the backward then scales ``grad_<x>``).
+
+    >>> from symderive.layer import load_layer
+    >>> from symderive.core.parse import parse_claim
+    >>> from symderive.emit.frameworks import FormFunction
+    >>> layer, claim = load_layer("log_softmax_nll"), "(softmax(s, axis=1) - t) / N"
+    >>> fn = FormFunction("grad_s", ("s", "t"), ["N = s.shape[0]", "return ..."], "dL/ds", None,
+    ...                   form=claim, tree=parse_claim(claim, layer, "s").tree)
+    >>> print(scaled_gradient(layer, fn).body[-1])
+    return _of_dtype(_in_place(_in_place(torch.softmax(s, dim=1), t, 'sub'), (g / ((N))), 'mul'), s)
+    """
+    tree = getattr(fn, "tree", None)
+    if not (layer.is_loss and fn.name.startswith("grad_") and isinstance(tree, T.Call)):
+        return None
+    wrt = fn.name[len("grad_") :]
+    if tree.op == "divide":
+        pairs, symbol = [(tree.arg("x1"), tree.arg("x2"))], "/"
+    elif tree.op == "multiply":
+        pairs, symbol = [(tree.arg("x1"), tree.arg("x2")), (tree.arg("x2"), tree.arg("x1"))], "*"
+    else:
+        return None
+    scope = layer.scope()
+    for array, number in pairs:
+        if T.build(number, scope).shape != () or not fresh(layer, array, layer.inputs[wrt]):
+            continue
+        if not fn.body or not fn.body[-1].startswith("return "):
+            return None
+        ctx = Context(layer, TORCH)
+        number_code = ctx.code(number)
+        factor = f"(g {symbol} ({number_code}))"
+        code = f"{ctx.helper('_in_place')}({ctx.code(array)}, {factor}, 'mul')"
+        like = wrt if wrt in fn.args else fn.args[0]
+        done = "division by" if symbol == "/" else "product with"
+        doc = (
+            f"g * dL/d{wrt} for the op's backward, g the upstream gradient (a number).\n\n"
+            f"dL/d{wrt} = {fn.form}, proved by symderive for layer {layer.name}; its {done} "
+            f"{number_code.removeprefix('(').removesuffix(')')} done on g: one pass over the gradient fewer.\n"
+            + fn.doc.partition("\n\n")[2]
+        )
+        body = [*fn.body[:-1], f"return {TORCH.finish(code, None, like)}"]
+        return Function(f"_scaled_{fn.name}", (*fn.args, "g"), body, doc, fn.expected, fn.helpers | ctx.helpers)
+    return None
+
+
 def _scaled_in_place(layer, fn) -> bool:
     """Whether the backward of a loss layer scales ``fn``'s gradient by ``g`` in its storage (a new tensor)."""
     name = fn.name[len("grad_") :]
@@ -612,11 +741,13 @@ def _may_alias(node) -> bool:
 def _autograd_source(layer, functions, op: str) -> str:
     inputs = tuple(layer.inputs)
     grads = {fn.name[len("grad_") :]: fn for fn in functions if fn.name.startswith("grad_")}
-    saved = [*inputs, layer.output]
+    # the output is saved only where a claim reads it (a saved tensor costs the op's every call)
+    reads_output = any(layer.output in fn.args for fn in grads.values())
+    saved = [*inputs, layer.output] if reads_output else list(inputs)
     lines = [
         "def _setup_context(ctx, inputs, output):",
-        "    " + python_docstring("Saves the inputs and the output for the backward."),
-        "    ctx.save_for_backward(*inputs, output)",
+        "    " + python_docstring(f"Saves the inputs{' and the output' if reads_output else ''} for the backward."),
+        f"    ctx.save_for_backward(*inputs{', output' if reads_output else ''})",
         "",
         "",
         "def _backward(ctx, g):",
@@ -646,7 +777,11 @@ def _autograd_source(layer, functions, op: str) -> str:
         elif name in grads:
             fn = grads[name]
             call = f"grad_{name}({', '.join(f'{a}={a}' for a in fn.args)})"
-            if _scaled_in_place(layer, fn):
+            scaled = scaled_gradient(layer, fn)
+            if scaled is not None:
+                # the division by a number and the product with g in one pass (see its docstring)
+                call = f"{scaled.name}({', '.join(f'{a}={a}' for a in scaled.args)})"
+            elif _scaled_in_place(layer, fn):
                 # the gradient is a new tensor nothing else holds: scaled by g in its storage
                 call = f"_in_place({call}, g, 'mul')"
             elif layer.is_loss:
