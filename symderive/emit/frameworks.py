@@ -372,6 +372,10 @@ class Context:
     target: Target
     helpers: set[str] = field(default_factory=set)
     node: T.Call | None = None
+    #: subtrees with code of their own (a value computed once and named): their code, not their lowering
+    named: Mapping = field(default_factory=dict)
+    #: named subtrees whose tensor something else holds: never written in place
+    held: frozenset = frozenset()
 
     def ndim(self, param: str) -> int:
         """The number of axes of the current call's argument ``param``."""
@@ -390,6 +394,8 @@ class Context:
 
     def code(self, node) -> str:
         """Code computing a closed-form tree with the target's operations."""
+        if node in self.named:
+            return self.named[node]
         if isinstance(node, T.Ref):
             return node.name
         if isinstance(node, T.Num):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
@@ -33,6 +34,8 @@ from ..escape import python_docstring
 from .codegen import (
     Function,
     _assumption_text,
+    _ordered_args,
+    _shape_matches,
     _shape_text,
     _shapes_line,
     _walk,
@@ -138,9 +141,10 @@ def _arithmetic(symbol: str, method: str, commutative: bool):
                 fused = _addmm(c, shape)
                 if fused is not None:
                     return fused
-            if fresh(c.layer, c.node.arg("x1"), shape):
+            held = c.held
+            if fresh(c.layer, c.node.arg("x1"), shape) and c.node.arg("x1") not in held:
                 return f"{c.helper('_in_place')}({x1}, {x2}, {method!r})"
-            if commutative and fresh(c.layer, c.node.arg("x2"), shape):
+            if commutative and fresh(c.layer, c.node.arg("x2"), shape) and c.node.arg("x2") not in held:
                 return f"{c.helper('_in_place')}({x2}, {x1}, {method!r})"
         return f"({x1} {symbol} {x2})"
 
@@ -642,14 +646,16 @@ def _module_body(layer, functions, namespace: str) -> str:
     trees = {fn.name[len("grad_") :]: getattr(fn, "tree", None) for fn in functions if fn.name.startswith("grad_")}
     if fused_convolution_gradients(trees) is not None:
         helpers = sorted([*helpers, _CONV_BACKWARD.strip("\n") + "\n"])
-    scaled = [s for s in (scaled_gradient(layer, fn) for fn in functions) if s is not None]
-    in_place = any(_scaled_in_place(layer, fn) for fn in functions) or any("_in_place" in s.helpers for s in scaled)
+    scaled, reuse, saving = scaled_gradients(layer, functions)
+    in_place = any(_scaled_in_place(layer, fn) for fn in functions)
+    in_place = in_place or any("_in_place" in s.helpers for s in (*scaled.values(), *([saving] if saving else [])))
     if in_place and not any(h.startswith("def _in_place") for h in helpers):
         helpers = sorted([*helpers, _IN_PLACE.strip("\n") + "\n"])
     parts += helpers
     parts += [_FLOATING, _OF_DTYPE]
     parts += [fn.source() for fn in functions]
-    parts += [fn.source() for fn in scaled]
+    parts += [saving.source()] if saving else []
+    parts += [fn.source() for fn in scaled.values()]
     annotated = ", ".join(f"{n}: torch.Tensor" for n in inputs)
     names = ", ".join(inputs)
     shape_doc = (
@@ -657,31 +663,129 @@ def _module_body(layer, functions, namespace: str) -> str:
         f"Assumes: {_assumption_text(layer)}."
     )
     alias = layer.forward_tree is None or _may_alias(layer.forward_tree)
-    result = f"_forward({', '.join(f'{n}={n}' for n in inputs)})"
+    keywords = ", ".join(f"{n}={n}" for n in inputs)
+    result = f"_forward_saving({keywords})" if saving else f"_forward({keywords})"
     op_body = [f"@torch.library.custom_op({namespace + '::' + op!r}, mutates_args=())"]
-    op_body.append(f"def {op}({annotated}) -> torch.Tensor:")
-    op_body.append("    " + _doc(f"Layer {layer.name} as one operator (inputs of one floating dtype).\n\n{shape_doc}"))
+    returns = "tuple[torch.Tensor, torch.Tensor]" if saving else "torch.Tensor"
+    op_body.append(f"def {op}({annotated}) -> {returns}:")
+    what = f"Layer {layer.name} as one operator (inputs of one floating dtype)."
+    if saving:
+        what += (
+            f"\n\nIts outputs: {layer.output}, and {reuse.text('log_softmax')} for the backward (not differentiable;"
+            f" forward() returns {layer.output} only)."
+        )
+    op_body.append("    " + _doc(f"{what}\n\n{shape_doc}"))
     op_body.append(f"    return {result}.clone()" if alias else f"    return {result}")
     parts.append("\n".join(op_body) + "\n")
     fake = [f"@{op}.register_fake", f"def _fake({names}):"]
-    fake.append("    " + python_docstring("The output's shape and dtype, from the inputs' shapes."))
+    fake.append("    " + python_docstring("The outputs' shapes and dtypes, from the inputs' shapes."))
     fake += ["    " + line for line in input_size_bindings(layer)]
-    fake.append(f"    return {inputs[0]}.new_empty({output_shape_code(layer)})")
+    second = f", torch.empty_like({reuse.x})" if saving else ""
+    fake.append(f"    return {inputs[0]}.new_empty({output_shape_code(layer)}){second}")
     parts.append("\n".join(fake) + "\n")
-    parts.append(_autograd_source(layer, functions, op))
-    parts.append(_vmap_source(layer, op))
-    parts.append(_forward_source(layer, op, shape_doc))
+    parts.append(_autograd_source(layer, functions, op, scaled, reuse if saving else None))
+    parts.append(_vmap_source(layer, op, two=saving is not None))
+    parts.append(_forward_source(layer, op, shape_doc, first=saving is not None))
     module = _module_class_source(layer)
     if module:
         parts.append(module)
     return "\n\n".join(parts)
 
 
-def scaled_gradient(layer, fn) -> Function | None:
+#: the op's second output where it has one (:class:`Reuse`): in the backward and the scaled gradient (a leading
+#: underscore: no input of a layer is named so, see :func:`reused_normalisation`)
+_SAVED = "_saved"
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """The forward's ``log_softmax(x, axis)``, which the op returns as a second output (not differentiable) and
+    saves, whose exp is a scaled gradient's ``softmax(x, axis)`` (:func:`scaled_gradient`)."""
+
+    forward: T.Call
+    gradient: T.Call
+    x: str
+    axes: tuple[int, ...]
+
+    def text(self, op: str) -> str:
+        """``softmax(s, axis=1)``: the normalisation ``op`` of the input, in the claim language."""
+        axes = self.axes[0] if len(self.axes) == 1 else self.axes
+        return f"{op}({self.x}, axis={axes})"
+
+
+def reused_normalisation(layer, gradients) -> Reuse | None:
+    """The :class:`Reuse` of a layer whose forward computes ``log_softmax(x, axis)`` of an input ``x`` and one of
+    whose scaled gradients (``gradients``: proved grad_ functions with a scaled form) reads ``softmax(x, axis)``
+    of the same input and axes; else None.
+
+    >>> from symderive.layer import load_layer
+    >>> from symderive.core.parse import parse_claim
+    >>> from symderive.emit.frameworks import FormFunction
+    >>> layer, claim = load_layer("log_softmax_nll"), "(softmax(s, axis=1) - t) / N"
+    >>> fn = FormFunction("grad_s", ("s", "t"), [], "", None, form=claim, tree=parse_claim(claim, layer, "s").tree)
+    >>> reused_normalisation(layer, [fn]).text("log_softmax")
+    'log_softmax(s, axis=1)'
+    """
+    if layer.forward_tree is None or _SAVED in layer.inputs:
+        return None
+
+    def key(node, op: str):
+        if not (isinstance(node, T.Call) and node.op == op):
+            return None
+        x = dict(node.args).get("x")
+        if not (isinstance(x, T.Ref) and x.name in layer.inputs):
+            return None
+        return x.name, reduction_axes(dict(node.args).get("axis"), len(layer.inputs[x.name]), "sum")
+
+    logs = {key(n, "log_softmax"): n for n in _walk(layer.forward_tree) if key(n, "log_softmax") is not None}
+    for fn in gradients:
+        for node in _walk(getattr(fn, "tree", None) or T.Num(0)):
+            k = key(node, "softmax")
+            if k is not None and k in logs:
+                return Reuse(logs[k], node, *k)
+    return None
+
+
+def forward_saving(layer, forward: Function, reuse: Reuse) -> Function | None:
+    """``_forward_saving``: the op's body where it has a second output (:class:`Reuse`): the forward pass as
+    ``_forward`` computes it, with its log_softmax computed once, and that log_softmax; None where the forward's
+    value is broadcast to the output's shape (then the op has one output)."""
+    tree = layer.forward_tree
+    if not _shape_matches(layer, T.build(tree, layer.scope()).shape, layer.forward.shape):
+        return None
+    ctx = Context(layer, TORCH)
+    normalisation = ctx.code(reuse.forward)
+    ctx = Context(layer, TORCH, named={reuse.forward: _SAVED}, held=frozenset({reuse.forward}))
+    code = ctx.code(tree)
+    reads = {n.name for n in _walk(tree) if isinstance(n, T.Ref) and n.name in layer.inputs}
+    like = _ordered_args(layer, reads)[0]
+    doc = (
+        f"({layer.output}, {reuse.text('log_softmax')}): the op's two outputs, the forward pass as _forward computes "
+        f"it (its log_softmax computed once) and that log_softmax, which the backward reuses."
+    )
+    body = [*forward.body[:-1], f"{_SAVED} = {normalisation}", f"return {TORCH.finish(code, None, like)}, {_SAVED}"]
+    return Function("_forward_saving", forward.args, body, doc, forward.expected, forward.helpers | ctx.helpers)
+
+
+def scaled_gradients(layer, functions) -> tuple[dict, Reuse | None, Function | None]:
+    """(input -> its :func:`scaled_gradient`, the :class:`Reuse` of the op's second output or None, the op's
+    body returning both outputs (:func:`forward_saving`) or None)."""
+    grads = [fn for fn in functions if fn.name.startswith("grad_")]
+    plain = {fn.name[len("grad_") :]: scaled_gradient(layer, fn) for fn in grads}
+    reuse = reused_normalisation(layer, [fn for fn in grads if plain[fn.name[len("grad_") :]] is not None])
+    forward = next(fn for fn in functions if fn.name == "_forward")
+    saving = forward_saving(layer, forward, reuse) if reuse is not None else None
+    scaled = {fn.name[len("grad_") :]: scaled_gradient(layer, fn, reuse if saving else None) for fn in grads}
+    return {n: f for n, f in scaled.items() if f is not None}, reuse, saving
+
+
+def scaled_gradient(layer, fn, reuse: Reuse | None = None) -> Function | None:
     """``_scaled_grad_<x>``: a loss layer's gradient ``X / c`` (or ``X * c``, ``c * X``), ``c`` a number, times
     the upstream ``g`` (0-d), as ``X * (g / c)`` written into ``X``'s storage where ``X`` is a new tensor of the
     gradient's shape (:func:`fresh`): the division by ``c`` and the product with ``g`` in one pass over the
     gradient instead of two. None when the claim is not of that form (the backward then scales ``grad_<x>``).
+    With ``reuse`` (:func:`reused_normalisation`), a keyword ``_saved`` takes the op's saved log_softmax, whose
+    exp is the gradient's softmax (None: the softmax computed from the input, as when a graph is recorded).
 
     >>> from symderive.layer import load_layer
     >>> from symderive.core.parse import parse_claim
@@ -709,6 +813,17 @@ def scaled_gradient(layer, fn) -> Function | None:
         if not fn.body or not fn.body[-1].startswith("return "):
             return None
         ctx = Context(layer, TORCH)
+        args, saved_doc = (*fn.args, "g"), ""
+        if reuse is not None and any(n == reuse.gradient for n in _walk(array)):
+            softmax = ctx.code(reuse.gradient)
+            ctx = Context(
+                layer, TORCH, named={reuse.gradient: f"({softmax} if {_SAVED} is None else torch.exp({_SAVED}))"}
+            )
+            args = (*args, f"{_SAVED}=None")
+            saved_doc = (
+                f"{_SAVED}: the op's second output {reuse.text('log_softmax')}, whose exp is {reuse.text('softmax')} "
+                f"(log_softmax is log of softmax): one exponential pass instead of a softmax's three.\n"
+            )
         number_code = ctx.code(number)
         factor = f"(g {symbol} ({number_code}))"
         code = f"{ctx.helper('_in_place')}({ctx.code(array)}, {factor}, 'mul')"
@@ -718,10 +833,11 @@ def scaled_gradient(layer, fn) -> Function | None:
             f"g * dL/d{wrt} for the op's backward, g the upstream gradient (a number).\n\n"
             f"dL/d{wrt} = {fn.form}, proved by symderive for layer {layer.name}; its {done} "
             f"{number_code.removeprefix('(').removesuffix(')')} done on g: one pass over the gradient fewer.\n"
+            + saved_doc
             + fn.doc.partition("\n\n")[2]
         )
         body = [*fn.body[:-1], f"return {TORCH.finish(code, None, like)}"]
-        return Function(f"_scaled_{fn.name}", (*fn.args, "g"), body, doc, fn.expected, fn.helpers | ctx.helpers)
+        return Function(f"_scaled_{fn.name}", args, body, doc, fn.expected, fn.helpers | ctx.helpers)
     return None
 
 
@@ -738,26 +854,44 @@ def _may_alias(node) -> bool:
     return isinstance(node, T.Ref) or (isinstance(node, T.Call) and node.op in {"transpose", "getitem", "positive"})
 
 
-def _autograd_source(layer, functions, op: str) -> str:
+def _autograd_source(layer, functions, op: str, scaled: Mapping, reuse: Reuse | None) -> str:
     inputs = tuple(layer.inputs)
     grads = {fn.name[len("grad_") :]: fn for fn in functions if fn.name.startswith("grad_")}
     # the output is saved only where a claim reads it (a saved tensor costs the op's every call)
     reads_output = any(layer.output in fn.args for fn in grads.values())
     saved = [*inputs, layer.output] if reads_output else list(inputs)
-    lines = [
-        "def _setup_context(ctx, inputs, output):",
-        "    " + python_docstring(f"Saves the inputs{' and the output' if reads_output else ''} for the backward."),
-        f"    ctx.save_for_backward(*inputs{', output' if reads_output else ''})",
-        "",
-        "",
-        "def _backward(ctx, g):",
-    ]
+    output = "output[0]" if reuse else "output"
+    lines = ["def _setup_context(ctx, inputs, output):"]
+    if reuse is None:
+        what = f"Saves the inputs{' and the output' if reads_output else ''} for the backward."
+        lines += [
+            "    " + python_docstring(what),
+            f"    ctx.save_for_backward(*inputs{', ' + output if reads_output else ''})",
+        ]
+    else:
+        what = (
+            f"Saves the inputs{' and the output' if reads_output else ''} and the second output "
+            f"({reuse.text('log_softmax')}) for the backward; the second output has no gradient (none is made)."
+        )
+        lines += ["    " + _doc(what)]
+        lines.append(f"    ctx.save_for_backward(*inputs{', ' + output if reads_output else ''}, output[1])")
+        lines += ["    ctx.mark_non_differentiable(output[1])", "    ctx.set_materialize_grads(False)"]
+        saved.append(_SAVED)
+    lines += ["", "", "def _backward(ctx, g, _=None):" if reuse else "def _backward(ctx, g):"]
     doc = (
         "The gradients of the inputs from the proved claims (grad_ functions); a constant of the layer\n"
         "(not differentiated) has none: asking for it is an error. The grad_ functions are torch operations,\n"
         "so a second backward (create_graph=True) differentiates them."
     )
+    if reuse is not None:
+        doc += (
+            f"\nThe saved {reuse.text('log_softmax')} stands for {reuse.text('softmax')} (its exp) unless a graph is\n"
+            f"recorded: a second backward differentiates the softmax computed from {reuse.x}."
+        )
     lines.append("    " + _doc(doc))
+    if reuse is not None:
+        lines.append("    if g is None:  # no gradient reached the op's first output (grads are not materialised)")
+        lines.append(f"        return {_tuple(['None'] * len(inputs))}")
     lines.append(f"    {_targets(saved)} = ctx.saved_tensors")
     if not layer.is_loss:
         lines.append("    g = g.contiguous()")
@@ -777,10 +911,12 @@ def _autograd_source(layer, functions, op: str) -> str:
         elif name in grads:
             fn = grads[name]
             call = f"grad_{name}({', '.join(f'{a}={a}' for a in fn.args)})"
-            scaled = scaled_gradient(layer, fn)
-            if scaled is not None:
+            if name in scaled:
                 # the division by a number and the product with g in one pass (see its docstring)
-                call = f"{scaled.name}({', '.join(f'{a}={a}' for a in scaled.args)})"
+                keywords = [f"{a}={a}" for a in scaled[name].args if "=" not in a]
+                if any(a.startswith(_SAVED + "=") for a in scaled[name].args):
+                    keywords.append(f"{_SAVED}=None if torch.is_grad_enabled() else {_SAVED}")
+                call = f"{scaled[name].name}({', '.join(keywords)})"
             elif _scaled_in_place(layer, fn):
                 # the gradient is a new tensor nothing else holds: scaled by g in its storage
                 call = f"_in_place({call}, g, 'mul')"
@@ -799,8 +935,9 @@ def _autograd_source(layer, functions, op: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _vmap_source(layer, op: str) -> str:
+def _vmap_source(layer, op: str, two: bool = False) -> str:
     inputs = tuple(layer.inputs)
+    stacked = "tuple(torch.stack(o) for o in zip(*outputs)), (0, 0)" if two else "torch.stack(outputs), 0"
     lines = [
         f"def _vmap(info, in_dims, {', '.join(inputs)}):",
         "    " + python_docstring("vmap of the op: one call per batch element, stacked along a new first axis."),
@@ -810,7 +947,7 @@ def _vmap_source(layer, op: str) -> str:
         "        outputs.append(",
         f"            {op}(*(a if d is None else a.select(d, k) for a, d in zip(args, in_dims, strict=True)))",
         "        )",
-        "    return torch.stack(outputs), 0",
+        f"    return {stacked}",
         "",
         "",
         f"{op}.register_vmap(_vmap)",
@@ -818,7 +955,7 @@ def _vmap_source(layer, op: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _forward_source(layer, op: str, shape_doc: str) -> str:
+def _forward_source(layer, op: str, shape_doc: str, first: bool = False) -> str:
     inputs = tuple(layer.inputs)
     doc = (
         f"{layer.output} = {layer.forward_text or layer.output}: layer {layer.name} as the custom op {op},\n"
@@ -828,7 +965,7 @@ def _forward_source(layer, op: str, shape_doc: str) -> str:
     )
     lines = [f"def forward(*, {', '.join(inputs)}):", "    " + _doc(doc)]
     lines.append(f"    {_targets(inputs)} = _floating({', '.join(inputs)})")
-    lines.append(f"    return {op}({', '.join(inputs)})")
+    lines.append(f"    return {op}({', '.join(inputs)}){'[0]' if first else ''}")
     return "\n".join(lines) + "\n"
 
 
