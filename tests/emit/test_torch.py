@@ -167,3 +167,38 @@ def test_cli_refuses_an_unknown_target(capsys, tmp_path):
     err = capsys.readouterr().err
     assert status == 2 and "--target" in err and "tensorflow" in err, err
     assert not (tmp_path / "m.py").exists()
+
+
+def test_the_op_saves_its_log_softmax_for_the_backward_and_never_overwrites_it(emitted_torch):
+    # log_softmax_nll's op returns (L, log_softmax(s)) and its backward takes exp of the saved log_softmax: the
+    # second output must be torch's log_softmax (not written in place by the forward's product with t), and two
+    # backwards through one graph (retain_graph) must give the same gradient as torch's cross_entropy
+    module = emitted_torch.module("log_softmax_nll")
+    rng = np.random.default_rng(6)
+    t = torch.tensor(rng.uniform(0.1, 1, (3, 5)))
+    t = t / t.sum(dim=1, keepdim=True)
+    s = torch.tensor(3 * rng.standard_normal((3, 5)), requires_grad=True)
+    loss, saved = module.log_softmax_nll(s, t)
+    torch.testing.assert_close(saved, torch.log_softmax(s.detach(), dim=1), rtol=1e-12, atol=1e-12)
+    assert not saved.requires_grad
+    g = torch.tensor(0.7, dtype=torch.float64)
+    first = torch.autograd.grad(loss, [s], g, retain_graph=True)[0]
+    second = torch.autograd.grad(loss, [s], g)[0]
+    s_ref = s.detach().clone().requires_grad_(True)
+    expected = torch.autograd.grad(torch.nn.functional.cross_entropy(s_ref, t), [s_ref], g)[0]
+    torch.testing.assert_close(first, expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(second, expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(saved, torch.log_softmax(s.detach(), dim=1), rtol=1e-12, atol=1e-12)
+
+
+def test_a_float32_loss_reduced_by_a_dot_product_stays_within_float32_rounding(emitted_torch):
+    # the forward's mean(-sum(t * log_softmax(s))) is a torch.dot of the flattened arrays divided by -N
+    module = emitted_torch.module("log_softmax_nll")
+    rng = np.random.default_rng(7)
+    t = rng.uniform(0.1, 1, (64, 300))
+    t = t / t.sum(axis=1, keepdims=True)
+    s = 3 * rng.standard_normal((64, 300))
+    exact = torch.nn.functional.cross_entropy(torch.tensor(s), torch.tensor(t)).item()
+    got = module.forward(s=torch.tensor(s, dtype=torch.float32), t=torch.tensor(t, dtype=torch.float32))
+    assert got.dtype == torch.float32
+    assert abs(got.item() - exact) <= 1e-5 * abs(exact)
