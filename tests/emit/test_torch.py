@@ -8,6 +8,7 @@ import ast
 
 import numpy as np
 import pytest
+import scipy.signal as scipy_signal
 import torch
 from emitted_layers import LAYER_NAMES, REFERENCES, SIZES, assert_close, layer_of, random_values, reference
 from heavy import by_weight
@@ -202,3 +203,30 @@ def test_a_float32_loss_reduced_by_a_dot_product_stays_within_float32_rounding(e
     got = module.forward(s=torch.tensor(s, dtype=torch.float32), t=torch.tensor(t, dtype=torch.float32))
     assert got.dtype == torch.float32
     assert abs(got.item() - exact) <= 1e-5 * abs(exact)
+
+
+@pytest.mark.parametrize(
+    "a_shape, b_shape",
+    [
+        ((7,), (3,)),
+        ((4,), (4,)),
+        ((1,), (1,)),
+        ((6, 5), (2, 3)),
+        ((5, 4), (5, 4)),
+        ((1, 6), (1, 2)),
+        ((4, 3, 5), (2, 1, 3)),
+    ],
+)
+@pytest.mark.parametrize("mode", ["valid", "full", "same"])
+def test_the_emitted_correlate_and_convolve_are_scipys(emitted_torch, a_shape, b_shape, mode):
+    # every mode on 1 to 3 axes with non-square kernels (zeros put around a before a valid convolution: the
+    # pads' order is the last axis first), kernels as large as the input and sizes of 1, against SciPy
+    module = emitted_torch.module("conv2d")
+    rng = np.random.default_rng(len(a_shape) * 10 + b_shape[-1])
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        ta, tb = torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype)
+        for ours, theirs in ((module._correlate, scipy_signal.correlate), (module._convolve, scipy_signal.convolve)):
+            got = ours(ta, tb, mode)
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got.numpy(), theirs(a, b, mode), rtol=tol, atol=tol)
