@@ -580,7 +580,32 @@ def nearest_variant(link: Link, layer: Layer, assume: tuple = (), swapped: bool 
     side = v.claim.split("==", 1)[1].strip()
     claim = f"{side} == {fixed}" if swapped else v.claim
     why = v.explanation.split("`: ", 1)[1] if "`: " in v.explanation else ""
+    side, why = _transposed(edited, side, why)
     return StepVariant(claim, side, why, tuple(v.assume), shift=() if swapped else tuple(v.shift))
+
+
+#: a row and a column as audit/columns.comparable writes them when a row is equated to a column
+_AS_ROW = re.compile(r"^outer\(ones\(1\), (.*)\)$")
+_AS_COLUMN = re.compile(r"^outer\((.*), ones\(1\)\)$")
+
+
+def _transposed(edited: str, side: str, why: str) -> tuple[str, str]:
+    """A variant that turns a row into a column (or back) as the vector transposed, in words
+    a reader of column vectors uses, not as the (1, n) and (n, 1) matrices the comparison uses.
+
+    >>> _transposed("outer(ones(1), g.T @ w)", "outer(g.T @ w, ones(1))", "the two operands are the other way round")
+    ('(g.T @ w).T', 'a row vector where a column belongs: its transpose holds')
+    >>> _transposed("w.T @ g", "w @ g", "w must be transposed")
+    ('w @ g', 'w must be transposed')
+    """
+    for was, now, words in (
+        (_AS_ROW, _AS_COLUMN, "a row vector where a column"),
+        (_AS_COLUMN, _AS_ROW, "a column vector where a row"),
+    ):
+        before, after = was.match(edited), now.match(side)
+        if before and after and before.group(1) == after.group(1):
+            return f"({after.group(1)}).T", f"{words} belongs: its transpose holds"
+    return side, why
 
 
 def _without_assumptions(link: Link, layer: Layer, assume: tuple, timeout: float, memo, err: InputError) -> LinkVerdict:

@@ -383,3 +383,24 @@ def test_an_expression_too_deep_to_orient_is_not_checked_never_an_error():
     (entry,) = _read(["p = " + " + ".join(["q^T"] * 400)])
     assert entry.status == "not checked"
     assert "nested too deeply" in entry.reason, entry.reason
+
+
+def test_a_row_where_a_column_belongs_gets_its_transpose_as_the_variant():
+    # the variant is shown as the vector transposed, not as the (1, n) and (n, 1) matrices the comparison
+    # uses; what it says is checked in 2-D matrix algebra against torch autograd of y = W x + b
+    doc = (
+        LINEAR.split("$$y = W x + b$$")[0]
+        + "$$\\frac{\\partial L}{\\partial x} = \\frac{\\partial L}{\\partial y}^T W$$\n"
+    )
+    (entry,) = audit(doc).entries
+    assert entry.verdict == "does not follow"
+    variant = entry.variant
+    assert (variant.side, variant.why) == ("(g.T @ w).T", "a row vector where a column belongs: its transpose holds")
+    rng = np.random.default_rng(3)
+    for n, m in ((3, 2), (1, 4), (2, 1)):
+        w, x, b, g = (rng.standard_normal(s) for s in ((m, n), (n,), (m,), (m,)))
+        tw, tx = torch.tensor(w, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (dx,) = torch.autograd.grad(tw @ tx + torch.tensor(b), [tx], torch.tensor(g))
+        on_paper = eval(variant.side, {"__builtins__": {}}, {"g": g.reshape(-1, 1), "w": w})  # noqa: S307
+        assert on_paper.shape == (n, 1)
+        np.testing.assert_allclose(on_paper[:, 0], dx.numpy(), rtol=1e-12, atol=1e-12)
