@@ -385,6 +385,7 @@ def test_an_expression_too_deep_to_orient_is_not_checked_never_an_error():
     assert "nested too deeply" in entry.reason, entry.reason
 
 
+@pytest.mark.slow  # an audit with its variant search: about 10 s
 def test_a_row_where_a_column_belongs_gets_its_transpose_as_the_variant():
     # the variant is shown as the vector transposed, not as the (1, n) and (n, 1) matrices the comparison
     # uses; what it says is checked in 2-D matrix algebra against torch autograd of y = W x + b

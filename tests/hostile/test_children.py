@@ -395,6 +395,7 @@ def test_ctrl_c_ends_check_at_once_with_130_and_kills_the_children(tmp_path):
     assert gone(int(pidfile.read_text()))
 
 
+@pytest.mark.slow  # a batch of 264 claims started: about 10 s
 def test_ctrl_c_ends_a_prove_batch_with_130_and_valid_lines(tmp_path):
     # the seed batch six times over: long enough that the signal lands inside it on a fast machine
     seeds = json.loads((Path(__file__).parents[2] / "benchmarks" / "batch_seeds.json").read_text())
