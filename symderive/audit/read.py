@@ -1413,8 +1413,10 @@ class _EntryReader:
             if _is_paren_tuple(item.sub):
                 inner = self._read_at(inner, self._index_list(item.sub[0].base.items, None))
                 item = Item(item.base, None, item.sup, item.primes)
-            else:
-                raise NotRead("a subscript on a bracket is not read", spell(item))
+            else:  # (W^T g)_i, (g x^T)_{ij}: an element of the bracket's array
+                rank = len(inner.indices) if isinstance(inner, Formula) else None
+                inner = self._read_at(inner, self._index_list(item.sub, rank))
+                item = Item(item.base, None, item.sup, item.primes)
         elif pos < len(items) and isinstance(items[pos].base, Group) and items[pos].base.kind in ("paren", "bracket"):
             if isinstance(inner, Formula) or self._is_array(inner):
                 read = items[pos]

@@ -405,3 +405,55 @@ def test_a_row_where_a_column_belongs_gets_its_transpose_as_the_variant():
         on_paper = eval(variant.side, {"__builtins__": {}}, {"g": g.reshape(-1, 1), "w": w})  # noqa: S307
         assert on_paper.shape == (n, 1)
         np.testing.assert_allclose(on_paper[:, 0], dx.numpy(), rtol=1e-12, atol=1e-12)
+
+
+BRACKET_STEPS = [
+    "\\frac{\\partial L}{\\partial x_i} = (W^T g)_i",
+    "\\frac{\\partial L}{\\partial x_i} = \\left(W^T g\\right)_{i}",
+    "\\frac{\\partial L}{\\partial x_i} = (g^T W)_i",
+    "\\frac{\\partial L}{\\partial W_{ij}} = (g x^T)_{ij}",
+    "\\frac{\\partial L}{\\partial W_{ij}} = (x g^T)_{ji}",
+    "\\frac{\\partial L}{\\partial W_{ij}} = (x g^T)_{ij}",
+    "\\frac{\\partial L}{\\partial W_{ij}} = (g x^T)_{ji}",
+    "\\frac{\\partial L}{\\partial x_i} = 2 (W^T g)_i",
+]
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_an_element_of_a_bracket_is_read_and_its_verdict_is_autograds(flag):
+    # (W^T g)_i, (g x^T)_{ij}: the bracket's array read at the subscript. Each reading is evaluated by NumPy
+    # (rows and columns as 2-D arrays under the flag) on non-square sizes and compared with torch autograd of
+    # y = W x + b: a step follows exactly when the reading is the gradient at every size
+    header = LINEAR.split("$$y = W x + b$$")[0].replace("[names]\n", '[names]\ng = "g"\n')
+    if not flag:
+        header = header.replace("column_vectors = true", "column_vectors = false")
+    doc = header + "".join(f"$${step}$$\n\n" for step in BRACKET_STEPS)
+    entries = audit(doc, variants=False).entries
+    assert len(entries) == len(BRACKET_STEPS)
+    rng = np.random.default_rng(11)
+    for entry in entries:
+        (link,) = entry.links
+        if entry.verdict == "not checked":
+            # without the flag g x^T is NumPy's g @ x, a number: its element is refused, never guessed
+            assert not flag and ("x.T" in link.right or "g.T" in link.right), (entry.latex, link.reason)
+            continue
+        wrt = "x" if link.left.startswith("dx") else "w"
+        agrees = []
+        for n, m in ((3, 2), (2, 4), (1, 3)):
+            w, x, b, g = (rng.standard_normal(s) for s in ((m, n), (n,), (m,), (m,)))
+            tw, tx = torch.tensor(w, requires_grad=True), torch.tensor(x, requires_grad=True)
+            grads = dict(
+                zip("wx", torch.autograd.grad(tw @ tx + torch.tensor(b), [tw, tx], torch.tensor(g)), strict=True)
+            )
+            names = {"outer": np.outer, "dot": np.dot, "w": w, "x": x, "g": g}
+            matrix = np.empty(grads[wrt].shape)
+            try:
+                for idx in np.ndindex(*matrix.shape):
+                    names.update(dict(zip("ij", idx, strict=False)))
+                    matrix[idx] = eval(link.right, {"__builtins__": {}}, names)  # noqa: S307
+            except (IndexError, ValueError):  # a read outside the array: not the gradient at this size
+                agrees.append(False)
+                continue
+            agrees.append(np.allclose(matrix, grads[wrt].numpy(), rtol=1e-12, atol=1e-12))
+        expected = "follows" if all(agrees) else "does not follow"
+        assert entry.verdict == expected, (entry.latex, link.right, agrees)
