@@ -566,12 +566,18 @@ def _verdicts(args) -> Iterator[tuple[Verdict, int]]:
     loaded = {}
     for number, entry in enumerate(entries, start=1):
         yield batch_verdict(entry, number, args.batch, base, args.timeout, loaded)
-        if not gc.isenabled() and number % BATCH_COLLECT == 0:
-            gc.collect()  # the console script runs without the automatic collector (see entrypoint)
+        _collect_every(number)
 
 
 #: a batch run by the console script collects garbage every so many entries (see entrypoint)
 BATCH_COLLECT = 100
+
+
+def _collect_every(count: int) -> None:
+    # the console script runs without the automatic collector (see entrypoint): a batch
+    # collects after every BATCH_COLLECT entries, in each process that proves them
+    if not gc.isenabled() and count % BATCH_COLLECT == 0:
+        gc.collect()
 
 
 def default_jobs() -> int:
@@ -660,14 +666,16 @@ def _batch_child_setup() -> None:
 
 def _batch_piece(piece: list) -> dict:
     """A batch child's verdicts on one piece: position -> (verdict, status)."""
-    out = {}
-    for position, (entry, number, batch, base, timeout) in piece:
+    out: dict = {}
+    loaded: dict = {}  # as in one process: the piece's layer loaded once, its claims sharing a memo
+    for count, (position, (entry, number, batch, base, timeout)) in enumerate(piece, start=1):
         try:
-            out[position] = batch_verdict(entry, number, batch, base, timeout)
+            out[position] = batch_verdict(entry, number, batch, base, timeout, loaded)
         except BaseException as exc:  # noqa: BLE001  (an entry that stops its process still gets its line)
             raw = entry if isinstance(entry, dict) else {}
             message = f"{batch}, entry {number}: {_internal_message(exc)}; please report it"
             out[position] = _error_verdict(raw.get("layer"), raw.get("wrt"), raw.get("claim"), message), EXIT_INTERNAL
+        _collect_every(count)
     return out
 
 
