@@ -28,6 +28,7 @@ from symderive.errors import InputError
 from symderive.model.layer import Layer, as_layer, layer_from_dict, size_text
 from symderive.search.variants import proved_step
 
+from . import columns
 from .document import load_text
 from .read import Entry, Link, read_document
 from .symbols import layer_path
@@ -584,28 +585,21 @@ def nearest_variant(link: Link, layer: Layer, assume: tuple = (), swapped: bool 
     return StepVariant(claim, side, why, tuple(v.assume), shift=() if swapped else tuple(v.shift))
 
 
-#: a row and a column as audit/columns.comparable writes them when a row is equated to a column
-_AS_ROW = re.compile(r"^outer\(ones\(1\), (.*)\)$")
-_AS_COLUMN = re.compile(r"^outer\((.*), ones\(1\)\)$")
-
-
 def _transposed(edited: str, side: str, why: str) -> tuple[str, str]:
     """A variant that turns a row into a column (or back) as the vector transposed, in words
     a reader of column vectors uses, not as the (1, n) and (n, 1) matrices the comparison uses.
 
     >>> _transposed("outer(ones(1), g.T @ w)", "outer(g.T @ w, ones(1))", "the two operands are the other way round")
     ('(g.T @ w).T', 'a row vector where a column belongs: its transpose holds')
+    >>> _transposed("outer(x, ones(1))", "outer(ones(1), x)", "")[1]
+    'a column vector where a row belongs: its transpose holds'
     >>> _transposed("w.T @ g", "w @ g", "w must be transposed")
     ('w @ g', 'w must be transposed')
     """
-    for was, now, words in (
-        (_AS_ROW, _AS_COLUMN, "a row vector where a column"),
-        (_AS_COLUMN, _AS_ROW, "a column vector where a row"),
-    ):
-        before, after = was.match(edited), now.match(side)
-        if before and after and before.group(1) == after.group(1):
-            return f"({after.group(1)}).T", f"{words} belongs: its transpose holds"
-    return side, why
+    before, after = columns.as_vector(edited), columns.as_vector(side)
+    if before is None or after is None or before[1] != after[1] or before[0] == after[0]:
+        return side, why
+    return f"({after[1]}).T", f"{columns.describe(before[0])} where a {after[0]} belongs: its transpose holds"
 
 
 def _without_assumptions(link: Link, layer: Layer, assume: tuple, timeout: float, memo, err: InputError) -> LinkVerdict:

@@ -149,6 +149,26 @@ def _as_matrix(tree: ast.expr, kind: str) -> ast.expr:
     return ast.Call(ast.Name("outer", ast.Load()), pair, [])
 
 
+def as_vector(text: str) -> tuple[str, str] | None:
+    """(``row`` or ``column``, the vector) of a side :func:`comparable` wrote as a (1, n) or
+    (n, 1) matrix, else None.
+
+    >>> as_vector("outer(ones(1), g.T @ w)"), as_vector("outer(v, ones(1))"), as_vector("outer(u, v)")
+    (('row', 'g.T @ w'), ('column', 'v'), None)
+    """
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "outer"):
+        return None
+    ones = ast.dump(ast.Call(ast.Name("ones", ast.Load()), [ast.Constant(1)], []))
+    for k, kind in ((0, ROW), (1, COLUMN)):
+        if len(tree.args) == 2 and not tree.keywords and ast.dump(tree.args[k]) == ones:
+            return kind, ast.unparse(tree.args[1 - k])
+    return None
+
+
 def _has_row(tree: ast.expr, scope: Scope) -> bool:
     orient = _Orient(scope, strict=False)  # one for the whole walk: each node is oriented once
     return any(isinstance(node, ast.expr) and orient.of(node) == ROW for node in ast.walk(tree))
