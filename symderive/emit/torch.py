@@ -778,7 +778,8 @@ def scaled_gradients(layer, functions) -> tuple[dict, Reuse | None, Function | N
     reuse = reused_normalisation(layer, [fn for fn in grads if plain[fn.name[len("grad_") :]] is not None])
     forward = next(fn for fn in functions if fn.name == "_forward")
     saving = forward_saving(layer, forward, reuse) if reuse is not None else None
-    scaled = {fn.name[len("grad_") :]: scaled_gradient(layer, fn, reuse if saving else None) for fn in grads}
+    # with a second output, the gradients that read its softmax take it: made again with it
+    scaled = {fn.name[len("grad_") :]: scaled_gradient(layer, fn, reuse) for fn in grads} if saving else plain
     return {n: f for n, f in scaled.items() if f is not None}, reuse, saving
 
 
